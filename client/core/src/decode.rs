@@ -1,0 +1,351 @@
+//! The decoder: recovery index + any k good fragments per stripe → file (or
+//! a byte range of it), written in order to any `Write`.
+//!
+//! Work goes chunk by chunk in file order. A chunk's own fragment is fetched
+//! and checked against its id; only when it is missing or bad are the
+//! stripe's siblings fetched and the chunk rebuilt with Reed-Solomon. So a
+//! healthy download reads each byte once, and a range touches only the
+//! fragments (or, when degraded, the stripes) that cover it. Every fragment is
+//! verified by BLAKE3 before use, every chunk by its AEAD tag, and a full
+//! decode by the whole file's BLAKE3.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::chunk_cipher::{ChunkAuthenticationError, decrypt_chunk};
+use crate::file_hash::{ChunkDigest, FileHasher, chunk_digest};
+use crate::ids::FragmentId;
+use crate::index::RecoveryIndex;
+use crate::io::{BufferPool, FragmentSource};
+use crate::pipeline::run_ordered;
+use crate::scramble::Scramble;
+
+/// What was wrong with one fragment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FragmentProblem {
+    /// No fragment under that id.
+    Missing,
+    /// Fetching it failed (I/O or network error).
+    FetchFailed(String),
+    /// It has the wrong number of bytes.
+    WrongSize {
+        /// Bytes received (reads stop one past the expected size).
+        actual: usize,
+    },
+    /// Its bytes are another fragment of this upload (swapped fragments).
+    Misplaced {
+        /// The fragment whose bytes these are.
+        holds: FragmentId,
+    },
+    /// Its bytes hash to no fragment of this upload: damaged in storage or
+    /// transit, or a fragment of another upload.
+    Corrupt,
+}
+
+impl fmt::Display for FragmentProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("missing"),
+            Self::FetchFailed(reason) => write!(f, "fetch failed: {reason}"),
+            Self::WrongSize { actual } => write!(f, "wrong size ({actual} bytes)"),
+            Self::Misplaced { holds } => write!(f, "holds the bytes of fragment {} (swapped)", holds.short()),
+            Self::Corrupt => f.write_str("corrupt: bytes do not match its id (damaged, or another upload's fragment)"),
+        }
+    }
+}
+
+/// One bad fragment of a stripe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentIssue {
+    /// Index in the stripe: `0..k` data, `k..k+m` parity.
+    pub shard: usize,
+    /// The fragment's id.
+    pub id: FragmentId,
+    /// What was wrong.
+    pub problem: FragmentProblem,
+}
+
+/// A stripe with fewer than k good fragments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnrecoverableStripe {
+    /// The stripe.
+    pub stripe: u64,
+    /// Good fragments found.
+    pub good: usize,
+    /// Good fragments needed (k).
+    pub needed: usize,
+    /// The bad fragments seen.
+    pub issues: Vec<FragmentIssue>,
+}
+
+/// Why a decode failed. Output already written is incomplete and must be
+/// discarded; the CLI writes to a temporary file for that reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The range is not inside the file.
+    #[error("range {start}..{end} is not inside the file (0..{file_length})")]
+    Range {
+        /// Requested start.
+        start: u64,
+        /// Requested end.
+        end: u64,
+        /// File length.
+        file_length: u64,
+    },
+    /// Some stripes lack k good fragments.
+    #[error("{} stripe(s) cannot be recovered: {}", stripes.len(), describe_unrecoverable(stripes))]
+    Unrecoverable {
+        /// Every stripe found unrecoverable, in order.
+        stripes: Vec<UnrecoverableStripe>,
+    },
+    /// A fragment matching its id did not decrypt: the index is not this
+    /// upload's.
+    #[error(transparent)]
+    Authentication(#[from] ChunkAuthenticationError),
+    /// Every chunk decrypted but the file hash differs.
+    #[error("the decoded file's BLAKE3 {actual} differs from the recovery index's {expected}")]
+    FileHash {
+        /// From the index.
+        expected: blake3::Hash,
+        /// Computed.
+        actual: blake3::Hash,
+    },
+    /// Writing the output failed.
+    #[error("writing the output failed: {0}")]
+    Write(#[source] io::Error),
+}
+
+fn describe_unrecoverable(stripes: &[UnrecoverableStripe]) -> String {
+    let mut text = String::new();
+    for stripe in stripes.iter().take(10) {
+        let problems: Vec<String> =
+            stripe.issues.iter().map(|issue| format!("fragment {} {}", issue.id.short(), issue.problem)).collect();
+        text.push_str(&format!(
+            "\n  stripe {}: {} of {} needed fragments good; {}",
+            stripe.stripe,
+            stripe.good,
+            stripe.needed,
+            problems.join("; ")
+        ));
+    }
+    if stripes.len() > 10 {
+        text.push_str(&format!("\n  ... and {} more", stripes.len() - 10));
+    }
+    text
+}
+
+/// What a successful decode found along the way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeReport {
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Stripes that needed parity, with the bad fragments seen in each.
+    pub degraded: BTreeMap<u64, Vec<FragmentIssue>>,
+    /// Whether the whole file's BLAKE3 was checked (full decodes only).
+    pub file_hash_verified: bool,
+}
+
+/// One decoded chunk, ready to be written.
+struct DecodedChunk {
+    fragment: Vec<u8>,
+    /// The part of `fragment` to write.
+    output: Range<usize>,
+    digest: Option<(u64, ChunkDigest)>,
+    issues: Vec<(u64, FragmentIssue)>,
+}
+
+enum ChunkFailure {
+    Unrecoverable(UnrecoverableStripe),
+    Authentication(ChunkAuthenticationError),
+}
+
+/// What every worker needs to decode any chunk.
+struct ChunkDecoder<'a, S: ?Sized> {
+    index: &'a RecoveryIndex,
+    source: &'a S,
+    scramble: Scramble,
+    range: Range<u64>,
+    full: bool,
+    pool: BufferPool,
+    /// Where each id sits, built only when a fragment turns out wrong.
+    positions_by_id: OnceLock<HashMap<FragmentId, usize>>,
+}
+
+impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
+    fn fragment_size(&self) -> usize {
+        self.index.params().fragment_size()
+    }
+
+    /// Fetches and verifies one fragment into `buffer`.
+    fn fetch(&self, id: &FragmentId, buffer: &mut Vec<u8>) -> Result<(), FragmentProblem> {
+        match self.source.fetch(id, self.fragment_size(), buffer) {
+            Ok(true) => {}
+            Ok(false) => return Err(FragmentProblem::Missing),
+            Err(error) => return Err(FragmentProblem::FetchFailed(error.to_string())),
+        }
+        if buffer.len() != self.fragment_size() {
+            return Err(FragmentProblem::WrongSize { actual: buffer.len() });
+        }
+        let actual = FragmentId::of(buffer);
+        if actual == *id {
+            return Ok(());
+        }
+        let positions = self.positions_by_id.get_or_init(|| {
+            self.index.fragment_ids().iter().enumerate().map(|(position, id)| (*id, position)).collect()
+        });
+        Err(match positions.get(&actual) {
+            Some(_) => FragmentProblem::Misplaced { holds: actual },
+            None => FragmentProblem::Corrupt,
+        })
+    }
+
+    fn decode(&self, position: u64) -> Result<DecodedChunk, ChunkFailure> {
+        let data_shards = u64::from(self.index.params().data_shards);
+        let slot = self.scramble.slot_of_position(position);
+        let (stripe, shard) = (slot / data_shards, (slot % data_shards) as usize);
+        let id = self.index.stripe(stripe)[shard];
+        let mut fragment = self.pool.take();
+        let mut issues = Vec::new();
+        if let Err(problem) = self.fetch(&id, &mut fragment) {
+            issues.push((stripe, FragmentIssue { shard, id, problem }));
+            let rebuilt = self.rebuild(stripe, shard, &mut issues);
+            self.pool.give_back(std::mem::replace(&mut fragment, rebuilt?));
+        }
+        let key = self.index.master_key.chunk_key(position);
+        decrypt_chunk(&key, &self.index.upload_id, position, &mut fragment).map_err(ChunkFailure::Authentication)?;
+
+        let layout = &self.index.layout;
+        let chunk_start = layout.chunk_offset(position);
+        let chunk_length = layout.chunk_length(position);
+        let digest = self.full.then(|| (position, chunk_digest(layout, position, &fragment[..chunk_length])));
+        let start = self.range.start.saturating_sub(chunk_start) as usize;
+        let end = (self.range.end - chunk_start).min(chunk_length as u64) as usize;
+        Ok(DecodedChunk { fragment, output: start..end, digest, issues })
+    }
+
+    /// Rebuilds data shard `wanted` of `stripe` from k good siblings.
+    fn rebuild(
+        &self,
+        stripe: u64,
+        wanted: usize,
+        issues: &mut Vec<(u64, FragmentIssue)>,
+    ) -> Result<Vec<u8>, ChunkFailure> {
+        let params = self.index.params();
+        let (data_shards, parity_shards) = (usize::from(params.data_shards), usize::from(params.parity_shards));
+        let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(data_shards);
+        for (shard, id) in self.index.stripe(stripe).iter().enumerate() {
+            if shard == wanted || good.len() == data_shards {
+                continue;
+            }
+            let mut buffer = self.pool.take();
+            match self.fetch(id, &mut buffer) {
+                Ok(()) => good.push((shard, buffer)),
+                Err(problem) => {
+                    issues.push((stripe, FragmentIssue { shard, id: *id, problem }));
+                    self.pool.give_back(buffer);
+                }
+            }
+        }
+        if good.len() < data_shards {
+            return Err(ChunkFailure::Unrecoverable(UnrecoverableStripe {
+                stripe,
+                good: good.len(),
+                needed: data_shards,
+                issues: issues.iter().map(|(_, issue)| issue.clone()).collect(),
+            }));
+        }
+        let originals = good.iter().filter(|(shard, _)| *shard < data_shards).map(|(shard, bytes)| (*shard, bytes));
+        let recovery = good
+            .iter()
+            .filter(|(shard, _)| *shard >= data_shards)
+            .map(|(shard, bytes)| (shard - data_shards, bytes));
+        let mut restored = reed_solomon_simd::decode(data_shards, parity_shards, originals, recovery)
+            .expect("k verified shards of equal, valid size always decode");
+        for (_, buffer) in good {
+            self.pool.give_back(buffer);
+        }
+        Ok(restored.remove(&wanted).expect("the wanted original was missing, so it is restored"))
+    }
+}
+
+/// Decodes `range` of the file (all of it when `None`) from `source` into
+/// `output`, with `threads` workers, calling `progress` with bytes written.
+pub fn decode<S: FragmentSource + ?Sized>(
+    index: &RecoveryIndex,
+    source: &S,
+    output: &mut impl Write,
+    range: Option<Range<u64>>,
+    threads: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<DecodeReport, DecodeError> {
+    let layout = index.layout;
+    let file_length = layout.file_length;
+    let range = range.unwrap_or(0..file_length);
+    if range.start > range.end || range.end > file_length {
+        return Err(DecodeError::Range { start: range.start, end: range.end, file_length });
+    }
+    let full = range == (0..file_length);
+    let chunk_size = u64::from(layout.params.chunk_size);
+    // A full decode visits every chunk, even the one of an empty file, so
+    // that every chunk is authenticated and the file hash is complete.
+    let positions = if full { 0..layout.chunk_count } else { range.start / chunk_size..range.end.div_ceil(chunk_size) };
+    let decoder = ChunkDecoder {
+        index,
+        source,
+        scramble: Scramble::new(&index.master_key.scramble_seed(), layout.slot_count()),
+        range: range.clone(),
+        full,
+        pool: BufferPool::new(layout.params.fragment_size()),
+        positions_by_id: OnceLock::new(),
+    };
+
+    let mut report = DecodeReport { file_hash_verified: full, ..DecodeReport::default() };
+    let mut degraded: BTreeMap<u64, BTreeMap<usize, FragmentIssue>> = BTreeMap::new();
+    let mut unrecoverable: BTreeMap<u64, UnrecoverableStripe> = BTreeMap::new();
+    let mut file_hasher = FileHasher::new(layout);
+    run_ordered(
+        positions,
+        threads,
+        || (),
+        |(), position| decoder.decode(position),
+        |decoded| {
+            let chunk = match decoded {
+                Ok(chunk) => chunk,
+                Err(ChunkFailure::Authentication(error)) => return Err(DecodeError::Authentication(error)),
+                // Keep going: the error should name every stripe that is lost.
+                Err(ChunkFailure::Unrecoverable(stripe)) => {
+                    unrecoverable.entry(stripe.stripe).or_insert(stripe);
+                    return Ok(());
+                }
+            };
+            for (stripe, issue) in chunk.issues {
+                degraded.entry(stripe).or_default().insert(issue.shard, issue);
+            }
+            if unrecoverable.is_empty() {
+                output.write_all(&chunk.fragment[chunk.output.clone()]).map_err(DecodeError::Write)?;
+                report.bytes_written += chunk.output.len() as u64;
+                progress(report.bytes_written);
+            }
+            if let Some((position, digest)) = chunk.digest {
+                file_hasher.insert(position, digest);
+            }
+            decoder.pool.give_back(chunk.fragment);
+            Ok(())
+        },
+    )?;
+    if !unrecoverable.is_empty() {
+        return Err(DecodeError::Unrecoverable { stripes: unrecoverable.into_values().collect() });
+    }
+    output.flush().map_err(DecodeError::Write)?;
+    if full {
+        let actual = file_hasher.finish().expect("a full decode digests every chunk");
+        if actual != index.file_hash {
+            return Err(DecodeError::FileHash { expected: index.file_hash, actual });
+        }
+    }
+    report.degraded = degraded.into_iter().map(|(stripe, issues)| (stripe, issues.into_values().collect())).collect();
+    Ok(report)
+}

@@ -1,0 +1,278 @@
+//! The narrow I/O boundary of the codec: where file bytes come from and where
+//! fragments go to and come back from. Memory and directory implementations
+//! live here; the network ones (iroh-blobs) live in the node and client.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::ids::FragmentId;
+
+/// Random-access file bytes for the encoder, which reads chunks in scrambled
+/// order from several threads.
+pub trait ChunkSource: Sync {
+    /// Total length in bytes.
+    fn length(&self) -> u64;
+    /// Fills `buffer` with the bytes at `offset`; all of them or an error.
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+}
+
+impl ChunkSource for [u8] {
+    fn length(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let bytes = self
+            .get(start..start.saturating_add(buffer.len()))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buffer.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A regular file as a [`ChunkSource`]; its length is taken once at open.
+#[derive(Debug)]
+pub struct FileSource {
+    file: File,
+    length: u64,
+}
+
+impl FileSource {
+    /// Opens `path`, which must be a regular file (the encoder needs random
+    /// access; a pipe cannot be scrambled in bounded memory).
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file (strand needs random access to the input)", path.display()),
+            ));
+        }
+        Ok(Self { file, length: metadata.len() })
+    }
+}
+
+impl ChunkSource for FileSource {
+    fn length(&self) -> u64 {
+        self.length
+    }
+
+    #[cfg(unix)]
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buffer, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_exact_at(&self, offset: u64, mut buffer: &mut [u8]) -> io::Result<()> {
+        let mut offset = offset;
+        while !buffer.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(&self.file, buffer, offset)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                read => {
+                    buffer = &mut buffer[read..];
+                    offset += read as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the encoder puts fragments, stripe by stripe, from one thread.
+pub trait FragmentSink {
+    /// Stores one fragment under its id.
+    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()>;
+}
+
+/// Where the decoder gets fragments, from several threads.
+pub trait FragmentSource: Sync {
+    /// Replaces `into` with the bytes stored under `id`, reading at most
+    /// `length_max + 1` bytes (a longer fragment is wrong anyway and must not
+    /// cost memory). Returns `false` when there is no such fragment.
+    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool>;
+}
+
+/// Fragments in memory, for tests, benchmarks and the simulator.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    fragments: Mutex<HashMap<FragmentId, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn fragments(&self) -> std::sync::MutexGuard<'_, HashMap<FragmentId, Vec<u8>>> {
+        // The map stays consistent whatever a panicking holder did: every
+        // operation on it is a single insert, remove or read.
+        self.fragments.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores `bytes` under `id` (tests use it to plant damaged fragments).
+    pub fn insert(&self, id: FragmentId, bytes: Vec<u8>) {
+        self.fragments().insert(id, bytes);
+    }
+
+    /// Removes a fragment, returning its bytes.
+    pub fn remove(&self, id: &FragmentId) -> Option<Vec<u8>> {
+        self.fragments().remove(id)
+    }
+
+    /// A copy of a fragment's bytes.
+    pub fn get(&self, id: &FragmentId) -> Option<Vec<u8>> {
+        self.fragments().get(id).cloned()
+    }
+
+    /// Every stored id.
+    pub fn ids(&self) -> Vec<FragmentId> {
+        self.fragments().keys().copied().collect()
+    }
+
+    /// Number of stored fragments.
+    pub fn len(&self) -> usize {
+        self.fragments().len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FragmentSink for MemoryStore {
+    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()> {
+        self.insert(*id, fragment.to_vec());
+        Ok(())
+    }
+}
+
+impl FragmentSource for MemoryStore {
+    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
+        let fragments = self.fragments();
+        let Some(bytes) = fragments.get(id) else { return Ok(false) };
+        into.clear();
+        into.extend_from_slice(&bytes[..bytes.len().min(length_max + 1)]);
+        Ok(true)
+    }
+}
+
+/// Fragments as files named by their hex id in one directory.
+#[derive(Debug, Clone)]
+pub struct DirectoryStore {
+    directory: PathBuf,
+}
+
+impl DirectoryStore {
+    /// Uses `directory`, creating it if needed.
+    pub fn create(directory: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(directory)?;
+        Ok(Self { directory: directory.to_path_buf() })
+    }
+
+    /// Uses an existing `directory`.
+    pub fn open(directory: &Path) -> io::Result<Self> {
+        if !directory.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fragment directory {} does not exist", directory.display()),
+            ));
+        }
+        Ok(Self { directory: directory.to_path_buf() })
+    }
+
+    /// The file holding fragment `id`.
+    pub fn path_of(&self, id: &FragmentId) -> PathBuf {
+        self.directory.join(id.to_string())
+    }
+}
+
+impl FragmentSink for DirectoryStore {
+    /// Writes to a temporary name, then renames, so a crash never leaves a
+    /// half-written file under a fragment's name.
+    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()> {
+        let path = self.path_of(id);
+        let temporary = path.with_extension("partial");
+        let mut file = File::create(&temporary)?;
+        file.write_all(fragment)?;
+        drop(file);
+        std::fs::rename(&temporary, &path)
+    }
+}
+
+impl FragmentSource for DirectoryStore {
+    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
+        let file = match File::open(self.path_of(id)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        into.clear();
+        file.take(length_max as u64 + 1).read_to_end(into)?;
+        Ok(true)
+    }
+}
+
+/// Reusable fragment-sized buffers, so a stream of stripes does not allocate
+/// (and page-fault) fresh megabytes for every stripe. Holds at most what was
+/// in flight at once.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    length: usize,
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    pub(crate) fn new(length: usize) -> Self {
+        Self { length, buffers: Mutex::new(Vec::new()) }
+    }
+
+    /// A buffer of exactly the pool's length (contents unspecified).
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let reused = self.buffers.lock().ok().and_then(|mut buffers| buffers.pop());
+        let mut buffer = reused.unwrap_or_default();
+        buffer.resize(self.length, 0);
+        buffer
+    }
+
+    pub(crate) fn give_back(&self, buffer: Vec<u8>) {
+        if let Ok(mut buffers) = self.buffers.lock() {
+            buffers.push(buffer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_store_round_trips_and_bounds_reads() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = DirectoryStore::create(directory.path()).expect("create");
+        let id = FragmentId::of(b"fragment");
+        store.put(&id, b"fragment").expect("put");
+        let mut buffer = Vec::new();
+        assert!(store.fetch(&id, 100, &mut buffer).expect("fetch"));
+        assert_eq!(buffer, b"fragment");
+        assert!(store.fetch(&id, 3, &mut buffer).expect("fetch"));
+        assert_eq!(buffer.len(), 4, "reads stop one byte past the limit");
+        assert!(!store.fetch(&FragmentId::of(b"other"), 100, &mut buffer).expect("fetch"));
+    }
+
+    #[test]
+    fn slices_are_chunk_sources() {
+        let bytes: &[u8] = b"0123456789";
+        let mut buffer = [0u8; 3];
+        bytes.read_exact_at(7, &mut buffer).expect("in range");
+        assert_eq!(&buffer, b"789");
+        assert!(bytes.read_exact_at(8, &mut buffer).is_err());
+        assert!(bytes.read_exact_at(u64::MAX, &mut buffer).is_err());
+    }
+}
