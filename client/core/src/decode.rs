@@ -19,7 +19,7 @@ use crate::chunk_cipher::{ChunkAuthenticationError, decrypt_chunk};
 use crate::file_hash::{ChunkDigest, FileHasher, chunk_digest};
 use crate::ids::FragmentId;
 use crate::index::RecoveryIndex;
-use crate::io::{BufferPool, FragmentSource};
+use crate::io::{BufferPool, FragmentLocation, FragmentSource};
 use crate::pipeline::run_ordered;
 use crate::scramble::Scramble;
 
@@ -180,8 +180,8 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
     }
 
     /// Fetches and verifies one fragment into `buffer`.
-    fn fetch(&self, id: &FragmentId, buffer: &mut Vec<u8>) -> Result<(), FragmentProblem> {
-        match self.source.fetch(id, self.fragment_size(), buffer) {
+    fn fetch(&self, location: FragmentLocation, id: &FragmentId, buffer: &mut Vec<u8>) -> Result<(), FragmentProblem> {
+        match self.source.fetch(location, id, self.fragment_size(), buffer) {
             Ok(true) => {}
             Ok(false) => return Err(FragmentProblem::Missing),
             Err(error) => return Err(FragmentProblem::FetchFailed(error.to_string())),
@@ -209,7 +209,7 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
         let id = self.index.stripe(stripe)[shard];
         let mut fragment = self.pool.take();
         let mut issues = Vec::new();
-        if let Err(problem) = self.fetch(&id, &mut fragment) {
+        if let Err(problem) = self.fetch(FragmentLocation { stripe, shard }, &id, &mut fragment) {
             issues.push((stripe, FragmentIssue { shard, id, problem }));
             let rebuilt = self.rebuild(stripe, shard, &mut issues);
             self.pool.give_back(std::mem::replace(&mut fragment, rebuilt?));
@@ -241,7 +241,7 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
                 continue;
             }
             let mut buffer = self.pool.take();
-            match self.fetch(id, &mut buffer) {
+            match self.fetch(FragmentLocation { stripe, shard }, id, &mut buffer) {
                 Ok(()) => good.push((shard, buffer)),
                 Err(problem) => {
                     issues.push((stripe, FragmentIssue { shard, id: *id, problem }));

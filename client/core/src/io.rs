@@ -89,12 +89,24 @@ pub trait FragmentSink {
     fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()>;
 }
 
+/// Where a fragment sits in its upload. With `k = 1` every fragment of a
+/// stripe is the same replica under the same id, so the id alone does not say
+/// which copy (which provider) to ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FragmentLocation {
+    /// The stripe.
+    pub stripe: u64,
+    /// Index in the stripe: `0..k` data, `k..k+m` parity.
+    pub shard: usize,
+}
+
 /// Where the decoder gets fragments, from several threads.
 pub trait FragmentSource: Sync {
-    /// Replaces `into` with the bytes stored under `id`, reading at most
-    /// `length_max + 1` bytes (a longer fragment is wrong anyway and must not
-    /// cost memory). Returns `false` when there is no such fragment.
-    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool>;
+    /// Replaces `into` with the bytes of fragment `id` at `location`, reading
+    /// at most `length_max + 1` bytes (a longer fragment is wrong anyway and
+    /// must not cost memory). Returns `false` when there is no such fragment.
+    fn fetch(&self, location: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>)
+    -> io::Result<bool>;
 }
 
 /// Fragments in memory, for tests, benchmarks and the simulator.
@@ -154,7 +166,7 @@ impl FragmentSink for MemoryStore {
 }
 
 impl FragmentSource for MemoryStore {
-    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
+    fn fetch(&self, _: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
         let fragments = self.fragments();
         let Some(bytes) = fragments.get(id) else { return Ok(false) };
         into.clear();
@@ -207,7 +219,7 @@ impl FragmentSink for DirectoryStore {
 }
 
 impl FragmentSource for DirectoryStore {
-    fn fetch(&self, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
+    fn fetch(&self, _: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
         let file = match File::open(self.path_of(id)) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -259,11 +271,12 @@ mod tests {
         let id = FragmentId::of(b"fragment");
         store.put(&id, b"fragment").expect("put");
         let mut buffer = Vec::new();
-        assert!(store.fetch(&id, 100, &mut buffer).expect("fetch"));
+        let here = FragmentLocation { stripe: 0, shard: 0 };
+        assert!(store.fetch(here, &id, 100, &mut buffer).expect("fetch"));
         assert_eq!(buffer, b"fragment");
-        assert!(store.fetch(&id, 3, &mut buffer).expect("fetch"));
+        assert!(store.fetch(here, &id, 3, &mut buffer).expect("fetch"));
         assert_eq!(buffer.len(), 4, "reads stop one byte past the limit");
-        assert!(!store.fetch(&FragmentId::of(b"other"), 100, &mut buffer).expect("fetch"));
+        assert!(!store.fetch(here, &FragmentId::of(b"other"), 100, &mut buffer).expect("fetch"));
     }
 
     #[test]
