@@ -1,1 +1,14 @@
-//! Strand client library.
+//! The Strand client: the library behind the `strand` command.
+//!
+//! Today it works offline: key files ([`keyfile`]), encoding a file into
+//! fragments in a directory and decoding them back ([`offline`]). The
+//! networked upload, download, grant and revoke build on the same pieces.
+//!
+//! Depends on `strand-core`; must not be depended on by the storage node or
+//! the ledger (they talk to clients over the network, not through this crate).
+
+pub mod exit;
+pub mod keyfile;
+pub mod offline;
+pub mod progress;
+pub mod units;

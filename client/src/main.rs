@@ -1,1 +1,244 @@
-fn main() {}
+//! `strand`: the command-line client.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use strand_client::exit::ExitStatus;
+use strand_client::offline::{self, DecodeSummary, EncodeSummary};
+use strand_client::progress::bytes_bar;
+use strand_client::{keyfile, units};
+use strand_core::{CodecParams, Identity};
+
+mod demo;
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 failure, 2 usage error, 3 data unrecoverable \
+(too many fragments of a stripe lost or damaged), 4 integrity failure (tampered data or mismatched \
+index), 5 key or index unusable (wrong key, altered index, bad key file).";
+
+/// Strand: encrypted, scrambled, erasure-coded storage for genome data.
+#[derive(Parser)]
+#[command(name = "strand", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print a JSON summary on standard output instead of text (no progress bars).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an identity (ed25519 key file, mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the key [default: $STRAND_HOME/identity.pem, or ~/.strand/identity.pem].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing key file (everything sealed to the old key becomes unreadable).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Encode a file into fragment files named by id, plus its recovery index sealed to you.
+    Encode {
+        /// The file to encode (a regular file: encoding reads it in scrambled order).
+        file: PathBuf,
+        /// Directory for the fragments (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to write the sealed index [default: <out>/<upload id>.index].
+        #[arg(long)]
+        index: Option<PathBuf>,
+        #[command(flatten)]
+        codec: CodecArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Restore a file (or a byte range of it) from a sealed index and fragment files.
+    Decode {
+        /// The sealed recovery index.
+        index: PathBuf,
+        /// Directory holding the fragments.
+        #[arg(long)]
+        fragments: PathBuf,
+        /// Where to write the result (only created when the decode succeeds).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only bytes START..END of the file (END exclusive; sizes like 1MiB allowed).
+        #[arg(long)]
+        range: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Show the codec end to end on a sample file: encode, lose and damage fragments, decode, check.
+    Demo {
+        /// Size of the sample file.
+        #[arg(long, default_value = "64MiB")]
+        size: String,
+        /// Work directory [default: a temporary directory, removed afterwards].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct CodecArgs {
+    /// Chunk size: a power of two from 1KiB to 64MiB.
+    #[arg(long, default_value = "1MiB")]
+    chunk_size: String,
+    /// k: data fragments per stripe (1 = plain replication).
+    #[arg(short = 'k', long, default_value_t = 4)]
+    data_shards: u16,
+    /// m: parity fragments per stripe (any m may be lost).
+    #[arg(short = 'm', long, default_value_t = 2)]
+    parity_shards: u16,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Your key file [default: $STRAND_HOME/identity.pem, or ~/.strand/identity.pem].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl CommonArgs {
+    fn identity(&self) -> anyhow::Result<Identity> {
+        Ok(keyfile::read(&self.key.clone().unwrap_or_else(keyfile::default_key_path))?)
+    }
+
+    fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(strand_core::pipeline::default_threads)
+    }
+}
+
+impl CodecArgs {
+    fn params(&self) -> anyhow::Result<CodecParams> {
+        let chunk_size = units::parse_size(&self.chunk_size)?;
+        let params = CodecParams {
+            chunk_size: u32::try_from(chunk_size).map_err(|_| strand_core::ParamsError::ChunkSize { chunk_size: u32::MAX })?,
+            data_shards: self.data_shards,
+            parity_shards: self.parity_shards,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let status = ExitStatus::of(&error);
+            eprintln!("error: {error:#}");
+            if json {
+                let report = serde_json::json!({ "error": format!("{error:#}"), "exit_code": status as u8 });
+                println!("{report}");
+            }
+            ExitCode::from(status as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Keygen { out, force } => keygen(&out.unwrap_or_else(keyfile::default_key_path), force, json),
+        Command::Encode { file, out, index, codec, common } => {
+            let identity = common.identity()?;
+            let length = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+            let bar = bytes_bar(length, "encoding", json);
+            let summary = offline::encode_file(
+                &file,
+                &out,
+                index.as_deref(),
+                &identity,
+                codec.params()?,
+                common.threads(),
+                |done| bar.set_position(done),
+            )?;
+            bar.finish_and_clear();
+            print(json, &summary, print_encode)
+        }
+        Command::Decode { index, fragments, out, range, common } => {
+            let identity = common.identity()?;
+            let index = offline::read_index(&index, &identity)?;
+            let range = range.map(|text| units::parse_range(&text, index.layout.file_length)).transpose()?;
+            let total = range.as_ref().map_or(index.layout.file_length, |range| range.end.saturating_sub(range.start));
+            let bar = bytes_bar(total, "decoding", json);
+            let summary =
+                offline::decode_file(&index, &fragments, &out, range, common.threads(), |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            print(json, &summary, print_decode)
+        }
+        Command::Demo { size, dir } => demo::run(units::parse_size(&size)?, dir.as_deref(), json),
+    }
+}
+
+fn keygen(path: &Path, force: bool, json: bool) -> anyhow::Result<()> {
+    let identity = Identity::generate(&mut rand::rng());
+    keyfile::write(path, &identity, force)?;
+    #[derive(Serialize)]
+    struct Keygen {
+        public_key: String,
+        key_file: PathBuf,
+    }
+    let summary = Keygen { public_key: identity.public_key().to_string(), key_file: path.to_path_buf() };
+    print(json, &summary, |summary| {
+        println!("{}", summary.public_key);
+        eprintln!("identity written to {} (mode 0600); the line above is your public key", summary.key_file.display());
+    })
+}
+
+/// Prints `value` as JSON, or as text with `text`.
+fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        text(value);
+    }
+    Ok(())
+}
+
+fn print_encode(summary: &EncodeSummary) {
+    println!("upload    {}", summary.upload_id);
+    println!(
+        "encoded   {} ({} bytes) in {:.2} s, {:.0} MB/s",
+        summary.file.display(),
+        summary.file_bytes,
+        summary.seconds,
+        summary.bytes_per_second / 1e6
+    );
+    println!(
+        "code      RS({}+{}), chunk {} bytes: {} stripes, {} fragments of {} bytes",
+        summary.data_shards, summary.parity_shards, summary.chunk_size, summary.stripes, summary.fragments, summary.fragment_bytes
+    );
+    println!("fragments {}", summary.fragment_directory.display());
+    println!("index     {} (sealed to {})", summary.index.display(), &summary.owner[..10]);
+    println!("blake3    {}", summary.file_blake3);
+}
+
+fn print_decode(summary: &DecodeSummary) {
+    println!(
+        "decoded   {} bytes [{}..{}) to {} in {:.2} s, {:.0} MB/s",
+        summary.bytes,
+        summary.range[0],
+        summary.range[1],
+        summary.output.display(),
+        summary.seconds,
+        summary.bytes_per_second / 1e6
+    );
+    if summary.file_blake3_verified {
+        println!("check     blake3 {} verified", summary.file_blake3);
+    } else {
+        println!("check     every chunk authenticated (a range: the whole-file hash is not checked)");
+    }
+    for stripe in &summary.degraded_stripes {
+        println!("degraded  stripe {} rebuilt from parity: {}", stripe.stripe, stripe.problems.join("; "));
+    }
+}

@@ -1,0 +1,49 @@
+//! Exit codes scripts can rely on, and how errors map to them.
+
+use strand_core::{DecodeError, OpenIndexError};
+
+use crate::keyfile::KeyFileError;
+
+/// Exit codes of the `strand` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Success.
+    Ok = 0,
+    /// Any other failure (I/O, bad input file, ...).
+    Failure = 1,
+    /// The command line was wrong (clap's own code).
+    Usage = 2,
+    /// Too many fragments of some stripe are missing or damaged.
+    Unrecoverable = 3,
+    /// Data failed authentication or the file hash: tampering or a
+    /// mismatched index.
+    Integrity = 4,
+    /// The key or the sealed index cannot be used (wrong key, altered or
+    /// truncated index, bad key file).
+    KeyOrIndex = 5,
+}
+
+impl ExitStatus {
+    /// The status that best describes `error`, from the first cause in its
+    /// chain that strand recognises.
+    pub fn of(error: &anyhow::Error) -> Self {
+        for cause in error.chain() {
+            if let Some(decode) = cause.downcast_ref::<DecodeError>() {
+                return match decode {
+                    DecodeError::Unrecoverable { .. } => Self::Unrecoverable,
+                    DecodeError::Authentication(_) | DecodeError::FileHash { .. } => Self::Integrity,
+                    DecodeError::Range { .. } => Self::Usage,
+                    DecodeError::Write(_) => Self::Failure,
+                };
+            }
+            if cause.is::<OpenIndexError>() || cause.is::<KeyFileError>() {
+                return Self::KeyOrIndex;
+            }
+            if cause.is::<crate::units::UnitError>() || cause.is::<strand_core::ParamsError>() {
+                return Self::Usage;
+            }
+        }
+        Self::Failure
+    }
+}
