@@ -1,1 +1,65 @@
-//! End-to-end tests live in `tests/`; they run the real `strand` binary.
+//! Helpers for end-to-end tests that drive the real binaries.
+//!
+//! The binaries live in other packages, so `CARGO_BIN_EXE_*` is not available
+//! here; [`binary`] asks cargo to build the named binary (a no-op when it is
+//! fresh) in the same profile as the running test and returns its path, so a
+//! test can never run a stale binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The path of binary `name` of package `package`, freshly built.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    built.entry(name.to_string()).or_insert_with(|| build(package, name)).clone()
+}
+
+fn build(package: &str, name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--message-format=json", "-p", package, "--bin", name]);
+    let release = std::env::current_exe().is_ok_and(|exe| exe.components().any(|part| part.as_os_str() == "release"));
+    if release {
+        command.arg("--release");
+    }
+    let output = command.output().expect("cannot run cargo to build the binary under test");
+    assert!(
+        output.status.success(),
+        "building {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == name)
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo built no executable named {name}"))
+}
+
+/// Runs `strand` with `arguments`, with `home` as its `STRAND_HOME`.
+pub fn strand(home: &Path, arguments: &[&str]) -> Output {
+    Command::new(binary("strand-client", "strand"))
+        .args(arguments)
+        .env("STRAND_HOME", home)
+        .output()
+        .expect("cannot start strand")
+}
+
+/// The exit code, standard output and standard error of `output`, for
+/// assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Parses the JSON summary `strand --json` printed.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", describe(output)))
+}
