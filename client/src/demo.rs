@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use rand::Rng as _;
 use serde::Serialize;
+use strand_client::keyfile;
 use strand_client::offline::{self, DecodeSummary, EncodeSummary};
 use strand_client::progress::bytes_bar;
-use strand_client::keyfile;
 use strand_core::io::DirectoryStore;
 use strand_core::{CodecParams, Identity};
 
@@ -24,7 +24,8 @@ struct DemoReport {
 }
 
 pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let temporary = tempfile::Builder::new().prefix("strand-demo-").tempdir().context("cannot create a work directory")?;
+    let temporary =
+        tempfile::Builder::new().prefix("strand-demo-").tempdir().context("cannot create a work directory")?;
     let work = directory.unwrap_or(temporary.path());
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let say = |line: String| {
@@ -46,7 +47,8 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
     let params = CodecParams::default();
     let threads = strand_core::pipeline::default_threads();
     let bar = bytes_bar(size, "encoding", json);
-    let encode = offline::encode_file(&sample, &fragments, None, &identity, params, threads, |done| bar.set_position(done))?;
+    let encode =
+        offline::encode_file(&sample, &fragments, None, &identity, params, threads, |done| bar.set_position(done))?;
     bar.finish_and_clear();
     say(format!(
         "3. encoded    RS({}+{}) into {} fragments of {} bytes in {:.2} s ({:.0} MB/s); index sealed to you",
@@ -79,7 +81,10 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
     let slice = work.join("slice.bin");
     let range_decode = offline::decode_file(&index, &fragments, &slice, Some(start..end), threads, |_| {})?;
     let range_ok = std::fs::read(&slice)? == read_slice(&sample, start, end)?;
-    say(format!("6. range      bytes {start}..{end} decoded alone: {}", if range_ok { "equal to the original slice" } else { "DIFFERENT" }));
+    say(format!(
+        "6. range      bytes {start}..{end} decoded alone: {}",
+        if range_ok { "equal to the original slice" } else { "DIFFERENT" }
+    ));
 
     let check = decoded == original && range_ok;
     say(format!(

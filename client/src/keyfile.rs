@@ -19,7 +19,9 @@ pub enum KeyFileError {
         path: PathBuf,
     },
     /// Refusing to overwrite an identity.
-    #[error("{path} already exists: refusing to overwrite an identity (use --force to replace it, and lose access to everything sealed to it)")]
+    #[error(
+        "{path} already exists: refusing to overwrite an identity (use --force to replace it, and lose access to everything sealed to it)"
+    )]
     Exists {
         /// The existing file.
         path: PathBuf,

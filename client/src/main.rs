@@ -119,7 +119,8 @@ impl CodecArgs {
     fn params(&self) -> anyhow::Result<CodecParams> {
         let chunk_size = units::parse_size(&self.chunk_size)?;
         let params = CodecParams {
-            chunk_size: u32::try_from(chunk_size).map_err(|_| strand_core::ParamsError::ChunkSize { chunk_size: u32::MAX })?,
+            chunk_size: u32::try_from(chunk_size)
+                .map_err(|_| strand_core::ParamsError::ChunkSize { chunk_size: u32::MAX })?,
             data_shards: self.data_shards,
             parity_shards: self.parity_shards,
         };
@@ -216,7 +217,12 @@ fn print_encode(summary: &EncodeSummary) {
     );
     println!(
         "code      RS({}+{}), chunk {} bytes: {} stripes, {} fragments of {} bytes",
-        summary.data_shards, summary.parity_shards, summary.chunk_size, summary.stripes, summary.fragments, summary.fragment_bytes
+        summary.data_shards,
+        summary.parity_shards,
+        summary.chunk_size,
+        summary.stripes,
+        summary.fragments,
+        summary.fragment_bytes
     );
     println!("fragments {}", summary.fragment_directory.display());
     println!("index     {} (sealed to {})", summary.index.display(), &summary.owner[..10]);

@@ -11,7 +11,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Serialize;
 use strand_core::io::{DirectoryStore, FileSource};
-use strand_core::{CodecParams, DecodeReport, Identity, RecoveryIndex, UploadSecrets, decode, encode, open_index, seal_index};
+use strand_core::{
+    CodecParams, DecodeReport, Identity, RecoveryIndex, UploadSecrets, decode, encode, open_index, seal_index,
+};
 
 /// What an encode produced.
 #[derive(Debug, Clone, Serialize)]
@@ -160,7 +162,13 @@ pub fn decode_file(
     Ok(summarise(index, output, range, &report, seconds))
 }
 
-fn summarise(index: &RecoveryIndex, output: &Path, range: Range<u64>, report: &DecodeReport, seconds: f64) -> DecodeSummary {
+fn summarise(
+    index: &RecoveryIndex,
+    output: &Path,
+    range: Range<u64>,
+    report: &DecodeReport,
+    seconds: f64,
+) -> DecodeSummary {
     let degraded_stripes = report
         .degraded
         .iter()

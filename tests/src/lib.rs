@@ -26,11 +26,7 @@ fn build(package: &str, name: &str) -> PathBuf {
         command.arg("--release");
     }
     let output = command.output().expect("cannot run cargo to build the binary under test");
-    assert!(
-        output.status.success(),
-        "building {name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "building {name} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())

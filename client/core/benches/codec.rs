@@ -108,7 +108,13 @@ struct OneLostPerStripe<'a> {
 }
 
 impl FragmentSource for OneLostPerStripe<'_> {
-    fn fetch(&self, location: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> std::io::Result<bool> {
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
         if location.shard == 0 {
             return Ok(false);
         }

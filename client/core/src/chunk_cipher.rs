@@ -31,7 +31,9 @@ fn associated_data(upload: &UploadId, position: u64) -> [u8; ASSOCIATED_DATA_LEN
 /// A chunk whose ciphertext does not authenticate under the key, upload and
 /// position the recovery index gives for it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("chunk at position {position} failed authentication: the recovery index does not match this fragment (another upload's index, or altered)")]
+#[error(
+    "chunk at position {position} failed authentication: the recovery index does not match this fragment (another upload's index, or altered)"
+)]
 pub struct ChunkAuthenticationError {
     /// The chunk's position in the file.
     pub position: u64,
@@ -57,10 +59,7 @@ pub fn decrypt_chunk(
     position: u64,
     fragment: &mut [u8],
 ) -> Result<(), ChunkAuthenticationError> {
-    let split = fragment
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(ChunkAuthenticationError { position })?;
+    let split = fragment.len().checked_sub(TAG_LEN).ok_or(ChunkAuthenticationError { position })?;
     let (body, tag) = fragment.split_at_mut(split);
     let tag = Tag::try_from(&*tag).map_err(|_| ChunkAuthenticationError { position })?;
     let cipher = ChaCha20Poly1305::new(&Key::from(*key.as_bytes()));

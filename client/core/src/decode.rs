@@ -258,10 +258,8 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
             }));
         }
         let originals = good.iter().filter(|(shard, _)| *shard < data_shards).map(|(shard, bytes)| (*shard, bytes));
-        let recovery = good
-            .iter()
-            .filter(|(shard, _)| *shard >= data_shards)
-            .map(|(shard, bytes)| (shard - data_shards, bytes));
+        let recovery =
+            good.iter().filter(|(shard, _)| *shard >= data_shards).map(|(shard, bytes)| (shard - data_shards, bytes));
         let mut restored = reed_solomon_simd::decode(data_shards, parity_shards, originals, recovery)
             .expect("k verified shards of equal, valid size always decode");
         for (_, buffer) in good {

@@ -103,7 +103,12 @@ impl<S: ChunkSource + ?Sized> StripeEncoder<'_, S> {
                 digests.push((position, chunk_digest(&self.layout, position, &fragment[..length])));
             }
             file_bytes += length as u64;
-            encrypt_chunk(&self.secrets.master_key.chunk_key(position), &self.secrets.upload_id, position, &mut fragment);
+            encrypt_chunk(
+                &self.secrets.master_key.chunk_key(position),
+                &self.secrets.upload_id,
+                position,
+                &mut fragment,
+            );
             fragments.push(fragment);
         }
         reed_solomon
@@ -150,8 +155,12 @@ pub fn encode<S: ChunkSource + ?Sized>(
         0..layout.stripe_count,
         threads,
         || {
-            ReedSolomonEncoder::new(usize::from(params.data_shards), usize::from(params.parity_shards), params.fragment_size())
-                .expect("parameters validated by Layout::new")
+            ReedSolomonEncoder::new(
+                usize::from(params.data_shards),
+                usize::from(params.parity_shards),
+                params.fragment_size(),
+            )
+            .expect("parameters validated by Layout::new")
         },
         |reed_solomon, stripe| encoder.encode(reed_solomon, stripe),
         |encoded| {

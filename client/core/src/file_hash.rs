@@ -84,10 +84,7 @@ impl FileHasher {
         let left_length = left_subtree_len(length);
         let left_chunks = left_length.div_ceil(u64::from(self.layout.params.chunk_size)) as usize;
         let (left_values, right_values) = values.split_at(left_chunks);
-        (
-            self.merge(left_values, left_length),
-            self.merge(right_values, length - left_length),
-        )
+        (self.merge(left_values, left_length), self.merge(right_values, length - left_length))
     }
 
     fn merge(&self, values: &[ChainingValue], length: u64) -> ChainingValue {

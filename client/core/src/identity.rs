@@ -61,9 +61,7 @@ impl Identity {
 
     /// The PKCS#8 PEM form, for a key file.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        self.signing_key
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("encoding a valid ed25519 key as PKCS#8 cannot fail")
+        self.signing_key.to_pkcs8_pem(LineEnding::LF).expect("encoding a valid ed25519 key as PKCS#8 cannot fail")
     }
 
     /// The public key.

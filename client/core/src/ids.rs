@@ -119,10 +119,7 @@ mod tests {
     #[test]
     fn fragment_id_is_plain_blake3_of_the_bytes() {
         let id = FragmentId::of(b"abc");
-        assert_eq!(
-            id.to_string(),
-            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
-        );
+        assert_eq!(id.to_string(), "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
         assert_eq!(id.short(), "6437b3ac38");
     }
 

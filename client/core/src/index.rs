@@ -76,7 +76,9 @@ pub enum IndexFormatError {
     #[error("not a strand recovery index (bad magic bytes)")]
     BadMagic,
     /// Written by a newer or unknown format.
-    #[error("recovery index format version {found} is not supported (this build reads version {INDEX_FORMAT_VERSION}): upgrade strand")]
+    #[error(
+        "recovery index format version {found} is not supported (this build reads version {INDEX_FORMAT_VERSION}): upgrade strand"
+    )]
     UnsupportedVersion {
         /// The version found.
         found: u16,

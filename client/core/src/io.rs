@@ -26,9 +26,7 @@ impl ChunkSource for [u8] {
 
     fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let bytes = self
-            .get(start..start.saturating_add(buffer.len()))
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let bytes = self.get(start..start.saturating_add(buffer.len())).ok_or(io::ErrorKind::UnexpectedEof)?;
         buffer.copy_from_slice(bytes);
         Ok(())
     }
@@ -105,8 +103,13 @@ pub trait FragmentSource: Sync {
     /// Replaces `into` with the bytes of fragment `id` at `location`, reading
     /// at most `length_max + 1` bytes (a longer fragment is wrong anyway and
     /// must not cost memory). Returns `false` when there is no such fragment.
-    fn fetch(&self, location: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>)
-    -> io::Result<bool>;
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> io::Result<bool>;
 }
 
 /// Fragments in memory, for tests, benchmarks and the simulator.

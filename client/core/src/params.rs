@@ -48,9 +48,7 @@ pub enum ParamsError {
         chunk_size: u32,
     },
     /// k or m is out of range.
-    #[error(
-        "k={data_shards}, m={parity_shards} is not supported: k and m must each be from 1 to {SHARDS_MAX}"
-    )]
+    #[error("k={data_shards}, m={parity_shards} is not supported: k and m must each be from 1 to {SHARDS_MAX}")]
     ShardCounts {
         /// The rejected k.
         data_shards: u16,
@@ -85,10 +83,7 @@ impl CodecParams {
                 usize::from(self.parity_shards),
             );
         if !counts_ok {
-            return Err(ParamsError::ShardCounts {
-                data_shards: self.data_shards,
-                parity_shards: self.parity_shards,
-            });
+            return Err(ParamsError::ShardCounts { data_shards: self.data_shards, parity_shards: self.parity_shards });
         }
         Ok(())
     }
@@ -127,11 +122,7 @@ impl Layout {
         let stripe_count = chunk_count.div_ceil(u64::from(params.data_shards));
         let slot_count = stripe_count * u64::from(params.data_shards);
         if slot_count > SLOT_COUNT_MAX {
-            return Err(ParamsError::TooManyChunks {
-                file_length,
-                chunk_size: params.chunk_size,
-                slot_count,
-            });
+            return Err(ParamsError::TooManyChunks { file_length, chunk_size: params.chunk_size, slot_count });
         }
         Ok(Self { params, file_length, chunk_count, stripe_count })
     }

@@ -35,7 +35,8 @@ where
         let job_sender = job_sender;
         let (result_sender, result_receiver) = sync_channel::<(u64, R)>(window);
         for _ in 0..threads {
-            let (job_receiver, result_sender, new_state, work) = (&job_receiver, result_sender.clone(), &new_state, &work);
+            let (job_receiver, result_sender, new_state, work) =
+                (&job_receiver, result_sender.clone(), &new_state, &work);
             scope.spawn(move || {
                 let mut state = new_state();
                 loop {

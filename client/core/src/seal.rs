@@ -75,7 +75,9 @@ pub enum OpenError {
         actual: u64,
     },
     /// Written by an unknown format version.
-    #[error("sealed record format version {found} is not supported (this build reads {SEAL_FORMAT_VERSION}): upgrade strand")]
+    #[error(
+        "sealed record format version {found} is not supported (this build reads {SEAL_FORMAT_VERSION}): upgrade strand"
+    )]
     UnsupportedVersion {
         /// Version found.
         found: u16,
@@ -186,10 +188,7 @@ mod tests {
         let stranger = Identity::from_secret_bytes(&[2; 32]);
         let sealed = seal(SealKind::RecoveryIndex, b"genome keys", &owner.public_key(), &mut rng());
         assert_eq!(open(SealKind::RecoveryIndex, &sealed, &owner).as_deref(), Ok(&b"genome keys"[..]));
-        assert!(matches!(
-            open(SealKind::RecoveryIndex, &sealed, &stranger),
-            Err(OpenError::WrongRecipient { .. })
-        ));
+        assert!(matches!(open(SealKind::RecoveryIndex, &sealed, &stranger), Err(OpenError::WrongRecipient { .. })));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use strand_core::io::{FragmentLocation, FragmentSource, MemoryStore};
+use strand_core::scramble::Scramble;
 use strand_core::{
     CodecParams, DecodeError, FragmentId, FragmentProblem, Identity, OpenError, OpenIndexError, RecoveryIndex,
     UploadSecrets, decode, encode, open_index, seal_index,
@@ -104,8 +105,14 @@ proptest! {
         let params = CodecParams { chunk_size: CHUNK, data_shards: k, parity_shards: m };
         let file = sample(size, seed);
         let (index, store) = encoded(&file, params, seed);
-        let victim = seed % index.layout.stripe_count;
-        let lost = (0..=usize::from(m)).map(|shard| FragmentLocation { stripe: victim, shard }).collect();
+        // Lose the fragment holding a real chunk (position 0) and m of its
+        // siblings: losing only padding fragments rightly does not stop a
+        // decode, so the victim must hold file bytes.
+        let scramble = Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count());
+        let slot = scramble.slot_of_position(0);
+        let (victim, shard) = (slot / u64::from(k), (slot % u64::from(k)) as usize);
+        let width = params.fragments_per_stripe();
+        let lost = (0..=usize::from(m)).map(|offset| FragmentLocation { stripe: victim, shard: (shard + offset) % width }).collect();
         let damaged = DamagedStore { inner: &store, lost, corrupt: false };
         let mut out = Vec::new();
         match decode(&index, &damaged, &mut out, None, 2, |_| {}).map(|_| out) {
@@ -143,7 +150,13 @@ struct DamagedStore<'a> {
 }
 
 impl FragmentSource for DamagedStore<'_> {
-    fn fetch(&self, location: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> std::io::Result<bool> {
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
         if !self.lost.contains(&location) {
             return self.inner.fetch(location, id, length_max, into);
         }
@@ -193,7 +206,13 @@ struct RecordingStore<'a> {
 }
 
 impl FragmentSource for RecordingStore<'_> {
-    fn fetch(&self, location: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> std::io::Result<bool> {
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
         self.asked.lock().expect("lock").insert(*id);
         self.inner.fetch(location, id, length_max, into)
     }
@@ -338,4 +357,25 @@ fn all_fragments_have_one_size_and_hold_no_plaintext_window() {
         let fragment = store.get(id).expect("stored");
         assert!(fragment.windows(32).all(|window| !windows.contains(window)), "fragment {id:?} leaks plaintext");
     }
+}
+
+#[test]
+fn losing_only_padding_fragments_does_not_stop_a_decode() {
+    // 3073 bytes in 1 KiB chunks with k = 3: four chunks, two stripes, two
+    // padding slots. Losing every fragment that holds a padding chunk (more
+    // than m in one stripe, possibly) still leaves every file byte.
+    let params = CodecParams { chunk_size: CHUNK, data_shards: 3, parity_shards: 1 };
+    let file = sample(3073, 1);
+    let (index, store) = encoded(&file, params, 1);
+    let scramble = Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count());
+    let lost: HashSet<FragmentLocation> = (0..index.layout.slot_count())
+        .filter(|&slot| scramble.position_of_slot(slot) >= index.layout.chunk_count)
+        .map(|slot| FragmentLocation { stripe: slot / 3, shard: (slot % 3) as usize })
+        .collect();
+    assert_eq!(lost.len(), 2);
+    let damaged = DamagedStore { inner: &store, lost, corrupt: false };
+    let mut out = Vec::new();
+    let report = decode(&index, &damaged, &mut out, None, 1, |_| {}).expect("padding is not needed");
+    assert_eq!(out, file);
+    assert!(report.degraded.is_empty(), "padding fragments are never read: {report:?}");
 }
