@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
-use strand_core::io::{FileSource, FragmentLocation, FragmentSink, FragmentSource, MemoryStore};
+use strand_core::io::{Fault, FaultyStore, FileSource, FragmentLocation, FragmentSink, MemoryStore};
 use strand_core::{CodecParams, FragmentId, UploadSecrets, decode, encode};
 
 const CHUNK: u32 = 1 << 20;
@@ -93,7 +93,10 @@ fn codec(c: &mut Criterion) {
             b.iter(|| decode(&index, &store, &mut std::io::sink(), None, threads(), |_| {}).expect("decode"))
         });
         // Decode with one lost data fragment per stripe: every stripe rebuilt.
-        let degraded = OneLostPerStripe { inner: &store };
+        let mut degraded = FaultyStore::new(&store);
+        for stripe in 0..index.layout.stripe_count {
+            degraded.inject(FragmentLocation { stripe, shard: 0 }, Fault::Missing);
+        }
         group.bench_function(BenchmarkId::new("decode", format!("{label},sink=discard,lost=1/stripe")), |b| {
             b.iter(|| decode(&index, &degraded, &mut std::io::sink(), None, threads(), |_| {}).expect("decode"))
         });
@@ -101,25 +104,6 @@ fn codec(c: &mut Criterion) {
     group.finish();
     drop(source);
     let _ = std::fs::remove_file(path);
-}
-
-struct OneLostPerStripe<'a> {
-    inner: &'a MemoryStore,
-}
-
-impl FragmentSource for OneLostPerStripe<'_> {
-    fn fetch(
-        &self,
-        location: FragmentLocation,
-        id: &FragmentId,
-        length_max: usize,
-        into: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
-        if location.shard == 0 {
-            return Ok(false);
-        }
-        self.inner.fetch(location, id, length_max, into)
-    }
 }
 
 criterion_group!(benches, primitives, codec);

@@ -178,6 +178,69 @@ impl FragmentSource for MemoryStore {
     }
 }
 
+/// What a [`FaultyStore`] does to a fragment at a faulty location.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The fragment is gone (a provider that is offline or deleted it).
+    Missing,
+    /// One bit of the fragment is flipped (a provider with rotting disks or
+    /// one that lies).
+    FlipBit,
+}
+
+/// A fault-injecting [`FragmentSource`] over another: fragments at chosen
+/// locations are missing or damaged, and every location asked for is
+/// recorded. For tests, benchmarks and the simulator.
+#[derive(Debug)]
+pub struct FaultyStore<'a, S: ?Sized> {
+    inner: &'a S,
+    faults: HashMap<FragmentLocation, Fault>,
+    asked: Mutex<Vec<FragmentLocation>>,
+}
+
+impl<'a, S: FragmentSource + ?Sized> FaultyStore<'a, S> {
+    /// Wraps `inner` with no faults.
+    pub fn new(inner: &'a S) -> Self {
+        Self { inner, faults: HashMap::new(), asked: Mutex::new(Vec::new()) }
+    }
+
+    /// Makes the fragment at `location` fail with `fault`.
+    pub fn inject(&mut self, location: FragmentLocation, fault: Fault) {
+        self.faults.insert(location, fault);
+    }
+
+    /// Every location asked for so far, in order.
+    pub fn asked(&self) -> Vec<FragmentLocation> {
+        self.asked.lock().map(|asked| asked.clone()).unwrap_or_default()
+    }
+}
+
+impl<S: FragmentSource + ?Sized> FragmentSource for FaultyStore<'_, S> {
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push(location);
+        }
+        match self.faults.get(&location) {
+            None => self.inner.fetch(location, id, length_max, into),
+            Some(Fault::Missing) => Ok(false),
+            Some(Fault::FlipBit) => {
+                let found = self.inner.fetch(location, id, length_max, into)?;
+                let middle = into.len() / 2;
+                if let Some(byte) = into.get_mut(middle) {
+                    *byte ^= 0x01;
+                }
+                Ok(found)
+            }
+        }
+    }
+}
+
 /// Fragments as files named by their hex id in one directory.
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {

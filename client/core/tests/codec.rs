@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use strand_core::io::{FragmentLocation, FragmentSource, MemoryStore};
+use strand_core::io::{Fault, FaultyStore, FragmentLocation, MemoryStore};
 use strand_core::scramble::Scramble;
 use strand_core::{
     CodecParams, DecodeError, FragmentId, FragmentProblem, Identity, OpenError, OpenIndexError, RecoveryIndex,
@@ -88,11 +88,14 @@ proptest! {
         let file = sample(size, seed);
         let (index, store) = encoded(&file, params, seed);
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut damaged = DamagedStore { inner: &store, lost: HashSet::new(), corrupt };
+        let mut damaged = FaultyStore::new(&store);
+        let fault = if corrupt { Fault::FlipBit } else { Fault::Missing };
         for stripe in 0..index.layout.stripe_count {
             let mut shards: Vec<usize> = (0..params.fragments_per_stripe()).collect();
             shards.sort_by_key(|_| rand::Rng::next_u32(&mut rng));
-            damaged.lost.extend(shards.iter().take(usize::from(m)).map(|&shard| FragmentLocation { stripe, shard }));
+            for &shard in shards.iter().take(usize::from(m)) {
+                damaged.inject(FragmentLocation { stripe, shard }, fault);
+            }
         }
         let mut out = Vec::new();
         let report = decode(&index, &damaged, &mut out, None, 2, |_| {}).expect("m losses recover");
@@ -112,8 +115,10 @@ proptest! {
         let slot = scramble.slot_of_position(0);
         let (victim, shard) = (slot / u64::from(k), (slot % u64::from(k)) as usize);
         let width = params.fragments_per_stripe();
-        let lost = (0..=usize::from(m)).map(|offset| FragmentLocation { stripe: victim, shard: (shard + offset) % width }).collect();
-        let damaged = DamagedStore { inner: &store, lost, corrupt: false };
+        let mut damaged = FaultyStore::new(&store);
+        for offset in 0..=usize::from(m) {
+            damaged.inject(FragmentLocation { stripe: victim, shard: (shard + offset) % width }, Fault::Missing);
+        }
         let mut out = Vec::new();
         match decode(&index, &damaged, &mut out, None, 2, |_| {}).map(|_| out) {
             Err(DecodeError::Unrecoverable { stripes }) => {
@@ -141,34 +146,6 @@ proptest! {
     }
 }
 
-/// A store whose fragments at some locations are lost or corrupted, as when
-/// the providers holding them are gone or lie.
-struct DamagedStore<'a> {
-    inner: &'a MemoryStore,
-    lost: HashSet<FragmentLocation>,
-    corrupt: bool,
-}
-
-impl FragmentSource for DamagedStore<'_> {
-    fn fetch(
-        &self,
-        location: FragmentLocation,
-        id: &FragmentId,
-        length_max: usize,
-        into: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
-        if !self.lost.contains(&location) {
-            return self.inner.fetch(location, id, length_max, into);
-        }
-        if !self.corrupt || !self.inner.fetch(location, id, length_max, into)? {
-            return Ok(false);
-        }
-        let middle = into.len() / 2;
-        into[middle] ^= 0x01;
-        Ok(true)
-    }
-}
-
 fn damage(store: &MemoryStore, id: &FragmentId, corrupt: bool) {
     if corrupt {
         let mut bytes = store.get(id).expect("stored");
@@ -185,37 +162,20 @@ fn a_range_touches_only_the_fragments_that_hold_it() {
     let params = CodecParams { chunk_size: CHUNK, data_shards: 4, parity_shards: 2 };
     let file = sample(64 * 1024, 7);
     let (index, store) = encoded(&file, params, 7);
-    let recording = RecordingStore { inner: &store, asked: std::sync::Mutex::new(HashSet::new()) };
+    let recording = FaultyStore::new(&store);
     let mut out = Vec::new();
     decode(&index, &recording, &mut out, Some(3000..5000), 1, |_| {}).expect("range");
-    let asked = recording.asked.into_inner().expect("lock");
+    let asked = recording.asked();
     assert_eq!(asked.len(), 3, "three 1 KiB chunks cover 3000..5000");
     // Those three fragments alone are enough.
     let mut sparse = MemoryStore::new();
-    for id in &asked {
-        strand_core::io::FragmentSink::put(&mut sparse, id, &store.get(id).expect("stored")).expect("put");
+    for location in &asked {
+        let id = index.stripe(location.stripe)[location.shard];
+        strand_core::io::FragmentSink::put(&mut sparse, &id, &store.get(&id).expect("stored")).expect("put");
     }
     let mut out = Vec::new();
     decode(&index, &sparse, &mut out, Some(3000..5000), 1, |_| {}).expect("only those fragments");
     assert_eq!(out, &file[3000..5000]);
-}
-
-struct RecordingStore<'a> {
-    inner: &'a MemoryStore,
-    asked: std::sync::Mutex<HashSet<FragmentId>>,
-}
-
-impl FragmentSource for RecordingStore<'_> {
-    fn fetch(
-        &self,
-        location: FragmentLocation,
-        id: &FragmentId,
-        length_max: usize,
-        into: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
-        self.asked.lock().expect("lock").insert(*id);
-        self.inner.fetch(location, id, length_max, into)
-    }
 }
 
 // ---- tamper tests: each a distinct, clear outcome; never a panic or wrong bytes ----
@@ -368,12 +328,14 @@ fn losing_only_padding_fragments_does_not_stop_a_decode() {
     let file = sample(3073, 1);
     let (index, store) = encoded(&file, params, 1);
     let scramble = Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count());
-    let lost: HashSet<FragmentLocation> = (0..index.layout.slot_count())
+    let mut damaged = FaultyStore::new(&store);
+    let padding: Vec<u64> = (0..index.layout.slot_count())
         .filter(|&slot| scramble.position_of_slot(slot) >= index.layout.chunk_count)
-        .map(|slot| FragmentLocation { stripe: slot / 3, shard: (slot % 3) as usize })
         .collect();
-    assert_eq!(lost.len(), 2);
-    let damaged = DamagedStore { inner: &store, lost, corrupt: false };
+    assert_eq!(padding.len(), 2);
+    for slot in padding {
+        damaged.inject(FragmentLocation { stripe: slot / 3, shard: (slot % 3) as usize }, Fault::Missing);
+    }
     let mut out = Vec::new();
     let report = decode(&index, &damaged, &mut out, None, 1, |_| {}).expect("padding is not needed");
     assert_eq!(out, file);
