@@ -9,11 +9,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 /// Length of a public key in bytes.
 pub const PUBLIC_KEY_LEN: usize = 32;
+/// Length of a signature in bytes.
+pub const SIGNATURE_LEN: usize = 64;
 
 /// A participant's secret key.
 pub struct Identity {
@@ -69,6 +71,18 @@ impl Identity {
         PublicKey(self.signing_key.verifying_key())
     }
 
+    /// Signs `message`. Callers put a versioned domain-separation prefix in
+    /// the message (`"strand transaction v1"`, ...), so a signature made for
+    /// one purpose is never valid for another.
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing_key.sign(message).to_bytes()
+    }
+
+    /// The 32 secret bytes (for handing the same key to libp2p and iroh).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing_key.to_bytes())
+    }
+
     /// The X25519 secret that pairs with [`PublicKey::x25519_bytes`], for
     /// opening what was sealed to this identity.
     pub(crate) fn x25519_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
@@ -96,6 +110,12 @@ impl PublicKey {
     /// First hex digits, for log lines.
     pub fn short(&self) -> String {
         hex::encode(&self.as_bytes()[..5])
+    }
+
+    /// Whether `signature` is this key's signature of `message`, under
+    /// ed25519's strict rules (no malleable signatures, no weak keys).
+    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+        self.0.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
     }
 
     /// The birationally equivalent X25519 public key (RFC 7748 Montgomery
@@ -141,6 +161,16 @@ mod tests {
         assert_eq!(again.public_key(), identity.public_key());
         let text = identity.public_key().to_string();
         assert_eq!(text.parse::<PublicKey>().expect("hex"), identity.public_key());
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_key_and_message() {
+        let identity = Identity::from_secret_bytes(&[7; 32]);
+        let other = Identity::from_secret_bytes(&[8; 32]);
+        let signature = identity.sign(b"strand test v1 hello");
+        assert!(identity.public_key().verify(b"strand test v1 hello", &signature));
+        assert!(!identity.public_key().verify(b"strand test v1 hellO", &signature));
+        assert!(!other.public_key().verify(b"strand test v1 hello", &signature));
     }
 
     #[test]

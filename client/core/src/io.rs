@@ -32,6 +32,7 @@ impl ChunkSource for [u8] {
     }
 }
 
+#[cfg(feature = "fs")]
 /// A regular file as a [`ChunkSource`]; its length is taken once at open.
 #[derive(Debug)]
 pub struct FileSource {
@@ -39,6 +40,7 @@ pub struct FileSource {
     length: u64,
 }
 
+#[cfg(feature = "fs")]
 impl FileSource {
     /// Opens `path`, which must be a regular file (the encoder needs random
     /// access; a pipe cannot be scrambled in bounded memory).
@@ -55,6 +57,7 @@ impl FileSource {
     }
 }
 
+#[cfg(feature = "fs")]
 impl ChunkSource for FileSource {
     fn length(&self) -> u64 {
         self.length
@@ -242,11 +245,13 @@ impl<S: FragmentSource + ?Sized> FragmentSource for FaultyStore<'_, S> {
 }
 
 /// Fragments as files named by their hex id in one directory.
+#[cfg(feature = "fs")]
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {
     directory: PathBuf,
 }
 
+#[cfg(feature = "fs")]
 impl DirectoryStore {
     /// Uses `directory`, creating it if needed.
     pub fn create(directory: &Path) -> io::Result<Self> {
@@ -271,6 +276,7 @@ impl DirectoryStore {
     }
 }
 
+#[cfg(feature = "fs")]
 impl FragmentSink for DirectoryStore {
     /// Writes to a temporary name, then renames, so a crash never leaves a
     /// half-written file under a fragment's name.
@@ -284,6 +290,7 @@ impl FragmentSink for DirectoryStore {
     }
 }
 
+#[cfg(feature = "fs")]
 impl FragmentSource for DirectoryStore {
     fn fetch(&self, _: FragmentLocation, id: &FragmentId, length_max: usize, into: &mut Vec<u8>) -> io::Result<bool> {
         let file = match File::open(self.path_of(id)) {
@@ -330,6 +337,7 @@ impl BufferPool {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "fs")]
     #[test]
     fn directory_store_round_trips_and_bounds_reads() {
         let directory = tempfile::tempdir().expect("temporary directory");
