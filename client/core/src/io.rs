@@ -3,8 +3,12 @@
 //! live here; the network ones (iroh-blobs) live in the node and client.
 
 use std::collections::HashMap;
+#[cfg(feature = "fs")]
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(feature = "fs")]
+use std::io::{Read, Write};
+#[cfg(feature = "fs")]
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
