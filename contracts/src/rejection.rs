@@ -1,0 +1,139 @@
+//! Why the state machine refused a transaction. Each reason is its own
+//! variant so clients, tests and audits can tell them apart.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::encoding::EncodingError;
+use crate::types::{AccountId, Digest};
+
+/// A refused transaction's reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, BorshSerialize, BorshDeserialize)]
+pub enum Rejection {
+    /// The bytes are not a transaction (or too many of them).
+    #[error("not a valid transaction: {0}")]
+    Encoding(EncodingError),
+    /// Signed for another chain.
+    #[error("transaction is for chain {found}, this is chain {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: Digest,
+        /// The transaction's.
+        found: Digest,
+    },
+    /// The signature is not the sender's.
+    #[error("bad signature: not signed by the sender's key")]
+    BadSignature,
+    /// A nonce already used (a replay or a duplicate).
+    #[error("nonce {found} already used; the sender's next nonce is {expected}")]
+    NonceReused {
+        /// Next nonce.
+        expected: u64,
+        /// Given.
+        found: u64,
+    },
+    /// A nonce past the next one (an earlier transaction is missing).
+    #[error("nonce {found} skips ahead; the sender's next nonce is {expected}")]
+    NonceSkipped {
+        /// Next nonce.
+        expected: u64,
+        /// Given.
+        found: u64,
+    },
+    /// A field is out of range or too long.
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+    /// The provider named (or the sender acting as one) is not registered.
+    #[error("provider {0} is not registered")]
+    UnknownProvider(AccountId),
+    /// The contract's provider has not signed the terms.
+    #[error("contract not signed by its provider {0}: both owner and provider must sign")]
+    ProviderSignatureInvalid(AccountId),
+    /// The sender is not the owner named in the terms.
+    #[error("the sender is not the owner named in the contract terms")]
+    OwnerMismatch,
+    /// A contract with these terms exists already.
+    #[error("contract {0} exists already")]
+    ContractExists(Digest),
+    /// The provider lacks free capacity.
+    #[error("provider {provider} has {free_bytes} bytes free, the contract needs {needed_bytes}")]
+    InsufficientCapacity {
+        /// The provider.
+        provider: AccountId,
+        /// Free bytes.
+        free_bytes: u64,
+        /// Needed bytes.
+        needed_bytes: u64,
+    },
+    /// No such contract.
+    #[error("unknown contract {0}")]
+    UnknownContract(Digest),
+    /// The contract's term has ended.
+    #[error("contract {contract} expired at epoch {at_epoch}")]
+    ContractExpired {
+        /// The contract.
+        contract: Digest,
+        /// First epoch after its term.
+        at_epoch: u64,
+    },
+    /// The contract is closed or lost.
+    #[error("contract {0} is no longer active")]
+    ContractNotActive(Digest),
+    /// Only the contract's owner may do this.
+    #[error("only the contract's owner may close it")]
+    NotContractOwner,
+    /// Only the contract's provider may do this.
+    #[error("contract {0} is not held by the sender")]
+    NotContractProvider(Digest),
+    /// No such upload.
+    #[error("unknown upload {0}")]
+    UnknownUpload(String),
+    /// Only the upload's owner may grant or revoke.
+    #[error("only the upload's owner {owner} may do this")]
+    NotUploadOwner {
+        /// The owner.
+        owner: AccountId,
+    },
+    /// No such credential.
+    #[error("unknown credential {0}")]
+    UnknownCredential(Digest),
+    /// Revoked already.
+    #[error("credential {0} is already revoked")]
+    AlreadyRevoked(Digest),
+    /// A credential that would be born expired.
+    #[error("expiry height {expires_at_height} is not after the current height {height}")]
+    ExpiryInPast {
+        /// Requested expiry.
+        expires_at_height: u64,
+        /// Current height.
+        height: u64,
+    },
+    /// Proofs or receipts for an epoch that is not open for them.
+    #[error("epoch {found} is not open for this (current epoch {current})")]
+    WrongEpoch {
+        /// Current epoch.
+        current: u64,
+        /// Given.
+        found: u64,
+    },
+    /// A provider's one slot for the epoch is used.
+    #[error("the sender already submitted for epoch {0}")]
+    DuplicateSubmission(u64),
+    /// Proofs for a contract that owes none this epoch.
+    #[error("contract {0} owes no proofs for this epoch")]
+    ProofsNotDue(Digest),
+    /// No such repair order.
+    #[error("unknown repair order {0}")]
+    UnknownRepairOrder(Digest),
+}
+
+impl Rejection {
+    /// Whether the sender's nonce still counts as used: everything that got
+    /// past the signature and nonce checks consumes the nonce, so a refused
+    /// transaction cannot be replayed later when it might succeed.
+    pub fn consumes_nonce(&self) -> bool {
+        !matches!(
+            self,
+            Self::Encoding(_) | Self::WrongChain { .. } | Self::BadSignature | Self::NonceReused { .. } | Self::NonceSkipped { .. }
+        )
+    }
+}

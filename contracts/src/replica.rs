@@ -1,0 +1,192 @@
+//! A replica of the ledger: the state after the last finalised block, and
+//! the two ways it moves on: building a block (the sequencer) and checking
+//! and applying someone else's (a follower).
+
+use crate::apply::{Receipt, apply_transaction, begin_epoch};
+use crate::block::{
+    BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block, transactions_root,
+};
+use crate::encoding::{self, BLOCK_BYTES_MAX};
+use crate::state::LedgerState;
+use crate::types::{AccountId, Digest};
+use strand_core::Identity;
+
+/// Why a follower refused a block. Its state is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRejection {
+    /// Not the next height.
+    #[error("block at height {found}, expected {expected}")]
+    WrongHeight {
+        /// Next height.
+        expected: u64,
+        /// Given.
+        found: u64,
+    },
+    /// Does not extend this replica's head.
+    #[error("block's parent {found} is not the head {expected}")]
+    WrongParent {
+        /// The head.
+        expected: Digest,
+        /// Given.
+        found: Digest,
+    },
+    /// For another chain or of an unknown version.
+    #[error("block is for chain {found} (version {version}), this is chain {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: Digest,
+        /// Given.
+        found: Digest,
+        /// Block version.
+        version: u16,
+    },
+    /// Earlier than its parent.
+    #[error("block timestamp {found} is before its parent's {parent}")]
+    TimestampRegression {
+        /// Parent's.
+        parent: u64,
+        /// Given.
+        found: u64,
+    },
+    /// Not finalised by the validator set.
+    #[error("block is not finalised: {0}")]
+    Finality(#[from] FinalityError),
+    /// The transactions do not match the header.
+    #[error("block's transactions do not match its header (altered transaction)")]
+    TransactionsRoot,
+    /// Too large.
+    #[error("block of {bytes} bytes exceeds {BLOCK_BYTES_MAX}")]
+    Oversized {
+        /// Size.
+        bytes: usize,
+    },
+    /// Re-applying gives different receipts than the header commits to.
+    #[error("block's receipts root differs from the re-executed receipts")]
+    ReceiptsRoot,
+    /// Re-applying gives a different state.
+    #[error("block's state root {claimed} differs from the re-executed {computed}")]
+    StateRoot {
+        /// In the header.
+        claimed: Digest,
+        /// Computed.
+        computed: Digest,
+    },
+}
+
+/// The ledger as one participant holds it.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    state: LedgerState,
+    head: BlockHeader,
+    validators: ValidatorSet,
+}
+
+impl Replica {
+    /// A replica at genesis.
+    pub fn new(genesis: &Genesis) -> Self {
+        let (block, state) = genesis.block();
+        Self { state, head: block.header, validators: genesis.validators.clone() }
+    }
+
+    /// A replica resumed from a stored state and the header of its block.
+    pub fn resume(genesis: &Genesis, state: LedgerState, head: BlockHeader) -> Self {
+        Self { state, head, validators: genesis.validators.clone() }
+    }
+
+    /// The state after the last block.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// The last block's header.
+    pub fn head(&self) -> &BlockHeader {
+        &self.head
+    }
+
+    /// Height of the last block.
+    pub fn height(&self) -> u64 {
+        self.head.height
+    }
+
+    /// Executes `transactions` as the next block on a copy of the state.
+    fn execute(&self, transactions: &[Vec<u8>]) -> (LedgerState, Vec<Receipt>) {
+        let mut state = self.state.clone();
+        let height = self.head.height + 1;
+        state.height = height;
+        let epoch = state.params.epoch_of(height);
+        if epoch != state.params.epoch_of(self.head.height) {
+            // The beacon is the hash of the block that closed the previous
+            // epoch: unknown to anyone until that block existed.
+            begin_epoch(&mut state, epoch, self.head.hash());
+        }
+        let receipts = transactions.iter().map(|bytes| apply_transaction(&mut state, bytes)).collect();
+        (state, receipts)
+    }
+
+    /// Builds, signs and applies the next block (the sequencer's path).
+    pub fn propose(&mut self, timestamp_ms: u64, transactions: Vec<Vec<u8>>, proposer: &Identity) -> (Block, Vec<Receipt>) {
+        let (mut state, receipts) = self.execute(&transactions);
+        let header = BlockHeader {
+            version: BLOCK_VERSION,
+            chain: state.params.chain,
+            height: self.head.height + 1,
+            parent: self.head.hash(),
+            timestamp_ms: timestamp_ms.max(self.head.timestamp_ms),
+            transactions_root: transactions_root(&transactions),
+            receipts_root: receipts_root(&receipts),
+            state_root: state.root(),
+            proposer: AccountId::of(&proposer.public_key()),
+        };
+        let hash = header.hash();
+        let block = Block { header: header.clone(), transactions, signatures: vec![sign_block(&hash, proposer)] };
+        state.head = hash;
+        self.state = state;
+        self.head = header;
+        (block, receipts)
+    }
+
+    /// Checks `block` against this replica and applies it (a follower's
+    /// path). On any error the replica is unchanged.
+    pub fn apply(&mut self, block: &Block) -> Result<Vec<Receipt>, BlockRejection> {
+        let header = &block.header;
+        let expected_height = self.head.height + 1;
+        if header.height != expected_height {
+            return Err(BlockRejection::WrongHeight { expected: expected_height, found: header.height });
+        }
+        if header.chain != self.state.params.chain || header.version != BLOCK_VERSION {
+            return Err(BlockRejection::WrongChain {
+                expected: self.state.params.chain,
+                found: header.chain,
+                version: header.version,
+            });
+        }
+        let head_hash = self.head.hash();
+        if header.parent != head_hash {
+            return Err(BlockRejection::WrongParent { expected: head_hash, found: header.parent });
+        }
+        if header.timestamp_ms < self.head.timestamp_ms {
+            return Err(BlockRejection::TimestampRegression { parent: self.head.timestamp_ms, found: header.timestamp_ms });
+        }
+        let hash = header.hash();
+        self.validators.check(&hash, &block.signatures)?;
+        let bytes = encoding::encode(block).len();
+        if bytes > BLOCK_BYTES_MAX {
+            return Err(BlockRejection::Oversized { bytes });
+        }
+        if transactions_root(&block.transactions) != header.transactions_root {
+            return Err(BlockRejection::TransactionsRoot);
+        }
+        let (mut state, receipts) = self.execute(&block.transactions);
+        let computed = state.root();
+        if computed != header.state_root {
+            return Err(BlockRejection::StateRoot { claimed: header.state_root, computed });
+        }
+        if receipts_root(&receipts) != header.receipts_root {
+            return Err(BlockRejection::ReceiptsRoot);
+        }
+        state.head = hash;
+        self.state = state;
+        self.head = header.clone();
+        Ok(receipts)
+    }
+}

@@ -1,0 +1,260 @@
+//! Transactions: what accounts ask the ledger to record.
+//!
+//! Every transaction is signed by its sender over
+//! `"strand transaction v1" ‖ borsh(chain, sender, nonce, body)`, carries the
+//! sender's next nonce (no replay, no reordering) and the chain id (no replay
+//! on another network). Its hash is BLAKE3 of its encoded bytes.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use strand_core::Identity;
+
+use crate::encoding::{self, EncodingError, TRANSACTION_BYTES_MAX};
+use crate::types::{AccountId, Digest, Signature, UploadKey};
+
+/// Domain string of transaction signatures.
+pub const TRANSACTION_DOMAIN: &[u8] = b"strand transaction v1";
+/// Domain string of a provider's countersignature on contract terms.
+pub const CONTRACT_DOMAIN: &[u8] = b"strand contract v1";
+/// Largest text field (labels, purpose, endpoint).
+pub const TEXT_BYTES_MAX: usize = 256;
+/// Most endpoint addresses a provider may list.
+pub const ENDPOINTS_MAX: usize = 8;
+
+/// Where a provider sits, for spreading a stripe across failures.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub struct FailureDomain {
+    /// The organisation running the node (a gene bank, a cloud provider).
+    pub organisation: String,
+    /// The site (data centre, building).
+    pub site: String,
+    /// The legal jurisdiction the data sits in.
+    pub jurisdiction: String,
+}
+
+/// A provider's registration.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProviderRegistration {
+    /// Addresses where the node can be reached.
+    pub endpoints: Vec<String>,
+    /// Bytes offered for fragments.
+    pub capacity_bytes: u64,
+    /// Failure-domain labels.
+    pub domain: FailureDomain,
+}
+
+/// How a contract's storage is to be proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProofPolicy {
+    /// Challenges per epoch (detection: (1-f)^c, see proof-of-storage).
+    pub challenges_per_epoch: u16,
+    /// Missed or failed epochs after which the fragments count as lost.
+    pub strikes_max: u16,
+}
+
+/// What an owner and a provider agree on: one owner, one provider, one upload.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ContractTerms {
+    /// The upload.
+    pub upload: UploadKey,
+    /// The data owner (must be the transaction's sender).
+    pub owner: AccountId,
+    /// The storage provider (must countersign).
+    pub provider: AccountId,
+    /// Merkle root (proof_of_storage::merkle) of the provider's fragment ids,
+    /// in order.
+    pub fragment_root: Digest,
+    /// Number of fragments committed by the root.
+    pub fragment_count: u32,
+    /// Bytes of every fragment.
+    pub fragment_size: u32,
+    /// k of the upload's code.
+    pub data_shards: u16,
+    /// m of the upload's code.
+    pub parity_shards: u16,
+    /// Stripes of the upload.
+    pub stripe_count: u64,
+    /// Merkle root over the upload's stripes (each the list of its k+m
+    /// fragment ids): what a repairer checks sibling lists against, without
+    /// an O(fragments) record on the ledger.
+    pub stripes_root: Digest,
+    /// Length of the contract in epochs, from the epoch it is opened in.
+    pub term_epochs: u32,
+    /// How storage must be proven.
+    pub proof_policy: ProofPolicy,
+}
+
+impl ContractTerms {
+    /// The contract's id.
+    pub fn id(&self) -> Digest {
+        Digest::of("strand contract id v1", &[&encoding::encode(self)])
+    }
+
+    /// What the provider signs to accept the terms.
+    pub fn signing_message(&self, chain: &Digest) -> Vec<u8> {
+        [CONTRACT_DOMAIN, &chain.0, &encoding::encode(self)].concat()
+    }
+}
+
+/// What a credential lets its grantee read.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Scope {
+    /// Every fragment of the upload.
+    Upload,
+    /// Byte ranges of the file, mapped to the fragments they need.
+    Ranges {
+        /// The byte ranges `[start, end)`.
+        ranges: Vec<(u64, u64)>,
+        /// Merkle root of the ids of the fragments the ranges need.
+        fragments_root: Digest,
+        /// How many ids the root commits to.
+        fragment_count: u32,
+    },
+}
+
+/// A credential as granted.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CredentialGrant {
+    /// The upload it is for.
+    pub upload: UploadKey,
+    /// Who may read.
+    pub grantee: AccountId,
+    /// What they may read.
+    pub scope: Scope,
+    /// Last height at which it is valid.
+    pub expires_at_height: u64,
+    /// Why (shown in audits).
+    pub purpose: String,
+    /// The grantee's key material, sealed to the grantee (opaque here).
+    pub sealed_key_material: Vec<u8>,
+}
+
+/// One contract's answers in a submit-proofs transaction; verified by the
+/// proof-of-storage rules (opaque until then).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ContractProof {
+    /// The contract.
+    pub contract: Digest,
+    /// The encoded answers to the epoch's challenges.
+    pub answers: Vec<u8>,
+}
+
+/// One batch line of fragments a provider released.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AccessReceipt {
+    /// The upload read.
+    pub upload: UploadKey,
+    /// The credential used; `None` when the owner read.
+    pub credential: Option<Digest>,
+    /// Who read.
+    pub requester: AccountId,
+    /// Fragments released.
+    pub fragments: u32,
+    /// Bytes released.
+    pub bytes: u64,
+}
+
+/// What a transaction asks for.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Body {
+    /// Register the sender as a provider, or update its registration.
+    RegisterProvider(ProviderRegistration),
+    /// Open a storage contract (sender = owner; the provider countersigns).
+    OpenContract {
+        /// The agreed terms.
+        terms: ContractTerms,
+        /// The provider's signature over [`ContractTerms::signing_message`].
+        provider_signature: Signature,
+    },
+    /// Close a contract early (its owner).
+    CloseContract {
+        /// The contract.
+        contract: Digest,
+    },
+    /// Grant a credential (the upload's owner).
+    GrantCredential(CredentialGrant),
+    /// Revoke a credential (the upload's owner).
+    RevokeCredential {
+        /// The credential.
+        credential: Digest,
+    },
+    /// A provider's proofs for one epoch, all its contracts in one.
+    SubmitProofs {
+        /// The epoch answered.
+        epoch: u64,
+        /// Per contract.
+        proofs: Vec<ContractProof>,
+    },
+    /// A repairer reports a repaired fragment set (acts on repair orders).
+    RecordRepair {
+        /// The repair order fulfilled.
+        order: Digest,
+        /// The new contract's id.
+        contract: Digest,
+    },
+    /// A provider's access receipts for one epoch.
+    AccessReceipts {
+        /// The epoch the reads happened in.
+        epoch: u64,
+        /// What was released.
+        receipts: Vec<AccessReceipt>,
+    },
+}
+
+/// The signed part of a transaction.
+#[derive(BorshSerialize)]
+struct SignedFields<'a> {
+    chain: &'a Digest,
+    sender: &'a AccountId,
+    nonce: u64,
+    body: &'a Body,
+}
+
+/// A signed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Transaction {
+    /// The chain it is for.
+    pub chain: Digest,
+    /// Who sends it.
+    pub sender: AccountId,
+    /// The sender's next nonce (1 for its first transaction).
+    pub nonce: u64,
+    /// What it asks for.
+    pub body: Body,
+    /// The sender's signature.
+    pub signature: Signature,
+}
+
+impl Transaction {
+    /// Builds and signs a transaction.
+    pub fn sign(chain: Digest, sender: &Identity, nonce: u64, body: Body) -> Self {
+        let account = AccountId::of(&sender.public_key());
+        let message = signing_message(&chain, &account, nonce, &body);
+        Self { chain, sender: account, nonce, body, signature: Signature(sender.sign(&message)) }
+    }
+
+    /// Whether the signature is the sender's.
+    pub fn signature_valid(&self) -> bool {
+        let message = signing_message(&self.chain, &self.sender, self.nonce, &self.body);
+        self.signature.verify(&self.sender, &message)
+    }
+
+    /// The canonical bytes (what blocks carry).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes transaction bytes from the network.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncodingError> {
+        encoding::decode(bytes, TRANSACTION_BYTES_MAX)
+    }
+}
+
+fn signing_message(chain: &Digest, sender: &AccountId, nonce: u64, body: &Body) -> Vec<u8> {
+    let fields = SignedFields { chain, sender, nonce, body };
+    [TRANSACTION_DOMAIN, &encoding::encode(&fields)].concat()
+}
+
+/// The hash of transaction bytes.
+pub fn transaction_hash(bytes: &[u8]) -> Digest {
+    Digest::of("strand transaction hash v1", &[bytes])
+}
