@@ -5,7 +5,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::rejection::Rejection;
 use crate::state::{
-    Account, AccessBatch, Contract, ContractStatus, Credential, LedgerState, ProofRecord, ProofStatus, Provider, Upload,
+    AccessBatch, Account, Contract, ContractStatus, Credential, LedgerState, ProofRecord, ProofStatus, Provider, Upload,
 };
 use crate::transaction::{
     Body, ContractTerms, CredentialGrant, ENDPOINTS_MAX, ProviderRegistration, Scope, TEXT_BYTES_MAX, Transaction,
@@ -126,7 +126,11 @@ fn text_field(name: &str, value: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn register_provider(state: &mut LedgerState, sender: &AccountId, registration: &ProviderRegistration) -> Result<(), Rejection> {
+fn register_provider(
+    state: &mut LedgerState,
+    sender: &AccountId,
+    registration: &ProviderRegistration,
+) -> Result<(), Rejection> {
     if registration.endpoints.is_empty() || registration.endpoints.len() > ENDPOINTS_MAX {
         return Err(Rejection::InvalidField(format!("a provider lists 1 to {ENDPOINTS_MAX} endpoints")));
     }
@@ -140,7 +144,9 @@ fn register_provider(state: &mut LedgerState, sender: &AccountId, registration: 
         .providers
         .get(sender)
         .map_or((state.height, 0), |provider| (provider.registered_at_height, provider.committed_bytes));
-    state.providers.insert(*sender, Provider { registration: registration.clone(), registered_at_height, committed_bytes });
+    state
+        .providers
+        .insert(*sender, Provider { registration: registration.clone(), registered_at_height, committed_bytes });
     Ok(())
 }
 
@@ -182,7 +188,8 @@ fn open_contract(
             needed_bytes,
         });
     }
-    let mut upload = state.uploads.get(&terms.upload).cloned().unwrap_or(Upload { owner: *sender, contracts: Vec::new() });
+    let mut upload =
+        state.uploads.get(&terms.upload).cloned().unwrap_or(Upload { owner: *sender, contracts: Vec::new() });
     if upload.owner != *sender {
         return Err(Rejection::NotUploadOwner { owner: upload.owner });
     }
@@ -217,7 +224,9 @@ fn close_contract(state: &mut LedgerState, sender: &AccountId, id: &Digest) -> R
     let (provider, bytes) = (contract.terms.provider, contract.bytes());
     let height = state.height;
     state.contracts.update(id, |contract| contract.status = ContractStatus::Closed { at_height: height });
-    state.providers.update(&provider, |provider| provider.committed_bytes = provider.committed_bytes.saturating_sub(bytes));
+    state
+        .providers
+        .update(&provider, |provider| provider.committed_bytes = provider.committed_bytes.saturating_sub(bytes));
     Ok(())
 }
 
@@ -225,7 +234,12 @@ fn upload_owner(state: &LedgerState, upload: &[u8; 16]) -> Result<AccountId, Rej
     state.uploads.get(upload).map(|upload| upload.owner).ok_or_else(|| Rejection::UnknownUpload(hex::encode(upload)))
 }
 
-fn grant_credential(state: &mut LedgerState, sender: &AccountId, grant: &CredentialGrant, hash: &Digest) -> Result<(), Rejection> {
+fn grant_credential(
+    state: &mut LedgerState,
+    sender: &AccountId,
+    grant: &CredentialGrant,
+    hash: &Digest,
+) -> Result<(), Rejection> {
     let owner = upload_owner(state, &grant.upload)?;
     if owner != *sender {
         return Err(Rejection::NotUploadOwner { owner });
@@ -237,7 +251,9 @@ fn grant_credential(state: &mut LedgerState, sender: &AccountId, grant: &Credent
         return Err(Rejection::InvalidField(format!("purpose is longer than {} bytes", 4 * TEXT_BYTES_MAX)));
     }
     if grant.sealed_key_material.len() > SEALED_KEY_MATERIAL_BYTES_MAX {
-        return Err(Rejection::InvalidField(format!("sealed key material exceeds {SEALED_KEY_MATERIAL_BYTES_MAX} bytes")));
+        return Err(Rejection::InvalidField(format!(
+            "sealed key material exceeds {SEALED_KEY_MATERIAL_BYTES_MAX} bytes"
+        )));
     }
     if grant.grantee.public_key().is_none() {
         return Err(Rejection::InvalidField("grantee is not a valid ed25519 key".into()));
@@ -277,7 +293,13 @@ enum SlotKind {
 /// Claims a provider's one slot for `epoch`: proofs only during the epoch
 /// they answer (the deadline is the epoch's last block); access receipts for
 /// the current or the previous epoch (reads are batched, then reported).
-fn claim_slot(state: &mut LedgerState, sender: &AccountId, epoch: u64, hash: &Digest, kind: SlotKind) -> Result<(), Rejection> {
+fn claim_slot(
+    state: &mut LedgerState,
+    sender: &AccountId,
+    epoch: u64,
+    hash: &Digest,
+    kind: SlotKind,
+) -> Result<(), Rejection> {
     let current = state.epoch();
     let open = match kind {
         SlotKind::Proofs => epoch == current,

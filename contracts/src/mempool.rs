@@ -133,7 +133,9 @@ impl Mempool {
         while !cursors.is_empty() && chosen.len() < transactions_max {
             cursors.retain_mut(|(sender, nonce)| {
                 let Some(pending) = self.by_sender.get(sender).and_then(|queue| queue.get(nonce)) else { return false };
-                if chosen.len() >= transactions_max || bytes + pending.bytes.len() > bytes_max.min(TRANSACTION_BYTES_MAX * 16) {
+                if chosen.len() >= transactions_max
+                    || bytes + pending.bytes.len() > bytes_max.min(TRANSACTION_BYTES_MAX * 16)
+                {
                     return false;
                 }
                 bytes += pending.bytes.len();

@@ -76,7 +76,11 @@ pub struct DomainFilter {
 
 /// Providers matching `filter` with at least `free_bytes_min` free, most
 /// free capacity first.
-pub fn providers_by_domain(state: &LedgerState, filter: &DomainFilter, free_bytes_min: u64) -> Vec<(AccountId, Provider)> {
+pub fn providers_by_domain(
+    state: &LedgerState,
+    filter: &DomainFilter,
+    free_bytes_min: u64,
+) -> Vec<(AccountId, Provider)> {
     let matches = |wanted: &Option<String>, actual: &str| wanted.as_deref().is_none_or(|wanted| wanted == actual);
     let mut providers: Vec<(AccountId, Provider)> = state
         .providers
@@ -164,7 +168,9 @@ pub fn challenges_due(state: &LedgerState, provider: &AccountId, epoch: u64) -> 
         .contracts
         .iter()
         .filter(|(id, contract)| {
-            contract.terms.provider == *provider && contract.owes_proofs_for(epoch) && !state.proofs.contains(&(**id, epoch))
+            contract.terms.provider == *provider
+                && contract.owes_proofs_for(epoch)
+                && !state.proofs.contains(&(**id, epoch))
         })
         .map(|(id, _)| *id)
         .collect();

@@ -133,7 +133,11 @@ impl Rejection {
     pub fn consumes_nonce(&self) -> bool {
         !matches!(
             self,
-            Self::Encoding(_) | Self::WrongChain { .. } | Self::BadSignature | Self::NonceReused { .. } | Self::NonceSkipped { .. }
+            Self::Encoding(_)
+                | Self::WrongChain { .. }
+                | Self::BadSignature
+                | Self::NonceReused { .. }
+                | Self::NonceSkipped { .. }
         )
     }
 }

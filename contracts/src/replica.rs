@@ -4,7 +4,8 @@
 
 use crate::apply::{Receipt, apply_transaction, begin_epoch};
 use crate::block::{
-    BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block, transactions_root,
+    BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
+    transactions_root,
 };
 use crate::encoding::{self, BLOCK_BYTES_MAX};
 use crate::state::LedgerState;
@@ -124,7 +125,12 @@ impl Replica {
     }
 
     /// Builds, signs and applies the next block (the sequencer's path).
-    pub fn propose(&mut self, timestamp_ms: u64, transactions: Vec<Vec<u8>>, proposer: &Identity) -> (Block, Vec<Receipt>) {
+    pub fn propose(
+        &mut self,
+        timestamp_ms: u64,
+        transactions: Vec<Vec<u8>>,
+        proposer: &Identity,
+    ) -> (Block, Vec<Receipt>) {
         let (mut state, receipts) = self.execute(&transactions);
         let header = BlockHeader {
             version: BLOCK_VERSION,
@@ -165,7 +171,10 @@ impl Replica {
             return Err(BlockRejection::WrongParent { expected: head_hash, found: header.parent });
         }
         if header.timestamp_ms < self.head.timestamp_ms {
-            return Err(BlockRejection::TimestampRegression { parent: self.head.timestamp_ms, found: header.timestamp_ms });
+            return Err(BlockRejection::TimestampRegression {
+                parent: self.head.timestamp_ms,
+                found: header.timestamp_ms,
+            });
         }
         let hash = header.hash();
         self.validators.check(&hash, &block.signatures)?;

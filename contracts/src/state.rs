@@ -266,7 +266,7 @@ impl LedgerState {
         self.params.epoch_of(self.height)
     }
 
-    /// The state root: a commitment to every table.
+    /// The state root: a commitment to the height and every table.
     pub fn root(&self) -> Digest {
         let roots = [
             self.accounts.root("accounts"),
@@ -280,7 +280,9 @@ impl LedgerState {
             self.beacons.root("beacons"),
             self.repair_orders.root("repair_orders"),
         ];
-        let header = encoding::encode(&(&self.params, self.height, &self.head));
+        // Not `head`: the state root goes into the header whose hash becomes
+        // the head, so it cannot commit to it.
+        let header = encoding::encode(&(&self.params, self.height));
         Digest::of("strand state root v1", &[&header, roots.as_flattened()])
     }
 

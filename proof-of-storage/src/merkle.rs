@@ -64,7 +64,12 @@ pub fn prove(ids: &[[u8; NODE_LEN]], indices: &[usize]) -> InclusionProof {
 
 /// Whether `proof` shows each `(index, id)` under `root` in a list of
 /// `leaf_count` ids. Never panics on hostile input.
-pub fn verify(root: &[u8; NODE_LEN], items: &[(usize, [u8; NODE_LEN])], leaf_count: usize, proof: &InclusionProof) -> bool {
+pub fn verify(
+    root: &[u8; NODE_LEN],
+    items: &[(usize, [u8; NODE_LEN])],
+    leaf_count: usize,
+    proof: &InclusionProof,
+) -> bool {
     if items.is_empty() || items.iter().any(|(index, _)| *index >= leaf_count) {
         return false;
     }

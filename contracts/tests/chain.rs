@@ -1,0 +1,247 @@
+//! Blocks: followers refuse forged ones and keep their state; replicas that
+//! apply the same blocks agree on every state root, across restarts.
+
+mod support;
+
+use proptest::prelude::*;
+use strand_contracts::block::{BlockHeader, sign_block};
+use strand_contracts::mempool::{AdmissionError, Mempool, MempoolLimits};
+use strand_contracts::replica::BlockRejection;
+use strand_contracts::state::LedgerState;
+use strand_contracts::transaction::{Body, ContractProof};
+use strand_contracts::{Block, Outcome, Rejection, Replica};
+use support::*;
+
+/// A chain with a few real transactions in its last block.
+fn chain_with_activity() -> Chain {
+    let mut chain = Chain::new();
+    let (owner, provider) = (identity(1), identity(2));
+    let register = chain.transaction(&provider, registration("a"));
+    chain.block(vec![register]);
+    let body = open_contract(&chain, terms(&owner, &provider, 1), &provider);
+    let open = chain.transaction(&owner, body);
+    let grant = chain.transaction(&owner, grant(1, &identity(3), 100));
+    chain.block(vec![open, grant]);
+    chain
+}
+
+/// A follower that has applied all but the last block of `chain`.
+fn follower_one_behind(chain: &Chain) -> Replica {
+    let mut follower = Replica::new(&chain.genesis);
+    for block in &chain.blocks[..chain.blocks.len() - 1] {
+        follower.apply(block).expect("honest block");
+    }
+    follower
+}
+
+fn resign(mut block: Block, signer: &strand_core::Identity) -> Block {
+    block.signatures = vec![sign_block(&block.header.hash(), signer)];
+    block
+}
+
+fn assert_refused(follower: &mut Replica, block: &Block, check: impl Fn(&BlockRejection) -> bool) {
+    let (height, root) = (follower.height(), follower.state().root());
+    let error = follower.apply(block).expect_err("a forged block must be refused");
+    assert!(check(&error), "unexpected reason: {error}");
+    assert_eq!((follower.height(), follower.state().root()), (height, root), "state changed on a refused block");
+    assert!(!error.to_string().is_empty());
+}
+
+#[test]
+fn followers_refuse_forged_blocks_and_keep_their_state() {
+    let chain = chain_with_activity();
+    let honest = chain.blocks.last().expect("a block").clone();
+    let mut follower = follower_one_behind(&chain);
+
+    // Signed by a key that is not a validator.
+    let stranger = resign(honest.clone(), &identity(99));
+    assert_refused(&mut follower, &stranger, |e| matches!(e, BlockRejection::Finality(_)));
+    // The right key, a damaged signature.
+    let mut damaged = honest.clone();
+    damaged.signatures[0].1.0[3] ^= 1;
+    assert_refused(&mut follower, &damaged, |e| matches!(e, BlockRejection::Finality(_)));
+    // No signature at all.
+    let mut unsigned = honest.clone();
+    unsigned.signatures.clear();
+    assert_refused(&mut follower, &unsigned, |e| matches!(e, BlockRejection::Finality(_)));
+    // A wrong parent, even validly signed by the sequencer.
+    let mut orphan = honest.clone();
+    orphan.header.parent = strand_contracts::Digest([1; 32]);
+    let orphan = resign(orphan, &chain.sequencer);
+    assert_refused(&mut follower, &orphan, |e| matches!(e, BlockRejection::WrongParent { .. }));
+    // An altered transaction under the signed header.
+    let mut altered = honest.clone();
+    altered.transactions[1][40] ^= 1;
+    assert_refused(&mut follower, &altered, |e| matches!(e, BlockRejection::TransactionsRoot));
+    // A validly signed header that lies about the resulting state.
+    let mut lying = honest.clone();
+    lying.header.state_root = strand_contracts::Digest([2; 32]);
+    let lying = resign(lying, &chain.sequencer);
+    assert_refused(&mut follower, &lying, |e| matches!(e, BlockRejection::StateRoot { .. }));
+    // ... or about the receipts.
+    let mut lying = honest.clone();
+    lying.header.receipts_root = strand_contracts::Digest([3; 32]);
+    let lying = resign(lying, &chain.sequencer);
+    assert_refused(&mut follower, &lying, |e| matches!(e, BlockRejection::ReceiptsRoot));
+    // Transactions swapped in, with a matching root and a valid signature,
+    // still give another state than the header claims.
+    let mut swapped = honest.clone();
+    swapped.transactions.reverse();
+    swapped.header.transactions_root = strand_contracts::block::transactions_root(&swapped.transactions);
+    let swapped = resign(swapped, &chain.sequencer);
+    assert_refused(&mut follower, &swapped, |e| matches!(e, BlockRejection::StateRoot { .. }));
+    // The wrong height.
+    let old = chain.blocks[0].clone();
+    assert_refused(&mut follower, &old, |e| matches!(e, BlockRejection::WrongHeight { .. }));
+
+    // After all that, the honest block still applies.
+    follower.apply(&honest).expect("honest block");
+    assert_eq!(follower.state().root(), chain.replica.state().root());
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Register(u8),
+    Open { owner: u8, provider: u8, upload: u8 },
+    Grant { owner: u8, upload: u8, grantee: u8 },
+    Revoke { owner: u8, which: u8 },
+    Proofs { provider: u8, which: u8 },
+    Garbage(Vec<u8>),
+    SkippedNonce(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let who = || 0u8..5;
+    prop_oneof![
+        who().prop_map(Op::Register),
+        (who(), who(), 0u8..3).prop_map(|(owner, provider, upload)| Op::Open { owner, provider, upload }),
+        (who(), 0u8..3, who()).prop_map(|(owner, upload, grantee)| Op::Grant { owner, upload, grantee }),
+        (who(), any::<u8>()).prop_map(|(owner, which)| Op::Revoke { owner, which }),
+        (who(), any::<u8>()).prop_map(|(provider, which)| Op::Proofs { provider, which }),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Op::Garbage),
+        who().prop_map(Op::SkippedNonce),
+    ]
+}
+
+fn to_transaction(chain: &mut Chain, op: &Op) -> Vec<u8> {
+    let person = |n: u8| identity(n + 1);
+    match op {
+        Op::Register(who) => chain.transaction(&person(*who), registration(&format!("org-{who}"))),
+        Op::Open { owner, provider, upload } => {
+            let body = open_contract(chain, terms(&person(*owner), &person(*provider), *upload), &person(*provider));
+            chain.transaction(&person(*owner), body)
+        }
+        Op::Grant { owner, upload, grantee } => {
+            chain.transaction(&person(*owner), grant(*upload, &person(*grantee), 1000))
+        }
+        Op::Revoke { owner, which } => {
+            let ids: Vec<_> = chain.replica.state().credentials.iter().map(|(id, _)| *id).collect();
+            let credential = ids.get(*which as usize % ids.len().max(1)).copied().unwrap_or_default();
+            chain.transaction(&person(*owner), Body::RevokeCredential { credential })
+        }
+        Op::Proofs { provider, which } => {
+            let ids: Vec<_> = chain.replica.state().contracts.iter().map(|(id, _)| *id).collect();
+            let contract = ids.get(*which as usize % ids.len().max(1)).copied().unwrap_or_default();
+            let epoch = chain.replica.state().params.epoch_of(chain.replica.height() + 1);
+            let body = Body::SubmitProofs { epoch, proofs: vec![ContractProof { contract, answers: vec![*which] }] };
+            chain.transaction(&person(*provider), body)
+        }
+        Op::Garbage(bytes) => bytes.clone(),
+        Op::SkippedNonce(who) => chain.transaction_with_nonce(&person(*who), 1000, registration("x")),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Two replicas, one restarted from a snapshot midway, agree on every
+    /// state root while applying random valid and invalid transactions.
+    #[test]
+    fn replicas_agree_on_every_state_root_across_a_restart(
+        blocks in proptest::collection::vec(proptest::collection::vec(op(), 0..5), 1..24),
+        restart_at in 0usize..24,
+    ) {
+        let mut chain = Chain::new();
+        let mut follower = Replica::new(&chain.genesis);
+        for (index, ops) in blocks.iter().enumerate() {
+            let transactions: Vec<Vec<u8>> = ops.iter().map(|op| to_transaction(&mut chain, op)).collect();
+            chain.block(transactions);
+            if index == restart_at {
+                let snapshot = follower.state().to_snapshot();
+                let state = LedgerState::from_snapshot(&snapshot).expect("snapshot decodes");
+                prop_assert_eq!(state.root(), follower.state().root());
+                follower = Replica::resume(&chain.genesis, state, follower.head().clone());
+            }
+            let block = chain.blocks.last().expect("block");
+            follower.apply(block).map_err(|error| TestCaseError::fail(error.to_string()))?;
+            prop_assert_eq!(follower.state().root(), chain.replica.state().root());
+            prop_assert_eq!(follower.state().root(), block.header.state_root);
+        }
+    }
+
+    /// Block decoding never panics on hostile bytes.
+    #[test]
+    fn block_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Block::from_bytes(&bytes);
+        let _ = strand_contracts::Transaction::from_bytes(&bytes);
+    }
+}
+
+#[test]
+fn the_mempool_is_bounded_deduplicated_and_nonce_aware() {
+    let mut chain = Chain::new();
+    let limits = MempoolLimits { transactions_max: 5, bytes_max: 1 << 20, per_sender_max: 3 };
+    let mut mempool = Mempool::new(limits);
+    let state = chain.replica.state().clone();
+    let (alice, bob) = (identity(1), identity(2));
+    let a1 = chain.transaction(&alice, registration("a"));
+    let a2 = chain.transaction(&alice, registration("a2"));
+    let a3 = chain.transaction(&alice, registration("a3"));
+    let hash = mempool.admit(&state, a2.clone()).expect("admitted ahead of nonce 1");
+    assert_eq!(mempool.admit(&state, a2.clone()), Ok(hash), "resubmission is idempotent");
+    assert_eq!(mempool.len(), 1);
+    mempool.admit(&state, a1.clone()).expect("admitted");
+    mempool.admit(&state, a3).expect("admitted");
+    let too_far = chain.transaction_with_nonce(&alice, 4, registration("x"));
+    assert!(matches!(mempool.admit(&state, too_far), Err(AdmissionError::Invalid(Rejection::NonceSkipped { .. }))));
+    let other_a2 = chain.transaction_with_nonce(&alice, 2, registration("other"));
+    assert_eq!(mempool.admit(&state, other_a2), Err(AdmissionError::NonceTaken(2)));
+    assert!(matches!(mempool.admit(&state, vec![9, 9]), Err(AdmissionError::Invalid(Rejection::Encoding(_)))));
+    let b1 = chain.transaction(&bob, registration("b"));
+    let b2 = chain.transaction(&bob, registration("b2"));
+    mempool.admit(&state, b1.clone()).expect("admitted");
+    mempool.admit(&state, b2).expect("admitted");
+    let b3 = chain.transaction(&bob, registration("b3"));
+    assert!(matches!(mempool.admit(&state, b3), Err(AdmissionError::Full { .. })));
+
+    // Fair, in nonce order: one per sender per round.
+    let selected = mempool.select(&state, 3, 1 << 20);
+    assert_eq!(selected, vec![a1.clone(), b1.clone(), a2.clone()]);
+    let receipts = chain.block(selected);
+    assert!(receipts.iter().all(|receipt| receipt.outcome == Outcome::Accepted));
+    mempool.prune(chain.replica.state());
+    assert_eq!(mempool.len(), 2, "the three included are gone");
+    assert!(matches!(
+        mempool.admit(chain.replica.state(), a1),
+        Err(AdmissionError::Invalid(Rejection::NonceReused { .. }))
+    ));
+}
+
+/// Fixed vectors: regenerating them is an explicit approval of new formats.
+#[test]
+fn formats_match_fixed_vectors() {
+    let chain = chain_with_activity();
+    let genesis_block = chain.genesis.block().0;
+    let header: &BlockHeader = &genesis_block.header;
+    assert_eq!(chain.genesis.chain().to_string(), "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b");
+    assert_eq!(header.hash().to_string(), "c9d3026acda12f18267a32bf7db781c505fbb4ecd3cccdcde14040e1a78bfbe7");
+    let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
+    assert_eq!(
+        hex::encode(transaction.to_bytes()),
+        "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c010000000000000000010000000e0000003132372e302e302e313a373030300000000000010000010000006106000000736974652d31020000004555af957794cdc0ab588a4ddd34e7b09934d17bffd2bb88fb67c6bc11d04d4775d1554984778eca930c073dab982e1b96db929d71c913cfebc0a0936eed42de2104"
+    );
+    assert_eq!(
+        terms(&identity(1), &identity(2), 1).id().to_string(),
+        "50df92fc21ee1bc2a75f46154ab545688fb42a768c713581136415b24c1fb4bf"
+    );
+}
