@@ -8,7 +8,8 @@
 //! the ledger (they talk to clients over the network, not through this crate).
 
 pub mod exit;
-pub mod keyfile;
 pub mod offline;
 pub mod progress;
 pub mod units;
+
+pub use strand_core::keyfile;

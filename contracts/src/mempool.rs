@@ -147,8 +147,10 @@ impl Mempool {
         chosen
     }
 
-    /// Drops what `state` has made stale: transactions whose nonce is used.
-    pub fn prune(&mut self, state: &LedgerState) {
+    /// Drops what `state` has made stale (transactions whose nonce is used)
+    /// and returns their hashes.
+    pub fn prune(&mut self, state: &LedgerState) -> Vec<Digest> {
+        let mut removed = Vec::new();
         let mut emptied = Vec::new();
         for (sender, queue) in &mut self.by_sender {
             let used = state.accounts.get(sender).map_or(0, |account| account.nonce);
@@ -157,6 +159,7 @@ impl Mempool {
                 if let Some(pending) = queue.remove(&nonce) {
                     self.bytes -= pending.bytes.len();
                     self.by_hash.remove(&pending.hash);
+                    removed.push(pending.hash);
                 }
             }
             if queue.is_empty() {
@@ -168,6 +171,23 @@ impl Mempool {
         }
         let by_sender = &self.by_sender;
         self.arrival.retain(|sender| by_sender.contains_key(sender));
+        removed
+    }
+
+    /// Removes the transactions with these hashes.
+    pub fn remove(&mut self, hashes: &[Digest]) {
+        for hash in hashes {
+            let Some((sender, nonce)) = self.by_hash.remove(hash) else { continue };
+            if let Some(queue) = self.by_sender.get_mut(&sender) {
+                if let Some(pending) = queue.remove(&nonce) {
+                    self.bytes -= pending.bytes.len();
+                }
+                if queue.is_empty() {
+                    self.by_sender.remove(&sender);
+                    self.arrival.retain(|waiting| *waiting != sender);
+                }
+            }
+        }
     }
 
     /// Every waiting transaction's bytes (for persisting the mempool).

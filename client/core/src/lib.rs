@@ -12,7 +12,8 @@
 //!   (the whole file's BLAKE3 from independently hashed chunks).
 //! - [`index`]: the recovery index format; [`seal`]: sealing it to its owner
 //!   (HPKE to the X25519 form of the owner's ed25519 key).
-//! - [`io`]: the narrow boundary the codec reads and writes through.
+//! - [`io`]: the narrow boundary the codec reads and writes through;
+//!   `keyfile`: identity key files (PKCS#8 PEM, mode 0600), with the `fs` feature.
 //!
 //! Must not depend on: tokio or any async runtime, libp2p, iroh, redb, or
 //! anything else in the workspace.
@@ -25,6 +26,8 @@ pub mod identity;
 pub mod ids;
 pub mod index;
 pub mod io;
+#[cfg(feature = "fs")]
+pub mod keyfile;
 pub mod keys;
 pub mod params;
 pub mod pipeline;

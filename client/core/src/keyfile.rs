@@ -4,7 +4,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use strand_core::{Identity, IdentityError};
+use crate::identity::{Identity, IdentityError};
 
 /// Environment variable naming strand's home directory.
 pub const HOME_VARIABLE: &str = "STRAND_HOME";

@@ -1,0 +1,118 @@
+//! A client of the ledger protocol: one TCP connection, one request at a time.
+
+use std::time::Duration;
+
+use strand_contracts::Digest;
+use strand_contracts::block::Genesis;
+use tokio::net::TcpStream;
+
+use crate::protocol::{FrameError, Request, Response, Status, TransactionStatus, read_frame, write_frame};
+
+/// A request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Cannot reach the service.
+    #[error(
+        "cannot reach the ledger service at {address}: {source} (is the sequencer running? `strand devnet` starts one)"
+    )]
+    Connect {
+        /// Where.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The exchange failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The service answered with an error.
+    #[error("ledger service: {0}")]
+    Service(String),
+    /// The service answered something else than asked.
+    #[error("ledger service answered out of protocol")]
+    Unexpected,
+    /// No answer in time.
+    #[error("the ledger service did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A connection to a ledger service.
+pub struct LedgerClient {
+    stream: TcpStream,
+}
+
+/// Longest a single request may take (waits add their own timeout).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl LedgerClient {
+    /// Connects to `address` (`host:port`).
+    pub async fn connect(address: &str) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|source| ClientError::Connect { address: address.to_string(), source })?;
+        stream.set_nodelay(true).ok();
+        Ok(Self { stream })
+    }
+
+    async fn request(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
+        let exchange = async {
+            write_frame(&mut self.stream, request).await?;
+            read_frame::<Response>(&mut self.stream).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Response::Error(message))) => Err(ClientError::Service(message)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(error.into()),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    /// The chain's genesis.
+    pub async fn genesis(&mut self) -> Result<Genesis, ClientError> {
+        match self.request(&Request::Genesis, REQUEST_TIMEOUT).await? {
+            Response::Genesis(genesis) => Ok(genesis),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// The chain's status.
+    pub async fn status(&mut self) -> Result<Status, ClientError> {
+        match self.request(&Request::Status, REQUEST_TIMEOUT).await? {
+            Response::Status(status) => Ok(status),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// Submits transaction bytes; `Ok(Ok(hash))` once durably queued,
+    /// `Ok(Err(reason))` if not admitted.
+    pub async fn submit(&mut self, bytes: Vec<u8>) -> Result<Result<Digest, String>, ClientError> {
+        match self.request(&Request::Submit(bytes), REQUEST_TIMEOUT).await? {
+            Response::Submitted(result) => Ok(result),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// What became of a transaction.
+    pub async fn transaction(&mut self, hash: Digest) -> Result<TransactionStatus, ClientError> {
+        match self.request(&Request::Transaction(hash), REQUEST_TIMEOUT).await? {
+            Response::Transaction(status) => Ok(status),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// Encoded blocks from `from`.
+    pub async fn blocks(&mut self, from: u64, count: u32) -> Result<Vec<Vec<u8>>, ClientError> {
+        match self.request(&Request::Blocks { from, count }, REQUEST_TIMEOUT).await? {
+            Response::Blocks(blocks) => Ok(blocks),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// Waits until the chain reaches `height` (or `timeout` passes).
+    pub async fn wait_for_height(&mut self, height: u64, timeout: Duration) -> Result<Status, ClientError> {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        match self.request(&Request::WaitForHeight { height, timeout_ms }, timeout + REQUEST_TIMEOUT).await? {
+            Response::Status(status) => Ok(status),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! A follower: keeps its own replica of the ledger by checking and applying
+//! finalised blocks from wherever they come (the sequencer's store in
+//! process, the TCP service, later gossipsub), optionally persisted in its
+//! own store. A forged block is refused with its reason and changes nothing.
+
+use strand_contracts::{Block, BlockRejection, Receipt, Replica};
+
+use crate::store::{LedgerStore, StoreError};
+
+/// Why a follower stopped ingesting.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// Bytes that are not a block.
+    #[error("received bytes that are not a block: {0}")]
+    Undecodable(strand_contracts::encoding::EncodingError),
+    /// A block that does not check out against the replica.
+    #[error("refused block {height}: {reason}")]
+    Refused {
+        /// Its claimed height.
+        height: u64,
+        /// Why.
+        reason: BlockRejection,
+    },
+    /// The follower's own store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A replica that follows a chain.
+pub struct Follower {
+    replica: Replica,
+    store: Option<LedgerStore>,
+}
+
+impl Follower {
+    /// A follower of `replica`'s chain, persisting to `store` if given.
+    pub fn new(replica: Replica, store: Option<LedgerStore>) -> Self {
+        Self { replica, store }
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Writes a snapshot of the current state (at a clean shutdown), so the
+    /// next start replays fewer blocks.
+    pub fn snapshot(&self) -> Result<(), FollowError> {
+        if let Some(store) = &self.store {
+            store.snapshot(self.replica.state())?;
+        }
+        Ok(())
+    }
+
+    /// Checks and applies encoded blocks in order; stops at the first that
+    /// does not check out (the replica keeps everything before it).
+    pub fn ingest(&mut self, blocks: &[Vec<u8>]) -> Result<Vec<Receipt>, FollowError> {
+        let mut receipts = Vec::new();
+        for bytes in blocks {
+            let block = Block::from_bytes(bytes).map_err(FollowError::Undecodable)?;
+            let mut next = self.replica.clone();
+            let block_receipts =
+                next.apply(&block).map_err(|reason| FollowError::Refused { height: block.header.height, reason })?;
+            if let Some(store) = &self.store {
+                store.commit_block(&block, &block_receipts, next.state())?;
+            }
+            self.replica = next;
+            receipts.extend(block_receipts);
+        }
+        Ok(receipts)
+    }
+}
