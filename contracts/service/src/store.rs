@@ -151,7 +151,7 @@ impl LedgerStore {
                 transactions.insert(&receipt.transaction.0, (height, index as u32)).map_err(db)?;
                 mempool.remove(&receipt.transaction.0).map_err(db)?;
             }
-            if height % SNAPSHOT_EVERY_BLOCKS == 0 {
+            if height.is_multiple_of(SNAPSHOT_EVERY_BLOCKS) {
                 write.open_table(META).map_err(db)?.insert("snapshot", state.to_snapshot().as_slice()).map_err(db)?;
             }
         }
