@@ -59,3 +59,56 @@ pub fn describe(output: &Output) -> String {
 pub fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", describe(output)))
 }
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a
+/// failing test never leaves a process behind.
+pub struct ChildGuard {
+    child: std::process::Child,
+}
+
+impl ChildGuard {
+    /// Starts `command` with stdout piped and returns it with the first
+    /// stdout line that contains `marker` (waiting at most `timeout`).
+    pub fn spawn_and_wait_for(
+        mut command: Command,
+        marker: &str,
+        timeout: std::time::Duration,
+    ) -> (Self, String) {
+        use std::io::BufRead;
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        let mut child = command.spawn().expect("cannot start the process under test");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let guard = Self { child };
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let wanted = marker.to_string();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(&wanted) {
+                    let _ = sender.send(line);
+                }
+            }
+        });
+        let line = receiver
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("the process did not print '{marker}' within {timeout:?}"));
+        (guard, line)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

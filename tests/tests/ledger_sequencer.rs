@@ -1,0 +1,96 @@
+//! The real `strand-sequencer` process: a SIGKILL during a burst of
+//! transactions loses nothing that was acknowledged.
+
+use std::process::Command;
+use std::time::Duration;
+
+use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration};
+use strand_contracts::{Digest, Replica, Transaction};
+use strand_core::Identity;
+use strand_ledger_service::client::LedgerClient;
+use strand_ledger_service::follower::Follower;
+use strand_ledger_service::protocol::TransactionStatus;
+use strand_tests::{ChildGuard, binary};
+
+fn start(data_dir: &std::path::Path) -> (ChildGuard, String) {
+    let mut command = Command::new(binary("strand-ledger-service", "strand-sequencer"));
+    command.args(["--listen", "127.0.0.1:0", "--block-interval-ms", "100", "--data-dir"]).arg(data_dir);
+    let (child, line) = ChildGuard::spawn_and_wait_for(command, "listening on", Duration::from_secs(60));
+    let address = line.split_whitespace().nth(3).expect("address in the listening line").to_string();
+    (child, address)
+}
+
+fn registration(genesis_chain: Digest, who: &Identity, nonce: u64) -> Vec<u8> {
+    let body = Body::RegisterProvider(ProviderRegistration {
+        endpoints: vec![format!("127.0.0.1:{nonce}")],
+        capacity_bytes: 1 << 30,
+        domain: FailureDomain { organisation: "org".into(), site: "site".into(), jurisdiction: "EU".into() },
+    });
+    Transaction::sign(genesis_chain, who, nonce, body).to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
+    let data = tempfile::tempdir().expect("temporary directory");
+    let (sequencer, address) = start(data.path());
+    let genesis = LedgerClient::connect(&address).await.expect("connect").genesis().await.expect("genesis");
+    let chain = genesis.chain();
+
+    // Four submitters, each with its own accounts, submitting as fast as the
+    // sequencer acknowledges; the sequencer is killed in the middle.
+    let mut submitters = Vec::new();
+    for submitter in 0..4u8 {
+        let address = address.clone();
+        submitters.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let Ok(mut client) = LedgerClient::connect(&address).await else { return acknowledged };
+            for nonce in 1..=60u64 {
+                for account in 0..5u8 {
+                    let who = Identity::from_secret_bytes(&[submitter * 10 + account + 1; 32]);
+                    match client.submit(registration(chain, &who, nonce)).await {
+                        Ok(Ok(hash)) => acknowledged.push(hash),
+                        Ok(Err(reason)) => panic!("refused a valid transaction: {reason}"),
+                        Err(_) => return acknowledged, // the sequencer is gone
+                    }
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sequencer.kill();
+    let mut acknowledged: Vec<Digest> = Vec::new();
+    for submitter in submitters {
+        acknowledged.extend(submitter.await.expect("submitter"));
+    }
+    assert!(acknowledged.len() >= 20, "the burst was under way when the sequencer died ({} acknowledged)", acknowledged.len());
+    assert!(acknowledged.len() < 1200, "the kill came before the burst ended");
+
+    let (_sequencer, address) = start(data.path());
+    let mut client = LedgerClient::connect(&address).await.expect("reconnect");
+    let restarted = client.status().await.expect("status");
+    let status = client.wait_for_height(restarted.height + 5, Duration::from_secs(30)).await.expect("wait");
+    assert!(status.height >= restarted.height + 5, "the chain continues after the restart");
+
+    let mut finalised = 0;
+    for hash in &acknowledged {
+        match client.transaction(*hash).await.expect("query") {
+            TransactionStatus::Finalised { .. } => finalised += 1,
+            TransactionStatus::Dropped(reason) => assert!(!reason.is_empty()),
+            other => panic!("acknowledged transaction {hash} is {other:?} after the restart"),
+        }
+    }
+    assert!(finalised > 0);
+
+    // The whole chain still verifies from genesis, block by block.
+    let mut follower = Follower::new(Replica::new(&genesis), None);
+    loop {
+        let blocks = client.blocks(follower.replica().height() + 1, 128).await.expect("blocks");
+        if blocks.is_empty() {
+            break;
+        }
+        follower.ingest(&blocks).expect("every stored block verifies");
+    }
+    assert!(follower.replica().height() >= status.height);
+    eprintln!("{} acknowledged before the kill, {finalised} finalised, the rest cleanly dropped", acknowledged.len());
+}
