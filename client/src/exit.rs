@@ -47,3 +47,33 @@ impl ExitStatus {
         Self::Failure
     }
 }
+
+/// The error and its causes on one line, each cause said once: many errors
+/// already quote their cause in their own message.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error =
+            anyhow::Error::new(io).context("cannot reach the ledger: connection refused").context("status failed");
+        assert_eq!(describe(&error), "status failed: cannot reach the ledger: connection refused");
+    }
+}

@@ -8,6 +8,7 @@
 //! the ledger (they talk to clients over the network, not through this crate).
 
 pub mod exit;
+pub mod ledger;
 pub mod offline;
 pub mod progress;
 pub mod units;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use strand_client::exit::ExitStatus;
 use strand_client::offline::{self, DecodeSummary, EncodeSummary};
 use strand_client::progress::bytes_bar;
-use strand_client::{keyfile, units};
+use strand_client::{keyfile, ledger, units};
 use strand_core::{CodecParams, Identity};
 
 mod demo;
@@ -71,6 +71,14 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Inspect the ledger: status, blocks, transactions, accounts.
+    Ledger {
+        /// The ledger service (a sequencer) to ask.
+        #[arg(long, env = "STRAND_LEDGER", default_value = "127.0.0.1:7400")]
+        ledger: String,
+        #[command(subcommand)]
+        query: LedgerQuery,
+    },
     /// Show the codec end to end on a sample file: encode, lose and damage fragments, decode, check.
     Demo {
         /// Size of the sample file.
@@ -79,6 +87,31 @@ enum Command {
         /// Work directory [default: a temporary directory, removed afterwards].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerQuery {
+    /// Chain id, height, head, epoch, mempool.
+    Status,
+    /// One block and the outcome of each of its transactions.
+    Block {
+        /// Its height.
+        height: u64,
+    },
+    /// What became of a transaction.
+    Tx {
+        /// Its hash (64 hex digits).
+        hash: String,
+    },
+    /// An account's nonce, provider record, contracts and credentials, from
+    /// your own verified replica of the ledger.
+    Account {
+        /// Its public key [default: yours].
+        key: Option<String>,
+        /// Your key file, when no key is given.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -136,9 +169,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let status = ExitStatus::of(&error);
-            eprintln!("error: {error:#}");
+            let message = strand_client::exit::describe(&error);
+            eprintln!("error: {message}");
             if json {
-                let report = serde_json::json!({ "error": format!("{error:#}"), "exit_code": status as u8 });
+                let report = serde_json::json!({ "error": message, "exit_code": status as u8 });
                 println!("{report}");
             }
             ExitCode::from(status as u8)
@@ -178,7 +212,69 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print(json, &summary, print_decode)
         }
         Command::Demo { size, dir } => demo::run(units::parse_size(&size)?, dir.as_deref(), json),
+        Command::Ledger { ledger, query } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let value = runtime.block_on(ledger_query(&ledger, query))?;
+            print(json, &value, print_ledger)
+        }
     }
+}
+
+async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde_json::Value> {
+    let (mut client, genesis) = ledger::connect(address).await?;
+    match query {
+        LedgerQuery::Status => ledger::status(&mut client, &genesis).await,
+        LedgerQuery::Block { height } => ledger::block(&mut client, height).await,
+        LedgerQuery::Tx { hash } => ledger::transaction(&mut client, &hash).await,
+        LedgerQuery::Account { key, key_file } => {
+            let key = match key {
+                Some(key) => key,
+                None => keyfile::read(&key_file.unwrap_or_else(keyfile::default_key_path))?.public_key().to_string(),
+            };
+            let follower = ledger::sync(&mut client, &genesis, &keyfile::strand_home()).await?;
+            ledger::account(&follower, &key)
+        }
+    }
+}
+
+/// Human form of a ledger answer: one `key: value` line per field, nested
+/// lists indented.
+fn print_ledger(value: &serde_json::Value) {
+    fn walk(value: &serde_json::Value, indent: usize) {
+        let pad = " ".repeat(indent);
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, field) in fields {
+                    match field {
+                        serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                            println!("{pad}{key}:");
+                            walk(field, indent + 2);
+                        }
+                        scalar => println!(
+                            "{pad}{key}: {}",
+                            scalar.as_str().map_or_else(|| scalar.to_string(), str::to_string)
+                        ),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) if items.is_empty() => println!("{pad}(none)"),
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    match item {
+                        serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                            println!("{pad}-");
+                            walk(item, indent + 2);
+                        }
+                        scalar => {
+                            println!("{pad}- {}", scalar.as_str().map_or_else(|| scalar.to_string(), str::to_string))
+                        }
+                    }
+                }
+            }
+            scalar => println!("{pad}{scalar}"),
+        }
+    }
+    walk(value, 0);
 }
 
 fn keygen(path: &Path, force: bool, json: bool) -> anyhow::Result<()> {

@@ -69,11 +69,7 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Starts `command` with stdout piped and returns it with the first
     /// stdout line that contains `marker` (waiting at most `timeout`).
-    pub fn spawn_and_wait_for(
-        mut command: Command,
-        marker: &str,
-        timeout: std::time::Duration,
-    ) -> (Self, String) {
+    pub fn spawn_and_wait_for(mut command: Command, marker: &str, timeout: std::time::Duration) -> (Self, String) {
         use std::io::BufRead;
         command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
         let mut child = command.spawn().expect("cannot start the process under test");

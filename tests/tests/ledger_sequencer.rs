@@ -63,7 +63,11 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
     for submitter in submitters {
         acknowledged.extend(submitter.await.expect("submitter"));
     }
-    assert!(acknowledged.len() >= 20, "the burst was under way when the sequencer died ({} acknowledged)", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 20,
+        "the burst was under way when the sequencer died ({} acknowledged)",
+        acknowledged.len()
+    );
     assert!(acknowledged.len() < 1200, "the kill came before the burst ended");
 
     let (_sequencer, address) = start(data.path());
@@ -93,4 +97,45 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
     }
     assert!(follower.replica().height() >= status.height);
     eprintln!("{} acknowledged before the kill, {finalised} finalised, the rest cleanly dropped", acknowledged.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strand_ledger_shows_status_transactions_and_accounts_from_a_verified_replica() {
+    let data = tempfile::tempdir().expect("temporary directory");
+    let home = tempfile::tempdir().expect("temporary directory");
+    let (_sequencer, address) = start(data.path());
+    let mut client = LedgerClient::connect(&address).await.expect("connect");
+    let genesis = client.genesis().await.expect("genesis");
+    let provider = Identity::from_secret_bytes(&[77; 32]);
+    let hash = client.submit(registration(genesis.chain(), &provider, 1)).await.expect("submit").expect("admitted");
+    let now = client.status().await.expect("status").height;
+    client.wait_for_height(now + 2, Duration::from_secs(10)).await.expect("wait");
+
+    let ledger = |arguments: &[&str]| {
+        let output = Command::new(binary("strand-client", "strand"))
+            .args(["ledger", "--ledger", &address])
+            .args(arguments)
+            .arg("--json")
+            .env("STRAND_HOME", home.path())
+            .output()
+            .expect("run strand");
+        assert!(output.status.success(), "{}", strand_tests::describe(&output));
+        strand_tests::json(&output)
+    };
+    let status = ledger(&["status"]);
+    assert_eq!(status["chain"], genesis.chain().to_string());
+    assert!(status["height"].as_u64().is_some_and(|height| height >= now + 2));
+    let transaction = ledger(&["tx", &hash.to_string()]);
+    assert_eq!(transaction["status"], "finalised");
+    assert_eq!(transaction["outcome"]["accepted"], true);
+    let height = transaction["height"].as_u64().expect("height");
+    let block = ledger(&["block", &height.to_string()]);
+    assert_eq!(block["transactions"][0]["kind"], "register-provider");
+    let account = ledger(&["account", &provider.public_key().to_string()]);
+    assert_eq!(account["nonce"], 1);
+    assert_eq!(account["provider"]["organisation"], "org");
+    assert!(
+        home.path().join("ledger").read_dir().expect("replica directory").next().is_some(),
+        "a local replica is kept"
+    );
 }
