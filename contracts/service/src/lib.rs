@@ -3,7 +3,8 @@
 //!
 //! - [`store`]: a replica's redb database (blocks, receipts, snapshots,
 //!   durable mempool), crash-safe by construction.
-//! - [`sequencer`]: the single-validator ordering service.
+//! - [`ordering`]: the trait a block orderer implements (the sequencer
+//!   today, a BFT engine later); [`sequencer`]: the single-validator one.
 //! - [`follower`]: checks and applies finalised blocks into a replica.
 //! - [`protocol`], [`server`], [`client`]: the wire protocol over TCP.
 //!
@@ -12,6 +13,7 @@
 
 pub mod client;
 pub mod follower;
+pub mod ordering;
 pub mod protocol;
 pub mod sequencer;
 pub mod server;

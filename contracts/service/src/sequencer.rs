@@ -12,6 +12,7 @@ use strand_contracts::{Digest, Replica};
 use strand_core::Identity;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::ordering::OrderingService;
 use crate::protocol::{Status, TransactionStatus};
 use crate::store::{LedgerStore, StoreError};
 
@@ -54,32 +55,34 @@ pub struct SequencerHandle {
 }
 
 impl SequencerHandle {
-    /// Admits transaction bytes; `Ok(hash)` once they are durably queued.
-    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
+    /// The store (for serving blocks and transactions).
+    pub fn store(&self) -> &Arc<LedgerStore> {
+        &self.store
+    }
+}
+
+impl OrderingService for SequencerHandle {
+    async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
         let (reply, answer) = oneshot::channel();
         self.submissions.try_send((bytes, reply)).map_err(|_| "the sequencer is busy: retry shortly".to_string())?;
         answer.await.map_err(|_| "the sequencer stopped".to_string())?
     }
 
-    /// The latest status.
-    pub fn status(&self) -> Status {
+    fn status(&self) -> Status {
         self.status.borrow().clone()
     }
 
-    /// Waits until the chain reaches `height` or `timeout` passes.
-    pub async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
+    async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
         let mut status = self.status.clone();
         let _ = tokio::time::timeout(timeout, status.wait_for(|status| status.height >= height)).await;
         self.status()
     }
 
-    /// The store (for serving blocks and transactions).
-    pub fn store(&self) -> &Arc<LedgerStore> {
-        &self.store
+    fn finalised_blocks(&self, from: u64, count: usize, bytes_max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.block_bytes_from(from, count, bytes_max)
     }
 
-    /// What became of a transaction.
-    pub fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
+    fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
         if let Some(place) = self.store.transaction(hash)? {
             return Ok(TransactionStatus::Finalised {
                 height: place.height,

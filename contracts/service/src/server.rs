@@ -7,8 +7,8 @@ use strand_contracts::block::Genesis;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use crate::ordering::OrderingService;
 use crate::protocol::{FrameError, Request, Response, read_frame, write_frame};
-use crate::sequencer::SequencerHandle;
 
 /// Most connections served at once; more wait for a free place.
 pub const CONNECTIONS_MAX: usize = 256;
@@ -20,9 +20,9 @@ pub const BLOCKS_PER_ANSWER_MAX: u32 = 256;
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Accepts connections until `shutdown` fires.
-pub async fn serve(
+pub async fn serve<O: OrderingService>(
     listener: TcpListener,
-    sequencer: SequencerHandle,
+    sequencer: O,
     genesis: Genesis,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -51,7 +51,11 @@ pub async fn serve(
     }
 }
 
-async fn connection(mut stream: TcpStream, sequencer: &SequencerHandle, genesis: &Genesis) -> Result<(), FrameError> {
+async fn connection<O: OrderingService>(
+    mut stream: TcpStream,
+    sequencer: &O,
+    genesis: &Genesis,
+) -> Result<(), FrameError> {
     loop {
         let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream)).await {
             Ok(Ok(request)) => request,
@@ -68,7 +72,7 @@ async fn connection(mut stream: TcpStream, sequencer: &SequencerHandle, genesis:
     }
 }
 
-async fn answer(request: Request, sequencer: &SequencerHandle, genesis: &Genesis) -> Response {
+async fn answer<O: OrderingService>(request: Request, sequencer: &O, genesis: &Genesis) -> Response {
     match request {
         Request::Genesis => Response::Genesis(genesis.clone()),
         Request::Status => Response::Status(sequencer.status()),
@@ -79,7 +83,7 @@ async fn answer(request: Request, sequencer: &SequencerHandle, genesis: &Genesis
         },
         Request::Blocks { from, count } => {
             let count = count.min(BLOCKS_PER_ANSWER_MAX) as usize;
-            match tokio::task::block_in_place(|| sequencer.store().block_bytes_from(from, count, 16 << 20)) {
+            match tokio::task::block_in_place(|| sequencer.finalised_blocks(from, count, 16 << 20)) {
                 Ok(blocks) => Response::Blocks(blocks),
                 Err(error) => Response::Error(error.to_string()),
             }
