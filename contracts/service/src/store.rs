@@ -98,6 +98,10 @@ impl LedgerStore {
                 None => {
                     meta.insert("chain", chain.0.as_slice()).map_err(db)?;
                     meta.insert("genesis", encoding::encode(genesis).as_slice()).map_err(db)?;
+                    // Block 0 is derived, but stored like any other so that
+                    // every snapshot, even one at height 0, has its block.
+                    let (block, _) = genesis.block();
+                    write.open_table(BLOCKS).map_err(db)?.insert(0, block.to_bytes().as_slice()).map_err(db)?;
                 }
             }
             write.open_table(BLOCKS).map_err(db)?;
