@@ -17,9 +17,6 @@ use strand_ledger_service::follower::Follower;
 use strand_ledger_service::protocol::TransactionStatus;
 use strand_ledger_service::store::LedgerStore;
 
-/// Blocks fetched per request while syncing.
-const SYNC_BATCH_BLOCKS: u32 = 128;
-
 /// Connects to the ledger service at `address`.
 pub async fn connect(address: &str) -> anyhow::Result<(LedgerClient, Genesis)> {
     let mut client = LedgerClient::connect(address).await?;
@@ -36,13 +33,8 @@ pub async fn sync(client: &mut LedgerClient, genesis: &Genesis, home: &Path) -> 
     let (store, replica) =
         LedgerStore::open(&path, genesis).with_context(|| format!("cannot open {}", path.display()))?;
     let mut follower = Follower::new(replica, Some(store));
-    loop {
-        let blocks = client.blocks(follower.replica().height() + 1, SYNC_BATCH_BLOCKS).await?;
-        if blocks.is_empty() {
-            return Ok(follower);
-        }
-        follower.ingest(&blocks).context("the ledger service sent a block that does not verify")?;
-    }
+    follower.catch_up(client).await.context("cannot bring the local ledger replica up to date")?;
+    Ok(follower)
 }
 
 /// The service's status as JSON.

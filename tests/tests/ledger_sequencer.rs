@@ -88,13 +88,7 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
 
     // The whole chain still verifies from genesis, block by block.
     let mut follower = Follower::new(Replica::new(&genesis), None);
-    loop {
-        let blocks = client.blocks(follower.replica().height() + 1, 128).await.expect("blocks");
-        if blocks.is_empty() {
-            break;
-        }
-        follower.ingest(&blocks).expect("every stored block verifies");
-    }
+    follower.catch_up(&mut client).await.expect("every stored block verifies");
     assert!(follower.replica().height() >= status.height);
     eprintln!("{} acknowledged before the kill, {finalised} finalised, the rest cleanly dropped", acknowledged.len());
 }

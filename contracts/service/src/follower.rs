@@ -5,7 +5,11 @@
 
 use strand_contracts::{Block, BlockRejection, Receipt, Replica};
 
+use crate::client::{ClientError, LedgerClient};
 use crate::store::{LedgerStore, StoreError};
+
+/// Blocks asked for per request while catching up.
+const CATCH_UP_BATCH_BLOCKS: u32 = 128;
 
 /// Why a follower stopped ingesting.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,9 @@ pub enum FollowError {
     /// The follower's own store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ledger service could not be asked.
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// A replica that follows a chain.
@@ -50,6 +57,18 @@ impl Follower {
             store.snapshot(self.replica.state())?;
         }
         Ok(())
+    }
+
+    /// Fetches and applies every block the service has beyond this
+    /// replica's head.
+    pub async fn catch_up(&mut self, client: &mut LedgerClient) -> Result<(), FollowError> {
+        loop {
+            let blocks = client.blocks(self.replica.height() + 1, CATCH_UP_BATCH_BLOCKS).await?;
+            if blocks.is_empty() {
+                return Ok(());
+            }
+            self.ingest(&blocks)?;
+        }
     }
 
     /// Checks and applies encoded blocks in order; stops at the first that

@@ -77,13 +77,7 @@ async fn submitted_transactions_are_finalised_served_and_followed() {
     let follower_path = directory.path().join("follower.redb");
     let (follower_store, follower_replica) = LedgerStore::open(&follower_path, &genesis).expect("follower store");
     let mut follower = Follower::new(follower_replica, Some(follower_store));
-    loop {
-        let blocks = client.blocks(follower.replica().height() + 1, 64).await.expect("blocks");
-        if blocks.is_empty() {
-            break;
-        }
-        follower.ingest(&blocks).expect("honest blocks");
-    }
+    follower.catch_up(&mut client).await.expect("honest blocks");
     assert!(follower.replica().height() >= reached.height);
     assert_eq!(follower.replica().state().providers.len(), 20);
     let (height, root) = (follower.replica().height(), follower.replica().state().root());
