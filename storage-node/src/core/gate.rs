@@ -1,0 +1,134 @@
+//! Who may take a fragment from this node, or give it one.
+//!
+//! Every get and push on the data plane (iroh-blobs) is decided here from
+//! the node's own ledger replica and holdings: no bearer tokens, the iroh
+//! connection already proves the requester's key. Today a get is served to
+//! the owner of the contract holding the fragment; credentials add grantees
+//! to [`decide_get`] without changing its callers.
+
+use strand_contracts::state::{ContractStatus, LedgerState};
+use strand_contracts::AccountId;
+
+use crate::core::holdings::{AgreementState, Holdings};
+
+/// Why a request was refused. Each has a fixed metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The node holds no such fragment.
+    #[error("unknown fragment")]
+    UnknownFragment,
+    /// The requester may not read it.
+    #[error("requester is not authorised for this fragment")]
+    NotAuthorised,
+    /// A push of a fragment the node did not agree to store.
+    #[error("push of a fragment the node did not agree to store")]
+    NotAgreed,
+    /// The contract is closed, expired or lost on the ledger.
+    #[error("the contract is no longer active")]
+    ContractInactive,
+    /// The node's replica is too far behind to decide safely.
+    #[error("the node's ledger replica is too stale to decide")]
+    LedgerTooStale,
+}
+
+impl Refusal {
+    /// The `reason` label of the refusal metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownFragment => "unknown_fragment",
+            Self::NotAuthorised => "not_authorised",
+            Self::NotAgreed => "not_agreed",
+            Self::ContractInactive => "contract_inactive",
+            Self::LedgerTooStale => "ledger_too_stale",
+        }
+    }
+}
+
+/// How far behind the service's head a replica may be and still decide.
+pub const LEDGER_LAG_BLOCKS_MAX: u64 = 10;
+
+/// Whether `requester` may get `fragment`, given the node's holdings and its
+/// ledger replica, `lag_blocks` behind the latest known head.
+pub fn decide_get(
+    requester: &AccountId,
+    fragment: &[u8; 32],
+    holdings: &Holdings,
+    ledger: &LedgerState,
+    lag_blocks: u64,
+) -> Result<(), Refusal> {
+    let (contract, agreement) = holdings.agreement_of(fragment).ok_or(Refusal::UnknownFragment)?;
+    if lag_blocks > LEDGER_LAG_BLOCKS_MAX {
+        return Err(Refusal::LedgerTooStale);
+    }
+    if agreement.terms.owner != *requester {
+        return Err(Refusal::NotAuthorised);
+    }
+    match ledger.contracts.get(contract).map(|contract| contract.status) {
+        // Not on the ledger yet: the owner who proposed it may read back.
+        None | Some(ContractStatus::Active) => Ok(()),
+        Some(_) => Err(Refusal::ContractInactive),
+    }
+}
+
+/// Whether `sender` may push `fragment`: only the owner of an agreement the
+/// node is still fetching.
+pub fn decide_push(sender: &AccountId, fragment: &[u8; 32], holdings: &Holdings) -> Result<(), Refusal> {
+    match holdings.agreement_of(fragment) {
+        Some((_, agreement)) if agreement.state == AgreementState::Fetching && agreement.terms.owner == *sender => Ok(()),
+        _ => Err(Refusal::NotAgreed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::holdings::Agreement;
+    use strand_contracts::block::{Genesis, ValidatorSet};
+    use strand_contracts::transaction::{ContractTerms, ProofPolicy};
+    use strand_contracts::Digest;
+
+    fn terms(owner: AccountId) -> ContractTerms {
+        ContractTerms {
+            upload: [1; 16],
+            owner,
+            provider: AccountId([2; 32]),
+            fragment_root: Digest([3; 32]),
+            fragment_count: 2,
+            fragment_size: 1040,
+            data_shards: 1,
+            parity_shards: 1,
+            stripe_count: 2,
+            stripes_root: Digest([4; 32]),
+            term_epochs: 10,
+            proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
+        }
+    }
+
+    fn ledger() -> LedgerState {
+        let genesis = Genesis {
+            name: "gate".into(),
+            validators: ValidatorSet { validators: vec![], quorum: 0 },
+            epoch_blocks: 10,
+            timestamp_ms: 0,
+        };
+        genesis.block().1
+    }
+
+    #[test]
+    fn only_the_owner_gets_and_only_agreed_fragments_are_pushed() {
+        let owner = AccountId([9; 32]);
+        let stranger = AccountId([8; 32]);
+        let mut holdings = Holdings::default();
+        holdings.insert(Agreement { terms: terms(owner), fragment_ids: vec![[5; 32], [6; 32]], state: AgreementState::Fetching });
+        let state = ledger();
+        assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 0), Ok(()));
+        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 0), Err(Refusal::NotAuthorised));
+        assert_eq!(decide_get(&owner, &[7; 32], &holdings, &state, 0), Err(Refusal::UnknownFragment));
+        assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 11), Err(Refusal::LedgerTooStale));
+        assert_eq!(decide_push(&owner, &[6; 32], &holdings), Ok(()));
+        assert_eq!(decide_push(&stranger, &[6; 32], &holdings), Err(Refusal::NotAgreed));
+        assert_eq!(decide_push(&owner, &[7; 32], &holdings), Err(Refusal::NotAgreed));
+        holdings.insert(Agreement { terms: terms(owner), fragment_ids: vec![[5; 32], [6; 32]], state: AgreementState::Signed { at_height: 3 } });
+        assert_eq!(decide_push(&owner, &[6; 32], &holdings), Err(Refusal::NotAgreed), "no pushes once signed");
+    }
+}

@@ -1,0 +1,8 @@
+//! The node's protocol logic, free of I/O: what it holds, whom it serves,
+//! which proposals it accepts. The daemon (`crate::daemon`) feeds it ledger
+//! state and network requests and carries out its decisions; the simulator
+//! will drive the same functions.
+
+pub mod gate;
+pub mod holdings;
+pub mod proposal;
