@@ -1,11 +1,17 @@
 //! The storage node (`strand-node`): holds encrypted fragments under storage
-//! contracts, answers proof-of-storage challenges, runs repair orders and
-//! releases a fragment only when its own ledger replica authorises the
-//! requester.
+//! contracts, serves them only to whom its own ledger replica authorises,
+//! and (next) answers proofs and runs repairs.
 //!
-//! Status: the daemon arrives with the storage-network issue; this crate is
-//! the place for it. Its protocol logic will be sans-IO state machines (see
-//! `../shared/DESIGN.md`), with tokio, libp2p, iroh-blobs and redb only in
-//! the shell around them.
-//!
-//! May depend on: `strand-core`, `strand-contracts`, `strand-proof-of-storage`.
+//! - [`core`]: the protocol logic, sans-IO (holdings, the gate, proposal
+//!   checks); the simulator will drive it.
+//! - [`config`], [`records`], [`metrics`]: configuration, the node's redb
+//!   records, Prometheus metrics.
+//! - `daemon`: the shell over the ledger service, iroh-blobs, libp2p.
+
+pub mod config;
+pub mod core;
+mod daemon;
+pub mod metrics;
+pub mod records;
+
+pub use daemon::run;

@@ -6,8 +6,8 @@
 //! the owner of the contract holding the fragment; credentials add grantees
 //! to [`decide_get`] without changing its callers.
 
-use strand_contracts::state::{ContractStatus, LedgerState};
 use strand_contracts::AccountId;
+use strand_contracts::state::{ContractStatus, LedgerState};
 
 use crate::core::holdings::{AgreementState, Holdings};
 
@@ -74,7 +74,9 @@ pub fn decide_get(
 /// node is still fetching.
 pub fn decide_push(sender: &AccountId, fragment: &[u8; 32], holdings: &Holdings) -> Result<(), Refusal> {
     match holdings.agreement_of(fragment) {
-        Some((_, agreement)) if agreement.state == AgreementState::Fetching && agreement.terms.owner == *sender => Ok(()),
+        Some((_, agreement)) if agreement.state == AgreementState::Fetching && agreement.terms.owner == *sender => {
+            Ok(())
+        }
         _ => Err(Refusal::NotAgreed),
     }
 }
@@ -83,9 +85,9 @@ pub fn decide_push(sender: &AccountId, fragment: &[u8; 32], holdings: &Holdings)
 mod tests {
     use super::*;
     use crate::core::holdings::Agreement;
+    use strand_contracts::Digest;
     use strand_contracts::block::{Genesis, ValidatorSet};
     use strand_contracts::transaction::{ContractTerms, ProofPolicy};
-    use strand_contracts::Digest;
 
     fn terms(owner: AccountId) -> ContractTerms {
         ContractTerms {
@@ -119,7 +121,11 @@ mod tests {
         let owner = AccountId([9; 32]);
         let stranger = AccountId([8; 32]);
         let mut holdings = Holdings::default();
-        holdings.insert(Agreement { terms: terms(owner), fragment_ids: vec![[5; 32], [6; 32]], state: AgreementState::Fetching });
+        holdings.insert(Agreement {
+            terms: terms(owner),
+            fragment_ids: vec![[5; 32], [6; 32]],
+            state: AgreementState::Fetching,
+        });
         let state = ledger();
         assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 0), Ok(()));
         assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 0), Err(Refusal::NotAuthorised));
@@ -128,7 +134,11 @@ mod tests {
         assert_eq!(decide_push(&owner, &[6; 32], &holdings), Ok(()));
         assert_eq!(decide_push(&stranger, &[6; 32], &holdings), Err(Refusal::NotAgreed));
         assert_eq!(decide_push(&owner, &[7; 32], &holdings), Err(Refusal::NotAgreed));
-        holdings.insert(Agreement { terms: terms(owner), fragment_ids: vec![[5; 32], [6; 32]], state: AgreementState::Signed { at_height: 3 } });
+        holdings.insert(Agreement {
+            terms: terms(owner),
+            fragment_ids: vec![[5; 32], [6; 32]],
+            state: AgreementState::Signed { at_height: 3 },
+        });
         assert_eq!(decide_push(&owner, &[6; 32], &holdings), Err(Refusal::NotAgreed), "no pushes once signed");
     }
 }

@@ -1,0 +1,221 @@
+//! The data plane: iroh + iroh-blobs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, PortmapperConfig, presets};
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+use iroh_blobs::api::Store;
+use iroh_blobs::provider::events::{
+    AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode, ThrottleMode,
+};
+use iroh_blobs::{ALPN, Hash};
+
+/// What a remote asks of the blob server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Read a blob.
+    Get,
+    /// Hand the server a blob.
+    Push,
+}
+
+/// Decides every request: `Ok` serves it, `Err(label)` refuses it (the label
+/// names the reason in metrics and logs).
+pub type Gate = Arc<dyn Fn(Operation, [u8; 32], [u8; 32]) -> Result<(), &'static str> + Send + Sync>;
+
+/// An iroh endpoint for `secret`, bound to `bind` (port 0 for any), with no
+/// relay, no address lookup, no port mapping and no internet probes.
+pub async fn endpoint(secret: [u8; 32], bind: SocketAddr) -> anyhow::Result<Endpoint> {
+    let endpoint = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&secret))
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .clear_ip_transports()
+        .bind_addr(bind)?
+        .portmapper_config(PortmapperConfig::Disabled)
+        .net_report_config(iroh::NetReportConfig::minimal())
+        .bind()
+        .await?;
+    Ok(endpoint)
+}
+
+/// The address others dial: the endpoint id and its bound sockets.
+pub fn address_of(endpoint: &Endpoint) -> (EndpointId, Vec<SocketAddr>) {
+    (endpoint.id(), endpoint.bound_sockets())
+}
+
+/// Serves `store` on `endpoint`, putting every connection, get and push to
+/// `gate`. Pushes are only served when the gate allows them.
+pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
+    let mask = EventMask {
+        connected: ConnectMode::Intercept,
+        get: RequestMode::Intercept,
+        get_many: RequestMode::Intercept,
+        push: RequestMode::Intercept,
+        observe: ObserveMode::Intercept,
+        throttle: ThrottleMode::None,
+    };
+    let (events, mut messages) = EventSender::channel(256, mask);
+    tokio::spawn(async move {
+        // Request events carry only a connection id; the connection event,
+        // decided before any request on it, carries the remote's key.
+        let mut remotes: HashMap<u64, [u8; 32]> = HashMap::new();
+        while let Some(message) = messages.recv().await {
+            match message {
+                ProviderMessage::ClientConnected(message) => {
+                    let decision = match message.endpoint_id {
+                        Some(id) => {
+                            remotes.insert(message.connection_id, *id.as_bytes());
+                            Ok(())
+                        }
+                        None => Err(AbortReason::Permission),
+                    };
+                    message.tx.send(decision).await.ok();
+                }
+                ProviderMessage::ConnectionClosed(message) => {
+                    remotes.remove(&message.connection_id);
+                }
+                ProviderMessage::GetRequestReceived(message) => {
+                    let remote = remotes.get(&message.connection_id).copied();
+                    let allowed = message.request.ranges.is_blob()
+                        && remote.is_some_and(|remote| decide(&gate, Operation::Get, remote, message.request.hash));
+                    message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
+                }
+                ProviderMessage::PushRequestReceived(message) => {
+                    let remote = remotes.get(&message.connection_id).copied();
+                    let allowed = message.request.ranges.is_blob()
+                        && remote.is_some_and(|remote| decide(&gate, Operation::Push, remote, message.request.hash));
+                    message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
+                }
+                // Several blobs per request and observation are not part of
+                // strand's protocol: refuse them.
+                ProviderMessage::GetManyRequestReceived(message) => {
+                    message.tx.send(Err(AbortReason::Permission)).await.ok();
+                }
+                ProviderMessage::ObserveRequestReceived(message) => {
+                    message.tx.send(Err(AbortReason::Permission)).await.ok();
+                }
+                _ => {}
+            }
+        }
+    });
+    Router::builder(endpoint).accept(ALPN, BlobServer { store, events }).spawn()
+}
+
+fn decide(gate: &Gate, operation: Operation, remote: [u8; 32], hash: Hash) -> bool {
+    match gate(operation, remote, *hash.as_bytes()) {
+        Ok(()) => true,
+        Err(reason) => {
+            tracing::debug!(?operation, remote = %hex_short(&remote), blob = %hash.fmt_short(), reason, "blobs.gate refused");
+            false
+        }
+    }
+}
+
+fn hex_short(bytes: &[u8; 32]) -> String {
+    bytes[..5].iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Serves blobs without owning the store: shutting the router down leaves
+/// the store usable (iroh-blobs' own protocol handler shuts it down).
+#[derive(Debug, Clone)]
+struct BlobServer {
+    store: Store,
+    events: EventSender,
+}
+
+impl ProtocolHandler for BlobServer {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        iroh_blobs::provider::handle_connection(connection, self.store.clone(), self.events.clone()).await;
+        Ok(())
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Could not connect.
+    #[error("cannot connect to {remote}: {reason}")]
+    Connect {
+        /// Short id of the remote.
+        remote: String,
+        /// Why.
+        reason: String,
+    },
+    /// Refused, missing, or the stream broke (iroh-blobs does not tell
+    /// "refused" from "not found" on the wire).
+    #[error("{remote} did not deliver blob {blob}: {reason}")]
+    Transfer {
+        /// Short id of the remote.
+        remote: String,
+        /// Short hash.
+        blob: String,
+        /// Why.
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("{remote} did not answer within {timeout:?}")]
+    Timeout {
+        /// Short id of the remote.
+        remote: String,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+/// The address of a remote endpoint from its key and socket addresses.
+pub fn remote_address(key: [u8; 32], sockets: &[SocketAddr]) -> anyhow::Result<EndpointAddr> {
+    let id = EndpointId::from_bytes(&key)?;
+    Ok(sockets.iter().fold(EndpointAddr::new(id), |address, socket| address.with_ip_addr(*socket)))
+}
+
+/// Connects to a remote blob server.
+pub async fn connect(endpoint: &Endpoint, remote: EndpointAddr, timeout: Duration) -> Result<Connection, FetchError> {
+    let name = remote.id.fmt_short().to_string();
+    match tokio::time::timeout(timeout, endpoint.connect(remote, ALPN)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(FetchError::Connect { remote: name, reason: error.to_string() }),
+        Err(_) => Err(FetchError::Timeout { remote: name, timeout }),
+    }
+}
+
+/// Fetches blob `hash` over `connection` into memory, verified against the
+/// hash as it streams.
+pub async fn fetch_bytes(
+    connection: &Connection,
+    hash: [u8; 32],
+    timeout: Duration,
+) -> Result<bytes::Bytes, FetchError> {
+    let remote = connection.remote_id().fmt_short().to_string();
+    let hash = Hash::from_bytes(hash);
+    let request = iroh_blobs::get::request::get_blob(connection.clone(), hash).bytes();
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason: error.to_string() })
+        }
+        Err(_) => Err(FetchError::Timeout { remote, timeout }),
+    }
+}
+
+/// Fetches blob `hash` over `connection` into `store`, verified.
+pub async fn fetch_into(
+    store: &Store,
+    connection: &Connection,
+    hash: [u8; 32],
+    timeout: Duration,
+) -> Result<(), FetchError> {
+    let remote = connection.remote_id().fmt_short().to_string();
+    let hash = Hash::from_bytes(hash);
+    match tokio::time::timeout(timeout, store.remote().fetch(connection.clone(), hash)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
+            Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason: error.to_string() })
+        }
+        Err(_) => Err(FetchError::Timeout { remote, timeout }),
+    }
+}

@@ -1,0 +1,15 @@
+//! Network plumbing shared by storage nodes and clients.
+//!
+//! - [`blobs`]: the data plane. iroh endpoints bound to loopback or given
+//!   addresses with no relays and no discovery (nothing leaves the hosts we
+//!   name), blob serving where every connection, get and push is put to a
+//!   [`blobs::Gate`], and verified fetches with timeouts.
+//! - [`p2p`]: the control plane. A libp2p swarm (identify, Kademlia,
+//!   gossipsub, request-response with a bounded length-prefixed codec) owned
+//!   by one task and driven through a command channel.
+//!
+//! One ed25519 key is the participant's ledger account, its iroh endpoint id
+//! and its libp2p peer id.
+
+pub mod blobs;
+pub mod p2p;

@@ -1,0 +1,66 @@
+//! The data plane: the fragment store and its gate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use iroh_blobs::store::GcConfig;
+use iroh_blobs::store::fs::FsStore;
+use iroh_blobs::store::fs::options::Options;
+use strand_contracts::AccountId;
+use strand_net::blobs::{Gate, Operation};
+
+use super::Node;
+use crate::core::gate;
+
+/// Opens the fragment store with garbage collection of untagged blobs (a
+/// fragment is kept exactly while its tag `fragment/<hex>` exists).
+pub(super) async fn open_store(directory: &Path) -> anyhow::Result<iroh_blobs::api::Store> {
+    std::fs::create_dir_all(directory)?;
+    let mut options = Options::new(directory);
+    options.gc = Some(GcConfig { interval: Duration::from_secs(30), add_protected: None });
+    let store = FsStore::load_with_opts(directory.join("blobs.db"), options).await?;
+    Ok((*store).clone())
+}
+
+/// The tag that keeps a fragment in the store.
+pub(super) fn tag_of(fragment: &[u8; 32]) -> String {
+    format!("fragment/{}", hex::encode(fragment))
+}
+
+/// Serves fragments, every request decided by the node's gate.
+pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
+    let decider = Arc::clone(node);
+    let gate: Gate = Arc::new(move |operation, remote, fragment| {
+        let requester = AccountId(remote);
+        let holdings = decider.holdings();
+        let decision = match operation {
+            Operation::Get => {
+                let lag = decider.lag_blocks.load(Ordering::Relaxed);
+                gate::decide_get(&requester, &fragment, &holdings, &decider.ledger(), lag)
+            }
+            Operation::Push => gate::decide_push(&requester, &fragment, &holdings),
+        };
+        let label = match operation {
+            Operation::Get => "get",
+            Operation::Push => "push",
+        };
+        match decision {
+            Ok(()) => {
+                decider.metrics.requests_served.with_label_values(&[label]).inc();
+                if operation == Operation::Get {
+                    if let Some((_, agreement)) = holdings.agreement_of(&fragment) {
+                        decider.metrics.fragment_bytes_released.inc_by(u64::from(agreement.terms.fragment_size));
+                    }
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                decider.metrics.requests_refused.with_label_values(&[label, refusal.label()]).inc();
+                Err(refusal.label())
+            }
+        }
+    });
+    strand_net::blobs::serve(node.endpoint.clone(), node.store.clone(), gate)
+}

@@ -1,0 +1,183 @@
+//! The daemon: the shell that maps the node's decisions onto the ledger
+//! service, iroh-blobs, libp2p, redb and Prometheus.
+
+mod data;
+mod ledger;
+mod proposals;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use strand_contracts::state::LedgerState;
+use strand_contracts::{AccountId, Digest};
+use strand_core::{Identity, keyfile};
+use strand_ledger_service::store::LedgerStore;
+use strand_net::p2p::{self, P2pConfig, P2pEvent};
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::core::holdings::Holdings;
+use crate::metrics::{self, Metrics};
+use crate::records::Records;
+
+/// How long a proposal may take, fragment transfer included.
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What every part of the running node shares.
+pub(crate) struct Node {
+    identity: Identity,
+    account: AccountId,
+    chain: Digest,
+    capacity_bytes: u64,
+    /// The ledger replica's latest state (an O(1) clone of the follower's).
+    ledger: RwLock<LedgerState>,
+    /// Blocks the replica is behind the service's head.
+    lag_blocks: std::sync::atomic::AtomicU64,
+    holdings: RwLock<Holdings>,
+    records: Records,
+    store: iroh_blobs::api::Store,
+    endpoint: iroh::Endpoint,
+    metrics: Metrics,
+}
+
+impl Node {
+    fn ledger(&self) -> LedgerState {
+        self.ledger.read().map(|state| state.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn holdings(&self) -> std::sync::RwLockReadGuard<'_, Holdings> {
+        self.holdings.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn holdings_mut(&self) -> std::sync::RwLockWriteGuard<'_, Holdings> {
+        self.holdings.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refresh_storage_metrics(&self) {
+        let holdings = self.holdings();
+        self.metrics.fragments_stored.set(holdings.fragment_count() as i64);
+        let bytes: u64 = holdings
+            .agreements()
+            .map(|(_, agreement)| agreement.fragment_ids.len() as u64 * u64::from(agreement.terms.fragment_size))
+            .sum();
+        self.metrics.fragment_bytes_stored.set(bytes as i64);
+    }
+}
+
+fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<Identity> {
+    if !path.exists() {
+        keyfile::write(path, &Identity::generate(&mut rand::rng()), false)?;
+    }
+    Ok(keyfile::read(path)?)
+}
+
+/// Runs the node until SIGTERM or Ctrl-C.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let identity = load_or_create_key(&config.key_path())?;
+    let account = AccountId::of(&identity.public_key());
+    let capacity_bytes = config.capacity_bytes()?;
+
+    let (mut follower, mut client, genesis) = ledger::open(&config).await?;
+    let metrics = Metrics::new();
+    let records = Records::open(&config.data_dir.join("node.redb"))?;
+    let holdings = Holdings::from_agreements(records.agreements()?);
+
+    let store = data::open_store(&config.data_dir.join("blobs")).await?;
+    let blobs_bind: SocketAddr =
+        config.blobs_listen.parse().with_context(|| format!("blobs_listen '{}'", config.blobs_listen))?;
+    let endpoint = strand_net::blobs::endpoint(*identity.secret_bytes(), blobs_bind).await?;
+
+    let node = Arc::new(Node {
+        chain: genesis.chain(),
+        ledger: RwLock::new(follower.replica().state().clone()),
+        lag_blocks: std::sync::atomic::AtomicU64::new(0),
+        holdings: RwLock::new(holdings),
+        records,
+        store: store.clone(),
+        endpoint: endpoint.clone(),
+        metrics: metrics.clone(),
+        capacity_bytes,
+        identity,
+        account,
+    });
+    node.refresh_storage_metrics();
+    proposals::forget_unfinished(&node).await;
+    let router = data::serve(&node);
+
+    let p2p_listen = config.p2p_listen.parse().with_context(|| format!("p2p_listen '{}'", config.p2p_listen))?;
+    let (network, mut events, network_task) = p2p::start(P2pConfig {
+        secret: *node.identity.secret_bytes(),
+        listen: Some(p2p_listen),
+        protocol: strand_wire::CONTRACT_PROTOCOL,
+        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
+        request_timeout: PROPOSAL_TIMEOUT,
+    })
+    .await?;
+    let p2p_address = network.listen_address.clone().context("the libp2p listener has no address")?;
+
+    let metrics_listener = tokio::net::TcpListener::bind(&config.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {}", config.metrics_listen))?;
+    let metrics_address = metrics_listener.local_addr()?;
+    tokio::spawn(metrics::serve(metrics_listener, metrics.clone()));
+
+    let iroh_address = endpoint.bound_sockets().first().copied().context("the iroh endpoint has no socket")?;
+    let endpoints = vec![format!("libp2p:{p2p_address}"), format!("iroh:{iroh_address}")];
+    ledger::register(&node, &mut follower, &mut client, &config, endpoints).await?;
+    // One line on stdout that scripts and tests wait for.
+    println!(
+        "strand-node ready account {} libp2p {p2p_address} iroh {iroh_address} metrics http://{metrics_address}/metrics",
+        node.account
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let (gossip, gossiped) = ledger::gossip_queue();
+    let following = ledger::Following { follower, client, address: config.ledger.clone(), gossiped };
+    let follow = tokio::spawn(ledger::follow(Arc::clone(&node), following, network.clone(), stopped));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            event = events.recv() => match event {
+                Some(P2pEvent::Request { peer, bytes, channel }) => {
+                    let (node, network) = (Arc::clone(&node), network.clone());
+                    tokio::spawn(async move {
+                        let response = proposals::handle(&node, peer, &bytes).await;
+                        network.respond(channel, strand_wire::encode(&response)).await;
+                    });
+                }
+                Some(P2pEvent::Block(bytes)) => {
+                    let _ = gossip.try_send(bytes);
+                }
+                Some(P2pEvent::Peers(count)) => node.metrics.peers_connected.set(count as i64),
+                None => break,
+            },
+        }
+    }
+    tracing::info!("node stopping");
+    let _ = stop.send(true);
+    let _ = follow.await;
+    network_task.abort();
+    let _ = router.shutdown().await;
+    // Commits the store's pending metadata: nothing acknowledged is lost.
+    store.shutdown().await.context("closing the fragment store")?;
+    Ok(())
+}
+
+/// Where the node's ledger replica lives.
+pub(crate) fn ledger_path(config: &NodeConfig) -> std::path::PathBuf {
+    config.data_dir.join("ledger.redb")
+}
+
+/// Opens the ledger replica for `genesis` at the node's path.
+pub(crate) fn open_replica(
+    config: &NodeConfig,
+    genesis: &strand_contracts::Genesis,
+) -> anyhow::Result<(LedgerStore, strand_contracts::Replica)> {
+    LedgerStore::open(&ledger_path(config), genesis).context("cannot open the node's ledger replica")
+}
