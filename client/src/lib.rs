@@ -9,8 +9,11 @@
 
 pub mod exit;
 pub mod ledger;
+pub mod network;
 pub mod offline;
+pub mod placement;
 pub mod progress;
+pub mod record;
 pub mod units;
 
 pub use strand_core::keyfile;

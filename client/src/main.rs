@@ -13,6 +13,7 @@ use strand_client::{keyfile, ledger, units};
 use strand_core::{CodecParams, Identity};
 
 mod demo;
+mod netcmd;
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 failure, 2 usage error, 3 data unrecoverable \
 (too many fragments of a stripe lost or damaged), 4 integrity failure (tampered data or mismatched \
@@ -71,6 +72,43 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Upload a file to the network: encode, place on k+m providers per stripe, open contracts.
+    Upload {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        codec: CodecArgs,
+        /// Contract term in epochs.
+        #[arg(long, default_value_t = 1000)]
+        term_epochs: u32,
+    },
+    /// Download an upload (or a byte range of it) from its providers.
+    Download {
+        /// The upload id.
+        upload: String,
+        /// Where to write it (only created when the download verified).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only bytes START..END.
+        #[arg(long)]
+        range: Option<String>,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Your uploads and their contracts.
+    Ls {
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Health of every stripe of an upload, from the ledger and live probes.
+    Status {
+        /// The upload id.
+        upload: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Inspect the ledger: status, blocks, transactions, accounts.
     Ledger {
         /// The ledger service (a sequencer) to ask.
@@ -88,6 +126,19 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct NetworkArgs {
+    /// The ledger service (a sequencer).
+    #[arg(long, env = "STRAND_LEDGER", default_value = "127.0.0.1:7400")]
+    ledger: String,
+    /// Your key file [default: $STRAND_HOME/identity.pem, or ~/.strand/identity.pem].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Worker threads (fragments fetched or encoded at once).
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -212,12 +263,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print(json, &summary, print_decode)
         }
         Command::Demo { size, dir } => demo::run(units::parse_size(&size)?, dir.as_deref(), json),
+        Command::Upload { file, network, codec, term_epochs } => {
+            let identity = netcmd::identity(&network.key)?;
+            let params = codec.params()?;
+            let value = runtime()?.block_on(netcmd::upload(
+                &network.ledger,
+                &identity,
+                &file,
+                params,
+                term_epochs,
+                network.threads.min(strand_core::pipeline::default_threads()),
+                json,
+            ))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Download { upload, out, range, network } => {
+            let identity = netcmd::identity(&network.key)?;
+            let value = runtime()?.block_on(netcmd::download(
+                &network.ledger,
+                &identity,
+                &upload,
+                &out,
+                range,
+                network.threads,
+                json,
+            ))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Ls { network } => {
+            let identity = netcmd::identity(&network.key)?;
+            let value = runtime()?.block_on(netcmd::list(&network.ledger, &identity))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Status { upload, network } => {
+            let identity = netcmd::identity(&network.key)?;
+            let value = runtime()?.block_on(netcmd::status(&network.ledger, &identity, &upload))?;
+            print(json, &value, print_ledger)
+        }
         Command::Ledger { ledger, query } => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let value = runtime.block_on(ledger_query(&ledger, query))?;
+            let value = runtime()?.block_on(ledger_query(&ledger, query))?;
             print(json, &value, print_ledger)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde_json::Value> {

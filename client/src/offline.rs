@@ -143,8 +143,21 @@ pub fn decode_file(
     threads: usize,
     progress: impl FnMut(u64),
 ) -> anyhow::Result<DecodeSummary> {
-    let started = Instant::now();
     let store = DirectoryStore::open(fragment_directory)?;
+    decode_with(index, &store, output, range, threads, progress)
+}
+
+/// Decodes from any fragment source into `output`, which appears only when
+/// the decode succeeded.
+pub fn decode_with<S: strand_core::io::FragmentSource + ?Sized>(
+    index: &RecoveryIndex,
+    store: &S,
+    output: &Path,
+    range: Option<Range<u64>>,
+    threads: usize,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<DecodeSummary> {
+    let started = Instant::now();
     let parent = output.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temporary = tempfile::Builder::new()
         .prefix(".strand-decode-")
@@ -152,7 +165,7 @@ pub fn decode_file(
         .tempfile_in(parent)
         .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 20, temporary);
-    let report = decode(index, &store, &mut writer, range.clone(), threads, progress)
+    let report = decode(index, store, &mut writer, range.clone(), threads, progress)
         .with_context(|| format!("decoding upload {} failed", index.upload_id))?;
     let temporary = writer.into_inner().map_err(|error| error.into_error()).context("cannot flush the output")?;
     temporary.as_file().sync_all().context("cannot sync the output")?;

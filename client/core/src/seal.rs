@@ -14,7 +14,7 @@
 //! ```text
 //! magic            8   "STRNDSEL"
 //! version          2   1
-//! kind             2   what is inside (1 = recovery index)
+//! kind             2   what is inside (1 = recovery index, 2 = upload record)
 //! recipient       32   ed25519 public key the record is sealed to
 //! encapsulated    32   HPKE encapsulated key
 //! plaintext len    8
@@ -44,18 +44,22 @@ const AEAD_TAG_LEN: usize = 16;
 pub enum SealKind {
     /// A recovery index, sealed to its owner.
     RecoveryIndex,
+    /// An upload record (index plus placement), sealed to its owner.
+    UploadRecord,
 }
 
 impl SealKind {
     fn code(self) -> u16 {
         match self {
             Self::RecoveryIndex => 1,
+            Self::UploadRecord => 2,
         }
     }
 
     fn info(self) -> &'static [u8] {
         match self {
             Self::RecoveryIndex => b"strand sealed recovery index v1",
+            Self::UploadRecord => b"strand sealed upload record v1",
         }
     }
 }

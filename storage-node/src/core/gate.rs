@@ -49,6 +49,11 @@ pub const LEDGER_LAG_BLOCKS_MAX: u64 = 10;
 
 /// Whether `requester` may get `fragment`, given the node's holdings and its
 /// ledger replica, `lag_blocks` behind the latest known head.
+///
+/// The owner may read back whatever the node still holds, whatever the
+/// ledger says of the contract: strikes that declare fragments lost must not
+/// stop the owner (or, later, a repairer) from reading what is left. The
+/// ledger's view of the contract decides for everyone else (credentials).
 pub fn decide_get(
     requester: &AccountId,
     fragment: &[u8; 32],
@@ -57,16 +62,16 @@ pub fn decide_get(
     lag_blocks: u64,
 ) -> Result<(), Refusal> {
     let (contract, agreement) = holdings.agreement_of(fragment).ok_or(Refusal::UnknownFragment)?;
+    if agreement.terms.owner == *requester {
+        return Ok(());
+    }
+    // Every other reader is decided from the ledger, so a stale replica fails closed.
     if lag_blocks > LEDGER_LAG_BLOCKS_MAX {
         return Err(Refusal::LedgerTooStale);
     }
-    if agreement.terms.owner != *requester {
-        return Err(Refusal::NotAuthorised);
-    }
     match ledger.contracts.get(contract).map(|contract| contract.status) {
-        // Not on the ledger yet: the owner who proposed it may read back.
-        None | Some(ContractStatus::Active) => Ok(()),
-        Some(_) => Err(Refusal::ContractInactive),
+        Some(ContractStatus::Active) => Err(Refusal::NotAuthorised),
+        _ => Err(Refusal::ContractInactive),
     }
 }
 
@@ -128,9 +133,14 @@ mod tests {
         });
         let state = ledger();
         assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 0), Ok(()));
-        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 0), Err(Refusal::NotAuthorised));
+        assert_eq!(
+            decide_get(&owner, &[5; 32], &holdings, &state, 1000),
+            Ok(()),
+            "the owner reads back whatever is held"
+        );
+        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 0), Err(Refusal::ContractInactive));
+        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 11), Err(Refusal::LedgerTooStale));
         assert_eq!(decide_get(&owner, &[7; 32], &holdings, &state, 0), Err(Refusal::UnknownFragment));
-        assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 11), Err(Refusal::LedgerTooStale));
         assert_eq!(decide_push(&owner, &[6; 32], &holdings), Ok(()));
         assert_eq!(decide_push(&stranger, &[6; 32], &holdings), Err(Refusal::NotAgreed));
         assert_eq!(decide_push(&owner, &[7; 32], &holdings), Err(Refusal::NotAgreed));

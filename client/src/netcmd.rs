@@ -1,0 +1,159 @@
+//! `strand upload`, `download`, `ls`, `status`: the networked commands.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use strand_client::network::{self, UploadOptions};
+use strand_client::progress::bytes_bar;
+use strand_client::record::UploadRecord;
+use strand_client::{keyfile, ledger, units};
+use strand_contracts::query;
+use strand_core::{CodecParams, Identity};
+
+/// Uploads `file`.
+pub async fn upload(
+    address: &str,
+    identity: &Identity,
+    file: &Path,
+    params: CodecParams,
+    term_epochs: u32,
+    threads: usize,
+    json: bool,
+) -> anyhow::Result<Value> {
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let home = keyfile::strand_home();
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let length = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    let bar = bytes_bar(length, "encoding", json);
+    let progress_bar = bar.clone();
+    let options = UploadOptions { params, term_epochs, threads };
+    let summary =
+        network::upload(file, identity, &mut client, follower.replica().state(), &home, options, move |done| {
+            progress_bar.set_position(done)
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(serde_json::to_value(summary?)?)
+}
+
+/// Downloads an upload (or a range of it).
+pub async fn download(
+    address: &str,
+    identity: &Identity,
+    upload: &str,
+    out: &Path,
+    range: Option<String>,
+    threads: usize,
+    json: bool,
+) -> anyhow::Result<Value> {
+    let home = keyfile::strand_home();
+    let record = UploadRecord::load(&home, upload, identity)?;
+    let length = record.index.layout.file_length;
+    let range = range.map(|text| units::parse_range(&text, length)).transpose()?;
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let total = range.as_ref().map_or(length, |range| range.end.saturating_sub(range.start));
+    let bar = bytes_bar(total, "fetching", json);
+    let progress_bar = bar.clone();
+    let result = network::download(identity, record, follower.replica().state(), out, range, threads, move |done| {
+        progress_bar.set_position(done)
+    })
+    .await;
+    bar.finish_and_clear();
+    let (summary, unreachable) = result?;
+    let mut value = serde_json::to_value(summary)?;
+    value["unreachable_providers"] = json!(unreachable);
+    Ok(value)
+}
+
+/// Lists the owner's uploads with their contracts' state on the ledger.
+pub async fn list(address: &str, identity: &Identity) -> anyhow::Result<Value> {
+    let home = keyfile::strand_home();
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let state = follower.replica().state();
+    let mut uploads = Vec::new();
+    for upload in UploadRecord::list(&home) {
+        let Ok(record) = UploadRecord::load(&home, &upload, identity) else { continue };
+        let key = *record.index.upload_id.as_bytes();
+        let contracts = query::contracts_of_upload(state, &key);
+        let active = contracts
+            .iter()
+            .filter(|(_, contract)| contract.status == strand_contracts::state::ContractStatus::Active)
+            .count();
+        let params = record.index.params();
+        uploads.push(json!({
+            "upload": upload,
+            "bytes": record.index.layout.file_length,
+            "code": format!("RS({}+{})", params.data_shards, params.parity_shards),
+            "stripes": record.index.layout.stripe_count,
+            "contracts": contracts.len(),
+            "contracts_active": active,
+        }));
+    }
+    Ok(json!({ "uploads": uploads }))
+}
+
+/// The health of every stripe: each fragment's provider checked on the
+/// ledger (contract active) and live (reachable over iroh).
+pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow::Result<Value> {
+    let home = keyfile::strand_home();
+    let record = UploadRecord::load(&home, upload, identity)?;
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let state = follower.replica().state();
+    let key = *record.index.upload_id.as_bytes();
+    let contracts = query::contracts_of_upload(state, &key);
+    let endpoint = strand_net::blobs::endpoint(*identity.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+    let mut healthy_providers = std::collections::HashSet::new();
+    let mut providers = Vec::new();
+    for provider in &record.providers {
+        let contract = contracts.iter().find(|(_, contract)| contract.terms.provider == *provider);
+        let Some((id, contract)) = contract else { continue };
+        let active = contract.status == strand_contracts::state::ContractStatus::Active;
+        let sockets =
+            state.providers.get(provider).map(|record| network::endpoints_of(record).iroh).unwrap_or_default();
+        let reachable = match strand_net::blobs::remote_address(provider.0, &sockets) {
+            Ok(remote) => strand_net::blobs::connect(&endpoint, remote, Duration::from_secs(3)).await.is_ok(),
+            Err(_) => false,
+        };
+        if active && reachable {
+            healthy_providers.insert(*provider);
+        }
+        providers.push(json!({
+            "provider": provider.to_string(), "contract": id.to_string(), "status": format!("{:?}", contract.status),
+            "reachable": reachable, "proofs": { "submitted": contract.proofs.submitted, "missed": contract.proofs.missed },
+        }));
+    }
+    endpoint.close().await;
+    let params = record.index.params();
+    let (k, width) = (usize::from(params.data_shards), params.fragments_per_stripe());
+    let mut degraded = Vec::new();
+    let mut lost = Vec::new();
+    for stripe in 0..record.index.layout.stripe_count {
+        let healthy =
+            (0..width).filter(|&shard| healthy_providers.contains(&record.provider_of(stripe, shard))).count();
+        if healthy < k {
+            lost.push(stripe);
+        } else if healthy < width {
+            degraded.push(json!({ "stripe": stripe, "healthy": healthy, "of": width }));
+        }
+    }
+    Ok(json!({
+        "upload": upload,
+        "stripes": record.index.layout.stripe_count,
+        "fragments_per_stripe": width,
+        "needed_per_stripe": k,
+        "healthy_stripes": record.index.layout.stripe_count as usize - degraded.len() - lost.len(),
+        "degraded_stripes": degraded,
+        "unrecoverable_stripes": lost,
+        "providers": providers,
+    }))
+}
+
+/// The key file argument or the default.
+pub fn identity(key: &Option<PathBuf>) -> anyhow::Result<Identity> {
+    Ok(keyfile::read(&key.clone().unwrap_or_else(keyfile::default_key_path))?)
+}

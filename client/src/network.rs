@@ -1,0 +1,450 @@
+//! Upload to and download from the storage network.
+//!
+//! Upload: encode into a temporary local blob store; choose k+m distinct
+//! providers per stripe from the verified ledger replica; propose one
+//! contract per provider over libp2p; each provider pulls and verifies its
+//! fragments from this client over iroh-blobs (only chosen providers, only
+//! their own fragments) and countersigns; open the contracts on the ledger;
+//! keep the sealed upload record. Download: fetch each needed fragment from
+//! its provider over iroh-blobs, in parallel, rebuilding from parity where a
+//! provider fails, then decode and verify.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use strand_contracts::state::{LedgerState, Provider};
+use strand_contracts::transaction::{Body, ContractTerms, ProofPolicy};
+use strand_contracts::{AccountId, Digest, Outcome, Signature, Transaction};
+use strand_core::io::{FragmentLocation, FragmentSink, FragmentSource};
+use strand_core::{CodecParams, FragmentId, Identity, RecoveryIndex, UploadSecrets};
+use strand_ledger_service::client::LedgerClient;
+use strand_ledger_service::protocol::TransactionStatus;
+use strand_net::blobs::{self, Operation};
+use strand_net::p2p::{self, P2pConfig};
+use strand_proof_of_storage::merkle;
+use strand_wire::{FragmentSource as WireSource, Proposal, Request, Response};
+
+use crate::offline::DecodeSummary;
+use crate::placement::{self, Candidate};
+use crate::record::UploadRecord;
+
+/// How long connecting to a provider may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one fragment may take to arrive.
+const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a provider may take to accept (it pulls its fragments first).
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many blocks to wait for the contracts to be finalised.
+const FINALISATION_BLOCKS_MAX: u64 = 60;
+
+/// Upload parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadOptions {
+    /// Codec parameters.
+    pub params: CodecParams,
+    /// Contract term in epochs.
+    pub term_epochs: u32,
+    /// Encoding threads.
+    pub threads: usize,
+}
+
+/// What an upload produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UploadSummary {
+    /// The upload id.
+    pub upload_id: String,
+    /// File bytes.
+    pub file_bytes: u64,
+    /// File BLAKE3.
+    pub file_blake3: String,
+    /// Stripes and fragments.
+    pub stripes: u64,
+    /// Fragments.
+    pub fragments: u64,
+    /// The providers, with the contract each signed.
+    pub contracts: Vec<(String, String)>,
+    /// Where the sealed upload record is.
+    pub record: std::path::PathBuf,
+    /// Wall time.
+    pub seconds: f64,
+    /// File bytes per second, end to end.
+    pub bytes_per_second: f64,
+}
+
+/// A provider's endpoints as registered on the ledger.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// libp2p multiaddress (with `/p2p/`).
+    pub libp2p: Option<p2p::Multiaddr>,
+    /// iroh sockets.
+    pub iroh: Vec<SocketAddr>,
+}
+
+/// Parses `libp2p:<multiaddr>` and `iroh:<socket>` entries.
+pub fn endpoints_of(provider: &Provider) -> Endpoints {
+    let mut endpoints = Endpoints { libp2p: None, iroh: Vec::new() };
+    for entry in &provider.registration.endpoints {
+        if let Some(address) = entry.strip_prefix("libp2p:") {
+            endpoints.libp2p = address.parse().ok();
+        } else if let Some(address) = entry.strip_prefix("iroh:") {
+            endpoints.iroh.extend(address.parse::<SocketAddr>().ok());
+        }
+    }
+    endpoints
+}
+
+/// Puts fragments into an iroh store from the (blocking) encoder.
+struct StoreSink {
+    store: iroh_blobs::api::Store,
+    runtime: tokio::runtime::Handle,
+}
+
+impl FragmentSink for StoreSink {
+    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
+        let tag = format!("fragment/{id}");
+        self.runtime
+            .block_on(async { self.store.add_bytes(fragment.to_vec()).with_named_tag(tag).await })
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+}
+
+fn stripe_digest(ids: &[FragmentId]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("strand stripe v1");
+    for id in ids {
+        hasher.update(id.as_bytes());
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// Uploads `file`. Nothing is recorded unless every provider accepted and
+/// every contract was finalised on the ledger.
+pub async fn upload(
+    file: &Path,
+    owner: &Identity,
+    client: &mut LedgerClient,
+    state: &LedgerState,
+    home: &Path,
+    options: UploadOptions,
+    progress: impl FnMut(u64) + Send + 'static,
+) -> anyhow::Result<UploadSummary> {
+    let started = Instant::now();
+    let account = AccountId::of(&owner.public_key());
+    let secrets = UploadSecrets::generate(&mut rand::rng());
+    let work = tempfile::Builder::new().prefix("strand-upload-").tempdir().context("cannot create a work directory")?;
+    let store: iroh_blobs::api::Store = (*iroh_blobs::store::fs::FsStore::load(work.path()).await?).clone();
+
+    // Encode into the local store (blocking work off the runtime).
+    let index = {
+        let (file, store, secrets, params, threads) =
+            (file.to_path_buf(), store.clone(), secrets.clone(), options.params, options.threads);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {
+            let source =
+                strand_core::io::FileSource::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut sink = StoreSink { store, runtime };
+            Ok(strand_core::encode(&source, &mut sink, params, &secrets, threads, progress)?)
+        })
+        .await??
+    };
+    let width = index.params().fragments_per_stripe();
+
+    // Place.
+    let providers: Vec<(AccountId, Provider)> =
+        strand_contracts::query::providers_by_domain(state, &Default::default(), 0)
+            .into_iter()
+            .filter(|(id, _)| *id != account)
+            .collect();
+    let candidates: Vec<Candidate> = providers
+        .iter()
+        .map(|(id, provider)| Candidate {
+            account: *id,
+            organisation: provider.registration.domain.organisation.clone(),
+            site: provider.registration.domain.site.clone(),
+            free_bytes: provider.free_bytes(),
+        })
+        .collect();
+    let fragment_bytes = index.params().fragment_size() as u64;
+    let placements =
+        placement::place(index.layout.stripe_count, width, &candidates, fragment_bytes, secrets.master_key.as_bytes())?;
+
+    // Per provider: its fragments in (stripe, shard) order, and the terms.
+    let mut assigned: HashMap<usize, Vec<[u8; 32]>> = HashMap::new();
+    let mut placement = Vec::with_capacity(index.fragment_ids().len());
+    for (stripe, chosen) in placements.iter().enumerate() {
+        for (shard, &provider) in chosen.iter().enumerate() {
+            assigned.entry(provider).or_default().push(*index.stripe(stripe as u64)[shard].as_bytes());
+            placement.push(provider as u16);
+        }
+    }
+    let stripe_digests: Vec<[u8; 32]> =
+        (0..index.layout.stripe_count).map(|stripe| stripe_digest(index.stripe(stripe))).collect();
+    let stripes_root = Digest(merkle::root(&stripe_digests));
+    let mut proposals: Vec<(usize, Proposal)> = Vec::new();
+    let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+    let source = WireSource {
+        endpoint: *endpoint.id().as_bytes(),
+        addresses: endpoint.bound_sockets().iter().map(ToString::to_string).collect(),
+    };
+    for (&provider, ids) in &assigned {
+        let terms = ContractTerms {
+            upload: *secrets.upload_id.as_bytes(),
+            owner: account,
+            provider: candidates[provider].account,
+            fragment_root: Digest(merkle::root(ids)),
+            fragment_count: ids.len() as u32,
+            fragment_size: fragment_bytes as u32,
+            data_shards: index.params().data_shards,
+            parity_shards: index.params().parity_shards,
+            stripe_count: index.layout.stripe_count,
+            stripes_root,
+            term_epochs: options.term_epochs,
+            proof_policy: ProofPolicy { challenges_per_epoch: 8, strikes_max: 3 },
+        };
+        proposals.push((provider, Proposal { terms, fragment_ids: ids.clone(), source: source.clone() }));
+    }
+
+    // Serve each chosen provider exactly its own fragments.
+    let allowed: Arc<HashMap<[u8; 32], HashSet<[u8; 32]>>> = Arc::new(
+        assigned
+            .iter()
+            .map(|(&provider, ids)| (candidates[provider].account.0, ids.iter().copied().collect()))
+            .collect(),
+    );
+    let gate: blobs::Gate = Arc::new(move |operation, remote, fragment| match operation {
+        Operation::Get if allowed.get(&remote).is_some_and(|ids| ids.contains(&fragment)) => Ok(()),
+        _ => Err("not_authorised"),
+    });
+    let router = blobs::serve(endpoint.clone(), store.clone(), gate);
+
+    let signed = negotiate(owner, state, &providers, proposals).await;
+    let _ = router.shutdown().await;
+    store.shutdown().await.ok();
+    let signed = signed?;
+
+    let contracts = open_contracts(owner, client, state, &signed).await?;
+    let record = UploadRecord {
+        index: index.clone(),
+        providers: candidates.iter().map(|candidate| candidate.account).collect(),
+        placement,
+    };
+    let path = record.save(home, owner)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(UploadSummary {
+        upload_id: index.upload_id.to_string(),
+        file_bytes: index.layout.file_length,
+        file_blake3: index.file_hash.to_hex().to_string(),
+        stripes: index.layout.stripe_count,
+        fragments: index.layout.fragment_count(),
+        contracts,
+        record: path,
+        seconds,
+        bytes_per_second: index.layout.file_length as f64 / seconds.max(1e-9),
+    })
+}
+
+/// Sends every proposal at once; all must be accepted.
+async fn negotiate(
+    owner: &Identity,
+    state: &LedgerState,
+    providers: &[(AccountId, Provider)],
+    proposals: Vec<(usize, Proposal)>,
+) -> anyhow::Result<Vec<(ContractTerms, Signature)>> {
+    let (network, _events, task) = p2p::start(P2pConfig {
+        secret: *owner.secret_bytes(),
+        listen: None,
+        protocol: strand_wire::CONTRACT_PROTOCOL,
+        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
+        request_timeout: PROPOSAL_TIMEOUT,
+    })
+    .await?;
+    let requests = proposals.into_iter().map(|(provider, proposal)| {
+        let network = network.clone();
+        let (account, record) = providers[provider].clone();
+        async move {
+            let endpoints = endpoints_of(&record);
+            let peer = p2p::peer_id_of(&account.0)?;
+            let answer = network
+                .request(peer, endpoints.libp2p, strand_wire::encode(&Request::Propose(proposal.clone())))
+                .await
+                .map_err(|reason| anyhow::anyhow!("provider {}: {reason}", account.short()))?;
+            match strand_wire::decode::<Response>(&answer)? {
+                Response::Accepted { signature, .. } => {
+                    if !signature.verify(&account, &proposal.terms.signing_message(&state.params.chain)) {
+                        bail!("provider {} answered with an invalid signature", account.short());
+                    }
+                    Ok((proposal.terms, signature))
+                }
+                Response::Refused(reason) => bail!("provider {} refused the contract: {reason}", account.short()),
+            }
+        }
+    });
+    let results = futures::future::join_all(requests).await;
+    task.abort();
+    results.into_iter().collect()
+}
+
+/// Opens the signed contracts on the ledger and waits until they are final.
+async fn open_contracts(
+    owner: &Identity,
+    client: &mut LedgerClient,
+    state: &LedgerState,
+    signed: &[(ContractTerms, Signature)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let account = AccountId::of(&owner.public_key());
+    let mut nonce = state.accounts.get(&account).map_or(0, |account| account.nonce);
+    let mut hashes = Vec::new();
+    for (terms, signature) in signed {
+        nonce += 1;
+        let body = Body::OpenContract { terms: terms.clone(), provider_signature: *signature };
+        let transaction = Transaction::sign(state.params.chain, owner, nonce, body);
+        let hash = client
+            .submit(transaction.to_bytes())
+            .await?
+            .map_err(|reason| anyhow::anyhow!("the ledger refused a contract: {reason}"))?;
+        hashes.push((hash, terms));
+    }
+    let start = client.status().await?.height;
+    let mut contracts = Vec::new();
+    for (hash, terms) in hashes {
+        loop {
+            match client.transaction(hash).await? {
+                TransactionStatus::Finalised { outcome: Outcome::Accepted, .. } => break,
+                TransactionStatus::Finalised { outcome: Outcome::Rejected(reason), .. } => {
+                    bail!("the ledger rejected the contract with {}: {reason}", terms.provider.short())
+                }
+                TransactionStatus::Dropped(reason) => {
+                    bail!("the contract with {} was dropped: {reason}", terms.provider.short())
+                }
+                TransactionStatus::Pending | TransactionStatus::Unknown => {
+                    let height = client.status().await?.height;
+                    let status = client.wait_for_height(height + 1, Duration::from_secs(5)).await?;
+                    if status.height > start + FINALISATION_BLOCKS_MAX {
+                        bail!("the contracts were not finalised within {FINALISATION_BLOCKS_MAX} blocks");
+                    }
+                }
+            }
+        }
+        contracts.push((terms.provider.to_string(), terms.id().to_string()));
+    }
+    Ok(contracts)
+}
+
+/// Fetches fragments from their providers for the decoder (which calls from
+/// its own worker threads, hence the blocking bridge).
+pub struct NetworkSource {
+    record: UploadRecord,
+    endpoint: iroh::Endpoint,
+    addresses: HashMap<AccountId, Vec<SocketAddr>>,
+    connections: Mutex<HashMap<AccountId, iroh::endpoint::Connection>>,
+    unreachable: Mutex<HashMap<AccountId, String>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl NetworkSource {
+    /// A source for `record`'s fragments, with addresses from the ledger.
+    pub async fn new(owner: &Identity, record: UploadRecord, state: &LedgerState) -> anyhow::Result<Self> {
+        let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+        let addresses = record
+            .providers
+            .iter()
+            .map(|provider| {
+                let sockets = state.providers.get(provider).map(|record| endpoints_of(record).iroh).unwrap_or_default();
+                (*provider, sockets)
+            })
+            .collect();
+        Ok(Self {
+            record,
+            endpoint,
+            addresses,
+            connections: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Providers that could not be reached, with why.
+    pub fn unreachable(&self) -> Vec<(AccountId, String)> {
+        self.unreachable.lock().map(|map| map.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
+    }
+
+    async fn connection(&self, provider: AccountId) -> Result<iroh::endpoint::Connection, String> {
+        if let Some(reason) = self.unreachable.lock().ok().and_then(|map| map.get(&provider).cloned()) {
+            return Err(reason);
+        }
+        if let Some(connection) = self.connections.lock().ok().and_then(|map| map.get(&provider).cloned()) {
+            if connection.close_reason().is_none() {
+                return Ok(connection);
+            }
+        }
+        let sockets = self.addresses.get(&provider).cloned().unwrap_or_default();
+        let remote = blobs::remote_address(provider.0, &sockets).map_err(|error| error.to_string())?;
+        match blobs::connect(&self.endpoint, remote, CONNECT_TIMEOUT).await {
+            Ok(connection) => {
+                if let Ok(mut map) = self.connections.lock() {
+                    map.insert(provider, connection.clone());
+                }
+                Ok(connection)
+            }
+            Err(error) => {
+                let reason = match error {
+                    blobs::FetchError::Timeout { timeout, .. } => {
+                        format!("provider {} unreachable (no answer in {timeout:?})", provider.short())
+                    }
+                    other => format!("provider {} unreachable ({other})", provider.short()),
+                };
+                if let Ok(mut map) = self.unreachable.lock() {
+                    map.insert(provider, reason.clone());
+                }
+                Err(reason)
+            }
+        }
+    }
+}
+
+impl FragmentSource for NetworkSource {
+    fn fetch(
+        &self,
+        location: FragmentLocation,
+        id: &FragmentId,
+        _: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        let provider = self.record.provider_of(location.stripe, location.shard);
+        self.runtime.block_on(async {
+            let connection = self.connection(provider).await.map_err(std::io::Error::other)?;
+            let bytes = blobs::fetch_bytes(&connection, *id.as_bytes(), FRAGMENT_TIMEOUT)
+                .await
+                .map_err(std::io::Error::other)?;
+            into.clear();
+            into.extend_from_slice(&bytes);
+            Ok(true)
+        })
+    }
+}
+
+/// Downloads `range` (all if `None`) of the upload in `record` to `output`.
+pub async fn download(
+    owner: &Identity,
+    record: UploadRecord,
+    state: &LedgerState,
+    output: &Path,
+    range: Option<std::ops::Range<u64>>,
+    threads: usize,
+    progress: impl FnMut(u64) + Send + 'static,
+) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
+    let index = record.index.clone();
+    let source = Arc::new(NetworkSource::new(owner, record, state).await?);
+    let (output_path, task_source) = (output.to_path_buf(), Arc::clone(&source));
+    let summary = tokio::task::spawn_blocking(move || {
+        crate::offline::decode_with(&index, task_source.as_ref(), &output_path, range, threads, progress)
+    })
+    .await??;
+    let unreachable = source.unreachable().into_iter().map(|(_, reason)| reason).collect();
+    source.endpoint.close().await;
+    Ok((summary, unreachable))
+}
