@@ -111,6 +111,11 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
+/// Writes `size` random bytes to `path`.
+pub fn write_random(path: &Path, size: u64) -> anyhow::Result<()> {
+    write_sample(path, size, true)
+}
+
 fn write_sample(path: &Path, size: u64, json: bool) -> anyhow::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut rng = rand::rng();

@@ -109,6 +109,27 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Start a local network on loopback: a sequencer and N storage nodes (Ctrl-C stops it).
+    Devnet {
+        /// Storage nodes to start.
+        #[arg(long, default_value_t = 6)]
+        nodes: usize,
+        /// Where the processes keep their data and logs [default: $STRAND_HOME/devnet].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 1000)]
+        block_interval_ms: u64,
+        /// Blocks per epoch.
+        #[arg(long, default_value_t = 60)]
+        epoch_blocks: u64,
+        /// Also upload and download a sample file and print the check.
+        #[arg(long)]
+        demo: bool,
+        /// Size of the demo's sample file.
+        #[arg(long, default_value = "16MiB")]
+        demo_size: String,
+    },
     /// Inspect the ledger: status, blocks, transactions, accounts.
     Ledger {
         /// The ledger service (a sequencer) to ask.
@@ -269,6 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::upload(
                 &network.ledger,
                 &identity,
+                &keyfile::strand_home(),
                 &file,
                 params,
                 term_epochs,
@@ -282,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::download(
                 &network.ledger,
                 &identity,
+                &keyfile::strand_home(),
                 &upload,
                 &out,
                 range,
@@ -300,11 +323,140 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::status(&network.ledger, &identity, &upload))?;
             print(json, &value, print_ledger)
         }
+        Command::Devnet { nodes, dir, block_interval_ms, epoch_blocks, demo, demo_size } => {
+            let directory = dir.unwrap_or_else(|| keyfile::strand_home().join("devnet"));
+            devnet_command(
+                &directory,
+                nodes,
+                block_interval_ms,
+                epoch_blocks,
+                demo.then(|| units::parse_size(&demo_size)).transpose()?,
+                json,
+            )
+        }
         Command::Ledger { ledger, query } => {
             let value = runtime()?.block_on(ledger_query(&ledger, query))?;
             print(json, &value, print_ledger)
         }
     }
+}
+
+fn devnet_command(
+    directory: &Path,
+    nodes: usize,
+    block_interval_ms: u64,
+    epoch_blocks: u64,
+    demo: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use strand_client::devnet;
+    eprintln!("starting a sequencer and {nodes} storage nodes in {} ...", directory.display());
+    let network = devnet::start(directory, nodes, block_interval_ms, epoch_blocks)?;
+    let nodes_info: Vec<serde_json::Value> = network.processes[1..]
+        .iter()
+        .map(|process| {
+            let words: Vec<&str> = process.ready_line.split_whitespace().collect();
+            let field = |name: &str| {
+                words.iter().position(|word| *word == name).and_then(|at| words.get(at + 1)).copied().unwrap_or("")
+            };
+            serde_json::json!({ "name": process.name, "account": field("account"), "metrics": field("metrics") })
+        })
+        .collect();
+    let summary = serde_json::json!({ "ledger": network.ledger, "directory": directory, "nodes": nodes_info });
+    if json {
+        println!("{summary}");
+    } else {
+        println!(
+            "devnet ready: ledger {} with {} storage nodes (logs and data in {})",
+            network.ledger,
+            nodes_info.len(),
+            directory.display()
+        );
+        for node in &nodes_info {
+            println!(
+                "  {}  {}..  metrics {}",
+                node["name"].as_str().unwrap_or(""),
+                &node["account"].as_str().unwrap_or("")[..12.min(node["account"].as_str().unwrap_or("").len())],
+                node["metrics"].as_str().unwrap_or("")
+            );
+        }
+        println!("use it from another terminal:");
+        println!("  export STRAND_LEDGER={}", network.ledger);
+        println!("  strand keygen && strand upload FILE && strand ls && strand download UPLOAD_ID --out COPY");
+        println!("press Ctrl-C to stop every process");
+    }
+    let outcome = match demo {
+        Some(size) => devnet_demo(&network.ledger, directory, size, json),
+        None => Ok(()),
+    };
+    if outcome.is_ok() {
+        wait_for_ctrl_c()?;
+    }
+    eprintln!("stopping the devnet ...");
+    devnet::stop(network);
+    outcome
+}
+
+fn wait_for_ctrl_c() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+fn devnet_demo(ledger: &str, directory: &Path, size: u64, json: bool) -> anyhow::Result<()> {
+    let home = directory.join("demo-client");
+    let identity = Identity::generate(&mut rand::rng());
+    keyfile::write(&home.join("identity.pem"), &identity, true)?;
+    let sample = directory.join("demo-sample.bin");
+    demo::write_random(&sample, size)?;
+    let original = strand_client::offline::hash_file(&sample)?;
+    let runtime = runtime()?;
+    let params = CodecParams::default();
+    let uploaded = runtime.block_on(netcmd::upload(
+        ledger,
+        &identity,
+        &home,
+        &sample,
+        params,
+        1000,
+        strand_core::pipeline::default_threads(),
+        json,
+    ))?;
+    let upload = uploaded["upload_id"].as_str().unwrap_or_default().to_string();
+    let copy = directory.join("demo-copy.bin");
+    let downloaded = runtime.block_on(netcmd::download(ledger, &identity, &home, &upload, &copy, None, 8, json))?;
+    let restored = strand_client::offline::hash_file(&copy)?;
+    let check = restored == original;
+    let report = serde_json::json!({
+        "upload": upload, "bytes": size,
+        "upload_seconds": uploaded["seconds"], "download_seconds": downloaded["seconds"],
+        "original_blake3": original.to_hex().to_string(), "downloaded_blake3": restored.to_hex().to_string(), "check": check,
+    });
+    if json {
+        println!("{report}");
+    } else {
+        println!(
+            "demo: uploaded {size} bytes as {upload} in {:.2} s, downloaded in {:.2} s",
+            uploaded["seconds"].as_f64().unwrap_or(0.0),
+            downloaded["seconds"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "check  original {} {} downloaded {}",
+            &original.to_hex()[..16],
+            if check { "==" } else { "!=" },
+            &restored.to_hex()[..16]
+        );
+    }
+    if !check {
+        anyhow::bail!("the downloaded file differs from the original");
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

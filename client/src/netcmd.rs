@@ -12,10 +12,11 @@ use strand_client::{keyfile, ledger, units};
 use strand_contracts::query;
 use strand_core::{CodecParams, Identity};
 
-/// Uploads `file`.
+/// Uploads `file`, keeping the record and ledger replica in `home`.
 pub async fn upload(
     address: &str,
     identity: &Identity,
+    home: &Path,
     file: &Path,
     params: CodecParams,
     term_epochs: u32,
@@ -23,7 +24,7 @@ pub async fn upload(
     json: bool,
 ) -> anyhow::Result<Value> {
     let (mut client, genesis) = ledger::connect(address).await?;
-    let home = keyfile::strand_home();
+    let home = home.to_path_buf();
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let length = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
     let bar = bytes_bar(length, "encoding", json);
@@ -38,17 +39,18 @@ pub async fn upload(
     Ok(serde_json::to_value(summary?)?)
 }
 
-/// Downloads an upload (or a range of it).
+/// Downloads an upload (or a range of it) recorded in `home`.
 pub async fn download(
     address: &str,
     identity: &Identity,
+    home: &Path,
     upload: &str,
     out: &Path,
     range: Option<String>,
     threads: usize,
     json: bool,
 ) -> anyhow::Result<Value> {
-    let home = keyfile::strand_home();
+    let home = home.to_path_buf();
     let record = UploadRecord::load(&home, upload, identity)?;
     let length = record.index.layout.file_length;
     let range = range.map(|text| units::parse_range(&text, length)).transpose()?;

@@ -1,0 +1,137 @@
+//! `strand devnet`: a whole local network in one command: a sequencer and N
+//! storage nodes as separate processes on loopback, each with its own data
+//! directory; stopped cleanly (SIGTERM, then SIGKILL after a grace period)
+//! on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// How long a process may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long processes get to stop after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A running devnet process.
+pub struct Process {
+    /// What it is ("sequencer", "node-3").
+    pub name: String,
+    /// The line it printed when ready.
+    pub ready_line: String,
+    child: Child,
+}
+
+impl Process {
+    /// Starts `command`, logging its standard error to `log`, and waits for a
+    /// standard-output line containing `marker`.
+    pub fn start(name: &str, mut command: Command, marker: &str, log: &Path) -> anyhow::Result<Self> {
+        let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        command.stdout(Stdio::piped()).stderr(Stdio::from(log_file)).stdin(Stdio::null());
+        let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let (sender, receiver) = mpsc::channel();
+        let wanted = marker.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(&wanted) {
+                    let _ = sender.send(line);
+                }
+            }
+        });
+        match receiver.recv_timeout(READY_TIMEOUT) {
+            Ok(ready_line) => Ok(Self { name: name.to_string(), ready_line, child }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{name} did not become ready within {READY_TIMEOUT:?}; see {}", log.display())
+            }
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM).
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Waits for the process to exit, killing it after `grace`.
+    pub fn wait(mut self, grace: Duration) {
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A binary that ships beside this one.
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot find this program's path")?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!("{} not found next to {}: build it with `cargo build --release --workspace`", name, me.display());
+    }
+    Ok(path)
+}
+
+/// The running network.
+pub struct Devnet {
+    /// The ledger service address.
+    pub ledger: String,
+    /// The sequencer, then the nodes.
+    pub processes: Vec<Process>,
+}
+
+/// Starts a sequencer and `nodes` nodes under `directory`.
+pub fn start(directory: &Path, nodes: usize, block_interval_ms: u64, epoch_blocks: u64) -> anyhow::Result<Devnet> {
+    std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+    let mut command = Command::new(sibling_binary("strand-sequencer")?);
+    command
+        .args(["--listen", "127.0.0.1:0", "--block-interval-ms", &block_interval_ms.to_string()])
+        .args(["--epoch-blocks", &epoch_blocks.to_string(), "--data-dir"])
+        .arg(directory.join("sequencer"));
+    let sequencer = Process::start("sequencer", command, "listening on", &directory.join("sequencer.log"))?;
+    let ledger =
+        sequencer.ready_line.split_whitespace().nth(3).context("no address in the sequencer's ready line")?.to_string();
+    let mut processes = vec![sequencer];
+    let node_binary = sibling_binary("strand-node")?;
+    for index in 1..=nodes {
+        let data_dir = directory.join(format!("node-{index}"));
+        let config = directory.join(format!("node-{index}.toml"));
+        let text = format!(
+            "data_dir = {data_dir:?}\nledger = {ledger:?}\np2p_listen = \"/ip4/127.0.0.1/tcp/0\"\nblobs_listen = \"127.0.0.1:0\"\n\
+             metrics_listen = \"127.0.0.1:0\"\ncapacity = \"50GiB\"\n\n[domain]\norganisation = \"organisation-{index}\"\n\
+             site = \"site-{index}\"\njurisdiction = \"EU\"\n"
+        );
+        std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+        let mut command = Command::new(&node_binary);
+        command.arg("run").arg("--config").arg(&config);
+        let log = directory.join(format!("node-{index}.log"));
+        match Process::start(&format!("node-{index}"), command, "strand-node ready", &log) {
+            Ok(process) => processes.push(process),
+            Err(error) => {
+                stop(Devnet { ledger, processes });
+                return Err(error);
+            }
+        }
+    }
+    Ok(Devnet { ledger, processes })
+}
+
+/// Stops every process: SIGTERM to all, then wait (nodes first, sequencer last).
+pub fn stop(devnet: Devnet) {
+    for process in devnet.processes.iter().rev() {
+        process.terminate();
+    }
+    for process in devnet.processes.into_iter().rev() {
+        process.wait(STOP_GRACE);
+    }
+}
