@@ -29,7 +29,12 @@ impl Process {
     /// Starts `command`, logging its standard error to `log`, and waits for a
     /// standard-output line containing `marker`.
     pub fn start(name: &str, mut command: Command, marker: &str, log: &Path) -> anyhow::Result<Self> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        // Appended to, so a restarted process keeps its earlier log.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
         command.stdout(Stdio::piped()).stderr(Stdio::from(log_file)).stdin(Stdio::null());
         let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
         let stdout = child.stdout.take().context("piped stdout")?;
@@ -58,6 +63,12 @@ impl Process {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit, killing it after `grace`.
     pub fn wait(mut self, grace: Duration) {
         let deadline = std::time::Instant::now() + grace;
@@ -72,14 +83,29 @@ impl Process {
     }
 }
 
+impl Drop for Process {
+    /// A process is never left behind, even when its owner panics.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A binary that ships beside this one.
-pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("cannot find this program's path")?;
-    let path = me.with_file_name(name);
+pub fn sibling_binary(binaries: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = binaries.join(name);
     if !path.exists() {
-        bail!("{} not found next to {}: build it with `cargo build --release --workspace`", name, me.display());
+        bail!("{} not found in {}: build it with `cargo build --release --workspace`", name, binaries.display());
     }
     Ok(path)
+}
+
+/// The directory of this program (where its sibling binaries are).
+pub fn own_directory() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot find this program's path")?;
+    Ok(me.parent().context("this program has no directory")?.to_path_buf())
 }
 
 /// The running network.
@@ -90,10 +116,27 @@ pub struct Devnet {
     pub processes: Vec<Process>,
 }
 
-/// Starts a sequencer and `nodes` nodes under `directory`.
-pub fn start(directory: &Path, nodes: usize, block_interval_ms: u64, epoch_blocks: u64) -> anyhow::Result<Devnet> {
+/// How to start a devnet.
+#[derive(Clone, Debug)]
+pub struct DevnetConfig {
+    /// Where data and logs go.
+    pub directory: PathBuf,
+    /// Where `strand-sequencer` and `strand-node` are.
+    pub binaries: PathBuf,
+    /// Storage nodes.
+    pub nodes: usize,
+    /// Milliseconds between blocks.
+    pub block_interval_ms: u64,
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
+}
+
+/// Starts a sequencer and the nodes.
+pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
+    let directory = &config.directory;
     std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
-    let mut command = Command::new(sibling_binary("strand-sequencer")?);
+    let (block_interval_ms, epoch_blocks) = (config.block_interval_ms, config.epoch_blocks);
+    let mut command = Command::new(sibling_binary(&config.binaries, "strand-sequencer")?);
     command
         .args(["--listen", "127.0.0.1:0", "--block-interval-ms", &block_interval_ms.to_string()])
         .args(["--epoch-blocks", &epoch_blocks.to_string(), "--data-dir"])
@@ -101,9 +144,24 @@ pub fn start(directory: &Path, nodes: usize, block_interval_ms: u64, epoch_block
     let sequencer = Process::start("sequencer", command, "listening on", &directory.join("sequencer.log"))?;
     let ledger =
         sequencer.ready_line.split_whitespace().nth(3).context("no address in the sequencer's ready line")?.to_string();
-    let mut processes = vec![sequencer];
-    let node_binary = sibling_binary("strand-node")?;
-    for index in 1..=nodes {
+    let mut devnet = Devnet { ledger, processes: vec![sequencer] };
+    for index in 1..=config.nodes {
+        match start_node(config, &devnet.ledger, index) {
+            Ok(process) => devnet.processes.push(process),
+            Err(error) => {
+                stop(devnet);
+                return Err(error);
+            }
+        }
+    }
+    Ok(devnet)
+}
+
+/// Starts (or restarts, with its data) node `index` following `ledger`.
+pub fn start_node(config: &DevnetConfig, ledger: &str, index: usize) -> anyhow::Result<Process> {
+    let directory = &config.directory;
+    let node_binary = sibling_binary(&config.binaries, "strand-node")?;
+    {
         let data_dir = directory.join(format!("node-{index}"));
         let config = directory.join(format!("node-{index}.toml"));
         let text = format!(
@@ -115,15 +173,8 @@ pub fn start(directory: &Path, nodes: usize, block_interval_ms: u64, epoch_block
         let mut command = Command::new(&node_binary);
         command.arg("run").arg("--config").arg(&config);
         let log = directory.join(format!("node-{index}.log"));
-        match Process::start(&format!("node-{index}"), command, "strand-node ready", &log) {
-            Ok(process) => processes.push(process),
-            Err(error) => {
-                stop(Devnet { ledger, processes });
-                return Err(error);
-            }
-        }
+        Process::start(&format!("node-{index}"), command, "strand-node ready", &log)
     }
-    Ok(Devnet { ledger, processes })
 }
 
 /// Stops every process: SIGTERM to all, then wait (nodes first, sequencer last).

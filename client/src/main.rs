@@ -287,30 +287,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upload { file, network, codec, term_epochs } => {
             let identity = netcmd::identity(&network.key)?;
             let params = codec.params()?;
-            let value = runtime()?.block_on(netcmd::upload(
-                &network.ledger,
-                &identity,
-                &keyfile::strand_home(),
-                &file,
-                params,
-                term_epochs,
-                network.threads.min(strand_core::pipeline::default_threads()),
-                json,
-            ))?;
+            let home = keyfile::strand_home();
+            let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
+            let threads = network.threads.min(strand_core::pipeline::default_threads());
+            let value = runtime()?.block_on(netcmd::upload(&session, &file, params, term_epochs, threads))?;
             print(json, &value, print_ledger)
         }
         Command::Download { upload, out, range, network } => {
             let identity = netcmd::identity(&network.key)?;
-            let value = runtime()?.block_on(netcmd::download(
-                &network.ledger,
-                &identity,
-                &keyfile::strand_home(),
-                &upload,
-                &out,
-                range,
-                network.threads,
-                json,
-            ))?;
+            let home = keyfile::strand_home();
+            let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
+            let value = runtime()?.block_on(netcmd::download(&session, &upload, &out, range, network.threads))?;
             print(json, &value, print_ledger)
         }
         Command::Ls { network } => {
@@ -351,7 +338,14 @@ fn devnet_command(
 ) -> anyhow::Result<()> {
     use strand_client::devnet;
     eprintln!("starting a sequencer and {nodes} storage nodes in {} ...", directory.display());
-    let network = devnet::start(directory, nodes, block_interval_ms, epoch_blocks)?;
+    let config = devnet::DevnetConfig {
+        directory: directory.to_path_buf(),
+        binaries: devnet::own_directory()?,
+        nodes,
+        block_interval_ms,
+        epoch_blocks,
+    };
+    let network = devnet::start(&config)?;
     let nodes_info: Vec<serde_json::Value> = network.processes[1..]
         .iter()
         .map(|process| {
@@ -418,19 +412,12 @@ fn devnet_demo(ledger: &str, directory: &Path, size: u64, json: bool) -> anyhow:
     let original = strand_client::offline::hash_file(&sample)?;
     let runtime = runtime()?;
     let params = CodecParams::default();
-    let uploaded = runtime.block_on(netcmd::upload(
-        ledger,
-        &identity,
-        &home,
-        &sample,
-        params,
-        1000,
-        strand_core::pipeline::default_threads(),
-        json,
-    ))?;
+    let session = netcmd::Session { ledger, identity: &identity, home: &home, json };
+    let threads = strand_core::pipeline::default_threads();
+    let uploaded = runtime.block_on(netcmd::upload(&session, &sample, params, 1000, threads))?;
     let upload = uploaded["upload_id"].as_str().unwrap_or_default().to_string();
     let copy = directory.join("demo-copy.bin");
-    let downloaded = runtime.block_on(netcmd::download(ledger, &identity, &home, &upload, &copy, None, 8, json))?;
+    let downloaded = runtime.block_on(netcmd::download(&session, &upload, &copy, None, 8))?;
     let restored = strand_client::offline::hash_file(&copy)?;
     let check = restored == original;
     let report = serde_json::json!({

@@ -12,19 +12,29 @@ use strand_client::{keyfile, ledger, units};
 use strand_contracts::query;
 use strand_core::{CodecParams, Identity};
 
-/// Uploads `file`, keeping the record and ledger replica in `home`.
+/// Who runs a command, against which ledger, keeping records where.
+pub struct Session<'a> {
+    /// The ledger service address.
+    pub ledger: &'a str,
+    /// The owner's identity.
+    pub identity: &'a Identity,
+    /// Where upload records and the ledger replica live.
+    pub home: &'a Path,
+    /// JSON output (no progress bars).
+    pub json: bool,
+}
+
+/// Uploads `file`.
 pub async fn upload(
-    address: &str,
-    identity: &Identity,
-    home: &Path,
+    session: &Session<'_>,
     file: &Path,
     params: CodecParams,
     term_epochs: u32,
     threads: usize,
-    json: bool,
 ) -> anyhow::Result<Value> {
+    let Session { ledger: address, identity, json, .. } = *session;
     let (mut client, genesis) = ledger::connect(address).await?;
-    let home = home.to_path_buf();
+    let home = session.home.to_path_buf();
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let length = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
     let bar = bytes_bar(length, "encoding", json);
@@ -39,18 +49,16 @@ pub async fn upload(
     Ok(serde_json::to_value(summary?)?)
 }
 
-/// Downloads an upload (or a range of it) recorded in `home`.
+/// Downloads an upload (or a range of it).
 pub async fn download(
-    address: &str,
-    identity: &Identity,
-    home: &Path,
+    session: &Session<'_>,
     upload: &str,
     out: &Path,
     range: Option<String>,
     threads: usize,
-    json: bool,
 ) -> anyhow::Result<Value> {
-    let home = home.to_path_buf();
+    let Session { ledger: address, identity, json, .. } = *session;
+    let home = session.home.to_path_buf();
     let record = UploadRecord::load(&home, upload, identity)?;
     let length = record.index.layout.file_length;
     let range = range.map(|text| units::parse_range(&text, length)).transpose()?;

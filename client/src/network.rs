@@ -376,10 +376,9 @@ impl NetworkSource {
         if let Some(reason) = self.unreachable.lock().ok().and_then(|map| map.get(&provider).cloned()) {
             return Err(reason);
         }
-        if let Some(connection) = self.connections.lock().ok().and_then(|map| map.get(&provider).cloned()) {
-            if connection.close_reason().is_none() {
-                return Ok(connection);
-            }
+        let cached = self.connections.lock().ok().and_then(|map| map.get(&provider).cloned());
+        if let Some(connection) = cached.filter(|connection| connection.close_reason().is_none()) {
+            return Ok(connection);
         }
         let sockets = self.addresses.get(&provider).cloned().unwrap_or_default();
         let remote = blobs::remote_address(provider.0, &sockets).map_err(|error| error.to_string())?;

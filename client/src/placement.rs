@@ -34,6 +34,9 @@ pub struct PlacementError {
     pub available: usize,
 }
 
+/// A rule a candidate must meet to join a stripe, given those chosen.
+type Pass<'a> = dyn Fn(&Candidate, &[usize]) -> bool + 'a;
+
 /// For each stripe, the candidate indices of its k+m (`width`) fragments.
 pub fn place(
     stripes: u64,
@@ -53,7 +56,7 @@ pub fn place(
             usable.iter().map(|&index| (weighted_key(seed, stripe, &candidates[index]), index)).collect();
         order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut chosen: Vec<usize> = Vec::with_capacity(width);
-        let passes: [&dyn Fn(&Candidate, &[usize]) -> bool; 3] = [
+        let passes: [&Pass<'_>; 3] = [
             &|candidate, chosen| chosen.iter().all(|&other| candidates[other].organisation != candidate.organisation),
             &|candidate, chosen| chosen.iter().all(|&other| candidates[other].site != candidate.site),
             &|_, _| true,

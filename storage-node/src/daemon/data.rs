@@ -49,10 +49,9 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
         match decision {
             Ok(()) => {
                 decider.metrics.requests_served.with_label_values(&[label]).inc();
-                if operation == Operation::Get {
-                    if let Some((_, agreement)) = holdings.agreement_of(&fragment) {
-                        decider.metrics.fragment_bytes_released.inc_by(u64::from(agreement.terms.fragment_size));
-                    }
+                let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
+                if let Some((_, agreement)) = released {
+                    decider.metrics.fragment_bytes_released.inc_by(u64::from(agreement.terms.fragment_size));
                 }
                 Ok(())
             }
