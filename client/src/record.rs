@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn header_matches_fixed_vector() {
         let bytes = record().to_bytes();
-        assert_eq!(hex::encode(&bytes[..14]), "5354524e4455504c0100d8000000");
+        assert_eq!(hex::encode(&bytes[..14]), "5354524e4455504c0100b2010000");
     }
 
     #[test]
