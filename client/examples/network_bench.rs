@@ -1,0 +1,107 @@
+//! Network benchmark: a devnet of six nodes on this machine, a random file
+//! uploaded and downloaded through the client library, and in the same run a
+//! plain iroh-blobs transfer of the same bytes between two loopback
+//! endpoints, for scale. Prints throughput and peak RSS (VmHWM) of the
+//! client and of every node.
+//!
+//! `cargo build --release --workspace && cargo run --release -p strand-client --example network_bench -- [MiB]`
+
+use std::path::Path;
+use std::time::Instant;
+
+use strand_client::devnet::{self, DevnetConfig};
+use strand_client::network::{self, UploadOptions};
+use strand_client::record::UploadRecord;
+use strand_core::{CodecParams, Identity};
+
+fn peak_rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn write_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut rng = rand::rng();
+    let mut written = 0;
+    while written < bytes {
+        let length = (bytes - written).min(block.len() as u64) as usize;
+        rand::Rng::fill_bytes(&mut rng, &mut block[..length]);
+        file.write_all(&block[..length])?;
+        written += length as u64;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// A plain iroh-blobs transfer of `file` from one loopback endpoint to
+/// another's file store: the transport's own ceiling on this machine.
+async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<f64> {
+    let server_store = iroh_blobs::store::fs::FsStore::load(directory.join("server")).await?;
+    let hash = server_store.add_path(file).await?.hash;
+    let server = strand_net::blobs::endpoint([1; 32], "127.0.0.1:0".parse()?).await?;
+    let client_key = Identity::from_secret_bytes(&[2; 32]);
+    let gate: strand_net::blobs::Gate = std::sync::Arc::new(|_, _, _| Ok(()));
+    let router = strand_net::blobs::serve(server.clone(), (*server_store).clone(), gate);
+    let client = strand_net::blobs::endpoint(*client_key.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+    let client_store = iroh_blobs::store::fs::FsStore::load(directory.join("client")).await?;
+    let remote = strand_net::blobs::remote_address(*server.id().as_bytes(), &server.bound_sockets())?;
+    let started = Instant::now();
+    let connection = strand_net::blobs::connect(&client, remote, std::time::Duration::from_secs(10)).await?;
+    strand_net::blobs::fetch_into(&client_store, &connection, *hash.as_bytes(), std::time::Duration::from_secs(3600)).await?;
+    client_store.sync_db().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    router.shutdown().await?;
+    client_store.shutdown().await?;
+    server_store.shutdown().await?;
+    Ok(seconds)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mebibytes: u64 = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(1024);
+    let bytes = mebibytes << 20;
+    let work = tempfile::Builder::new().prefix("strand-network-bench-").tempdir()?;
+    let file = work.path().join("sample.bin");
+    write_random(&file, bytes)?;
+    let config = DevnetConfig {
+        directory: work.path().join("devnet"),
+        binaries: devnet::own_directory()?.parent().map(Path::to_path_buf).unwrap_or_default(),
+        nodes: 6,
+        block_interval_ms: 200,
+        epoch_blocks: 600,
+    };
+    let network = devnet::start(&config)?;
+    let owner = Identity::generate(&mut rand::rng());
+    let home = work.path().join("home");
+    let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
+    let follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
+    let options = UploadOptions { params: CodecParams::default(), term_epochs: 1000, threads: 2 };
+    let started = Instant::now();
+    let summary = network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
+    let upload_seconds = started.elapsed().as_secs_f64();
+    let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
+    let follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
+    let copy = work.path().join("copy.bin");
+    let started = Instant::now();
+    network::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
+    let download_seconds = started.elapsed().as_secs_f64();
+    let client_rss = peak_rss_kib("self");
+    let node_rss: Vec<u64> = network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
+    devnet::stop(network);
+    let identical = strand_client::offline::hash_file(&copy)? == strand_client::offline::hash_file(&file)?;
+    let plain_seconds = plain_iroh(&file, work.path()).await?;
+    let rate = |seconds: f64| bytes as f64 / seconds / 1e6;
+    println!("file                 {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, identical after download: {identical}");
+    println!("upload               {upload_seconds:.2} s  {:.0} MB/s (file bytes; 1.5x that crosses the network)", rate(upload_seconds));
+    println!("download             {download_seconds:.2} s  {:.0} MB/s", rate(download_seconds));
+    println!("plain iroh-blobs     {plain_seconds:.2} s  {:.0} MB/s (same bytes, one endpoint to another, same run)", rate(plain_seconds));
+    println!("client peak RSS      {} MiB (upload and download)", client_rss / 1024);
+    println!("node peak RSS        {:?} MiB", node_rss.iter().map(|kib| kib / 1024).collect::<Vec<_>>());
+    Ok(())
+}
