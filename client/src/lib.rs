@@ -15,6 +15,5 @@ pub mod offline;
 pub mod placement;
 pub mod progress;
 pub mod record;
-pub mod units;
 
-pub use strand_core::keyfile;
+pub use strand_core::{keyfile, units};

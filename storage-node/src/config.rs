@@ -110,26 +110,11 @@ impl NodeConfig {
 
     /// The capacity in bytes.
     pub fn capacity_bytes(&self) -> Result<u64, ConfigError> {
-        parse_size(&self.capacity).ok_or_else(|| ConfigError::Parse {
+        strand_core::units::parse_size(&self.capacity).map_err(|_| ConfigError::Parse {
             path: PathBuf::from("<config>"),
             reason: format!("capacity '{}' is not a size (e.g. 500GiB)", self.capacity),
         })
     }
-}
-
-fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 #[cfg(test)]

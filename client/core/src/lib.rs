@@ -33,6 +33,7 @@ pub mod params;
 pub mod pipeline;
 pub mod scramble;
 pub mod seal;
+pub mod units;
 
 pub use decode::{DecodeError, DecodeReport, FragmentIssue, FragmentProblem, UnrecoverableStripe, decode};
 pub use encode::{EncodeError, UploadSecrets, encode};
