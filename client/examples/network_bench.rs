@@ -18,7 +18,10 @@ fn peak_rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
-            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -53,7 +56,8 @@ async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<f64> {
     let remote = strand_net::blobs::remote_address(*server.id().as_bytes(), &server.bound_sockets())?;
     let started = Instant::now();
     let connection = strand_net::blobs::connect(&client, remote, std::time::Duration::from_secs(10)).await?;
-    strand_net::blobs::fetch_into(&client_store, &connection, *hash.as_bytes(), std::time::Duration::from_secs(3600)).await?;
+    strand_net::blobs::fetch_into(&client_store, &connection, *hash.as_bytes(), std::time::Duration::from_secs(3600))
+        .await?;
     client_store.sync_db().await?;
     let seconds = started.elapsed().as_secs_f64();
     router.shutdown().await?;
@@ -80,27 +84,41 @@ async fn main() -> anyhow::Result<()> {
     let owner = Identity::generate(&mut rand::rng());
     let home = work.path().join("home");
     let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
-    let follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
+    let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let options = UploadOptions { params: CodecParams::default(), term_epochs: 1000, threads: 2 };
     let started = Instant::now();
-    let summary = network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
+    let summary =
+        network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
     let upload_seconds = started.elapsed().as_secs_f64();
     let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
-    let follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
+    follower.catch_up(&mut client).await?;
     let copy = work.path().join("copy.bin");
     let started = Instant::now();
     network::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
     let download_seconds = started.elapsed().as_secs_f64();
     let client_rss = peak_rss_kib("self");
-    let node_rss: Vec<u64> = network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
+    let node_rss: Vec<u64> =
+        network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
     devnet::stop(network);
     let identical = strand_client::offline::hash_file(&copy)? == strand_client::offline::hash_file(&file)?;
     let plain_seconds = plain_iroh(&file, work.path()).await?;
     let rate = |seconds: f64| bytes as f64 / seconds / 1e6;
-    println!("file                 {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, identical after download: {identical}");
-    println!("upload               {upload_seconds:.2} s  {:.0} MB/s (file bytes; 1.5x that crosses the network)", rate(upload_seconds));
+    println!(
+        "file                 {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, identical after download: {identical}"
+    );
+    println!(
+        "upload               {upload_seconds:.2} s  {:.0} MB/s (file bytes; 1.5x that crosses the network)",
+        rate(upload_seconds)
+    );
+    println!(
+        "  of which            encode {:.2} s, providers pull and sign {:.2} s, ledger {:.2} s",
+        summary.encode_seconds, summary.transfer_seconds, summary.ledger_seconds
+    );
     println!("download             {download_seconds:.2} s  {:.0} MB/s", rate(download_seconds));
-    println!("plain iroh-blobs     {plain_seconds:.2} s  {:.0} MB/s (same bytes, one endpoint to another, same run)", rate(plain_seconds));
+    println!(
+        "plain iroh-blobs     {plain_seconds:.2} s  {:.0} MB/s (same bytes, one endpoint to another, same run)",
+        rate(plain_seconds)
+    );
     println!("client peak RSS      {} MiB (upload and download)", client_rss / 1024);
     println!("node peak RSS        {:?} MiB", node_rss.iter().map(|kib| kib / 1024).collect::<Vec<_>>());
     Ok(())

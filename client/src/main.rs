@@ -377,12 +377,14 @@ fn devnet_command(
         println!("use it from another terminal:");
         println!("  export STRAND_LEDGER={}", network.ledger);
         println!("  strand keygen && strand upload FILE && strand ls && strand download UPLOAD_ID --out COPY");
-        println!("press Ctrl-C to stop every process");
     }
     let outcome = match demo {
         Some(size) => devnet_demo(&network.ledger, directory, size, json),
         None => Ok(()),
     };
+    if !json {
+        println!("press Ctrl-C to stop every process");
+    }
     if outcome.is_ok() {
         wait_for_ctrl_c()?;
     }

@@ -71,6 +71,12 @@ pub struct UploadSummary {
     pub record: std::path::PathBuf,
     /// Wall time.
     pub seconds: f64,
+    /// Of which encoding into the local staging store.
+    pub encode_seconds: f64,
+    /// Of which providers pulling and countersigning.
+    pub transfer_seconds: f64,
+    /// Of which opening the contracts on the ledger.
+    pub ledger_seconds: f64,
     /// File bytes per second, end to end.
     pub bytes_per_second: f64,
 }
@@ -97,19 +103,46 @@ pub fn endpoints_of(provider: &Provider) -> Endpoints {
     endpoints
 }
 
-/// Puts fragments into an iroh store from the (blocking) encoder.
+/// Imports into the staging store running at once: the store hashes and
+/// writes on its own threads, so a few in flight overlap with encoding.
+const STAGING_IMPORTS_IN_FLIGHT: usize = 8;
+
+/// Puts fragments into an iroh store from the (blocking) encoder, a bounded
+/// number of imports in flight.
 struct StoreSink {
     store: iroh_blobs::api::Store,
     runtime: tokio::runtime::Handle,
+    in_flight: tokio::task::JoinSet<Result<(), String>>,
+}
+
+impl StoreSink {
+    fn new(store: iroh_blobs::api::Store, runtime: tokio::runtime::Handle) -> Self {
+        Self { store, runtime, in_flight: tokio::task::JoinSet::new() }
+    }
+
+    /// Waits for one import (or all, with `all`), surfacing the first error.
+    fn settle(&mut self, all: bool) -> std::io::Result<()> {
+        while let Some(joined) = self.runtime.block_on(self.in_flight.join_next()) {
+            joined.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
+            if !all && self.in_flight.len() < STAGING_IMPORTS_IN_FLIGHT {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FragmentSink for StoreSink {
     fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
-        let tag = format!("fragment/{id}");
-        self.runtime
-            .block_on(async { self.store.add_bytes(fragment.to_vec()).with_named_tag(tag).await })
-            .map(|_| ())
-            .map_err(std::io::Error::other)
+        if self.in_flight.len() >= STAGING_IMPORTS_IN_FLIGHT {
+            self.settle(false)?;
+        }
+        let (store, bytes, tag) = (self.store.clone(), fragment.to_vec(), format!("fragment/{id}"));
+        self.in_flight.spawn_on(
+            async move { store.add_bytes(bytes).with_named_tag(tag).await.map(|_| ()).map_err(|error| error.to_string()) },
+            &self.runtime,
+        );
+        Ok(())
     }
 }
 
@@ -146,12 +179,15 @@ pub async fn upload(
         tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {
             let source =
                 strand_core::io::FileSource::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut sink = StoreSink { store, runtime };
-            Ok(strand_core::encode(&source, &mut sink, params, &secrets, threads, progress)?)
+            let mut sink = StoreSink::new(store, runtime);
+            let index = strand_core::encode(&source, &mut sink, params, &secrets, threads, progress)?;
+            sink.settle(true)?;
+            Ok(index)
         })
         .await??
     };
     let width = index.params().fragments_per_stripe();
+    let encode_seconds = started.elapsed().as_secs_f64();
 
     // Place.
     let providers: Vec<(AccountId, Provider)> =
@@ -225,8 +261,10 @@ pub async fn upload(
     let _ = router.shutdown().await;
     store.shutdown().await.ok();
     let signed = signed?;
+    let transfer_seconds = started.elapsed().as_secs_f64() - encode_seconds;
 
     let contracts = open_contracts(owner, client, state, &signed).await?;
+    let ledger_seconds = started.elapsed().as_secs_f64() - encode_seconds - transfer_seconds;
     let record = UploadRecord {
         index: index.clone(),
         providers: candidates.iter().map(|candidate| candidate.account).collect(),
@@ -243,6 +281,9 @@ pub async fn upload(
         contracts,
         record: path,
         seconds,
+        encode_seconds,
+        transfer_seconds,
+        ledger_seconds,
         bytes_per_second: index.layout.file_length as f64 / seconds.max(1e-9),
     })
 }
