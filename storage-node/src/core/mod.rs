@@ -6,3 +6,4 @@
 pub mod gate;
 pub mod holdings;
 pub mod proposal;
+pub mod retention;

@@ -154,6 +154,7 @@ pub(super) async fn follow(
                         Err(error) => tracing::warn!(%error, "node.ledger.follow refused blocks from the service"),
                     }
                     publish_state(&node, &follower, service_height);
+                    super::proposals::release_unneeded(&node).await;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "node.ledger.follow lost the ledger service; reconnecting");

@@ -127,7 +127,7 @@ async fn fetch_all(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> 
 }
 
 /// Drops an agreement and its fragments (their tags; GC reclaims the bytes).
-async fn forget(node: &Arc<Node>, agreement: &Agreement) {
+pub(super) async fn forget(node: &Arc<Node>, agreement: &Agreement) {
     let id = agreement.terms.id();
     for fragment in &agreement.fragment_ids {
         let _ = node.store.tags().delete(tag_of(fragment)).await;
@@ -148,6 +148,23 @@ pub(super) async fn forget_unfinished(node: &Arc<Node>) {
         .collect();
     for agreement in unfinished {
         tracing::info!(contract = %agreement.terms.id().short(), "node.proposal dropping an unfinished agreement");
+        forget(node, &agreement).await;
+    }
+}
+
+/// Releases what the ledger says the node no longer has to keep
+/// (see `core::retention`).
+pub(super) async fn release_unneeded(node: &Arc<Node>) {
+    let ledger = node.ledger();
+    let releasable: Vec<Agreement> = {
+        let holdings = node.holdings();
+        crate::core::retention::releasable(&holdings, &ledger)
+            .iter()
+            .filter_map(|id| holdings.agreement(id).cloned())
+            .collect()
+    };
+    for agreement in releasable {
+        tracing::info!(contract = %agreement.terms.id().short(), height = ledger.height, "node.retention releasing");
         forget(node, &agreement).await;
     }
 }

@@ -1,0 +1,108 @@
+//! Which agreements the node may let go of, decided from its ledger replica.
+//!
+//! - An agreement signed but never opened on the ledger within
+//!   [`UNOPENED_BLOCKS_MAX`] blocks: the owner gave up (or failed); holding
+//!   its fragments would leak capacity forever.
+//! - A contract the ledger records as closed by its owner or expired.
+//!
+//! Never a contract the ledger marks lost (strikes): the owner, and repair,
+//! may still need what the node holds.
+
+use strand_contracts::Digest;
+use strand_contracts::state::{ContractStatus, LedgerState};
+
+use crate::core::holdings::{AgreementState, Holdings};
+
+/// Blocks a signed agreement may wait for its contract to appear on the ledger.
+pub const UNOPENED_BLOCKS_MAX: u64 = 600;
+
+/// The agreements to release at `ledger`'s height.
+pub fn releasable(holdings: &Holdings, ledger: &LedgerState) -> Vec<Digest> {
+    holdings
+        .agreements()
+        .filter(|(id, agreement)| match ledger.contracts.get(id).map(|contract| contract.status) {
+            Some(ContractStatus::Closed { .. } | ContractStatus::Expired { .. }) => true,
+            Some(ContractStatus::Active | ContractStatus::Lost { .. }) => false,
+            None => match agreement.state {
+                AgreementState::Signed { at_height } => ledger.height > at_height + UNOPENED_BLOCKS_MAX,
+                AgreementState::Fetching => false,
+            },
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::holdings::Agreement;
+    use strand_contracts::AccountId;
+    use strand_contracts::block::{Genesis, ValidatorSet};
+    use strand_contracts::state::Contract;
+    use strand_contracts::transaction::{ContractTerms, ProofPolicy};
+
+    fn terms(upload: u8) -> ContractTerms {
+        ContractTerms {
+            upload: [upload; 16],
+            owner: AccountId([1; 32]),
+            provider: AccountId([2; 32]),
+            fragment_root: Digest([3; 32]),
+            fragment_count: 1,
+            fragment_size: 1040,
+            data_shards: 1,
+            parity_shards: 1,
+            stripe_count: 1,
+            stripes_root: Digest([4; 32]),
+            term_epochs: 10,
+            proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
+        }
+    }
+
+    fn with_status(ledger: &mut LedgerState, terms: &ContractTerms, status: ContractStatus) {
+        let contract = Contract {
+            terms: terms.clone(),
+            opened_at_height: 1,
+            opened_in_epoch: 0,
+            status,
+            proofs: Default::default(),
+        };
+        ledger.contracts.insert(terms.id(), contract);
+    }
+
+    #[test]
+    fn releases_unopened_closed_and_expired_but_never_lost_or_active() {
+        let genesis = Genesis {
+            name: "retention".into(),
+            validators: ValidatorSet { validators: vec![], quorum: 0 },
+            epoch_blocks: 10,
+            timestamp_ms: 0,
+        };
+        let mut ledger = genesis.block().1;
+        let signed = |upload, at_height| Agreement {
+            terms: terms(upload),
+            fragment_ids: vec![[upload; 32]],
+            state: AgreementState::Signed { at_height },
+        };
+        let holdings = Holdings::from_agreements([
+            signed(1, 0),   // never opened
+            signed(2, 0),   // closed
+            signed(3, 0),   // expired
+            signed(4, 0),   // lost
+            signed(5, 0),   // active
+            signed(6, 500), // not opened yet, still within the wait
+            Agreement { terms: terms(7), fragment_ids: vec![[7; 32]], state: AgreementState::Fetching },
+        ]);
+        with_status(&mut ledger, &terms(2), ContractStatus::Closed { at_height: 5 });
+        with_status(&mut ledger, &terms(3), ContractStatus::Expired { at_epoch: 9 });
+        with_status(&mut ledger, &terms(4), ContractStatus::Lost { at_epoch: 9 });
+        with_status(&mut ledger, &terms(5), ContractStatus::Active);
+        ledger.height = UNOPENED_BLOCKS_MAX + 1;
+        let mut released = releasable(&holdings, &ledger);
+        released.sort();
+        let mut expected = vec![terms(1).id(), terms(2).id(), terms(3).id()];
+        expected.sort();
+        assert_eq!(released, expected);
+        ledger.height = UNOPENED_BLOCKS_MAX;
+        assert!(!releasable(&holdings, &ledger).contains(&terms(1).id()), "not before the wait is over");
+    }
+}
