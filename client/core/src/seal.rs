@@ -158,9 +158,11 @@ pub fn open(kind: SealKind, sealed: &[u8], identity: &Identity) -> Result<Vec<u8
         });
     }
     let plaintext_len = u64::from_le_bytes(field(12 + PUBLIC_KEY_LEN + 32, 8).try_into().expect("8 bytes"));
-    let expected = SEAL_HEADER_LEN as u64 + plaintext_len.saturating_add(AEAD_TAG_LEN as u64);
-    if expected != sealed.len() as u64 {
-        return Err(OpenError::Length { expected, actual: sealed.len() as u64 });
+    // A hostile length field must not overflow the arithmetic (found by
+    // the `sealed_record` fuzz target).
+    let expected = plaintext_len.checked_add((SEAL_HEADER_LEN + AEAD_TAG_LEN) as u64);
+    if expected != Some(sealed.len() as u64) {
+        return Err(OpenError::Length { expected: expected.unwrap_or(u64::MAX), actual: sealed.len() as u64 });
     }
     let encapsulated = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(field(12 + PUBLIC_KEY_LEN, 32))
         .map_err(|_| OpenError::Altered)?;
@@ -216,6 +218,17 @@ mod tests {
         let mut kind = sealed;
         kind[10] = 9;
         assert!(matches!(open_it(&kind), Err(OpenError::WrongKind { found: 9, .. })));
+    }
+
+    #[test]
+    fn a_huge_length_field_is_a_length_error_not_an_overflow() {
+        let owner = Identity::from_secret_bytes(&[7; 32]);
+        let mut sealed = seal(SealKind::RecoveryIndex, b"x", &owner.public_key(), &mut rng());
+        let length_at = 12 + PUBLIC_KEY_LEN + 32;
+        for huge in [u64::MAX, u64::MAX - 15, u64::MAX - (SEAL_HEADER_LEN as u64) - 15] {
+            sealed[length_at..length_at + 8].copy_from_slice(&huge.to_le_bytes());
+            assert!(matches!(open(SealKind::RecoveryIndex, &sealed, &owner), Err(OpenError::Length { .. })), "{huge}");
+        }
     }
 
     #[test]
