@@ -79,11 +79,6 @@ impl Mempool {
         self.by_hash.is_empty()
     }
 
-    /// Whether the transaction with `hash` waits.
-    pub fn contains(&self, hash: &Digest) -> bool {
-        self.by_hash.contains_key(hash)
-    }
-
     /// Checks `bytes` against `state` and queues them. A transaction already
     /// waiting is admitted again without change (idempotent resubmission).
     pub fn admit(&mut self, state: &LedgerState, bytes: Vec<u8>) -> Result<Digest, AdmissionError> {
@@ -188,10 +183,5 @@ impl Mempool {
                 }
             }
         }
-    }
-
-    /// Every waiting transaction's bytes (for persisting the mempool).
-    pub fn all(&self) -> Vec<&[u8]> {
-        self.by_sender.values().flat_map(|queue| queue.values().map(|pending| pending.bytes.as_slice())).collect()
     }
 }

@@ -91,6 +91,15 @@ pub fn write(path: &Path, identity: &Identity, force: bool) -> Result<(), KeyFil
     file.sync_all().map_err(io)
 }
 
+/// Reads the identity in `path`, creating it first (mode 0600) if there is
+/// none: what a daemon does on its first start.
+pub fn load_or_create(path: &Path, rng: &mut impl rand_core::CryptoRng) -> Result<Identity, KeyFileError> {
+    if !path.exists() {
+        write(path, &Identity::generate(rng), false)?;
+    }
+    read(path)
+}
+
 /// Reads the identity in `path`, refusing files others can read.
 pub fn read(path: &Path) -> Result<Identity, KeyFileError> {
     let text = fs::read_to_string(path).map_err(|source| match source.kind() {

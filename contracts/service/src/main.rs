@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use strand_contracts::AccountId;
 use strand_contracts::block::{Genesis, ValidatorSet};
-use strand_core::{Identity, keyfile};
+use strand_core::keyfile;
 use strand_ledger_service::sequencer::{self, SequencerConfig};
 use strand_ledger_service::server;
 use strand_ledger_service::store::LedgerStore;
@@ -48,13 +48,6 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(arguments))
 }
 
-fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<Identity> {
-    if !path.exists() {
-        keyfile::write(path, &Identity::generate(&mut rand_core_rng()), false)?;
-    }
-    Ok(keyfile::read(path)?)
-}
-
 /// The operating system's randomness, through the ed25519 crate's own
 /// generator interface.
 fn rand_core_rng() -> impl rand_core::CryptoRng {
@@ -65,7 +58,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
     std::fs::create_dir_all(&arguments.data_dir)
         .with_context(|| format!("cannot create {}", arguments.data_dir.display()))?;
     let key_path = arguments.key.clone().unwrap_or_else(|| arguments.data_dir.join("identity.pem"));
-    let identity = load_or_create_key(&key_path)?;
+    let identity = keyfile::load_or_create(&key_path, &mut rand_core_rng())?;
     let database = arguments.data_dir.join("ledger.redb");
     let genesis = match LedgerStore::genesis(&database)? {
         Some(genesis) => genesis,

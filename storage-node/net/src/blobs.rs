@@ -43,11 +43,6 @@ pub async fn endpoint(secret: [u8; 32], bind: SocketAddr) -> anyhow::Result<Endp
     Ok(endpoint)
 }
 
-/// The address others dial: the endpoint id and its bound sockets.
-pub fn address_of(endpoint: &Endpoint) -> (EndpointId, Vec<SocketAddr>) {
-    (endpoint.id(), endpoint.bound_sockets())
-}
-
 /// Serves `store` on `endpoint`, putting every connection, get and push to
 /// `gate`. Pushes are only served when the gate allows them.
 pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {

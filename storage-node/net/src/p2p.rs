@@ -148,10 +148,6 @@ enum Command {
     Publish {
         bytes: Vec<u8>,
     },
-    AddAddress {
-        peer: PeerId,
-        address: Multiaddr,
-    },
 }
 
 /// A handle on a running peer.
@@ -189,11 +185,6 @@ impl P2pHandle {
     /// Gossips a ledger block.
     pub async fn publish_block(&self, bytes: Vec<u8>) {
         let _ = self.commands.send(Command::Publish { bytes }).await;
-    }
-
-    /// Tells Kademlia and the swarm where `peer` listens.
-    pub async fn add_address(&self, peer: PeerId, address: Multiaddr) {
-        let _ = self.commands.send(Command::AddAddress { peer, address }).await;
     }
 }
 
@@ -295,13 +286,6 @@ fn on_command(
             let topic = gossipsub::IdentTopic::new(BLOCKS_TOPIC);
             // No subscribed peer yet, or a duplicate: nothing to do.
             let _ = swarm.behaviour_mut().gossipsub.publish(topic, bytes);
-        }
-        Command::AddAddress { peer, address } => {
-            swarm.add_peer_address(peer, address.clone());
-            swarm.behaviour_mut().kad.add_address(&peer, address);
-            if !swarm.is_connected(&peer) {
-                let _ = swarm.dial(peer);
-            }
         }
     }
 }

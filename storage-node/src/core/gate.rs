@@ -89,37 +89,8 @@ pub fn decide_push(sender: &AccountId, fragment: &[u8; 32], holdings: &Holdings)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{empty_ledger, terms};
     use crate::core::holdings::Agreement;
-    use strand_contracts::Digest;
-    use strand_contracts::block::{Genesis, ValidatorSet};
-    use strand_contracts::transaction::{ContractTerms, ProofPolicy};
-
-    fn terms(owner: AccountId) -> ContractTerms {
-        ContractTerms {
-            upload: [1; 16],
-            owner,
-            provider: AccountId([2; 32]),
-            fragment_root: Digest([3; 32]),
-            fragment_count: 2,
-            fragment_size: 1040,
-            data_shards: 1,
-            parity_shards: 1,
-            stripe_count: 2,
-            stripes_root: Digest([4; 32]),
-            term_epochs: 10,
-            proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
-        }
-    }
-
-    fn ledger() -> LedgerState {
-        let genesis = Genesis {
-            name: "gate".into(),
-            validators: ValidatorSet { validators: vec![], quorum: 0 },
-            epoch_blocks: 10,
-            timestamp_ms: 0,
-        };
-        genesis.block().1
-    }
 
     #[test]
     fn only_the_owner_gets_and_only_agreed_fragments_are_pushed() {
@@ -127,11 +98,11 @@ mod tests {
         let stranger = AccountId([8; 32]);
         let mut holdings = Holdings::default();
         holdings.insert(Agreement {
-            terms: terms(owner),
+            terms: terms(owner, 1),
             fragment_ids: vec![[5; 32], [6; 32]],
             state: AgreementState::Fetching,
         });
-        let state = ledger();
+        let state = empty_ledger();
         assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 0), Ok(()));
         assert_eq!(
             decide_get(&owner, &[5; 32], &holdings, &state, 1000),
@@ -145,7 +116,7 @@ mod tests {
         assert_eq!(decide_push(&stranger, &[6; 32], &holdings), Err(Refusal::NotAgreed));
         assert_eq!(decide_push(&owner, &[7; 32], &holdings), Err(Refusal::NotAgreed));
         holdings.insert(Agreement {
-            terms: terms(owner),
+            terms: terms(owner, 1),
             fragment_ids: vec![[5; 32], [6; 32]],
             state: AgreementState::Signed { at_height: 3 },
         });

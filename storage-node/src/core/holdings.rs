@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use strand_contracts::Digest;
 use strand_contracts::transaction::ContractTerms;
-use strand_contracts::{AccountId, Digest};
 
 /// Where a contract the node agreed to is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -94,10 +94,5 @@ impl Holdings {
             .values()
             .map(|agreement| u64::from(agreement.terms.fragment_count) * u64::from(agreement.terms.fragment_size))
             .sum()
-    }
-
-    /// Whether `account` owns the agreement holding `fragment`.
-    pub fn owner_of(&self, fragment: &[u8; 32]) -> Option<AccountId> {
-        self.agreement_of(fragment).map(|(_, agreement)| agreement.terms.owner)
     }
 }

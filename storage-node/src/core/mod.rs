@@ -3,6 +3,8 @@
 //! state and network requests and carries out its decisions; the simulator
 //! will drive the same functions.
 
+#[cfg(test)]
+mod fixtures;
 pub mod gate;
 pub mod holdings;
 pub mod proposal;

@@ -35,27 +35,14 @@ pub fn releasable(holdings: &Holdings, ledger: &LedgerState) -> Vec<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{empty_ledger, terms};
     use crate::core::holdings::Agreement;
     use strand_contracts::AccountId;
-    use strand_contracts::block::{Genesis, ValidatorSet};
     use strand_contracts::state::Contract;
-    use strand_contracts::transaction::{ContractTerms, ProofPolicy};
+    use strand_contracts::transaction::ContractTerms;
 
-    fn terms(upload: u8) -> ContractTerms {
-        ContractTerms {
-            upload: [upload; 16],
-            owner: AccountId([1; 32]),
-            provider: AccountId([2; 32]),
-            fragment_root: Digest([3; 32]),
-            fragment_count: 1,
-            fragment_size: 1040,
-            data_shards: 1,
-            parity_shards: 1,
-            stripe_count: 1,
-            stripes_root: Digest([4; 32]),
-            term_epochs: 10,
-            proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
-        }
+    fn terms_of(upload: u8) -> ContractTerms {
+        terms(AccountId([1; 32]), upload)
     }
 
     fn with_status(ledger: &mut LedgerState, terms: &ContractTerms, status: ContractStatus) {
@@ -71,15 +58,9 @@ mod tests {
 
     #[test]
     fn releases_unopened_closed_and_expired_but_never_lost_or_active() {
-        let genesis = Genesis {
-            name: "retention".into(),
-            validators: ValidatorSet { validators: vec![], quorum: 0 },
-            epoch_blocks: 10,
-            timestamp_ms: 0,
-        };
-        let mut ledger = genesis.block().1;
+        let mut ledger = empty_ledger();
         let signed = |upload, at_height| Agreement {
-            terms: terms(upload),
+            terms: terms_of(upload),
             fragment_ids: vec![[upload; 32]],
             state: AgreementState::Signed { at_height },
         };
@@ -90,19 +71,19 @@ mod tests {
             signed(4, 0),   // lost
             signed(5, 0),   // active
             signed(6, 500), // not opened yet, still within the wait
-            Agreement { terms: terms(7), fragment_ids: vec![[7; 32]], state: AgreementState::Fetching },
+            Agreement { terms: terms_of(7), fragment_ids: vec![[7; 32]], state: AgreementState::Fetching },
         ]);
-        with_status(&mut ledger, &terms(2), ContractStatus::Closed { at_height: 5 });
-        with_status(&mut ledger, &terms(3), ContractStatus::Expired { at_epoch: 9 });
-        with_status(&mut ledger, &terms(4), ContractStatus::Lost { at_epoch: 9 });
-        with_status(&mut ledger, &terms(5), ContractStatus::Active);
+        with_status(&mut ledger, &terms_of(2), ContractStatus::Closed { at_height: 5 });
+        with_status(&mut ledger, &terms_of(3), ContractStatus::Expired { at_epoch: 9 });
+        with_status(&mut ledger, &terms_of(4), ContractStatus::Lost { at_epoch: 9 });
+        with_status(&mut ledger, &terms_of(5), ContractStatus::Active);
         ledger.height = UNOPENED_BLOCKS_MAX + 1;
         let mut released = releasable(&holdings, &ledger);
         released.sort();
-        let mut expected = vec![terms(1).id(), terms(2).id(), terms(3).id()];
+        let mut expected = vec![terms_of(1).id(), terms_of(2).id(), terms_of(3).id()];
         expected.sort();
         assert_eq!(released, expected);
         ledger.height = UNOPENED_BLOCKS_MAX;
-        assert!(!releasable(&holdings, &ledger).contains(&terms(1).id()), "not before the wait is over");
+        assert!(!releasable(&holdings, &ledger).contains(&terms_of(1).id()), "not before the wait is over");
     }
 }

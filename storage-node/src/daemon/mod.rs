@@ -66,18 +66,11 @@ impl Node {
     }
 }
 
-fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<Identity> {
-    if !path.exists() {
-        keyfile::write(path, &Identity::generate(&mut rand::rng()), false)?;
-    }
-    Ok(keyfile::read(path)?)
-}
-
 /// Runs the node until SIGTERM or Ctrl-C.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let identity = load_or_create_key(&config.key_path())?;
+    let identity = keyfile::load_or_create(&config.key_path(), &mut rand::rng())?;
     let account = AccountId::of(&identity.public_key());
     let capacity_bytes = config.capacity_bytes()?;
 
