@@ -337,15 +337,39 @@ fn record_proof(
     if !contract.owes_proofs_for(epoch) || state.proofs.contains(&(*id, epoch)) {
         return Err(Rejection::ProofsNotDue(*id));
     }
-    let record = ProofRecord {
-        transaction: *hash,
-        at_height: state.height,
-        answers_hash: Digest::of("strand proof answers v1", &[answers]),
-        status: ProofStatus::Unverified,
+    let beacon = state
+        .beacons
+        .get(&epoch)
+        .ok_or_else(|| Rejection::InvalidField(format!("epoch {epoch} has no beacon yet")))?;
+    let commitment = commitment_of(id, &contract.terms);
+    let verdict = strand_proof_of_storage::answers::verify(&commitment, &beacon.0, epoch, answers);
+    let status = match verdict {
+        Ok(()) => ProofStatus::Passed,
+        Err(fault) => ProofStatus::Failed(fault),
     };
-    state.proofs.insert((*id, epoch), record);
-    state.contracts.update(id, |contract| contract.proofs.submitted += 1);
+    state.proofs.insert((*id, epoch), ProofRecord { transaction: Some(*hash), at_height: state.height, status });
+    state.contracts.update(id, |contract| {
+        contract.proofs.submitted += 1;
+        match status {
+            ProofStatus::Passed => contract.proofs.passed += 1,
+            _ => {
+                contract.proofs.failed += 1;
+                contract.proofs.strikes += 1;
+            }
+        }
+    });
     Ok(())
+}
+
+/// What the proof-of-storage rules check a contract's answers against.
+pub fn commitment_of(id: &Digest, terms: &ContractTerms) -> strand_proof_of_storage::answers::Commitment {
+    strand_proof_of_storage::answers::Commitment {
+        contract: id.0,
+        fragment_root: terms.fragment_root.0,
+        fragment_count: terms.fragment_count,
+        fragment_size: terms.fragment_size,
+        challenges: terms.proof_policy.challenges_per_epoch,
+    }
 }
 
 /// Work at the first block of an epoch: record the beacon, count the
@@ -355,6 +379,7 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
     state.beacons.insert(epoch, beacon);
     let Some(previous) = epoch.checked_sub(1) else { return };
     let mut changes = Vec::new();
+    let mut missed = Vec::new();
     for (id, contract) in state.contracts.iter() {
         if contract.status != ContractStatus::Active {
             continue;
@@ -363,6 +388,7 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
         if contract.owes_proofs_for(previous) && !state.proofs.contains(&(*id, previous)) {
             updated.proofs.missed += 1;
             updated.proofs.strikes += 1;
+            missed.push(*id);
         }
         if updated.proofs.strikes >= u64::from(contract.terms.proof_policy.strikes_max) {
             updated.status = ContractStatus::Lost { at_epoch: epoch };
@@ -372,6 +398,10 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
         if updated != *contract {
             changes.push((*id, updated));
         }
+    }
+    let height = state.height;
+    for id in missed {
+        state.proofs.insert((id, previous), ProofRecord { transaction: None, at_height: height, status: ProofStatus::Missed });
     }
     for (id, contract) in changes {
         if contract.status != ContractStatus::Active {

@@ -3,6 +3,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::encoding::{self, EncodingError};
+pub use strand_proof_of_storage::answers::Fault;
 use crate::table::Table;
 use crate::transaction::{AccessReceipt, ContractTerms, CredentialGrant, ProviderRegistration};
 use crate::types::{AccountId, Digest, UploadKey};
@@ -73,8 +74,10 @@ pub enum ContractStatus {
 /// Proof accounting of one contract.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ProofTally {
-    /// Epochs answered (recorded; verification per the proof-of-storage rules).
+    /// Epochs answered (passed or failed).
     pub submitted: u64,
+    /// Epochs answered correctly.
+    pub passed: u64,
     /// Epochs with no answer by the deadline.
     pub missed: u64,
     /// Epochs answered wrongly.
@@ -143,23 +146,21 @@ pub struct Credential {
 /// Status of one epoch's answers for one contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ProofStatus {
-    /// Recorded; checked once the proof-of-storage rules are in force.
-    Unverified,
-    /// Checked and correct.
+    /// Answered, and the answers verified.
     Passed,
-    /// Checked and wrong.
-    Failed,
+    /// Answered wrongly: why.
+    Failed(Fault),
+    /// No answer by the epoch's last block.
+    Missed,
 }
 
 /// One epoch's answers for one contract.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ProofRecord {
-    /// The transaction that carried them.
-    pub transaction: Digest,
-    /// Height of the block.
+    /// The transaction that carried them (none for a missed epoch).
+    pub transaction: Option<Digest>,
+    /// Height of the block that carried them, or that recorded the miss.
     pub at_height: u64,
-    /// BLAKE3 of the answers.
-    pub answers_hash: Digest,
     /// Verdict.
     pub status: ProofStatus,
 }

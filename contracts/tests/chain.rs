@@ -242,6 +242,6 @@ fn formats_match_fixed_vectors() {
     );
     assert_eq!(
         terms(&identity(1), &identity(2), 1).id().to_string(),
-        "50df92fc21ee1bc2a75f46154ab545688fb42a768c713581136415b24c1fb4bf"
+        "fe5909a96c22f694095c3c3b358750446480b5969327cce575f39669ec442fcb"
     );
 }

@@ -108,14 +108,21 @@ pub fn registration(organisation: &str) -> Body {
     })
 }
 
+/// Fragments a test provider stores for `upload`: ten of 4 KiB.
+pub fn fragments(upload: u8) -> Vec<Vec<u8>> {
+    (0..10u8).map(|f| (0..4096u32).map(|i| (i as u8).wrapping_mul(31) ^ f ^ upload).collect()).collect()
+}
+
+/// Terms for `upload`, committing to [`fragments`]`(upload)`.
 pub fn terms(owner: &Identity, provider: &Identity, upload: u8) -> ContractTerms {
+    let ids: Vec<[u8; 32]> = fragments(upload).iter().map(|f| *blake3::hash(f).as_bytes()).collect();
     ContractTerms {
         upload: [upload; 16],
         owner: account(owner),
         provider: account(provider),
-        fragment_root: Digest([7; 32]),
+        fragment_root: Digest(strand_proof_of_storage::merkle::root(&ids)),
         fragment_count: 10,
-        fragment_size: 1 << 20,
+        fragment_size: 4096,
         data_shards: 4,
         parity_shards: 2,
         stripe_count: 10,
@@ -123,6 +130,23 @@ pub fn terms(owner: &Identity, provider: &Identity, upload: u8) -> ContractTerms
         term_epochs: 3,
         proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
     }
+}
+
+/// Honest answers for contract `id` (opened with [`terms`] for `upload`)
+/// in the current epoch, whose beacon must be known.
+pub fn honest_answers(chain: &Chain, id: &Digest, upload: u8, epoch: u64) -> Vec<u8> {
+    let state = chain.replica.state();
+    let contract = state.contracts.get(id).expect("contract");
+    let beacon = state.beacons.get(&epoch).expect("beacon");
+    let commitment = strand_contracts::apply::commitment_of(id, &contract.terms);
+    let challenges = commitment.challenges(&beacon.0, epoch);
+    let stored = fragments(upload);
+    let ids: Vec<[u8; 32]> = stored.iter().map(|f| *blake3::hash(f).as_bytes()).collect();
+    let chunks = challenges
+        .iter()
+        .map(|c| strand_proof_of_storage::chunk::prove_from_fragment(&stored[c.fragment as usize], u64::from(c.chunk)).expect("prove"))
+        .collect();
+    strand_proof_of_storage::answers::build(&ids, &challenges, chunks).to_bytes()
 }
 
 /// An open-contract body countersigned by the provider.
