@@ -109,6 +109,13 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Proof history of an upload from the ledger: per provider and epoch, passed, failed (why) or missed.
+    Proofs {
+        /// The upload id.
+        upload: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Start a local network on loopback: a sequencer and N storage nodes (Ctrl-C stops it).
     Devnet {
         /// Storage nodes to start.
@@ -310,6 +317,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::status(&network.ledger, &identity, &upload))?;
             print(json, &value, print_ledger)
         }
+        Command::Proofs { upload, network } => {
+            let value = runtime()?.block_on(netcmd::proofs(&network.ledger, &upload))?;
+            print(json, &value, print_proofs)
+        }
         Command::Devnet { nodes, dir, block_interval_ms, epoch_blocks, demo, demo_size } => {
             let directory = dir.unwrap_or_else(|| keyfile::strand_home().join("devnet"));
             devnet_command(
@@ -471,6 +482,28 @@ async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde
 
 /// Human form of a ledger answer: one `key: value` line per field, nested
 /// lists indented.
+fn print_proofs(value: &serde_json::Value) {
+    let text = |value: &serde_json::Value| value.as_str().map_or_else(|| value.to_string(), str::to_string);
+    println!("upload {}  (ledger epoch {}, height {})", text(&value["upload"]), value["epoch"], value["height"]);
+    for provider in value["providers"].as_array().into_iter().flatten() {
+        println!(
+            "provider {}  contract {}  {}  passed {} failed {} missed {}  strikes {}/{}",
+            &text(&provider["provider"])[..16.min(text(&provider["provider"]).len())],
+            &text(&provider["contract"])[..16.min(text(&provider["contract"]).len())],
+            text(&provider["status"]),
+            provider["passed"],
+            provider["failed"],
+            provider["missed"],
+            provider["strikes"],
+            provider["strikes_max"]
+        );
+        for epoch in provider["epochs"].as_array().into_iter().flatten() {
+            let reason = epoch["reason"].as_str().map(|reason| format!("  {reason}")).unwrap_or_default();
+            println!("  epoch {:>6}  {:<6}  height {}{reason}", epoch["epoch"], text(&epoch["verdict"]), epoch["height"]);
+        }
+    }
+}
+
 fn print_ledger(value: &serde_json::Value) {
     fn walk(value: &serde_json::Value, indent: usize) {
         let pad = " ".repeat(indent);

@@ -10,6 +10,7 @@ use strand_client::progress::bytes_bar;
 use strand_client::record::UploadRecord;
 use strand_client::{keyfile, ledger, units};
 use strand_contracts::query;
+use strand_contracts::state::ProofStatus;
 use strand_core::{CodecParams, Identity};
 
 /// Who runs a command, against which ledger, keeping records where.
@@ -166,4 +167,45 @@ pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow:
 /// The key file argument or the default.
 pub fn identity(key: &Option<PathBuf>) -> anyhow::Result<Identity> {
     Ok(keyfile::read(&key.clone().unwrap_or_else(keyfile::default_key_path))?)
+}
+
+/// Proof history of an upload, from the ledger alone: per provider and
+/// epoch, passed, failed (with the reason) or missed.
+pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
+    let key: strand_core::UploadId =
+        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
+    let home = keyfile::strand_home();
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let state = follower.replica().state();
+    let contracts = query::contracts_of_upload(state, key.as_bytes());
+    if contracts.is_empty() {
+        anyhow::bail!("the ledger has no contracts for upload {upload}");
+    }
+    let current = state.epoch();
+    let mut providers = Vec::new();
+    for (id, contract) in &contracts {
+        let last = contract.last_epoch().min(current);
+        let mut epochs = Vec::new();
+        for epoch in contract.first_proof_epoch()..=last {
+            let Some(record) = state.proofs.get(&(*id, epoch)) else { continue };
+            let (verdict, reason) = match record.status {
+                ProofStatus::Passed => ("passed", None),
+                ProofStatus::Failed(fault) => ("failed", Some(fault.to_string())),
+                ProofStatus::Missed => ("missed", Some("no answer by the epoch's last block".to_string())),
+            };
+            epochs.push(json!({ "epoch": epoch, "verdict": verdict, "reason": reason, "height": record.at_height }));
+        }
+        let tally = contract.proofs;
+        providers.push(json!({
+            "provider": contract.terms.provider.to_string(),
+            "contract": id.to_string(),
+            "status": format!("{:?}", contract.status),
+            "passed": tally.passed, "failed": tally.failed, "missed": tally.missed, "strikes": tally.strikes,
+            "strikes_max": contract.terms.proof_policy.strikes_max,
+            "challenges_per_epoch": contract.terms.proof_policy.challenges_per_epoch,
+            "epochs": epochs,
+        }));
+    }
+    Ok(json!({ "upload": upload, "epoch": current, "height": state.height, "providers": providers }))
 }

@@ -239,7 +239,10 @@ pub async fn upload(
             stripe_count: index.layout.stripe_count,
             stripes_root,
             term_epochs: options.term_epochs,
-            proof_policy: ProofPolicy { challenges_per_epoch: 8, strikes_max: 3 },
+            proof_policy: ProofPolicy {
+                challenges_per_epoch: strand_proof_of_storage::policy::DEFAULT_CHALLENGES,
+                strikes_max: strand_proof_of_storage::policy::DEFAULT_STRIKES_MAX,
+            },
         };
         proposals.push((provider, Proposal { terms, fragment_ids: ids.clone(), source: source.clone() }));
     }

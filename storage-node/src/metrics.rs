@@ -1,7 +1,7 @@
 //! The node's Prometheus metrics, registered per node (never globally, so a
 //! simulator can host many nodes), served at `/metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Every metric the node exports.
 #[derive(Clone)]
@@ -27,6 +27,19 @@ pub struct Metrics {
     pub ledger_lag_blocks: IntGauge,
     /// Connected libp2p peers.
     pub peers_connected: IntGauge,
+    /// Contract answers submitted (one per contract and epoch).
+    pub proofs_submitted: IntCounter,
+    /// The ledger's verdicts on the node's contracts, by verdict
+    /// (passed, failed, missed).
+    pub proof_verdicts: IntCounterVec,
+    /// Contracts whose challenges the node could not answer at all.
+    pub proofs_unanswerable: IntCounter,
+    /// Challenged groups whose bytes failed the store's own check.
+    pub proof_damaged_reads: IntCounter,
+    /// Bytes read from the store to answer challenges.
+    pub proof_bytes_read: IntCounter,
+    /// Time to build an epoch's answers.
+    pub proof_seconds: Histogram,
 }
 
 impl Metrics {
@@ -63,6 +76,20 @@ impl Metrics {
             ledger_height: gauge("strand_node_ledger_height", "Height of the node's ledger replica"),
             ledger_lag_blocks: gauge("strand_node_ledger_lag_blocks", "Blocks behind the ledger service"),
             peers_connected: gauge("strand_node_peers_connected", "Connected libp2p peers"),
+            proofs_submitted: total("strand_node_proofs_submitted_total", "Contract answers submitted"),
+            proof_verdicts: counter("strand_node_proof_verdicts_total", "Ledger verdicts on the node's proofs", &["verdict"]),
+            proofs_unanswerable: total("strand_node_proofs_unanswerable_total", "Contracts whose challenges could not be answered"),
+            proof_damaged_reads: total("strand_node_proof_damaged_reads_total", "Challenged groups failing the store's check"),
+            proof_bytes_read: total("strand_node_proof_bytes_read_total", "Bytes read to answer challenges"),
+            proof_seconds: {
+                let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new("strand_node_proof_seconds", "Time to build an epoch's answers").buckets(buckets),
+                )
+                .expect("valid metric");
+                registry.register(Box::new(histogram.clone())).expect("registered once");
+                histogram
+            },
             registry,
         }
     }

@@ -11,28 +11,40 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 /// The path of binary `name` of package `package`, freshly built.
+///
+/// Builds the whole workspace's targets in one cargo call, the same set CI
+/// builds first: building packages one by one would give each its own
+/// feature set and rebuild the shared crates once per binary.
 pub fn binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<Option<HashMap<String, PathBuf>>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    built.entry(name.to_string()).or_insert_with(|| build(package, name)).clone()
+    let binaries = built.get_or_insert_with(build_all);
+    binaries
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("the workspace has no binary {name} (package {package})"))
 }
 
-fn build(package: &str, name: &str) -> PathBuf {
+fn build_all() -> HashMap<String, PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "--message-format=json", "-p", package, "--bin", name]);
+    command.args(["build", "--quiet", "--message-format=json", "--workspace", "--all-targets", "--locked"]);
     let release = std::env::current_exe().is_ok_and(|exe| exe.components().any(|part| part.as_os_str() == "release"));
     if release {
         command.arg("--release");
     }
-    let output = command.output().expect("cannot run cargo to build the binary under test");
-    assert!(output.status.success(), "building {name} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let output = command.output().expect("cannot run cargo to build the binaries under test");
+    assert!(output.status.success(), "building the workspace failed:\n{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == name)
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo built no executable named {name}"))
+        .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin")))
+        .filter(|message| message["profile"]["test"] == false)
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_string();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
+        })
+        .collect()
 }
 
 /// Runs `strand` with `arguments`, with `home` as its `STRAND_HOME`.

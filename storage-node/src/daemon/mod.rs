@@ -3,6 +3,7 @@
 
 mod data;
 mod ledger;
+mod proofs;
 mod proposals;
 
 use std::net::SocketAddr;
@@ -130,7 +131,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let (gossip, gossiped) = ledger::gossip_queue();
     let following = ledger::Following { follower, client, address: config.ledger.clone(), gossiped };
-    let follow = tokio::spawn(ledger::follow(Arc::clone(&node), following, network.clone(), stopped));
+    let follow = tokio::spawn(ledger::follow(Arc::clone(&node), following, network.clone(), stopped.clone()));
+    let prover = tokio::spawn(proofs::run(Arc::clone(&node), config.ledger.clone(), stopped));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -155,6 +157,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("node stopping");
     let _ = stop.send(true);
     let _ = follow.await;
+    // The prover keeps nothing durable: stop it where it is.
+    prover.abort();
     network_task.abort();
     let _ = router.shutdown().await;
     // Commits the store's pending metadata: nothing acknowledged is lost.
