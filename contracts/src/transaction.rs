@@ -129,7 +129,7 @@ pub struct CredentialGrant {
 }
 
 /// One contract's answers in a submit-proofs transaction; verified by the
-/// proof-of-storage rules (opaque until then).
+/// proof-of-storage rules (`strand_proof_of_storage::answers`, encoding v1).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ContractProof {
     /// The contract.
