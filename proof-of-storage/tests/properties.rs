@@ -214,3 +214,13 @@ fn sampling_passes_at_the_predicted_rate() {
         );
     }
 }
+
+/// Pins the v1 answers encoding: any change to it must be a new version.
+#[test]
+fn answers_encoding_fixed_vector() {
+    let contract = contract(3, 2500, 3, 9);
+    let (_, answers) = honest(&contract, &[1; 32], 2);
+    let bytes = answers.to_bytes();
+    assert_eq!(bytes[0], answers::VERSION);
+    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), "d36c0d27e44c61c172495479c738dd4e72c55066b9420e26dafc68c39abb11e9");
+}
