@@ -324,6 +324,9 @@ async fn negotiate(
                     Ok((proposal.terms, signature))
                 }
                 Response::Refused(reason) => bail!("provider {} refused the contract: {reason}", account.short()),
+                Response::Presented { .. } | Response::Denied { .. } => {
+                    bail!("provider {} answered a proposal with a credential response", account.short())
+                }
             }
         }
     });

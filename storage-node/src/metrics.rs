@@ -17,6 +17,10 @@ pub struct Metrics {
     pub requests_refused: IntCounterVec,
     /// Bytes of fragments released to readers (sizes of allowed gets).
     pub fragment_bytes_released: IntCounter,
+    /// Bytes of fragments released, by reader kind (owner, grantee).
+    pub fragment_bytes_released_to: IntCounterVec,
+    /// Credential presentations, by outcome (accepted or the refusal code).
+    pub presentations: IntCounterVec,
     /// Bytes of fragments taken in from owners.
     pub fragment_bytes_received: IntCounter,
     /// Contract proposals, by outcome.
@@ -71,6 +75,12 @@ impl Metrics {
                 &["operation", "reason"],
             ),
             fragment_bytes_released: total("strand_node_fragment_bytes_released_total", "Bytes of fragments released"),
+            fragment_bytes_released_to: counter(
+                "strand_node_fragment_bytes_released_to_total",
+                "Bytes of fragments released, by reader kind",
+                &["reader"],
+            ),
+            presentations: counter("strand_node_credential_presentations_total", "Credential presentations by outcome", &["outcome"]),
             fragment_bytes_received: total("strand_node_fragment_bytes_received_total", "Bytes of fragments received"),
             proposals: counter("strand_node_proposals_total", "Contract proposals by outcome", &["outcome"]),
             ledger_height: gauge("strand_node_ledger_height", "Height of the node's ledger replica"),

@@ -165,6 +165,17 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> anyhow::Result<PeerId> {
     Ok(identity::PublicKey::from(identity::ed25519::PublicKey::try_from_bytes(public_key)?).to_peer_id())
 }
 
+/// The ed25519 key (ledger account) behind an ed25519 `PeerId`, whose
+/// multihash inlines the key; `None` for any other kind of peer id.
+pub fn account_of(peer: &PeerId) -> Option<[u8; 32]> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
 impl P2pHandle {
     /// Sends a request to `peer` (dialing `address` if given) and waits for
     /// its response.
@@ -331,5 +342,20 @@ async fn on_event(
             let _ = events.try_send(P2pEvent::Peers(swarm.connected_peers().count()));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_id_gives_back_its_account() {
+        let key = [7u8; 32];
+        let secret = identity::ed25519::SecretKey::try_from_bytes(key).expect("secret");
+        let public = identity::ed25519::Keypair::from(secret).public().to_bytes();
+        let peer = peer_id_of(&public).expect("peer id");
+        assert_eq!(account_of(&peer), Some(public));
+        assert_eq!(account_of(&PeerId::random()), None);
     }
 }

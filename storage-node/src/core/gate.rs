@@ -2,12 +2,22 @@
 //!
 //! Every get and push on the data plane (iroh-blobs) is decided here from
 //! the node's own ledger replica and holdings: no bearer tokens, the iroh
-//! connection already proves the requester's key. Today a get is served to
-//! the owner of the contract holding the fragment; credentials add grantees
-//! to [`decide_get`] without changing its callers.
+//! connection already proves the requester's key. A get is served if and
+//! only if the requester is the owner of the contract holding the fragment,
+//! or has presented a credential that, at the replica's current height, is
+//! the requester's own, for that upload, unexpired, unrevoked and covers the
+//! fragment. Presentations only say which credential to check: the decision
+//! is taken again from the ledger at every get, so a revocation stops the
+//! rest of a transfer in progress.
 
-use strand_contracts::AccountId;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use strand_contracts::query::{self, FragmentMembership};
 use strand_contracts::state::{ContractStatus, LedgerState};
+use strand_contracts::transaction::Scope;
+use strand_contracts::types::UploadKey;
+use strand_contracts::{AccountId, Digest};
 
 use crate::core::holdings::{AgreementState, Holdings};
 
@@ -17,9 +27,24 @@ pub enum Refusal {
     /// The node holds no such fragment.
     #[error("unknown fragment")]
     UnknownFragment,
-    /// The requester may not read it.
-    #[error("requester is not authorised for this fragment")]
-    NotAuthorised,
+    /// The requester is not the owner and presented no credential for it.
+    #[error("no credential presented for this fragment")]
+    NoCredential,
+    /// The presented credential is someone else's.
+    #[error("the credential was granted to another key")]
+    NotGrantee,
+    /// The presented credential is for another upload.
+    #[error("the credential is for another upload")]
+    WrongUpload,
+    /// The credential expired.
+    #[error("the credential has expired")]
+    Expired,
+    /// The credential was revoked.
+    #[error("the credential was revoked")]
+    Revoked,
+    /// The fragment is not in the credential's scope.
+    #[error("the fragment is outside the credential's scope")]
+    OutOfScope,
     /// A push of a fragment the node did not agree to store.
     #[error("push of a fragment the node did not agree to store")]
     NotAgreed,
@@ -29,50 +54,213 @@ pub enum Refusal {
     /// The node's replica is too far behind to decide safely.
     #[error("the node's ledger replica is too stale to decide")]
     LedgerTooStale,
+    /// The node holds as many presentations as it keeps.
+    #[error("the node holds too many credential presentations; try later")]
+    Busy,
 }
 
 impl Refusal {
-    /// The `reason` label of the refusal metrics.
+    /// The `reason` label of the refusal metrics (and the code clients see).
     pub fn label(&self) -> &'static str {
         match self {
             Self::UnknownFragment => "unknown_fragment",
-            Self::NotAuthorised => "not_authorised",
+            Self::NoCredential => "no_credential",
+            Self::NotGrantee => "not_grantee",
+            Self::WrongUpload => "wrong_upload",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::OutOfScope => "out_of_scope",
             Self::NotAgreed => "not_agreed",
             Self::ContractInactive => "contract_inactive",
             Self::LedgerTooStale => "ledger_too_stale",
+            Self::Busy => "busy",
+        }
+    }
+
+    fn of(refusal: query::Refusal) -> Self {
+        match refusal {
+            query::Refusal::NoCredential(_) => Self::NoCredential,
+            query::Refusal::NotGrantee => Self::NotGrantee,
+            query::Refusal::WrongUpload => Self::WrongUpload,
+            query::Refusal::Expired(_) => Self::Expired,
+            query::Refusal::Revoked(_) => Self::Revoked,
+            query::Refusal::OutOfScope => Self::OutOfScope,
         }
     }
 }
 
 /// How far behind the service's head a replica may be and still decide.
 pub const LEDGER_LAG_BLOCKS_MAX: u64 = 10;
+/// How long the replica may go without a new block and still decide for
+/// anyone but owners. The sequencer writes a block every interval (1 s by
+/// default), empty or not, so ten seconds of silence means the node is cut
+/// off from the ledger: a revocation could be waiting unseen. Fail closed.
+pub const LEDGER_SILENCE_MAX: Duration = Duration::from_secs(10);
 
-/// Whether `requester` may get `fragment`, given the node's holdings and its
-/// ledger replica, `lag_blocks` behind the latest known head.
+/// How current the node's replica is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// Blocks behind the latest head the node knows of.
+    pub lag_blocks: u64,
+    /// Time since the replica last applied a block.
+    pub silent_for: Duration,
+}
+
+impl Freshness {
+    /// A replica that is current.
+    pub const CURRENT: Self = Self { lag_blocks: 0, silent_for: Duration::ZERO };
+
+    fn too_stale(&self) -> bool {
+        self.lag_blocks > LEDGER_LAG_BLOCKS_MAX || self.silent_for > LEDGER_SILENCE_MAX
+    }
+}
+
+/// Most presentations kept (oldest evicted first is not needed: a full table
+/// refuses new ones until credentials expire or are revoked).
+pub const PRESENTATIONS_MAX: usize = 200_000;
+
+/// Credentials requesters presented: which credential to check for which
+/// (requester, upload) or, for range scopes, (requester, fragment) with the
+/// fragment's membership proof. Bounded.
+#[derive(Clone, Debug, Default)]
+pub struct Presentations {
+    whole: HashMap<(AccountId, UploadKey), Digest>,
+    ranged: HashMap<(AccountId, [u8; 32]), (Digest, FragmentMembership)>,
+}
+
+impl Presentations {
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.whole.len() + self.ranged.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops entries whose credential no longer exists, expired or was
+    /// revoked at `ledger`'s height.
+    pub fn prune(&mut self, ledger: &LedgerState) {
+        let live = |credential: &Digest| {
+            ledger.credentials.get(credential).is_some_and(|record| {
+                record.revoked_at_height.is_none() && ledger.height <= record.grant.expires_at_height
+            })
+        };
+        self.whole.retain(|_, credential| live(credential));
+        self.ranged.retain(|_, (credential, _)| live(credential));
+    }
+}
+
+/// What a presentation established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presented {
+    /// Fragments held here that the credential now opens for the requester.
+    pub fragments: usize,
+}
+
+/// Records `requester`'s presentation of `credential` (with, for a range
+/// scope, membership proofs of the fragments it wants), after checking it
+/// against the ledger now. Refuses with the reason a get would get.
+pub fn present(
+    requester: &AccountId,
+    credential: &Digest,
+    memberships: &[FragmentMembership],
+    holdings: &Holdings,
+    ledger: &LedgerState,
+    freshness: Freshness,
+    presentations: &mut Presentations,
+) -> Result<Presented, Refusal> {
+    if freshness.too_stale() {
+        return Err(Refusal::LedgerTooStale);
+    }
+    let record = ledger.credentials.get(credential).ok_or(Refusal::NoCredential)?;
+    let upload = record.grant.upload;
+    // The decision the ledger gives for this requester and upload (scope
+    // checked per fragment below).
+    let decide = |membership: Option<&FragmentMembership>| {
+        query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height)
+            .map(|_| ())
+            .map_err(Refusal::of)
+    };
+    match &record.grant.scope {
+        Scope::Upload => {
+            decide(None)?;
+            let held = holdings.agreements().filter(|(_, agreement)| agreement.terms.upload == upload).map(|(_, a)| a.fragment_ids.len()).sum();
+            if presentations.len() >= PRESENTATIONS_MAX && !presentations.whole.contains_key(&(*requester, upload)) {
+                return Err(Refusal::Busy);
+            }
+            presentations.whole.insert((*requester, upload), *credential);
+            Ok(Presented { fragments: held })
+        }
+        Scope::Ranges { .. } => {
+            let mut opened = 0;
+            let mut last_refusal = Refusal::OutOfScope;
+            for membership in memberships {
+                let held = holdings.agreement_of(&membership.fragment).is_some_and(|(_, agreement)| agreement.terms.upload == upload);
+                if !held {
+                    continue;
+                }
+                match decide(Some(membership)) {
+                    Ok(()) => {
+                        if presentations.len() >= PRESENTATIONS_MAX {
+                            return Err(Refusal::Busy);
+                        }
+                        presentations.ranged.insert((*requester, membership.fragment), (*credential, membership.clone()));
+                        opened += 1;
+                    }
+                    Err(refusal) => last_refusal = refusal,
+                }
+            }
+            if opened == 0 {
+                // Not one fragment here: say why. A refusal for the whole
+                // credential (revoked, expired, someone else's) comes first;
+                // for a range scope `decide(None)` is at least out of scope.
+                return Err(match decide(None) {
+                    Err(Refusal::OutOfScope) | Ok(()) => last_refusal,
+                    Err(other) => other,
+                });
+            }
+            Ok(Presented { fragments: opened })
+        }
+    }
+}
+
+/// Whether `requester` may get `fragment` now; `Ok(Some(credential))` when
+/// served under a credential (to be receipted), `Ok(None)` for the owner.
 ///
 /// The owner may read back whatever the node still holds, whatever the
 /// ledger says of the contract: strikes that declare fragments lost must not
 /// stop the owner (or, later, a repairer) from reading what is left. The
-/// ledger's view of the contract decides for everyone else (credentials).
+/// ledger decides for everyone else, and a stale replica fails closed.
 pub fn decide_get(
     requester: &AccountId,
     fragment: &[u8; 32],
     holdings: &Holdings,
     ledger: &LedgerState,
-    lag_blocks: u64,
-) -> Result<(), Refusal> {
+    freshness: Freshness,
+    presentations: &Presentations,
+) -> Result<Option<Digest>, Refusal> {
     let (contract, agreement) = holdings.agreement_of(fragment).ok_or(Refusal::UnknownFragment)?;
     if agreement.terms.owner == *requester {
-        return Ok(());
+        return Ok(None);
     }
-    // Every other reader is decided from the ledger, so a stale replica fails closed.
-    if lag_blocks > LEDGER_LAG_BLOCKS_MAX {
+    if freshness.too_stale() {
         return Err(Refusal::LedgerTooStale);
     }
-    match ledger.contracts.get(contract).map(|contract| contract.status) {
-        Some(ContractStatus::Active) => Err(Refusal::NotAuthorised),
-        _ => Err(Refusal::ContractInactive),
+    if ledger.contracts.get(contract).map(|contract| contract.status) != Some(ContractStatus::Active) {
+        return Err(Refusal::ContractInactive);
     }
+    let upload = agreement.terms.upload;
+    let (credential, membership) = if let Some(credential) = presentations.whole.get(&(*requester, upload)) {
+        (credential, None)
+    } else if let Some((credential, membership)) = presentations.ranged.get(&(*requester, *fragment)) {
+        (credential, Some(membership))
+    } else {
+        return Err(Refusal::NoCredential);
+    };
+    query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height).map_err(Refusal::of)?;
+    Ok(Some(*credential))
 }
 
 /// Whether `sender` may push `fragment`: only the owner of an agreement the
@@ -91,35 +279,126 @@ mod tests {
     use super::*;
     use crate::core::fixtures::{empty_ledger, terms};
     use crate::core::holdings::Agreement;
+    use strand_contracts::state::{Contract, Credential, ProofTally};
+    use strand_contracts::transaction::CredentialGrant;
+    use strand_proof_of_storage::merkle;
+
+    const OWNER: AccountId = AccountId([9; 32]);
+    const GRANTEE: AccountId = AccountId([7; 32]);
+    const STRANGER: AccountId = AccountId([8; 32]);
+
+    fn held(state: AgreementState) -> Holdings {
+        let mut holdings = Holdings::default();
+        holdings.insert(Agreement { terms: terms(OWNER, 1), fragment_ids: vec![[5; 32], [6; 32]], state });
+        holdings
+    }
+
+    /// A ledger where upload 1's contract is active and credentials exist.
+    fn ledger(height: u64, credentials: &[(u8, AccountId, Scope, u64, Option<u64>)]) -> LedgerState {
+        let mut state = empty_ledger();
+        state.height = height;
+        let terms = terms(OWNER, 1);
+        state.contracts.insert(
+            terms.id(),
+            Contract { terms, opened_at_height: 1, opened_in_epoch: 0, status: ContractStatus::Active, proofs: ProofTally::default() },
+        );
+        for (id, grantee, scope, expires_at_height, revoked_at_height) in credentials {
+            let grant = CredentialGrant {
+                upload: [1; 16],
+                grantee: *grantee,
+                scope: scope.clone(),
+                expires_at_height: *expires_at_height,
+                purpose: "test".into(),
+                sealed_key_material: Vec::new(),
+            };
+            state.credentials.insert(Digest([*id; 32]), Credential { grant, granted_at_height: 1, revoked_at_height: *revoked_at_height });
+        }
+        state
+    }
+
+    fn ranges_scope(fragments: &[[u8; 32]]) -> Scope {
+        Scope::Ranges {
+            ranges: vec![(0, 10)],
+            fragments_root: Digest(merkle::root(fragments)),
+            fragment_count: fragments.len() as u32,
+        }
+    }
+
+    fn membership(fragments: &[[u8; 32]], index: usize) -> FragmentMembership {
+        FragmentMembership { index, fragment: fragments[index], proof: merkle::prove(fragments, &[index]) }
+    }
 
     #[test]
-    fn only_the_owner_gets_and_only_agreed_fragments_are_pushed() {
-        let owner = AccountId([9; 32]);
-        let stranger = AccountId([8; 32]);
-        let mut holdings = Holdings::default();
-        holdings.insert(Agreement {
-            terms: terms(owner, 1),
-            fragment_ids: vec![[5; 32], [6; 32]],
-            state: AgreementState::Fetching,
-        });
+    fn owner_always_reads_and_only_agreed_fragments_are_pushed() {
+        let holdings = held(AgreementState::Fetching);
         let state = empty_ledger();
-        assert_eq!(decide_get(&owner, &[5; 32], &holdings, &state, 0), Ok(()));
-        assert_eq!(
-            decide_get(&owner, &[5; 32], &holdings, &state, 1000),
-            Ok(()),
-            "the owner reads back whatever is held"
-        );
-        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 0), Err(Refusal::ContractInactive));
-        assert_eq!(decide_get(&stranger, &[5; 32], &holdings, &state, 11), Err(Refusal::LedgerTooStale));
-        assert_eq!(decide_get(&owner, &[7; 32], &holdings, &state, 0), Err(Refusal::UnknownFragment));
-        assert_eq!(decide_push(&owner, &[6; 32], &holdings), Ok(()));
-        assert_eq!(decide_push(&stranger, &[6; 32], &holdings), Err(Refusal::NotAgreed));
-        assert_eq!(decide_push(&owner, &[7; 32], &holdings), Err(Refusal::NotAgreed));
-        holdings.insert(Agreement {
-            terms: terms(owner, 1),
-            fragment_ids: vec![[5; 32], [6; 32]],
-            state: AgreementState::Signed { at_height: 3 },
-        });
-        assert_eq!(decide_push(&owner, &[6; 32], &holdings), Err(Refusal::NotAgreed), "no pushes once signed");
+        let none = Presentations::default();
+        assert_eq!(decide_get(&OWNER, &[5; 32], &holdings, &state, Freshness::CURRENT, &none), Ok(None));
+        let stale = Freshness { lag_blocks: 1000, silent_for: Duration::from_secs(3600) };
+        assert_eq!(decide_get(&OWNER, &[5; 32], &holdings, &state, stale, &none), Ok(None), "the owner reads back whatever is held");
+        assert_eq!(decide_get(&STRANGER, &[5; 32], &holdings, &state, Freshness::CURRENT, &none), Err(Refusal::ContractInactive));
+        assert_eq!(decide_get(&OWNER, &[7; 32], &holdings, &state, Freshness::CURRENT, &none), Err(Refusal::UnknownFragment));
+        assert_eq!(decide_push(&OWNER, &[6; 32], &holdings), Ok(()));
+        assert_eq!(decide_push(&STRANGER, &[6; 32], &holdings), Err(Refusal::NotAgreed));
+        assert_eq!(decide_push(&OWNER, &[7; 32], &holdings), Err(Refusal::NotAgreed));
+        let signed = held(AgreementState::Signed { at_height: 3 });
+        assert_eq!(decide_push(&OWNER, &[6; 32], &signed), Err(Refusal::NotAgreed), "no pushes once signed");
+    }
+
+    #[test]
+    fn whole_upload_credentials_open_every_fragment_until_expiry_or_revocation() {
+        let holdings = held(AgreementState::Signed { at_height: 1 });
+        let state = ledger(50, &[(1, GRANTEE, Scope::Upload, 100, None), (2, GRANTEE, Scope::Upload, 40, None), (3, GRANTEE, Scope::Upload, 100, Some(45))]);
+        let mut presented = Presentations::default();
+        let now = Freshness::CURRENT;
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential), "nothing presented");
+        assert_eq!(present(&STRANGER, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::NotGrantee), "another person's credential");
+        assert_eq!(present(&GRANTEE, &Digest([4; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::NoCredential));
+        assert_eq!(present(&GRANTEE, &Digest([2; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::Expired));
+        assert_eq!(present(&GRANTEE, &Digest([3; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::Revoked));
+        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented), Ok(Presented { fragments: 2 }));
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
+        assert_eq!(decide_get(&GRANTEE, &[6; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
+        assert_eq!(decide_get(&STRANGER, &[6; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential));
+
+        // The decision is taken again at every get: revoked at 60, refused from 60 on.
+        let mut later = ledger(60, &[(1, GRANTEE, Scope::Upload, 100, Some(60))]);
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &later, now, &presented), Err(Refusal::Revoked));
+        later = ledger(101, &[(1, GRANTEE, Scope::Upload, 100, None)]);
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &later, now, &presented), Err(Refusal::Expired));
+
+        // A stale replica fails closed for grantees.
+        let lagging = Freshness { lag_blocks: LEDGER_LAG_BLOCKS_MAX + 1, silent_for: Duration::ZERO };
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, lagging, &presented), Err(Refusal::LedgerTooStale));
+        let silent = Freshness { lag_blocks: 0, silent_for: LEDGER_SILENCE_MAX + Duration::from_millis(1) };
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, silent, &presented), Err(Refusal::LedgerTooStale));
+        let edge = Freshness { lag_blocks: LEDGER_LAG_BLOCKS_MAX, silent_for: LEDGER_SILENCE_MAX };
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, edge, &presented), Ok(Some(Digest([1; 32]))), "the limits themselves still decide");
+
+        // Pruning forgets presentations of dead credentials.
+        presented.prune(&ledger(60, &[(1, GRANTEE, Scope::Upload, 100, Some(60))]));
+        assert!(presented.is_empty());
+    }
+
+    #[test]
+    fn range_credentials_open_exactly_the_proven_fragments() {
+        let holdings = held(AgreementState::Signed { at_height: 1 });
+        // The scope covers fragment [5; 32] (and one held elsewhere), not [6; 32].
+        let scope_fragments = [[5; 32], [42; 32]];
+        let state = ledger(50, &[(1, GRANTEE, ranges_scope(&scope_fragments), 100, None)]);
+        let mut presented = Presentations::default();
+        let now = Freshness::CURRENT;
+        // A forged membership for [6; 32] (proof of another index) does not verify.
+        let mut forged = membership(&scope_fragments, 1);
+        forged.fragment = [6; 32];
+        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[forged], &holdings, &state, now, &mut presented), Err(Refusal::OutOfScope));
+        let inside = membership(&scope_fragments, 0);
+        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[inside], &holdings, &state, now, &mut presented), Ok(Presented { fragments: 1 }));
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
+        assert_eq!(decide_get(&GRANTEE, &[6; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential), "outside the range");
+        let revoked = ledger(60, &[(1, GRANTEE, ranges_scope(&scope_fragments), 100, Some(55))]);
+        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &revoked, now, &presented), Err(Refusal::Revoked));
+        let mut again = Presentations::default();
+        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[membership(&scope_fragments, 0)], &holdings, &revoked, now, &mut again), Err(Refusal::Revoked), "replayed after revocation");
     }
 }

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use iroh_blobs::store::GcConfig;
@@ -36,22 +35,29 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
         let requester = AccountId(remote);
         let holdings = decider.holdings();
         let decision = match operation {
-            Operation::Get => {
-                let lag = decider.lag_blocks.load(Ordering::Relaxed);
-                gate::decide_get(&requester, &fragment, &holdings, &decider.ledger(), lag)
-            }
-            Operation::Push => gate::decide_push(&requester, &fragment, &holdings),
+            Operation::Get => gate::decide_get(
+                &requester,
+                &fragment,
+                &holdings,
+                &decider.ledger(),
+                decider.freshness(),
+                &decider.presentations(),
+            ),
+            Operation::Push => gate::decide_push(&requester, &fragment, &holdings).map(|()| None),
         };
         let label = match operation {
             Operation::Get => "get",
             Operation::Push => "push",
         };
         match decision {
-            Ok(()) => {
+            Ok(credential) => {
                 decider.metrics.requests_served.with_label_values(&[label]).inc();
                 let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
-                    decider.metrics.fragment_bytes_released.inc_by(u64::from(agreement.terms.fragment_size));
+                    let bytes = u64::from(agreement.terms.fragment_size);
+                    decider.metrics.fragment_bytes_released.inc_by(bytes);
+                    let reader = if credential.is_some() { "grantee" } else { "owner" };
+                    decider.metrics.fragment_bytes_released_to.with_label_values(&[reader]).inc_by(bytes);
                 }
                 Ok(())
             }

@@ -51,6 +51,9 @@ fn publish_state(node: &Node, follower: &Follower, service_height: u64) {
     let state = follower.replica().state().clone();
     let height = follower.replica().height();
     if let Ok(mut ledger) = node.ledger.write() {
+        if state.height > ledger.height {
+            node.mark_block_applied();
+        }
         *ledger = state;
     }
     let lag = service_height.saturating_sub(height);
@@ -155,6 +158,8 @@ pub(super) async fn follow(
                     }
                     publish_state(&node, &follower, service_height);
                     super::proposals::release_unneeded(&node).await;
+                    let ledger = node.ledger();
+                    node.presentations_mut().prune(&ledger);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "node.ledger.follow lost the ledger service; reconnecting");

@@ -19,6 +19,7 @@ use strand_net::p2p::{self, P2pConfig, P2pEvent};
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
+use crate::core::gate::{Freshness, Presentations};
 use crate::core::holdings::Holdings;
 use crate::metrics::{self, Metrics};
 use crate::records::Records;
@@ -36,6 +37,10 @@ pub(crate) struct Node {
     ledger: RwLock<LedgerState>,
     /// Blocks the replica is behind the service's head.
     lag_blocks: std::sync::atomic::AtomicU64,
+    /// When the replica last applied a new block.
+    last_block_at: std::sync::Mutex<std::time::Instant>,
+    /// Credentials requesters presented (decided again at every get).
+    presentations: RwLock<Presentations>,
     holdings: RwLock<Holdings>,
     records: Records,
     store: iroh_blobs::api::Store,
@@ -54,6 +59,27 @@ impl Node {
 
     fn holdings_mut(&self) -> std::sync::RwLockWriteGuard<'_, Holdings> {
         self.holdings.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn mark_block_applied(&self) {
+        *self.last_block_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// How current the replica is, for the gate.
+    fn freshness(&self) -> Freshness {
+        let last = *self.last_block_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Freshness {
+            lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed),
+            silent_for: last.elapsed(),
+        }
+    }
+
+    fn presentations(&self) -> std::sync::RwLockReadGuard<'_, Presentations> {
+        self.presentations.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn presentations_mut(&self) -> std::sync::RwLockWriteGuard<'_, Presentations> {
+        self.presentations.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn refresh_storage_metrics(&self) {
@@ -89,6 +115,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         chain: genesis.chain(),
         ledger: RwLock::new(follower.replica().state().clone()),
         lag_blocks: std::sync::atomic::AtomicU64::new(0),
+        last_block_at: std::sync::Mutex::new(std::time::Instant::now()),
+        presentations: RwLock::new(Presentations::default()),
         holdings: RwLock::new(holdings),
         records,
         store: store.clone(),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use strand_contracts::Signature;
+use strand_contracts::query::FragmentMembership;
+use strand_contracts::{AccountId, Signature};
 use strand_net::p2p::PeerId;
 use strand_wire::{Proposal, Refusal, Request, Response};
 
@@ -25,14 +26,58 @@ pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Resp
         Ok(request) => request,
         Err(error) => return Response::Refused(Refusal::Terms(format!("undecodable request: {error}"))),
     };
-    let Request::Propose(proposal) = request;
-    let outcome = propose(node, peer, proposal).await;
-    let label = match &outcome {
-        Response::Accepted { .. } => "accepted",
-        Response::Refused(_) => "refused",
+    match request {
+        Request::Propose(proposal) => {
+            let outcome = propose(node, peer, proposal).await;
+            let label = if matches!(outcome, Response::Accepted { .. }) { "accepted" } else { "refused" };
+            node.metrics.proposals.with_label_values(&[label]).inc();
+            outcome
+        }
+        Request::Present(presentation) => present(node, peer, presentation),
+    }
+}
+
+/// Records a grantee's credential presentation after checking it against
+/// the replica (the libp2p connection proves the grantee's key).
+fn present(node: &Arc<Node>, peer: PeerId, presentation: strand_wire::Presentation) -> Response {
+    let Some(requester) = strand_net::p2p::account_of(&peer) else {
+        return Response::Denied { code: "not_grantee".into() };
     };
-    node.metrics.proposals.with_label_values(&[label]).inc();
-    outcome
+    if presentation.fragments.len() > strand_wire::PRESENTED_FRAGMENTS_MAX {
+        return Response::Denied { code: "busy".into() };
+    }
+    let memberships: Vec<FragmentMembership> = presentation
+        .fragments
+        .into_iter()
+        .map(|member| FragmentMembership {
+            index: member.index as usize,
+            fragment: member.fragment,
+            proof: strand_proof_of_storage::merkle::InclusionProof { nodes: member.proof },
+        })
+        .collect();
+    let ledger = node.ledger();
+    let outcome = {
+        let holdings = node.holdings();
+        crate::core::gate::present(
+            &AccountId(requester),
+            &presentation.credential,
+            &memberships,
+            &holdings,
+            &ledger,
+            node.freshness(),
+            &mut node.presentations_mut(),
+        )
+    };
+    match outcome {
+        Ok(presented) => {
+            node.metrics.presentations.with_label_values(&["accepted"]).inc();
+            Response::Presented { fragments: u32::try_from(presented.fragments).unwrap_or(u32::MAX) }
+        }
+        Err(refusal) => {
+            node.metrics.presentations.with_label_values(&[refusal.label()]).inc();
+            Response::Denied { code: refusal.label().into() }
+        }
+    }
 }
 
 async fn propose(node: &Arc<Node>, peer: PeerId, proposal: Proposal) -> Response {

@@ -39,11 +39,39 @@ pub struct Proposal {
     pub source: FragmentSource,
 }
 
+/// A fragment's place in a credential's range scope: the proof that it is
+/// under the scope's `fragments_root` at `index`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ScopeMembership {
+    /// Position in the scope's fragment list.
+    pub index: u32,
+    /// The fragment id.
+    pub fragment: [u8; 32],
+    /// rs_merkle proof nodes.
+    pub proof: Vec<[u8; 32]>,
+}
+
+/// A grantee naming the credential it reads under. The node checks it
+/// against its ledger replica now and again at every get.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Presentation {
+    /// The credential id (from the granting transaction).
+    pub credential: Digest,
+    /// For a range scope, the fragments wanted from this node with their
+    /// membership proofs; empty for a whole-upload scope.
+    pub fragments: Vec<ScopeMembership>,
+}
+
+/// Most memberships in one presentation.
+pub const PRESENTED_FRAGMENTS_MAX: usize = 100_000;
+
 /// What a client asks a node.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Request {
     /// Store these fragments under these terms.
     Propose(Proposal),
+    /// Read under this credential.
+    Present(Presentation),
 }
 
 /// Why a node refused a proposal.
@@ -86,6 +114,19 @@ pub enum Response {
     },
     /// Not stored.
     Refused(Refusal),
+    /// The presentation holds: this many fragments here are open to the
+    /// requester (while the credential stays valid).
+    Presented {
+        /// Fragments opened.
+        fragments: u32,
+    },
+    /// The presentation was refused: the gate's reason code
+    /// (`no_credential`, `not_grantee`, `wrong_upload`, `expired`,
+    /// `revoked`, `out_of_scope`, `ledger_too_stale`, `busy`).
+    Denied {
+        /// The reason code.
+        code: String,
+    },
 }
 
 /// Encodes a message.
