@@ -7,6 +7,7 @@
 //! Depends on `strand-core`; must not be depended on by the storage node or
 //! the ledger (they talk to clients over the network, not through this crate).
 
+pub mod credentials;
 pub mod devnet;
 pub mod exit;
 pub mod ledger;

@@ -86,8 +86,12 @@ enum Command {
     },
     /// Download an upload (or a byte range of it) from its providers.
     Download {
-        /// The upload id.
-        upload: String,
+        /// The upload id (yours); or give --credential instead.
+        #[arg(required_unless_present = "credential", conflicts_with = "credential")]
+        upload: Option<String>,
+        /// Read as a grantee under this credential id (needs only the ledger and your key).
+        #[arg(long)]
+        credential: Option<String>,
         /// Where to write it (only created when the download verified).
         #[arg(long)]
         out: PathBuf,
@@ -104,6 +108,36 @@ enum Command {
     },
     /// Health of every stripe of an upload, from the ledger and live probes.
     Status {
+        /// The upload id.
+        upload: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Let another key read the whole upload: the credential goes on the ledger, its key material sealed to the grantee.
+    Grant {
+        /// The upload id.
+        upload: String,
+        /// The grantee's public key (64 hex digits, as `strand keygen` prints it).
+        #[arg(long)]
+        to: String,
+        /// Last height it is valid at: HEIGHT, or +BLOCKS from now.
+        #[arg(long, default_value = "+100000")]
+        expires: String,
+        /// Why (shown in audits).
+        #[arg(long, default_value = "")]
+        purpose: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Revoke a credential: nodes refuse from the block that includes it.
+    Revoke {
+        /// The credential id.
+        credential: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// The credentials of an upload, from the ledger.
+    Credentials {
         /// The upload id.
         upload: String,
         #[command(flatten)]
@@ -300,11 +334,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::upload(&session, &file, params, term_epochs, threads))?;
             print(json, &value, print_ledger)
         }
-        Command::Download { upload, out, range, network } => {
+        Command::Download { upload, credential, out, range, network } => {
             let identity = netcmd::identity(&network.key)?;
             let home = keyfile::strand_home();
             let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
-            let value = runtime()?.block_on(netcmd::download(&session, &upload, &out, range, network.threads))?;
+            let source = match (upload, credential) {
+                (_, Some(credential)) => netcmd::DownloadSource::Credential(credential),
+                (Some(upload), None) => netcmd::DownloadSource::Owner(upload),
+                (None, None) => return Err(anyhow::anyhow!("give an upload id or --credential")),
+            };
+            let value = runtime()?.block_on(netcmd::download(&session, &source, &out, range, network.threads))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Grant { upload, to, expires, purpose, network } => {
+            let identity = netcmd::identity(&network.key)?;
+            let home = keyfile::strand_home();
+            let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
+            let value = runtime()?.block_on(netcmd::grant(&session, &upload, &to, &expires, &purpose))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Revoke { credential, network } => {
+            let identity = netcmd::identity(&network.key)?;
+            let home = keyfile::strand_home();
+            let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
+            let value = runtime()?.block_on(netcmd::revoke(&session, &credential))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Credentials { upload, network } => {
+            let value = runtime()?.block_on(netcmd::list_credentials(&network.ledger, &upload))?;
             print(json, &value, print_ledger)
         }
         Command::Ls { network } => {
@@ -430,7 +487,7 @@ fn devnet_demo(ledger: &str, directory: &Path, size: u64, json: bool) -> anyhow:
     let uploaded = runtime.block_on(netcmd::upload(&session, &sample, params, 1000, threads))?;
     let upload = uploaded["upload_id"].as_str().unwrap_or_default().to_string();
     let copy = directory.join("demo-copy.bin");
-    let downloaded = runtime.block_on(netcmd::download(&session, &upload, &copy, None, 8))?;
+    let downloaded = runtime.block_on(netcmd::download(&session, &netcmd::DownloadSource::Owner(upload.clone()), &copy, None, 8))?;
     let restored = strand_client::offline::hash_file(&copy)?;
     let check = restored == original;
     let report = serde_json::json!({

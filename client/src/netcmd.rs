@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use strand_client::network::{self, UploadOptions};
 use strand_client::progress::bytes_bar;
 use strand_client::record::UploadRecord;
-use strand_client::{keyfile, ledger, units};
+use strand_client::{credentials, keyfile, ledger, units};
+use strand_contracts::{AccountId, Digest};
 use strand_contracts::query;
 use strand_contracts::state::ProofStatus;
 use strand_core::{CodecParams, Identity};
@@ -53,18 +54,41 @@ pub async fn upload(
 /// Downloads an upload (or a range of it).
 pub async fn download(
     session: &Session<'_>,
-    upload: &str,
+    source: &DownloadSource,
     out: &Path,
     range: Option<String>,
     threads: usize,
 ) -> anyhow::Result<Value> {
     let Session { ledger: address, identity, json, .. } = *session;
     let home = session.home.to_path_buf();
-    let record = UploadRecord::load(&home, upload, identity)?;
-    let length = record.index.layout.file_length;
-    let range = range.map(|text| units::parse_range(&text, length)).transpose()?;
     let (mut client, genesis) = ledger::connect(address).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let (record, presentations) = match source {
+        DownloadSource::Owner(upload) => (UploadRecord::load(&home, upload, identity)?, None),
+        DownloadSource::Credential(credential) => {
+            let credential: Digest =
+                credential.parse().map_err(|error| anyhow::anyhow!("'{credential}' is not a credential id: {error}"))?;
+            let state = follower.replica().state();
+            let record = credentials::grantee_record(identity, state, &credential)?;
+            let outcomes = credentials::present(identity, &record, state, &credential).await?;
+            if outcomes.iter().all(|(_, outcome)| outcome.is_err()) {
+                let mut codes: Vec<String> = outcomes.iter().filter_map(|(_, outcome)| outcome.clone().err()).collect();
+                codes.sort();
+                codes.dedup();
+                anyhow::bail!("every provider refused credential {credential}: {}", codes.join(", "));
+            }
+            let shown: Vec<Value> = outcomes
+                .iter()
+                .map(|(provider, outcome)| match outcome {
+                    Ok(fragments) => json!({ "provider": provider.to_string(), "opened_fragments": fragments }),
+                    Err(code) => json!({ "provider": provider.to_string(), "refused": code }),
+                })
+                .collect();
+            (record, Some(shown))
+        }
+    };
+    let length = record.index.layout.file_length;
+    let range = range.map(|text| units::parse_range(&text, length)).transpose()?;
     let total = range.as_ref().map_or(length, |range| range.end.saturating_sub(range.start));
     let bar = bytes_bar(total, "fetching", json);
     let progress_bar = bar.clone();
@@ -76,7 +100,68 @@ pub async fn download(
     let (summary, unreachable) = result?;
     let mut value = serde_json::to_value(summary)?;
     value["unreachable_providers"] = json!(unreachable);
+    if let Some(presentations) = presentations {
+        value["presentations"] = json!(presentations);
+    }
     Ok(value)
+}
+
+/// What to download: one's own upload, or under a credential.
+pub enum DownloadSource {
+    /// An upload id with a record in `STRAND_HOME`.
+    Owner(String),
+    /// A credential id on the ledger granted to this key.
+    Credential(String),
+}
+
+/// Grants `grantee` the whole upload.
+pub async fn grant(
+    session: &Session<'_>,
+    upload: &str,
+    grantee: &str,
+    expires: &str,
+    purpose: &str,
+) -> anyhow::Result<Value> {
+    let Session { ledger: address, identity, .. } = *session;
+    let record = UploadRecord::load(session.home, upload, identity)?;
+    let grantee = credentials::parse_public_key(grantee)?;
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, session.home).await?;
+    let state = follower.replica().state();
+    let expires_at_height = credentials::parse_expiry(expires, state.height)?;
+    let (credential, height) =
+        credentials::grant(identity, &mut client, state, &record, &grantee, expires_at_height, purpose).await?;
+    Ok(json!({
+        "credential": credential.to_string(),
+        "upload": upload,
+        "grantee": AccountId::of(&grantee).to_string(),
+        "granted_at_height": height,
+        "expires_at_height": expires_at_height,
+        "purpose": purpose,
+    }))
+}
+
+/// Revokes a credential, effective from the block that includes it.
+pub async fn revoke(session: &Session<'_>, credential: &str) -> anyhow::Result<Value> {
+    let Session { ledger: address, identity, .. } = *session;
+    let credential: Digest =
+        credential.parse().map_err(|error| anyhow::anyhow!("'{credential}' is not a credential id: {error}"))?;
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, session.home).await?;
+    let body = strand_contracts::transaction::Body::RevokeCredential { credential };
+    let (_, height) = credentials::submit_and_wait(identity, &mut client, follower.replica().state(), body).await?;
+    Ok(json!({ "credential": credential.to_string(), "revoked_at_height": height }))
+}
+
+/// The credentials of an upload, from the ledger.
+pub async fn list_credentials(address: &str, upload: &str) -> anyhow::Result<Value> {
+    let key: strand_core::UploadId =
+        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
+    let home = keyfile::strand_home();
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let state = follower.replica().state();
+    Ok(json!({ "upload": upload, "height": state.height, "credentials": credentials::list(state, key.as_bytes()) }))
 }
 
 /// Lists the owner's uploads with their contracts' state on the ledger.

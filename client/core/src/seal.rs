@@ -46,6 +46,9 @@ pub enum SealKind {
     RecoveryIndex,
     /// An upload record (index plus placement), sealed to its owner.
     UploadRecord,
+    /// An upload record sealed to a credential's grantee (the credential's
+    /// key material for a whole-upload scope).
+    GranteeRecord,
 }
 
 impl SealKind {
@@ -53,6 +56,7 @@ impl SealKind {
         match self {
             Self::RecoveryIndex => 1,
             Self::UploadRecord => 2,
+            Self::GranteeRecord => 3,
         }
     }
 
@@ -60,6 +64,7 @@ impl SealKind {
         match self {
             Self::RecoveryIndex => b"strand sealed recovery index v1",
             Self::UploadRecord => b"strand sealed upload record v1",
+            Self::GranteeRecord => b"strand sealed grantee record v1",
         }
     }
 }

@@ -1,0 +1,204 @@
+//! Credentials: grant, revoke and list them on the ledger, and read as a
+//! grantee.
+//!
+//! A whole-upload credential's key material is the upload record (recovery
+//! index and placement) sealed to the grantee's own key, so a grantee needs
+//! only the ledger and that key. Before reading, the grantee presents the
+//! credential to each provider over libp2p (which proves its key); the nodes
+//! check it against their own replica then and again at every get.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use strand_contracts::apply::{SEALED_KEY_MATERIAL_BYTES_MAX, credential_id};
+use strand_contracts::state::LedgerState;
+use strand_contracts::transaction::{Body, CredentialGrant, Scope};
+use strand_contracts::{AccountId, Digest, Outcome, Transaction};
+use strand_core::identity::PublicKey;
+use strand_core::seal::{self, SealKind};
+use strand_core::Identity;
+use strand_ledger_service::client::LedgerClient;
+use strand_ledger_service::protocol::TransactionStatus;
+use strand_net::p2p::{self, P2pConfig};
+use strand_wire::{Presentation, Request, Response};
+
+use crate::network::endpoints_of;
+use crate::record::UploadRecord;
+
+/// Blocks to wait for a transaction to be final.
+const FINALISATION_BLOCKS_MAX: u64 = 60;
+/// How long a provider may take to answer a presentation.
+const PRESENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Submits `body` as the next transaction of `sender` and waits until it is
+/// final; returns its hash and the height of its block.
+pub async fn submit_and_wait(
+    sender: &Identity,
+    client: &mut LedgerClient,
+    state: &LedgerState,
+    body: Body,
+) -> anyhow::Result<(Digest, u64)> {
+    let account = AccountId::of(&sender.public_key());
+    let nonce = state.accounts.get(&account).map_or(0, |account| account.nonce) + 1;
+    let transaction = Transaction::sign(state.params.chain, sender, nonce, body);
+    let hash = client
+        .submit(transaction.to_bytes())
+        .await?
+        .map_err(|reason| anyhow::anyhow!("the ledger service refused the transaction: {reason}"))?;
+    let start = client.status().await?.height;
+    loop {
+        match client.transaction(hash).await? {
+            TransactionStatus::Finalised { outcome: Outcome::Accepted, height, .. } => return Ok((hash, height)),
+            TransactionStatus::Finalised { outcome: Outcome::Rejected(reason), .. } => {
+                bail!("the ledger rejected the transaction: {reason}")
+            }
+            TransactionStatus::Dropped(reason) => bail!("the transaction was dropped: {reason}"),
+            TransactionStatus::Pending | TransactionStatus::Unknown => {
+                let height = client.status().await?.height;
+                let status = client.wait_for_height(height + 1, Duration::from_secs(5)).await?;
+                if status.height > start + FINALISATION_BLOCKS_MAX {
+                    bail!("the transaction was not finalised within {FINALISATION_BLOCKS_MAX} blocks");
+                }
+            }
+        }
+    }
+}
+
+/// Parses a grantee's public key (64 hex digits, as `strand keygen` prints).
+pub fn parse_public_key(text: &str) -> anyhow::Result<PublicKey> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).with_context(|| format!("'{text}' is not a 64-hex-digit public key"))?;
+    PublicKey::from_bytes(&bytes).with_context(|| format!("'{text}' is not a valid ed25519 public key"))
+}
+
+/// Parses `--expires`: `+N` blocks from `height`, or an absolute height.
+pub fn parse_expiry(text: &str, height: u64) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let value = |digits: &str| digits.parse::<u64>().with_context(|| format!("'{text}' is not +BLOCKS or a HEIGHT"));
+    match text.strip_prefix('+') {
+        Some(blocks) => Ok(height.saturating_add(value(blocks)?)),
+        None => value(text),
+    }
+}
+
+/// Grants `grantee` the whole upload of `record` until `expires_at_height`.
+/// Returns the credential id and the height it was granted at.
+pub async fn grant(
+    owner: &Identity,
+    client: &mut LedgerClient,
+    state: &LedgerState,
+    record: &UploadRecord,
+    grantee: &PublicKey,
+    expires_at_height: u64,
+    purpose: &str,
+) -> anyhow::Result<(Digest, u64)> {
+    let sealed = seal::seal(SealKind::GranteeRecord, &record.to_bytes(), grantee, &mut rand::rng());
+    if sealed.len() > SEALED_KEY_MATERIAL_BYTES_MAX {
+        bail!(
+            "this upload's record ({} bytes sealed) is larger than a credential carries ({SEALED_KEY_MATERIAL_BYTES_MAX} bytes): \
+             whole-upload grants are limited to uploads of about 1,900 fragments for now",
+            sealed.len()
+        );
+    }
+    let grant = CredentialGrant {
+        upload: *record.index.upload_id.as_bytes(),
+        grantee: AccountId::of(grantee),
+        scope: Scope::Upload,
+        expires_at_height,
+        purpose: purpose.to_string(),
+        sealed_key_material: sealed,
+    };
+    let (hash, height) = submit_and_wait(owner, client, state, Body::GrantCredential(grant)).await?;
+    Ok((credential_id(&hash), height))
+}
+
+/// The credentials of an upload, as the ledger records them.
+pub fn list(state: &LedgerState, upload: &[u8; 16]) -> Vec<Value> {
+    state
+        .credentials
+        .iter()
+        .filter(|(_, credential)| credential.grant.upload == *upload)
+        .map(|(id, credential)| {
+            let status = match credential.revoked_at_height {
+                Some(height) => format!("revoked at height {height}"),
+                None if state.height > credential.grant.expires_at_height => {
+                    format!("expired after height {}", credential.grant.expires_at_height)
+                }
+                None => "active".to_string(),
+            };
+            let scope = match &credential.grant.scope {
+                Scope::Upload => json!("whole upload"),
+                Scope::Ranges { ranges, fragment_count, .. } => json!({ "ranges": ranges, "fragments": fragment_count }),
+            };
+            json!({
+                "credential": id.to_string(),
+                "grantee": credential.grant.grantee.to_string(),
+                "scope": scope,
+                "purpose": credential.grant.purpose,
+                "granted_at_height": credential.granted_at_height,
+                "expires_at_height": credential.grant.expires_at_height,
+                "status": status,
+            })
+        })
+        .collect()
+}
+
+/// The upload record a credential gives its grantee.
+pub fn grantee_record(identity: &Identity, state: &LedgerState, credential: &Digest) -> anyhow::Result<UploadRecord> {
+    let record = state.credentials.get(credential).with_context(|| format!("the ledger has no credential {credential}"))?;
+    if record.grant.grantee != AccountId::of(&identity.public_key()) {
+        bail!("credential {credential} was granted to {}, not to this key", record.grant.grantee);
+    }
+    let bytes = zeroize::Zeroizing::new(
+        seal::open(SealKind::GranteeRecord, &record.grant.sealed_key_material, identity)
+            .context("cannot open the credential's key material with this key")?,
+    );
+    let upload = UploadRecord::from_bytes(&bytes)?;
+    if upload.index.upload_id.as_bytes() != &record.grant.upload {
+        bail!("the credential's key material is for another upload");
+    }
+    Ok(upload)
+}
+
+/// Presents `credential` to every provider of `record`; per provider, the
+/// fragments it opened or its refusal code.
+pub async fn present(
+    identity: &Identity,
+    record: &UploadRecord,
+    state: &LedgerState,
+    credential: &Digest,
+) -> anyhow::Result<Vec<(AccountId, Result<u32, String>)>> {
+    let (network, _events, task) = p2p::start(P2pConfig {
+        secret: *identity.secret_bytes(),
+        listen: None,
+        protocol: strand_wire::CONTRACT_PROTOCOL,
+        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
+        request_timeout: PRESENT_TIMEOUT,
+    })
+    .await?;
+    let mut providers = record.providers.clone();
+    providers.sort();
+    providers.dedup();
+    let message = strand_wire::encode(&Request::Present(Presentation { credential: *credential, fragments: Vec::new() }));
+    let requests = providers.iter().map(|provider| {
+        let (network, message) = (network.clone(), message.clone());
+        let address = state.providers.get(provider).and_then(|record| endpoints_of(record).libp2p);
+        async move {
+            let outcome = async {
+                let peer = p2p::peer_id_of(&provider.0).map_err(|error| error.to_string())?;
+                let answer = network.request(peer, address, message).await?;
+                match strand_wire::decode::<Response>(&answer).map_err(|error| error.to_string())? {
+                    Response::Presented { fragments } => Ok(fragments),
+                    Response::Denied { code } => Err(code),
+                    _ => Err("unexpected answer".to_string()),
+                }
+            }
+            .await;
+            (*provider, outcome)
+        }
+    });
+    let outcomes = futures::future::join_all(requests).await;
+    task.abort();
+    Ok(outcomes)
+}
