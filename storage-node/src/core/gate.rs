@@ -115,6 +115,9 @@ impl Freshness {
     }
 }
 
+/// Blocks after its expiry or revocation a presentation is still kept.
+pub const PRUNE_AFTER_BLOCKS: u64 = 600;
+
 /// Most presentations kept (oldest evicted first is not needed: a full table
 /// refuses new ones until credentials expire or are revoked).
 pub const PRESENTATIONS_MAX: usize = 200_000;
@@ -139,12 +142,16 @@ impl Presentations {
         self.len() == 0
     }
 
-    /// Drops entries whose credential no longer exists, expired or was
-    /// revoked at `ledger`'s height.
+    /// Drops entries whose credential does not exist, or expired or was
+    /// revoked more than [`PRUNE_AFTER_BLOCKS`] blocks before `ledger`'s
+    /// height (until then a replayed presentation is refused with the
+    /// precise reason, expired or revoked, rather than "no credential").
     pub fn prune(&mut self, ledger: &LedgerState) {
+        let horizon = ledger.height.saturating_sub(PRUNE_AFTER_BLOCKS);
         let live = |credential: &Digest| {
             ledger.credentials.get(credential).is_some_and(|record| {
-                record.revoked_at_height.is_none() && ledger.height <= record.grant.expires_at_height
+                record.revoked_at_height.is_none_or(|revoked| revoked >= horizon)
+                    && record.grant.expires_at_height >= horizon
             })
         };
         self.whole.retain(|_, credential| live(credential));
@@ -375,8 +382,11 @@ mod tests {
         let edge = Freshness { lag_blocks: LEDGER_LAG_BLOCKS_MAX, silent_for: LEDGER_SILENCE_MAX };
         assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, edge, &presented), Ok(Some(Digest([1; 32]))), "the limits themselves still decide");
 
-        // Pruning forgets presentations of dead credentials.
+        // Pruning keeps a revoked credential's presentations for a while
+        // (the precise refusal), then forgets them.
         presented.prune(&ledger(60, &[(1, GRANTEE, Scope::Upload, 100, Some(60))]));
+        assert_eq!(presented.len(), 1);
+        presented.prune(&ledger(60 + PRUNE_AFTER_BLOCKS + 1, &[(1, GRANTEE, Scope::Upload, 10_000, Some(60))]));
         assert!(presented.is_empty());
     }
 

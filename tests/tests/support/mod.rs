@@ -64,6 +64,21 @@ impl Network {
             .expect("run strand")
     }
 
+    /// Runs `strand` as another user, with `home` as its `STRAND_HOME`.
+    pub fn strand_in(&self, home: &std::path::Path, arguments: &[&str]) -> Output {
+        Command::new(binary("strand-client", "strand"))
+            .args(arguments)
+            .env("STRAND_HOME", home)
+            .env("STRAND_LEDGER", &self.ledger)
+            .output()
+            .expect("run strand")
+    }
+
+    /// Sums a metric over every running node.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        (0..self.nodes.len()).filter(|index| self.nodes[*index].is_some()).map(|index| metric(&self.metrics(index), name)).sum()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.home.path().join(name)
     }

@@ -1,0 +1,167 @@
+//! The access matrix on a real local network: each case asserts the exact
+//! bytes released (only the authorised fragments, else zero) and the reason
+//! code.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use strand_client::credentials;
+use strand_client::record::UploadRecord;
+use strand_contracts::transaction::{Body, CredentialGrant, Scope};
+use strand_contracts::{AccountId, Digest};
+use strand_core::Identity;
+use strand_tests::{describe, json};
+use support::*;
+
+const GRANTEE_BYTES: &str = "strand_node_fragment_bytes_released_to_total{reader=\"grantee\"}";
+
+fn keygen(network: &Network, home: &Path) -> String {
+    let output = network.strand_in(home, &["keygen"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stdout).lines().next().expect("public key line").trim().to_string()
+}
+
+fn refused_codes(network: &Network, code: &str) -> f64 {
+    network.metric_sum(&format!("strand_node_requests_refused_total{{operation=\"get\",reason=\"{code}\"}}"))
+}
+
+/// Tries to get `fragment` from node `holder` as `who` over iroh-blobs:
+/// returns the bytes received (none when refused).
+fn raw_get(network: &Network, runtime: &tokio::runtime::Runtime, who: &Identity, holder: usize, fragment: [u8; 32]) -> usize {
+    let account = network.node_account(holder);
+    let iroh = network.node_iroh(holder);
+    runtime.block_on(async {
+        let endpoint = strand_net::blobs::endpoint(*who.secret_bytes(), "127.0.0.1:0".parse().expect("addr")).await.expect("endpoint");
+        let remote = strand_net::blobs::remote_address(account, &[iroh]).expect("address");
+        let connection = strand_net::blobs::connect(&endpoint, remote, Duration::from_secs(5)).await.expect("connects");
+        let got = strand_net::blobs::fetch_bytes(&connection, fragment, Duration::from_secs(10)).await.map(|bytes| bytes.len()).unwrap_or(0);
+        endpoint.close().await;
+        got
+    })
+}
+
+/// A fragment node `holder` stores, from the owner's record.
+fn fragment_on(network: &Network, record: &UploadRecord, holder: usize) -> [u8; 32] {
+    let account = AccountId(network.node_account(holder));
+    let width = record.index.params().fragments_per_stripe();
+    (0..record.index.layout.stripe_count)
+        .flat_map(|stripe| (0..width).map(move |shard| (stripe, shard)))
+        .find(|&(stripe, shard)| record.provider_of(stripe, shard) == account)
+        .map(|(stripe, shard)| *record.index.stripe(stripe)[shard].as_bytes())
+        .expect("the node holds a fragment")
+}
+
+#[test]
+fn the_access_matrix() {
+    let network = Network::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let (grantee_home, stranger_home) = (tempfile::tempdir().expect("home"), tempfile::tempdir().expect("home"));
+    let grantee_key = keygen(&network, grantee_home.path());
+    keygen(&network, stranger_home.path());
+    let grantee = strand_core::keyfile::read(&grantee_home.path().join("identity.pem")).expect("grantee key");
+    let stranger = strand_core::keyfile::read(&stranger_home.path().join("identity.pem")).expect("stranger key");
+    let owner = strand_core::keyfile::read(&network.path("identity.pem")).expect("owner key");
+
+    // Two stripes of RS(4+2): twelve fragments, two per node.
+    let file = sample(&network.path("cohort.vcf"), 300_000, 21);
+    let upload = network.upload("cohort.vcf", &["--chunk-size", "64KiB"]);
+    let record = UploadRecord::load(network.home.path(), &upload, &owner).expect("record");
+    let fragment_size = record.index.params().fragment_size() as f64;
+    // A download reads one fragment per chunk of the file (none of padding).
+    let data_fragments = record.index.layout.chunk_count as f64;
+    let ledger_state = || {
+        runtime.block_on(async {
+            let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await.expect("ledger");
+            let home = tempfile::tempdir().expect("replica home");
+            strand_client::ledger::sync(&mut client, &genesis, home.path()).await.expect("sync").replica().state().clone()
+        })
+    };
+
+    // Owner: reads everything; nothing counts as released to a grantee.
+    let output = network.download(&upload, "owner.out", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(std::fs::read(network.path("owner.out")).expect("output") == file);
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), 0.0);
+
+    // Grantee of the whole upload: reads exactly the data fragments.
+    let output = network.strand(&["grant", &upload, "--to", &grantee_key, "--purpose", "cohort QC", "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let credential = json(&output)["credential"].as_str().expect("credential id").to_string();
+    let copy = grantee_home.path().join("copy.vcf");
+    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8"), "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(std::fs::read(&copy).expect("grantee copy") == file, "the grantee reads the file");
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), data_fragments * fragment_size, "exactly one fragment per chunk of the file");
+    let released = network.metric_sum(GRANTEE_BYTES);
+
+    // Stranger without a credential: refused, zero bytes, reason no_credential.
+    let before = refused_codes(&network, "no_credential");
+    assert_eq!(raw_get(&network, &runtime, &stranger, 0, fragment_on(&network, &record, 0)), 0);
+    assert_eq!(refused_codes(&network, "no_credential"), before + 1.0);
+
+    // Someone presenting another person's credential id: not_grantee, zero bytes.
+    let state = ledger_state();
+    let credential_id: Digest = credential.parse().expect("id");
+    let outcomes = runtime.block_on(credentials::present(&stranger, &record, &state, &credential_id)).expect("present");
+    assert!(!outcomes.is_empty() && outcomes.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("not_grantee")), "{outcomes:?}");
+    assert_eq!(raw_get(&network, &runtime, &stranger, 1, fragment_on(&network, &record, 1)), 0);
+    let copy = stranger_home.path().join("stolen.vcf");
+    let output = network.strand_in(stranger_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")]);
+    assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
+
+    // A credential signed by a non-owner never reaches the ledger.
+    let forged = Body::GrantCredential(CredentialGrant {
+        upload: *record.index.upload_id.as_bytes(),
+        grantee: AccountId::of(&stranger.public_key()),
+        scope: Scope::Upload,
+        expires_at_height: state.height + 1000,
+        purpose: "forged".into(),
+        sealed_key_material: Vec::new(),
+    });
+    let rejected = runtime.block_on(async {
+        let (mut client, _) = strand_client::ledger::connect(&network.ledger).await.expect("ledger");
+        credentials::submit_and_wait(&stranger, &mut client, &state, forged).await
+    });
+    let error = rejected.expect_err("a non-owner's grant is rejected").to_string();
+    assert!(error.contains("rejected"), "{error}");
+    let nothing = runtime.block_on(credentials::present(&stranger, &record, &ledger_state(), &Digest([0x11; 32]))).expect("present");
+    assert!(nothing.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("no_credential")), "{nothing:?}");
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), released, "zero bytes to the stranger");
+
+    // Grantee after expiry: a credential valid for 2 more blocks.
+    let output = network.strand(&["grant", &upload, "--to", &grantee_key, "--expires", "+2", "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let short_lived = json(&output)["credential"].as_str().expect("credential id").to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let copy = grantee_home.path().join("late.vcf");
+    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &short_lived, "--out", copy.to_str().expect("utf-8")]);
+    assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
+    assert!(describe(&output).contains("expired"), "{}", describe(&output));
+
+    // Grantee after revocation, including a presentation made before it
+    // replayed afterwards: revoke, next block, refused.
+    let state = ledger_state();
+    let outcomes = runtime.block_on(credentials::present(&grantee, &record, &state, &credential_id)).expect("present");
+    assert!(outcomes.iter().all(|(_, outcome)| outcome.is_ok()), "{outcomes:?}");
+    let output = network.strand(&["revoke", &credential, "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let before = refused_codes(&network, "revoked");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(raw_get(&network, &runtime, &grantee, 2, fragment_on(&network, &record, 2)), 0, "the old presentation no longer opens anything");
+    assert_eq!(refused_codes(&network, "revoked"), before + 1.0);
+    let copy = grantee_home.path().join("revoked.vcf");
+    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")]);
+    assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
+    assert!(describe(&output).contains("revoked"), "{}", describe(&output));
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), released, "nothing released after expiry or revocation");
+
+    // The ledger lists both credentials with their state.
+    let output = network.strand(&["credentials", &upload, "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let listed = json(&output)["credentials"].as_array().expect("credentials").clone();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|c| c["credential"] == credential.as_str() && c["status"].as_str().is_some_and(|s| s.starts_with("revoked"))));
+    assert!(listed.iter().any(|c| c["credential"] == short_lived.as_str() && c["status"].as_str().is_some_and(|s| s.starts_with("expired"))));
+}
