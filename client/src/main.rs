@@ -136,6 +136,13 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Who read what of an upload and when, from the ledger's access receipts.
+    Audit {
+        /// The upload id.
+        upload: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// The credentials of an upload, from the ledger.
     Credentials {
         /// The upload id.
@@ -358,6 +365,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let home = keyfile::strand_home();
             let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
             let value = runtime()?.block_on(netcmd::revoke(&session, &credential))?;
+            print(json, &value, print_ledger)
+        }
+        Command::Audit { upload, network } => {
+            let value = runtime()?.block_on(netcmd::audit(&network.ledger, &upload))?;
             print(json, &value, print_ledger)
         }
         Command::Credentials { upload, network } => {

@@ -294,3 +294,37 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     }
     Ok(json!({ "upload": upload, "epoch": current, "height": state.height, "providers": providers }))
 }
+
+/// Who read what of an upload and when, from the ledger alone: every access
+/// receipt the providers put on the ledger (refused requests are never
+/// receipted).
+pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
+    let key: strand_core::UploadId =
+        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
+    let home = keyfile::strand_home();
+    let (mut client, genesis) = ledger::connect(address).await?;
+    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let state = follower.replica().state();
+    let owner = state.uploads.get(key.as_bytes()).map(|upload| upload.owner);
+    let mut reads = Vec::new();
+    for ((provider, epoch), batch) in state.access.iter() {
+        for receipt in batch.receipts.iter().filter(|receipt| receipt.upload == *key.as_bytes()) {
+            let purpose = receipt
+                .credential
+                .and_then(|credential| state.credentials.get(&credential).map(|record| record.grant.purpose.clone()));
+            reads.push(json!({
+                "epoch": epoch,
+                "height": batch.at_height,
+                "provider": provider.to_string(),
+                "reader": receipt.requester.to_string(),
+                "as": if Some(receipt.requester) == owner { "owner" } else { "grantee" },
+                "credential": receipt.credential.map(|credential| credential.to_string()),
+                "purpose": purpose,
+                "fragments": receipt.fragments,
+                "bytes": receipt.bytes,
+            }));
+        }
+    }
+    reads.sort_by_key(|read| (read["epoch"].as_u64(), read["height"].as_u64()));
+    Ok(json!({ "upload": upload, "height": state.height, "reads": reads }))
+}

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub proof_bytes_read: IntCounter,
     /// Time to build an epoch's answers.
     pub proof_seconds: Histogram,
+    /// Access receipts put on the ledger.
+    pub receipts_submitted: IntCounter,
+    /// Access receipts that could not be put on the ledger.
+    pub receipts_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -91,6 +95,8 @@ impl Metrics {
             proofs_unanswerable: total("strand_node_proofs_unanswerable_total", "Contracts whose challenges could not be answered"),
             proof_damaged_reads: total("strand_node_proof_damaged_reads_total", "Challenged groups failing the store's check"),
             proof_bytes_read: total("strand_node_proof_bytes_read_total", "Bytes read to answer challenges"),
+            receipts_submitted: total("strand_node_receipts_submitted_total", "Access receipts put on the ledger"),
+            receipts_dropped: total("strand_node_receipts_dropped_total", "Access receipts that could not be put on the ledger"),
             proof_seconds: {
                 let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
                 let histogram = Histogram::with_opts(

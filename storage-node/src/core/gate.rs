@@ -89,8 +89,10 @@ impl Refusal {
     }
 }
 
-/// How far behind the service's head a replica may be and still decide.
-pub const LEDGER_LAG_BLOCKS_MAX: u64 = 10;
+/// How far behind the service's head a replica may be and still decide for
+/// grantees: two blocks, so a revocation the node has heard of but not yet
+/// applied is honoured within two block intervals.
+pub const LEDGER_LAG_BLOCKS_MAX: u64 = 2;
 /// How long the replica may go without a new block and still decide for
 /// anyone but owners. The sequencer writes a block every interval (1 s by
 /// default), empty or not, so ten seconds of silence means the node is cut

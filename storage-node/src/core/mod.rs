@@ -8,4 +8,5 @@ mod fixtures;
 pub mod gate;
 pub mod holdings;
 pub mod proposal;
+pub mod receipts;
 pub mod retention;

@@ -55,6 +55,9 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
                     let bytes = u64::from(agreement.terms.fragment_size);
+                    let ledger = decider.ledger();
+                    let epoch = ledger.params.epoch_of(ledger.height);
+                    decider.receipts().record(epoch, agreement.terms.upload, credential, requester, bytes);
                     decider.metrics.fragment_bytes_released.inc_by(bytes);
                     let reader = if credential.is_some() { "grantee" } else { "owner" };
                     decider.metrics.fragment_bytes_released_to.with_label_values(&[reader]).inc_by(bytes);

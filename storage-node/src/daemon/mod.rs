@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::config::NodeConfig;
 use crate::core::gate::{Freshness, Presentations};
 use crate::core::holdings::Holdings;
+use crate::core::receipts::Receipts;
 use crate::metrics::{self, Metrics};
 use crate::records::Records;
 
@@ -41,6 +42,8 @@ pub(crate) struct Node {
     last_block_at: std::sync::Mutex<std::time::Instant>,
     /// Credentials requesters presented (decided again at every get).
     presentations: RwLock<Presentations>,
+    /// Releases to be receipted on the ledger.
+    receipts: std::sync::Mutex<Receipts>,
     holdings: RwLock<Holdings>,
     records: Records,
     store: iroh_blobs::api::Store,
@@ -72,6 +75,10 @@ impl Node {
             lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed),
             silent_for: last.elapsed(),
         }
+    }
+
+    fn receipts(&self) -> std::sync::MutexGuard<'_, Receipts> {
+        self.receipts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn presentations(&self) -> std::sync::RwLockReadGuard<'_, Presentations> {
@@ -117,6 +124,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         lag_blocks: std::sync::atomic::AtomicU64::new(0),
         last_block_at: std::sync::Mutex::new(std::time::Instant::now()),
         presentations: RwLock::new(Presentations::default()),
+        receipts: std::sync::Mutex::new(Receipts::default()),
         holdings: RwLock::new(holdings),
         records,
         store: store.clone(),

@@ -45,6 +45,9 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
             count_verdicts(&node, &state, previous);
             counted = Some(previous);
         }
+        if let Some(connection) = connected(&mut client, &address).await {
+            submit_receipts(&node, connection, &state, epoch).await;
+        }
         if answered.is_some_and(|done| done >= epoch) {
             continue;
         }
@@ -55,22 +58,73 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
             answered = Some(epoch);
             continue;
         }
-        if client.is_none() {
-            match LedgerClient::connect(&address).await {
-                Ok(connected) => client = Some(connected),
-                Err(error) => {
-                    tracing::warn!(%error, "node.proofs cannot reach the ledger service");
-                    continue;
-                }
-            }
-        }
-        let Some(connection) = client.as_mut() else { continue };
+        let Some(connection) = connected(&mut client, &address).await else { continue };
         match answer_epoch(&node, connection, &state, epoch, beacon, &due).await {
             Ok(()) => answered = Some(epoch),
             Err(error) => {
                 tracing::warn!(%error, epoch, "node.proofs epoch not answered");
                 client = None;
                 // The epoch is retried while it lasts; after it, it is missed.
+            }
+        }
+    }
+}
+
+/// The ledger service connection, (re)connecting if needed.
+async fn connected<'a>(client: &'a mut Option<LedgerClient>, address: &str) -> Option<&'a mut LedgerClient> {
+    if client.is_none() {
+        match LedgerClient::connect(address).await {
+            Ok(connection) => *client = Some(connection),
+            Err(error) => tracing::warn!(%error, "node.proofs cannot reach the ledger service"),
+        }
+    }
+    client.as_mut()
+}
+
+/// Submits the access receipts of closed epochs: the ledger takes a batch
+/// for the current or the previous epoch, one per provider and epoch; older
+/// ones are too late and are dropped (logged and counted).
+async fn submit_receipts(node: &Arc<Node>, client: &mut LedgerClient, state: &strand_contracts::LedgerState, epoch: u64) {
+    let closed = node.receipts().take_closed(epoch);
+    for (batch_epoch, receipts) in closed {
+        if batch_epoch + 1 < epoch || state.access.contains(&(node.account, batch_epoch)) {
+            tracing::error!(epoch = batch_epoch, entries = receipts.len(), "node.receipts too late for the ledger; dropped");
+            node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
+            continue;
+        }
+        let entries = receipts.len() as u64;
+        let nonce = state.accounts.get(&node.account).map_or(0, |account| account.nonce) + 1;
+        let body = Body::AccessReceipts { epoch: batch_epoch, receipts: receipts.clone() };
+        let transaction = Transaction::sign(node.chain, &node.identity, nonce, body);
+        let submitted = match client.submit(transaction.to_bytes()).await {
+            Ok(Ok(hash)) => Some(hash),
+            Ok(Err(reason)) => {
+                tracing::warn!(%reason, "node.receipts refused by the service");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "node.receipts cannot reach the ledger service");
+                None
+            }
+        };
+        let Some(hash) = submitted else {
+            node.receipts().restore(batch_epoch, receipts);
+            return;
+        };
+        // Wait for it to land so the next transaction takes the next nonce.
+        for _ in 0..100 {
+            tokio::time::sleep(POLL).await;
+            let ledger = node.ledger();
+            if ledger.access.contains(&(node.account, batch_epoch)) {
+                node.metrics.receipts_submitted.inc_by(entries);
+                tracing::info!(epoch = batch_epoch, entries, tx = %hash.short(), "node.receipts on the ledger");
+                break;
+            }
+            if ledger.accounts.get(&node.account).map_or(0, |account| account.nonce) >= nonce {
+                // The nonce was used without the batch: rejected.
+                tracing::error!(epoch = batch_epoch, "node.receipts rejected by the ledger");
+                node.metrics.receipts_dropped.inc_by(entries);
+                break;
             }
         }
     }

@@ -1,0 +1,95 @@
+//! Access receipts: what the node released, to whom, under which credential,
+//! summed per epoch and submitted to the ledger once the epoch is over (one
+//! batch per provider and epoch). Sans-IO: the daemon records every allowed
+//! get and submits what [`Receipts::take_closed`] hands it.
+
+use std::collections::BTreeMap;
+
+use strand_contracts::apply::BATCH_ENTRIES_MAX;
+use strand_contracts::transaction::AccessReceipt;
+use strand_contracts::types::UploadKey;
+use strand_contracts::{AccountId, Digest};
+
+type Key = (UploadKey, Option<Digest>, AccountId);
+
+/// Releases not yet on the ledger, per epoch.
+#[derive(Clone, Debug, Default)]
+pub struct Receipts {
+    pending: BTreeMap<u64, BTreeMap<Key, (u32, u64)>>,
+    /// Releases that did not fit an epoch's batch (counted, not receipted).
+    pub overflowed: u64,
+}
+
+impl Receipts {
+    /// Counts one released fragment of `bytes` in `epoch`.
+    pub fn record(&mut self, epoch: u64, upload: UploadKey, credential: Option<Digest>, requester: AccountId, bytes: u64) {
+        let batch = self.pending.entry(epoch).or_default();
+        let key = (upload, credential, requester);
+        if !batch.contains_key(&key) && batch.len() >= BATCH_ENTRIES_MAX {
+            self.overflowed += 1;
+            return;
+        }
+        let entry = batch.entry(key).or_default();
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = entry.1.saturating_add(bytes);
+    }
+
+    /// The batches of epochs before `current` (closed), oldest first,
+    /// removed from the pending set.
+    pub fn take_closed(&mut self, current: u64) -> Vec<(u64, Vec<AccessReceipt>)> {
+        let open = self.pending.split_off(&current);
+        let closed = std::mem::replace(&mut self.pending, open);
+        closed
+            .into_iter()
+            .map(|(epoch, batch)| {
+                let receipts = batch
+                    .into_iter()
+                    .map(|((upload, credential, requester), (fragments, bytes))| AccessReceipt {
+                        upload,
+                        credential,
+                        requester,
+                        fragments,
+                        bytes,
+                    })
+                    .collect();
+                (epoch, receipts)
+            })
+            .collect()
+    }
+
+    /// Puts a batch back (its submission failed; retried while allowed).
+    pub fn restore(&mut self, epoch: u64, receipts: Vec<AccessReceipt>) {
+        let batch = self.pending.entry(epoch).or_default();
+        for receipt in receipts {
+            let entry = batch.entry((receipt.upload, receipt.credential, receipt.requester)).or_default();
+            entry.0 = entry.0.saturating_add(receipt.fragments);
+            entry.1 = entry.1.saturating_add(receipt.bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_are_summed_per_epoch_reader_and_credential_and_handed_over_once_closed() {
+        let mut receipts = Receipts::default();
+        let (reader, owner) = (AccountId([1; 32]), AccountId([2; 32]));
+        receipts.record(3, [5; 16], Some(Digest([9; 32])), reader, 100);
+        receipts.record(3, [5; 16], Some(Digest([9; 32])), reader, 100);
+        receipts.record(3, [5; 16], None, owner, 50);
+        receipts.record(4, [5; 16], Some(Digest([9; 32])), reader, 100);
+        assert!(receipts.take_closed(3).is_empty(), "epoch 3 is still open");
+        let closed = receipts.take_closed(4);
+        assert_eq!(closed.len(), 1);
+        let (epoch, batch) = &closed[0];
+        assert_eq!(*epoch, 3);
+        assert_eq!(batch.len(), 2);
+        let read = batch.iter().find(|r| r.requester == reader).expect("reader");
+        assert_eq!((read.fragments, read.bytes, read.credential), (2, 200, Some(Digest([9; 32]))));
+        assert!(receipts.take_closed(4).is_empty(), "handed over once");
+        receipts.restore(3, batch.clone());
+        assert_eq!(receipts.take_closed(5).len(), 2, "restored epoch 3 and epoch 4");
+    }
+}
