@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let options = UploadOptions { params, term_epochs: 1000, threads: 2 };
     let summary = network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
     let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
-    let holder = record.providers[0];
+    let holder = record.provider_of(0, 0);
     let fragment = *record.index.stripe(0)[0].as_bytes();
     let mut latencies = Vec::new();
     for _ in 0..rounds {
@@ -63,7 +63,17 @@ async fn main() -> anyhow::Result<()> {
         let (credential, _) = credentials::grant(&owner, &mut client, &state, &record, &grantee.public_key(), expiry, "bench").await?;
         follower.catch_up(&mut client).await?;
         let state = follower.replica().state().clone();
-        credentials::present(&grantee, &record, &state, &credential).await?;
+        // The nodes learn of the grant from their own replicas: present
+        // until the holder has applied it.
+        let presented = Instant::now();
+        while !credentials::present(&grantee, &record, &state, &credential)
+            .await?
+            .iter()
+            .any(|(provider, outcome)| *provider == holder && outcome.is_ok())
+        {
+            anyhow::ensure!(presented.elapsed() < Duration::from_secs(30), "the holder never accepted the grant");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let sockets = state.providers.get(&holder).map(|p| network::endpoints_of(p).iroh).unwrap_or_default();
         anyhow::ensure!(get(&grantee, holder.0, &sockets, fragment).await > 0, "the grantee is served before the revoke");
         let nonce = state.accounts.get(&AccountId::of(&owner.public_key())).map_or(0, |a| a.nonce) + 1;
