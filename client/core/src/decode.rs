@@ -17,11 +17,53 @@ use std::sync::OnceLock;
 
 use crate::chunk_cipher::{ChunkAuthenticationError, decrypt_chunk};
 use crate::file_hash::{ChunkDigest, FileHasher, chunk_digest};
-use crate::ids::FragmentId;
+use crate::ids::{FragmentId, UploadId};
 use crate::index::RecoveryIndex;
 use crate::io::{BufferPool, FragmentLocation, FragmentSource};
+use crate::keys::ChunkKey;
+use crate::params::Layout;
 use crate::pipeline::run_ordered;
 use crate::scramble::Scramble;
+
+/// What the decoder needs to know of an upload: the owner's whole recovery
+/// index, or a grantee's partial one (`partial::PartialIndex`), which knows
+/// only some chunks' slots and keys and their stripes' fragment ids.
+pub trait Keys: Sync {
+    /// The upload's id, bound into every chunk.
+    fn upload_id(&self) -> &UploadId;
+    /// The file's layout.
+    fn layout(&self) -> &Layout;
+    /// The slot of the chunk at `position` and its key, if known.
+    fn locate(&self, position: u64) -> Option<(u64, ChunkKey)>;
+    /// The `k+m` ids of `stripe`, if known.
+    fn stripe_ids(&self, stripe: u64) -> Option<&[FragmentId]>;
+    /// Every id known (to tell a misplaced fragment from a corrupt one).
+    fn known_ids(&self) -> Vec<FragmentId>;
+}
+
+/// A whole recovery index with its scramble, computed once.
+struct FullKeys<'a> {
+    index: &'a RecoveryIndex,
+    scramble: Scramble,
+}
+
+impl Keys for FullKeys<'_> {
+    fn upload_id(&self) -> &UploadId {
+        &self.index.upload_id
+    }
+    fn layout(&self) -> &Layout {
+        &self.index.layout
+    }
+    fn locate(&self, position: u64) -> Option<(u64, ChunkKey)> {
+        Some((self.scramble.slot_of_position(position), self.index.master_key.chunk_key(position)))
+    }
+    fn stripe_ids(&self, stripe: u64) -> Option<&[FragmentId]> {
+        (stripe < self.index.layout.stripe_count).then(|| self.index.stripe(stripe))
+    }
+    fn known_ids(&self) -> Vec<FragmentId> {
+        self.index.fragment_ids().to_vec()
+    }
+}
 
 /// What was wrong with one fragment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +158,14 @@ pub enum DecodeError {
     /// Writing the output failed.
     #[error("writing the output failed: {0}")]
     Write(#[source] io::Error),
+    /// The keys at hand do not cover the range (a grantee's partial index).
+    #[error("bytes {start}..{end} are outside what these keys can decrypt")]
+    NotGranted {
+        /// Requested start.
+        start: u64,
+        /// Requested end.
+        end: u64,
+    },
 }
 
 fn describe_unrecoverable(stripes: &[UnrecoverableStripe]) -> String {
@@ -160,13 +210,13 @@ struct DecodedChunk {
 enum ChunkFailure {
     Unrecoverable(UnrecoverableStripe),
     Authentication(ChunkAuthenticationError),
+    NotGranted,
 }
 
 /// What every worker needs to decode any chunk.
-struct ChunkDecoder<'a, S: ?Sized> {
-    index: &'a RecoveryIndex,
+struct ChunkDecoder<'a, S: ?Sized, K: Keys + ?Sized> {
+    keys: &'a K,
     source: &'a S,
-    scramble: Scramble,
     range: Range<u64>,
     full: bool,
     pool: BufferPool,
@@ -174,9 +224,9 @@ struct ChunkDecoder<'a, S: ?Sized> {
     positions_by_id: OnceLock<HashMap<FragmentId, usize>>,
 }
 
-impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
+impl<S: FragmentSource + ?Sized, K: Keys + ?Sized> ChunkDecoder<'_, S, K> {
     fn fragment_size(&self) -> usize {
-        self.index.params().fragment_size()
+        self.keys.layout().params.fragment_size()
     }
 
     /// Fetches and verifies one fragment into `buffer`.
@@ -194,7 +244,7 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
             return Ok(());
         }
         let positions = self.positions_by_id.get_or_init(|| {
-            self.index.fragment_ids().iter().enumerate().map(|(position, id)| (*id, position)).collect()
+            self.keys.known_ids().iter().enumerate().map(|(position, id)| (*id, position)).collect()
         });
         Err(match positions.get(&actual) {
             Some(_) => FragmentProblem::Misplaced { holds: actual },
@@ -203,10 +253,10 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
     }
 
     fn decode(&self, position: u64) -> Result<DecodedChunk, ChunkFailure> {
-        let data_shards = u64::from(self.index.params().data_shards);
-        let slot = self.scramble.slot_of_position(position);
+        let data_shards = u64::from(self.keys.layout().params.data_shards);
+        let (slot, key) = self.keys.locate(position).ok_or(ChunkFailure::NotGranted)?;
         let (stripe, shard) = (slot / data_shards, (slot % data_shards) as usize);
-        let id = self.index.stripe(stripe)[shard];
+        let id = self.keys.stripe_ids(stripe).ok_or(ChunkFailure::NotGranted)?[shard];
         let mut fragment = self.pool.take();
         let mut issues = Vec::new();
         if let Err(problem) = self.fetch(FragmentLocation { stripe, shard }, &id, &mut fragment) {
@@ -214,10 +264,9 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
             let rebuilt = self.rebuild(stripe, shard, &mut issues);
             self.pool.give_back(std::mem::replace(&mut fragment, rebuilt?));
         }
-        let key = self.index.master_key.chunk_key(position);
-        decrypt_chunk(&key, &self.index.upload_id, position, &mut fragment).map_err(ChunkFailure::Authentication)?;
+        decrypt_chunk(&key, self.keys.upload_id(), position, &mut fragment).map_err(ChunkFailure::Authentication)?;
 
-        let layout = &self.index.layout;
+        let layout = self.keys.layout();
         let chunk_start = layout.chunk_offset(position);
         let chunk_length = layout.chunk_length(position);
         let digest = self.full.then(|| (position, chunk_digest(layout, position, &fragment[..chunk_length])));
@@ -233,10 +282,11 @@ impl<S: FragmentSource + ?Sized> ChunkDecoder<'_, S> {
         wanted: usize,
         issues: &mut Vec<(u64, FragmentIssue)>,
     ) -> Result<Vec<u8>, ChunkFailure> {
-        let params = self.index.params();
+        let params = self.keys.layout().params;
         let (data_shards, parity_shards) = (usize::from(params.data_shards), usize::from(params.parity_shards));
         let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(data_shards);
-        for (shard, id) in self.index.stripe(stripe).iter().enumerate() {
+        let ids = self.keys.stripe_ids(stripe).ok_or(ChunkFailure::NotGranted)?;
+        for (shard, id) in ids.iter().enumerate() {
             if shard == wanted || good.len() == data_shards {
                 continue;
             }
@@ -277,23 +327,40 @@ pub fn decode<S: FragmentSource + ?Sized>(
     output: &mut impl Write,
     range: Option<Range<u64>>,
     threads: usize,
+    progress: impl FnMut(u64),
+) -> Result<DecodeReport, DecodeError> {
+    let keys = FullKeys { index, scramble: Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count()) };
+    decode_with_keys(&keys, Some(index.file_hash), source, output, range, threads, progress)
+}
+
+/// Decodes `range` with any [`Keys`]; the whole file's BLAKE3 is checked
+/// when `file_hash` is given and the range is the whole file.
+pub fn decode_with_keys<S: FragmentSource + ?Sized, K: Keys + ?Sized>(
+    keys: &K,
+    file_hash: Option<blake3::Hash>,
+    source: &S,
+    output: &mut impl Write,
+    range: Option<Range<u64>>,
+    threads: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<DecodeReport, DecodeError> {
-    let layout = index.layout;
+    let layout = *keys.layout();
     let file_length = layout.file_length;
     let range = range.unwrap_or(0..file_length);
     if range.start > range.end || range.end > file_length {
         return Err(DecodeError::Range { start: range.start, end: range.end, file_length });
     }
-    let full = range == (0..file_length);
+    let full = range == (0..file_length) && file_hash.is_some();
     let chunk_size = u64::from(layout.params.chunk_size);
     // A full decode visits every chunk, even the one of an empty file, so
     // that every chunk is authenticated and the file hash is complete.
     let positions = if full { 0..layout.chunk_count } else { range.start / chunk_size..range.end.div_ceil(chunk_size) };
+    if positions.clone().any(|position| keys.locate(position).is_none()) {
+        return Err(DecodeError::NotGranted { start: range.start, end: range.end });
+    }
     let decoder = ChunkDecoder {
-        index,
+        keys,
         source,
-        scramble: Scramble::new(&index.master_key.scramble_seed(), layout.slot_count()),
         range: range.clone(),
         full,
         pool: BufferPool::new(layout.params.fragment_size()),
@@ -313,6 +380,9 @@ pub fn decode<S: FragmentSource + ?Sized>(
             let chunk = match decoded {
                 Ok(chunk) => chunk,
                 Err(ChunkFailure::Authentication(error)) => return Err(DecodeError::Authentication(error)),
+                Err(ChunkFailure::NotGranted) => {
+                    return Err(DecodeError::NotGranted { start: range.start, end: range.end });
+                }
                 // Keep going: the error should name every stripe that is lost.
                 Err(ChunkFailure::Unrecoverable(stripe)) => {
                     unrecoverable.entry(stripe.stripe).or_insert(stripe);
@@ -338,10 +408,10 @@ pub fn decode<S: FragmentSource + ?Sized>(
         return Err(DecodeError::Unrecoverable { stripes: unrecoverable.into_values().collect() });
     }
     output.flush().map_err(DecodeError::Write)?;
-    if full {
+    if let (true, Some(expected)) = (full, file_hash) {
         let actual = file_hasher.finish().expect("a full decode digests every chunk");
-        if actual != index.file_hash {
-            return Err(DecodeError::FileHash { expected: index.file_hash, actual });
+        if actual != expected {
+            return Err(DecodeError::FileHash { expected, actual });
         }
     }
     report.degraded = degraded.into_iter().map(|(stripe, issues)| (stripe, issues.into_values().collect())).collect();

@@ -30,6 +30,7 @@ pub mod io;
 pub mod keyfile;
 pub mod keys;
 pub mod params;
+pub mod partial;
 pub mod pipeline;
 pub mod scramble;
 pub mod seal;
