@@ -17,14 +17,16 @@ use strand_core::{CodecParams, Identity};
 
 /// Bytes of the one fragment `holder` releases to `who` (0 when refused).
 async fn get(who: &Identity, holder: [u8; 32], sockets: &[std::net::SocketAddr], fragment: [u8; 32]) -> usize {
-    let Ok(endpoint) = strand_net::blobs::endpoint(*who.secret_bytes(), "127.0.0.1:0".parse().expect("addr")).await else {
+    let Ok(endpoint) = strand_net::blobs::endpoint(*who.secret_bytes(), "127.0.0.1:0".parse().expect("addr")).await
+    else {
         return 0;
     };
     let mut got = 0;
     if let Ok(remote) = strand_net::blobs::remote_address(holder, sockets)
         && let Ok(connection) = strand_net::blobs::connect(&endpoint, remote, Duration::from_secs(5)).await
     {
-        got = strand_net::blobs::fetch_bytes(&connection, fragment, Duration::from_secs(5)).await.map_or(0, |b| b.len());
+        got =
+            strand_net::blobs::fetch_bytes(&connection, fragment, Duration::from_secs(5)).await.map_or(0, |b| b.len());
     }
     endpoint.close().await;
     got
@@ -51,7 +53,8 @@ async fn main() -> anyhow::Result<()> {
     let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let params = CodecParams { chunk_size: 64 * 1024, ..CodecParams::default() };
     let options = UploadOptions { params, term_epochs: 1000, threads: 2 };
-    let summary = network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
+    let summary =
+        network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
     let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
     let holder = record.provider_of(0, 0);
     let fragment = *record.index.stripe(0)[0].as_bytes();
@@ -60,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
         follower.catch_up(&mut client).await?;
         let state = follower.replica().state().clone();
         let expiry = state.height + 100_000;
-        let (credential, _) = credentials::grant(&owner, &mut client, &state, &record, &grantee.public_key(), expiry, "bench").await?;
+        let (credential, _) =
+            credentials::grant(&owner, &mut client, &state, &record, &grantee.public_key(), expiry, "bench").await?;
         follower.catch_up(&mut client).await?;
         let state = follower.replica().state().clone();
         // The nodes learn of the grant from their own replicas: present
@@ -75,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sockets = state.providers.get(&holder).map(|p| network::endpoints_of(p).iroh).unwrap_or_default();
-        anyhow::ensure!(get(&grantee, holder.0, &sockets, fragment).await > 0, "the grantee is served before the revoke");
+        anyhow::ensure!(
+            get(&grantee, holder.0, &sockets, fragment).await > 0,
+            "the grantee is served before the revoke"
+        );
         let nonce = state.accounts.get(&AccountId::of(&owner.public_key())).map_or(0, |a| a.nonce) + 1;
         let revoke = Transaction::sign(state.params.chain, &owner, nonce, Body::RevokeCredential { credential });
         let started = Instant::now();
@@ -93,7 +100,11 @@ async fn main() -> anyhow::Result<()> {
     let median = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
     println!("revocation latency over {rounds} rounds, {block_ms} ms blocks, 6 nodes:");
-    println!("  median {median:.0} ms = {:.2} block intervals; max {max:.0} ms = {:.2} block intervals", median / block_ms as f64, max / block_ms as f64);
+    println!(
+        "  median {median:.0} ms = {:.2} block intervals; max {max:.0} ms = {:.2} block intervals",
+        median / block_ms as f64,
+        max / block_ms as f64
+    );
     println!("  all: {latencies:.0?}");
     Ok(())
 }

@@ -33,7 +33,7 @@ impl ExitStatus {
                 return match decode {
                     DecodeError::Unrecoverable { .. } => Self::Unrecoverable,
                     DecodeError::Authentication(_) | DecodeError::FileHash { .. } => Self::Integrity,
-                    DecodeError::Range { .. } => Self::Usage,
+                    DecodeError::Range { .. } | DecodeError::NotGranted { .. } => Self::Usage,
                     DecodeError::Write(_) => Self::Failure,
                 };
             }

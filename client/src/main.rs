@@ -113,13 +113,16 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
-    /// Let another key read the whole upload: the credential goes on the ledger, its key material sealed to the grantee.
+    /// Let another key read the upload (or --range of it): the credential goes on the ledger, its key material sealed to the grantee.
     Grant {
         /// The upload id.
         upload: String,
         /// The grantee's public key (64 hex digits, as `strand keygen` prints it).
         #[arg(long)]
         to: String,
+        /// Only bytes START..END (whole chunks): the grantee gets those chunks' keys, never the master key.
+        #[arg(long)]
+        range: Option<String>,
         /// Last height it is valid at: HEIGHT, or +BLOCKS from now.
         #[arg(long, default_value = "+100000")]
         expires: String,
@@ -353,11 +356,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::download(&session, &source, &out, range, network.threads))?;
             print(json, &value, print_ledger)
         }
-        Command::Grant { upload, to, expires, purpose, network } => {
+        Command::Grant { upload, to, range, expires, purpose, network } => {
             let identity = netcmd::identity(&network.key)?;
             let home = keyfile::strand_home();
             let session = netcmd::Session { ledger: &network.ledger, identity: &identity, home: &home, json };
-            let value = runtime()?.block_on(netcmd::grant(&session, &upload, &to, &expires, &purpose))?;
+            let value =
+                runtime()?.block_on(netcmd::grant(&session, &upload, &to, range.as_deref(), &expires, &purpose))?;
             print(json, &value, print_ledger)
         }
         Command::Revoke { credential, network } => {
@@ -498,7 +502,8 @@ fn devnet_demo(ledger: &str, directory: &Path, size: u64, json: bool) -> anyhow:
     let uploaded = runtime.block_on(netcmd::upload(&session, &sample, params, 1000, threads))?;
     let upload = uploaded["upload_id"].as_str().unwrap_or_default().to_string();
     let copy = directory.join("demo-copy.bin");
-    let downloaded = runtime.block_on(netcmd::download(&session, &netcmd::DownloadSource::Owner(upload.clone()), &copy, None, 8))?;
+    let downloaded =
+        runtime.block_on(netcmd::download(&session, &netcmd::DownloadSource::Owner(upload.clone()), &copy, None, 8))?;
     let restored = strand_client::offline::hash_file(&copy)?;
     let check = restored == original;
     let report = serde_json::json!({
@@ -567,7 +572,12 @@ fn print_proofs(value: &serde_json::Value) {
         );
         for epoch in provider["epochs"].as_array().into_iter().flatten() {
             let reason = epoch["reason"].as_str().map(|reason| format!("  {reason}")).unwrap_or_default();
-            println!("  epoch {:>6}  {:<6}  height {}{reason}", epoch["epoch"], text(&epoch["verdict"]), epoch["height"]);
+            println!(
+                "  epoch {:>6}  {:<6}  height {}{reason}",
+                epoch["epoch"],
+                text(&epoch["verdict"]),
+                epoch["height"]
+            );
         }
     }
 }

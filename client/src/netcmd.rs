@@ -9,9 +9,9 @@ use strand_client::network::{self, UploadOptions};
 use strand_client::progress::bytes_bar;
 use strand_client::record::UploadRecord;
 use strand_client::{credentials, keyfile, ledger, units};
-use strand_contracts::{AccountId, Digest};
 use strand_contracts::query;
 use strand_contracts::state::ProofStatus;
+use strand_contracts::{AccountId, Digest};
 use strand_core::{CodecParams, Identity};
 
 /// Who runs a command, against which ledger, keeping records where.
@@ -63,14 +63,24 @@ pub async fn download(
     let home = session.home.to_path_buf();
     let (mut client, genesis) = ledger::connect(address).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
-    let (record, presentations) = match source {
-        DownloadSource::Owner(upload) => (UploadRecord::load(&home, upload, identity)?, None),
+    let state = follower.replica().state();
+    let (granted, presentations) = match source {
+        DownloadSource::Owner(upload) => {
+            (credentials::Granted::Whole(UploadRecord::load(&home, upload, identity)?), None)
+        }
         DownloadSource::Credential(credential) => {
-            let credential: Digest =
-                credential.parse().map_err(|error| anyhow::anyhow!("'{credential}' is not a credential id: {error}"))?;
-            let state = follower.replica().state();
-            let record = credentials::grantee_record(identity, state, &credential)?;
-            let outcomes = credentials::present(identity, &record, state, &credential).await?;
+            let credential: Digest = credential
+                .parse()
+                .map_err(|error| anyhow::anyhow!("'{credential}' is not a credential id: {error}"))?;
+            let granted = credentials::granted(identity, state, &credential)?;
+            let outcomes = match &granted {
+                credentials::Granted::Whole(record) => {
+                    credentials::present(identity, record, state, &credential).await?
+                }
+                credentials::Granted::Range(range) => {
+                    credentials::present_range(identity, range, state, &credential).await?
+                }
+            };
             if outcomes.iter().all(|(_, outcome)| outcome.is_err()) {
                 let mut codes: Vec<String> = outcomes.iter().filter_map(|(_, outcome)| outcome.clone().err()).collect();
                 codes.sort();
@@ -84,18 +94,29 @@ pub async fn download(
                     Err(code) => json!({ "provider": provider.to_string(), "refused": code }),
                 })
                 .collect();
-            (record, Some(shown))
+            (granted, Some(shown))
         }
     };
-    let length = record.index.layout.file_length;
-    let range = range.map(|text| units::parse_range(&text, length)).transpose()?;
+    let (length, default_range) = match &granted {
+        credentials::Granted::Whole(record) => (record.index.layout.file_length, None),
+        credentials::Granted::Range(range) => {
+            (range.partial.layout.file_length, Some(range.partial.range.0..range.partial.range.1))
+        }
+    };
+    let range = range.map(|text| units::parse_range(&text, length)).transpose()?.or(default_range);
     let total = range.as_ref().map_or(length, |range| range.end.saturating_sub(range.start));
     let bar = bytes_bar(total, "fetching", json);
     let progress_bar = bar.clone();
-    let result = network::download(identity, record, follower.replica().state(), out, range, threads, move |done| {
-        progress_bar.set_position(done)
-    })
-    .await;
+    let progress = move |done| progress_bar.set_position(done);
+    let result = match granted {
+        credentials::Granted::Whole(record) => {
+            network::download(identity, record, state, out, range, threads, progress).await
+        }
+        credentials::Granted::Range(granted) => {
+            network::download_partial(identity, granted.partial, granted.stripes, state, out, range, threads, progress)
+                .await
+        }
+    };
     bar.finish_and_clear();
     let (summary, unreachable) = result?;
     let mut value = serde_json::to_value(summary)?;
@@ -119,6 +140,7 @@ pub async fn grant(
     session: &Session<'_>,
     upload: &str,
     grantee: &str,
+    range: Option<&str>,
     expires: &str,
     purpose: &str,
 ) -> anyhow::Result<Value> {
@@ -129,12 +151,29 @@ pub async fn grant(
     let follower = ledger::sync(&mut client, &genesis, session.home).await?;
     let state = follower.replica().state();
     let expires_at_height = credentials::parse_expiry(expires, state.height)?;
-    let (credential, height) =
-        credentials::grant(identity, &mut client, state, &record, &grantee, expires_at_height, purpose).await?;
+    let range = range.map(|text| units::parse_range(text, record.index.layout.file_length)).transpose()?;
+    let (credential, height) = match &range {
+        None => credentials::grant(identity, &mut client, state, &record, &grantee, expires_at_height, purpose).await?,
+        Some(range) => {
+            let bounds = (range.start, range.end);
+            credentials::grant_range(
+                identity,
+                &mut client,
+                state,
+                &record,
+                &grantee,
+                bounds,
+                expires_at_height,
+                purpose,
+            )
+            .await?
+        }
+    };
     Ok(json!({
         "credential": credential.to_string(),
         "upload": upload,
         "grantee": AccountId::of(&grantee).to_string(),
+        "range": range.map(|range| [range.start, range.end]),
         "granted_at_height": height,
         "expires_at_height": expires_at_height,
         "purpose": purpose,

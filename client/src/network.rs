@@ -381,10 +381,40 @@ async fn open_contracts(
     Ok(contracts)
 }
 
+/// Which provider holds each fragment: an owner's whole record, or a range
+/// grantee's stripes.
+pub enum Placement {
+    /// The owner's (or a whole-upload grantee's) record.
+    Whole(Box<UploadRecord>),
+    /// Per stripe, the provider of each shard.
+    Stripes(std::collections::BTreeMap<u64, Vec<AccountId>>),
+}
+
+impl Placement {
+    fn provider_of(&self, stripe: u64, shard: usize) -> Option<AccountId> {
+        match self {
+            Self::Whole(record) => {
+                (stripe < record.index.layout.stripe_count).then(|| record.provider_of(stripe, shard))
+            }
+            Self::Stripes(stripes) => stripes.get(&stripe).and_then(|providers| providers.get(shard)).copied(),
+        }
+    }
+
+    fn providers(&self) -> Vec<AccountId> {
+        let mut providers: Vec<AccountId> = match self {
+            Self::Whole(record) => record.providers.clone(),
+            Self::Stripes(stripes) => stripes.values().flatten().copied().collect(),
+        };
+        providers.sort();
+        providers.dedup();
+        providers
+    }
+}
+
 /// Fetches fragments from their providers for the decoder (which calls from
 /// its own worker threads, hence the blocking bridge).
 pub struct NetworkSource {
-    record: UploadRecord,
+    placement: Placement,
     endpoint: iroh::Endpoint,
     addresses: HashMap<AccountId, Vec<SocketAddr>>,
     connections: Mutex<HashMap<AccountId, iroh::endpoint::Connection>>,
@@ -395,17 +425,23 @@ pub struct NetworkSource {
 impl NetworkSource {
     /// A source for `record`'s fragments, with addresses from the ledger.
     pub async fn new(owner: &Identity, record: UploadRecord, state: &LedgerState) -> anyhow::Result<Self> {
-        let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
-        let addresses = record
-            .providers
-            .iter()
+        Self::with_placement(owner, Placement::Whole(Box::new(record)), state).await
+    }
+
+    /// A source reading as `reader` from the providers `placement` names.
+    pub async fn with_placement(reader: &Identity, placement: Placement, state: &LedgerState) -> anyhow::Result<Self> {
+        let endpoint = blobs::endpoint(*reader.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+        let addresses = placement
+            .providers()
+            .into_iter()
             .map(|provider| {
-                let sockets = state.providers.get(provider).map(|record| endpoints_of(record).iroh).unwrap_or_default();
-                (*provider, sockets)
+                let sockets =
+                    state.providers.get(&provider).map(|record| endpoints_of(record).iroh).unwrap_or_default();
+                (provider, sockets)
             })
             .collect();
         Ok(Self {
-            record,
+            placement,
             endpoint,
             addresses,
             connections: Mutex::new(HashMap::new()),
@@ -460,7 +496,9 @@ impl FragmentSource for NetworkSource {
         _: usize,
         into: &mut Vec<u8>,
     ) -> std::io::Result<bool> {
-        let provider = self.record.provider_of(location.stripe, location.shard);
+        let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else {
+            return Ok(false);
+        };
         self.runtime.block_on(async {
             let connection = self.connection(provider).await.map_err(std::io::Error::other)?;
             let bytes = blobs::fetch_bytes(&connection, *id.as_bytes(), FRAGMENT_TIMEOUT)
@@ -471,6 +509,30 @@ impl FragmentSource for NetworkSource {
             Ok(true)
         })
     }
+}
+
+/// Downloads `range` (the whole grant if `None`) with a range grantee's
+/// partial index, from the providers of its stripes.
+#[allow(clippy::too_many_arguments)]
+pub async fn download_partial(
+    reader: &Identity,
+    partial: strand_core::partial::PartialIndex,
+    stripes: std::collections::BTreeMap<u64, Vec<AccountId>>,
+    state: &LedgerState,
+    output: &Path,
+    range: Option<std::ops::Range<u64>>,
+    threads: usize,
+    progress: impl FnMut(u64) + Send + 'static,
+) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
+    let source = Arc::new(NetworkSource::with_placement(reader, Placement::Stripes(stripes), state).await?);
+    let (output_path, task_source) = (output.to_path_buf(), Arc::clone(&source));
+    let summary = tokio::task::spawn_blocking(move || {
+        crate::offline::decode_partial_with(&partial, task_source.as_ref(), &output_path, range, threads, progress)
+    })
+    .await??;
+    let unreachable = source.unreachable().into_iter().map(|(_, reason)| reason).collect();
+    source.endpoint.close().await;
+    Ok((summary, unreachable))
 }
 
 /// Downloads `range` (all if `None`) of the upload in `record` to `output`.

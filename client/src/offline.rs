@@ -116,7 +116,8 @@ pub struct DecodeSummary {
     pub bytes: u64,
     /// Whether the whole file's BLAKE3 was verified (full decodes).
     pub file_blake3_verified: bool,
-    /// The file's BLAKE3 from the index (hex).
+    /// The file's BLAKE3 from the index (hex; empty for a range grantee, who
+    /// is not told it).
     pub file_blake3: String,
     /// Stripes rebuilt from parity.
     pub degraded_stripes: Vec<DegradedStripe>,
@@ -158,6 +159,43 @@ pub fn decode_with<S: strand_core::io::FragmentSource + ?Sized>(
     progress: impl FnMut(u64),
 ) -> anyhow::Result<DecodeSummary> {
     let started = Instant::now();
+    let report = write_verified(output, |writer| {
+        decode(index, store, writer, range.clone(), threads, progress)
+            .with_context(|| format!("decoding upload {} failed", index.upload_id))
+    })?;
+    let range = range.unwrap_or(0..index.layout.file_length);
+    let mut summary = summarise(index.upload_id, output, range, &report, started.elapsed().as_secs_f64());
+    summary.file_blake3 = index.file_hash.to_hex().to_string();
+    Ok(summary)
+}
+
+/// Decodes `range` (the whole grant when `None`) with a range grantee's
+/// partial index into `output`, created only when every chunk verified.
+pub fn decode_partial_with<S: strand_core::io::FragmentSource + ?Sized>(
+    partial: &strand_core::partial::PartialIndex,
+    store: &S,
+    output: &Path,
+    range: Option<Range<u64>>,
+    threads: usize,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<DecodeSummary> {
+    let started = Instant::now();
+    let range = range.unwrap_or(partial.range.0..partial.range.1);
+    let report = write_verified(output, |writer| {
+        strand_core::decode::decode_with_keys(partial, None, store, writer, Some(range.clone()), threads, progress)
+            .with_context(|| {
+                format!("decoding bytes {}..{} of upload {} failed", range.start, range.end, partial.upload_id)
+            })
+    })?;
+    Ok(summarise(partial.upload_id, output, range, &report, started.elapsed().as_secs_f64()))
+}
+
+/// Runs `decode` into a temporary file next to `output` and renames it into
+/// place only if it succeeds, synced.
+fn write_verified(
+    output: &Path,
+    decode: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> anyhow::Result<DecodeReport>,
+) -> anyhow::Result<DecodeReport> {
     let parent = output.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temporary = tempfile::Builder::new()
         .prefix(".strand-decode-")
@@ -165,18 +203,15 @@ pub fn decode_with<S: strand_core::io::FragmentSource + ?Sized>(
         .tempfile_in(parent)
         .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 20, temporary);
-    let report = decode(index, store, &mut writer, range.clone(), threads, progress)
-        .with_context(|| format!("decoding upload {} failed", index.upload_id))?;
+    let report = decode(&mut writer)?;
     let temporary = writer.into_inner().map_err(|error| error.into_error()).context("cannot flush the output")?;
     temporary.as_file().sync_all().context("cannot sync the output")?;
     temporary.persist(output).with_context(|| format!("cannot write {}", output.display()))?;
-    let range = range.unwrap_or(0..index.layout.file_length);
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(summarise(index, output, range, &report, seconds))
+    Ok(report)
 }
 
 fn summarise(
-    index: &RecoveryIndex,
+    upload_id: strand_core::UploadId,
     output: &Path,
     range: Range<u64>,
     report: &DecodeReport,
@@ -194,12 +229,12 @@ fn summarise(
         })
         .collect();
     DecodeSummary {
-        upload_id: index.upload_id.to_string(),
+        upload_id: upload_id.to_string(),
         output: output.to_path_buf(),
         range: [range.start, range.end],
         bytes: report.bytes_written,
         file_blake3_verified: report.file_hash_verified,
-        file_blake3: index.file_hash.to_hex().to_string(),
+        file_blake3: String::new(),
         degraded_stripes,
         seconds,
         bytes_per_second: report.bytes_written as f64 / seconds.max(1e-9),

@@ -337,10 +337,8 @@ fn record_proof(
     if !contract.owes_proofs_for(epoch) || state.proofs.contains(&(*id, epoch)) {
         return Err(Rejection::ProofsNotDue(*id));
     }
-    let beacon = state
-        .beacons
-        .get(&epoch)
-        .ok_or_else(|| Rejection::InvalidField(format!("epoch {epoch} has no beacon yet")))?;
+    let beacon =
+        state.beacons.get(&epoch).ok_or_else(|| Rejection::InvalidField(format!("epoch {epoch} has no beacon yet")))?;
     let commitment = commitment_of(id, &contract.terms);
     let verdict = strand_proof_of_storage::answers::verify(&commitment, &beacon.0, epoch, answers);
     let status = match verdict {
@@ -401,7 +399,9 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
     }
     let height = state.height;
     for id in missed {
-        state.proofs.insert((id, previous), ProofRecord { transaction: None, at_height: height, status: ProofStatus::Missed });
+        state
+            .proofs
+            .insert((id, previous), ProofRecord { transaction: None, at_height: height, status: ProofStatus::Missed });
     }
     for (id, contract) in changes {
         if contract.status != ContractStatus::Active {

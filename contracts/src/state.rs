@@ -3,10 +3,10 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::encoding::{self, EncodingError};
-pub use strand_proof_of_storage::answers::Fault;
 use crate::table::Table;
 use crate::transaction::{AccessReceipt, ContractTerms, CredentialGrant, ProviderRegistration};
 use crate::types::{AccountId, Digest, UploadKey};
+pub use strand_proof_of_storage::answers::Fault;
 
 /// Chain-wide constants fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

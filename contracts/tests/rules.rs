@@ -158,7 +158,8 @@ fn proofs_for_an_expired_term_are_rejected() {
     chain.advance_to_epoch(1);
     chain.block(Vec::new());
     let answers = honest_answers(&chain, &id, 1, 1);
-    let proofs = |epoch| Body::SubmitProofs { epoch, proofs: vec![ContractProof { contract: id, answers: answers.clone() }] };
+    let proofs =
+        |epoch| Body::SubmitProofs { epoch, proofs: vec![ContractProof { contract: id, answers: answers.clone() }] };
     assert_eq!(chain.submit(&provider, proofs(1)), Outcome::Accepted);
     assert_eq!(rejected(chain.submit(&provider, proofs(1))), Rejection::DuplicateSubmission(1));
     assert_eq!(rejected(chain.submit(&provider, proofs(0))), Rejection::WrongEpoch { current: 1, found: 0 });
@@ -195,9 +196,13 @@ fn wrong_proofs_are_accepted_as_submissions_recorded_failed_with_the_reason_and_
     chain.advance_to_epoch(1);
     chain.block(Vec::new());
     // Answers for the right challenges from a fragment whose bytes changed.
-    let mut answers = <strand_proof_of_storage::answers::Answers as borsh::BorshDeserialize>::try_from_slice(&honest_answers(&chain, &id, 1, 1)).expect("answers");
+    let mut answers = <strand_proof_of_storage::answers::Answers as borsh::BorshDeserialize>::try_from_slice(
+        &honest_answers(&chain, &id, 1, 1),
+    )
+    .expect("answers");
     answers.chunks[0].data[0] ^= 1;
-    let body = Body::SubmitProofs { epoch: 1, proofs: vec![ContractProof { contract: id, answers: answers.to_bytes() }] };
+    let body =
+        Body::SubmitProofs { epoch: 1, proofs: vec![ContractProof { contract: id, answers: answers.to_bytes() }] };
     assert_eq!(chain.submit(&provider, body), Outcome::Accepted);
     let state = chain.replica.state();
     let record = state.proofs.get(&(id, 1)).expect("epoch 1");
@@ -216,7 +221,10 @@ fn wrong_proofs_are_accepted_as_submissions_recorded_failed_with_the_reason_and_
     // Answers of another upload's fragments: not in the contract.
     chain.advance_to_epoch(3);
     chain.block(Vec::new());
-    let body = Body::SubmitProofs { epoch: 3, proofs: vec![ContractProof { contract: id, answers: honest_answers(&chain, &id, 2, 3) }] };
+    let body = Body::SubmitProofs {
+        epoch: 3,
+        proofs: vec![ContractProof { contract: id, answers: honest_answers(&chain, &id, 2, 3) }],
+    };
     assert_eq!(chain.submit(&provider, body), Outcome::Accepted);
     let record = chain.replica.state().proofs.get(&(id, 3)).expect("epoch 3").clone();
     assert_eq!(record.status, ProofStatus::Failed(Fault::NotInContract));

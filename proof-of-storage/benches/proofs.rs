@@ -47,7 +47,8 @@ struct Setup {
 fn setup() -> Setup {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let (beacon, epoch, contract) = ([9u8; 32], 77u64, [3u8; 32]);
-    let challenges = strand_proof_of_storage::challenge::derive(&beacon, &contract, epoch, FRAGMENTS, FRAGMENT_SIZE, CHALLENGES);
+    let challenges =
+        strand_proof_of_storage::challenge::derive(&beacon, &contract, epoch, FRAGMENTS, FRAGMENT_SIZE, CHALLENGES);
     // Real bytes only for the challenged fragments; the others are just ids.
     let mut ids: Vec<[u8; 32]> = (0..FRAGMENTS).map(|_| rng.random()).collect();
     let mut fragments = std::collections::HashMap::new();
@@ -90,11 +91,7 @@ fn benches(c: &mut Criterion) {
         FRAGMENTS
     );
     let (parents, group) = exports(&setup.fragment, &setup.outboard, 517);
-    eprintln!(
-        "read per challenge by a node: {} B group + {} B of outboard parents",
-        group.len(),
-        64 * parents.len()
-    );
+    eprintln!("read per challenge by a node: {} B group + {} B of outboard parents", group.len(), 64 * parents.len());
 
     let mut group_bench = c.benchmark_group("proofs");
     group_bench.throughput(Throughput::Elements(u64::from(CHALLENGES)));

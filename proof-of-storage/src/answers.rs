@@ -96,10 +96,8 @@ pub enum Fault {
 /// Builds the answers for `challenges` given the contract's fragment ids in
 /// order and a proof per challenge (in challenge order).
 pub fn build(fragment_ids: &[[u8; 32]], challenges: &[Challenge], chunks: Vec<ChunkProof>) -> Answers {
-    let fragments: BTreeMap<u32, [u8; 32]> = challenges
-        .iter()
-        .filter_map(|c| fragment_ids.get(c.fragment as usize).map(|id| (c.fragment, *id)))
-        .collect();
+    let fragments: BTreeMap<u32, [u8; 32]> =
+        challenges.iter().filter_map(|c| fragment_ids.get(c.fragment as usize).map(|id| (c.fragment, *id))).collect();
     let indices: Vec<usize> = fragments.keys().map(|index| *index as usize).collect();
     let inclusion = merkle::prove(fragment_ids, &indices).nodes;
     Answers { version: VERSION, fragments: fragments.into_iter().collect(), inclusion, chunks }

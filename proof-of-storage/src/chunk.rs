@@ -85,7 +85,12 @@ fn path(size: u64, chunk: u64) -> Vec<Level> {
     while len > 1 {
         let left = left_subtree_len(len * CHUNK_BYTES as u64) / CHUNK_BYTES as u64;
         if chunk < start + left {
-            levels.push(Level { node_chunks: len, sibling_start: start + left, sibling_chunks: len - left, sibling_is_left: false });
+            levels.push(Level {
+                node_chunks: len,
+                sibling_start: start + left,
+                sibling_chunks: len - left,
+                sibling_is_left: false,
+            });
             len = left;
         } else {
             levels.push(Level { node_chunks: len, sibling_start: start, sibling_chunks: left, sibling_is_left: true });

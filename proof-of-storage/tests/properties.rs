@@ -38,7 +38,9 @@ fn honest(contract: &Contract, beacon: &[u8; 32], epoch: u64) -> (Vec<Challenge>
     let challenges = contract.commitment.challenges(beacon, epoch);
     let chunks: Vec<ChunkProof> = challenges
         .iter()
-        .map(|c| chunk::prove_from_fragment(&contract.fragments[c.fragment as usize], u64::from(c.chunk)).expect("in range"))
+        .map(|c| {
+            chunk::prove_from_fragment(&contract.fragments[c.fragment as usize], u64::from(c.chunk)).expect("in range")
+        })
         .collect();
     let answers = answers::build(&contract.ids, &challenges, chunks);
     (challenges, answers)
@@ -46,7 +48,9 @@ fn honest(contract: &Contract, beacon: &[u8; 32], epoch: u64) -> (Vec<Challenge>
 
 /// The parent pairs and group bytes iroh-blobs' `export_bao` of a chunk's
 /// 16 KiB group yields, from bao-tree with iroh's block size.
-fn as_iroh_exports(fragment: &[u8], chunk: u64) -> (Vec<([u8; 32], [u8; 32])>, Vec<u8>) {
+type Exports = (Vec<([u8; 32], [u8; 32])>, Vec<u8>);
+
+fn as_iroh_exports(fragment: &[u8], chunk: u64) -> Exports {
     let outboard = PreOrderMemOutboard::create(fragment, BlockSize::from_chunk_log(4));
     let (first, from, to) = chunk::group_of(fragment.len() as u64, chunk);
     let ranges = ChunkRanges::from(ChunkNum(first)..ChunkNum(first + chunk::GROUP_CHUNKS));
@@ -193,7 +197,10 @@ fn sampling_passes_at_the_predicted_rate() {
     for f in [0.01f64, 0.05, 0.2] {
         // The provider lacks a fixed pseudo-random set of f·T chunks.
         let missing: std::collections::HashSet<u64> = (0..total)
-            .filter(|i| (u64::from_le_bytes(blake3::hash(&i.to_le_bytes()).as_bytes()[..8].try_into().expect("8")) as f64) < f * u64::MAX as f64)
+            .filter(|i| {
+                (u64::from_le_bytes(blake3::hash(&i.to_le_bytes()).as_bytes()[..8].try_into().expect("8")) as f64)
+                    < f * u64::MAX as f64
+            })
             .collect();
         let f_actual = missing.len() as f64 / total as f64;
         let passed = (0..epochs)
@@ -222,5 +229,8 @@ fn answers_encoding_fixed_vector() {
     let (_, answers) = honest(&contract, &[1; 32], 2);
     let bytes = answers.to_bytes();
     assert_eq!(bytes[0], answers::VERSION);
-    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), "d36c0d27e44c61c172495479c738dd4e72c55066b9420e26dafc68c39abb11e9");
+    assert_eq!(
+        blake3::hash(&bytes).to_hex().as_str(),
+        "d36c0d27e44c61c172495479c738dd4e72c55066b9420e26dafc68c39abb11e9"
+    );
 }

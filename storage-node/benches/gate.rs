@@ -46,24 +46,56 @@ fn grantee(upload: u32) -> AccountId {
 
 fn benches(c: &mut Criterion) {
     let validators = ValidatorSet { validators: vec![], quorum: 0 };
-    let mut state: LedgerState = Genesis { name: "bench".into(), validators, epoch_blocks: 60, timestamp_ms: 0 }.block().1;
+    let mut state: LedgerState =
+        Genesis { name: "bench".into(), validators, epoch_blocks: 60, timestamp_ms: 0 }.block().1;
     state.height = 500;
     let mut holdings = Holdings::default();
     let mut presentations = Presentations::default();
     for upload in 0..1000u32 {
         let terms = terms(upload);
         let id = terms.id();
-        state.contracts.insert(id, Contract { terms: terms.clone(), opened_at_height: 1, opened_in_epoch: 0, status: ContractStatus::Active, proofs: ProofTally::default() });
-        holdings.insert(Agreement { terms: terms.clone(), fragment_ids: vec![fragment(upload, 1), fragment(upload, 2)], state: AgreementState::Signed { at_height: 1 } });
+        state.contracts.insert(
+            id,
+            Contract {
+                terms: terms.clone(),
+                opened_at_height: 1,
+                opened_in_epoch: 0,
+                status: ContractStatus::Active,
+                proofs: ProofTally::default(),
+            },
+        );
+        holdings.insert(Agreement {
+            terms: terms.clone(),
+            fragment_ids: vec![fragment(upload, 1), fragment(upload, 2)],
+            state: AgreementState::Signed { at_height: 1 },
+        });
         for extra in 0..10u8 {
             let mut credential = [extra; 32];
             credential[..4].copy_from_slice(&upload.to_le_bytes());
-            let grant = CredentialGrant { upload: terms.upload, grantee: grantee(upload), scope: Scope::Upload, expires_at_height: 10_000, purpose: String::new(), sealed_key_material: vec![0; 200] };
-            state.credentials.insert(Digest(credential), Credential { grant, granted_at_height: 1, revoked_at_height: None });
+            let grant = CredentialGrant {
+                upload: terms.upload,
+                grantee: grantee(upload),
+                scope: Scope::Upload,
+                expires_at_height: 10_000,
+                purpose: String::new(),
+                sealed_key_material: vec![0; 200],
+            };
+            state
+                .credentials
+                .insert(Digest(credential), Credential { grant, granted_at_height: 1, revoked_at_height: None });
         }
         let mut credential = [0u8; 32];
         credential[..4].copy_from_slice(&upload.to_le_bytes());
-        gate::present(&grantee(upload), &Digest(credential), &[], &holdings, &state, Freshness::CURRENT, &mut presentations).expect("present");
+        gate::present(
+            &grantee(upload),
+            &Digest(credential),
+            &[],
+            &holdings,
+            &state,
+            Freshness::CURRENT,
+            &mut presentations,
+        )
+        .expect("present");
     }
     let shared = std::sync::RwLock::new(state);
     let mut group = c.benchmark_group("gate");
@@ -73,14 +105,30 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             upload = (upload + 7) % 1000;
             let state = shared.read().expect("lock").clone();
-            gate::decide_get(&grantee(upload), &fragment(upload, 1), &holdings, &state, Freshness::CURRENT, &presentations).expect("allowed")
+            gate::decide_get(
+                &grantee(upload),
+                &fragment(upload, 1),
+                &holdings,
+                &state,
+                Freshness::CURRENT,
+                &presentations,
+            )
+            .expect("allowed")
         })
     });
     group.bench_function("decide_get stranger (refused)", |b| {
         b.iter(|| {
             upload = (upload + 7) % 1000;
             let state = shared.read().expect("lock").clone();
-            gate::decide_get(&AccountId([1; 32]), &fragment(upload, 1), &holdings, &state, Freshness::CURRENT, &presentations).expect_err("refused")
+            gate::decide_get(
+                &AccountId([1; 32]),
+                &fragment(upload, 1),
+                &holdings,
+                &state,
+                Freshness::CURRENT,
+                &presentations,
+            )
+            .expect_err("refused")
         })
     });
     group.finish();

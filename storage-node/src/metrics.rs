@@ -84,23 +84,41 @@ impl Metrics {
                 "Bytes of fragments released, by reader kind",
                 &["reader"],
             ),
-            presentations: counter("strand_node_credential_presentations_total", "Credential presentations by outcome", &["outcome"]),
+            presentations: counter(
+                "strand_node_credential_presentations_total",
+                "Credential presentations by outcome",
+                &["outcome"],
+            ),
             fragment_bytes_received: total("strand_node_fragment_bytes_received_total", "Bytes of fragments received"),
             proposals: counter("strand_node_proposals_total", "Contract proposals by outcome", &["outcome"]),
             ledger_height: gauge("strand_node_ledger_height", "Height of the node's ledger replica"),
             ledger_lag_blocks: gauge("strand_node_ledger_lag_blocks", "Blocks behind the ledger service"),
             peers_connected: gauge("strand_node_peers_connected", "Connected libp2p peers"),
             proofs_submitted: total("strand_node_proofs_submitted_total", "Contract answers submitted"),
-            proof_verdicts: counter("strand_node_proof_verdicts_total", "Ledger verdicts on the node's proofs", &["verdict"]),
-            proofs_unanswerable: total("strand_node_proofs_unanswerable_total", "Contracts whose challenges could not be answered"),
-            proof_damaged_reads: total("strand_node_proof_damaged_reads_total", "Challenged groups failing the store's check"),
+            proof_verdicts: counter(
+                "strand_node_proof_verdicts_total",
+                "Ledger verdicts on the node's proofs",
+                &["verdict"],
+            ),
+            proofs_unanswerable: total(
+                "strand_node_proofs_unanswerable_total",
+                "Contracts whose challenges could not be answered",
+            ),
+            proof_damaged_reads: total(
+                "strand_node_proof_damaged_reads_total",
+                "Challenged groups failing the store's check",
+            ),
             proof_bytes_read: total("strand_node_proof_bytes_read_total", "Bytes read to answer challenges"),
             receipts_submitted: total("strand_node_receipts_submitted_total", "Access receipts put on the ledger"),
-            receipts_dropped: total("strand_node_receipts_dropped_total", "Access receipts that could not be put on the ledger"),
+            receipts_dropped: total(
+                "strand_node_receipts_dropped_total",
+                "Access receipts that could not be put on the ledger",
+            ),
             proof_seconds: {
                 let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
                 let histogram = Histogram::with_opts(
-                    HistogramOpts::new("strand_node_proof_seconds", "Time to build an epoch's answers").buckets(buckets),
+                    HistogramOpts::new("strand_node_proof_seconds", "Time to build an epoch's answers")
+                        .buckets(buckets),
                 )
                 .expect("valid metric");
                 registry.register(Box::new(histogram.clone())).expect("registered once");

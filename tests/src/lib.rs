@@ -19,10 +19,7 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Option<HashMap<String, PathBuf>>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let binaries = built.get_or_insert_with(build_all);
-    binaries
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("the workspace has no binary {name} (package {package})"))
+    binaries.get(name).cloned().unwrap_or_else(|| panic!("the workspace has no binary {name} (package {package})"))
 }
 
 fn build_all() -> HashMap<String, PathBuf> {
@@ -38,7 +35,9 @@ fn build_all() -> HashMap<String, PathBuf> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin")))
+        .filter(|message| {
+            message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"))
+        })
         .filter(|message| message["profile"]["test"] == false)
         .filter_map(|message| {
             let name = message["target"]["name"].as_str()?.to_string();

@@ -29,14 +29,25 @@ fn refused_codes(network: &Network, code: &str) -> f64 {
 
 /// Tries to get `fragment` from node `holder` as `who` over iroh-blobs:
 /// returns the bytes received (none when refused).
-fn raw_get(network: &Network, runtime: &tokio::runtime::Runtime, who: &Identity, holder: usize, fragment: [u8; 32]) -> usize {
+fn raw_get(
+    network: &Network,
+    runtime: &tokio::runtime::Runtime,
+    who: &Identity,
+    holder: usize,
+    fragment: [u8; 32],
+) -> usize {
     let account = network.node_account(holder);
     let iroh = network.node_iroh(holder);
     runtime.block_on(async {
-        let endpoint = strand_net::blobs::endpoint(*who.secret_bytes(), "127.0.0.1:0".parse().expect("addr")).await.expect("endpoint");
+        let endpoint = strand_net::blobs::endpoint(*who.secret_bytes(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("endpoint");
         let remote = strand_net::blobs::remote_address(account, &[iroh]).expect("address");
         let connection = strand_net::blobs::connect(&endpoint, remote, Duration::from_secs(5)).await.expect("connects");
-        let got = strand_net::blobs::fetch_bytes(&connection, fragment, Duration::from_secs(10)).await.map(|bytes| bytes.len()).unwrap_or(0);
+        let got = strand_net::blobs::fetch_bytes(&connection, fragment, Duration::from_secs(10))
+            .await
+            .map(|bytes| bytes.len())
+            .unwrap_or(0);
         endpoint.close().await;
         got
     })
@@ -65,8 +76,8 @@ fn the_access_matrix() {
     let stranger = strand_core::keyfile::read(&stranger_home.path().join("identity.pem")).expect("stranger key");
     let owner = strand_core::keyfile::read(&network.path("identity.pem")).expect("owner key");
 
-    // Two stripes of RS(4+2): twelve fragments, two per node.
-    let file = sample(&network.path("cohort.vcf"), 300_000, 21);
+    // Sixteen 64 KiB chunks in four stripes of RS(4+2): 24 fragments, four per node.
+    let file = sample(&network.path("cohort.vcf"), 1_000_000, 21);
     let upload = network.upload("cohort.vcf", &["--chunk-size", "64KiB"]);
     let record = UploadRecord::load(network.home.path(), &upload, &owner).expect("record");
     let fragment_size = record.index.params().fragment_size() as f64;
@@ -76,7 +87,12 @@ fn the_access_matrix() {
         runtime.block_on(async {
             let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await.expect("ledger");
             let home = tempfile::tempdir().expect("replica home");
-            strand_client::ledger::sync(&mut client, &genesis, home.path()).await.expect("sync").replica().state().clone()
+            strand_client::ledger::sync(&mut client, &genesis, home.path())
+                .await
+                .expect("sync")
+                .replica()
+                .state()
+                .clone()
         })
     };
 
@@ -91,11 +107,100 @@ fn the_access_matrix() {
     assert!(output.status.success(), "{}", describe(&output));
     let credential = json(&output)["credential"].as_str().expect("credential id").to_string();
     let copy = grantee_home.path().join("copy.vcf");
-    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8"), "--json"]);
+    let output = network.strand_in(
+        grantee_home.path(),
+        &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8"), "--json"],
+    );
     assert!(output.status.success(), "{}", describe(&output));
     assert!(std::fs::read(&copy).expect("grantee copy") == file, "the grantee reads the file");
-    assert_eq!(network.metric_sum(GRANTEE_BYTES), data_fragments * fragment_size, "exactly one fragment per chunk of the file");
+    assert_eq!(
+        network.metric_sum(GRANTEE_BYTES),
+        data_fragments * fragment_size,
+        "exactly one fragment per chunk of the file"
+    );
     let released = network.metric_sum(GRANTEE_BYTES);
+
+    // Grantee of a range (another key, holding only that credential): inside
+    // it, exactly the slice, and only the fragment of the one chunk it
+    // covers is released.
+    let ranger_home = tempfile::tempdir().expect("home");
+    let ranger_key = keygen(&network, ranger_home.path());
+    let ranger = strand_core::keyfile::read(&ranger_home.path().join("identity.pem")).expect("ranger key");
+    let output = network.strand(&[
+        "grant",
+        &upload,
+        "--to",
+        &ranger_key,
+        "--range",
+        "70000..100000",
+        "--purpose",
+        "region",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let range_credential = json(&output)["credential"].as_str().expect("credential id").to_string();
+    let region = ranger_home.path().join("region.vcf");
+    let output = network.strand_in(
+        ranger_home.path(),
+        &["download", "--credential", &range_credential, "--out", region.to_str().expect("utf-8"), "--json"],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        std::fs::read(&region).expect("region") == file[70_000..100_000],
+        "the range grantee reads exactly its range"
+    );
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), released + fragment_size, "one chunk, one fragment released");
+    let released = network.metric_sum(GRANTEE_BYTES);
+    // Asking outside the range: refused before anything is fetched.
+    let outside = ranger_home.path().join("outside.vcf");
+    let output = network.strand_in(
+        ranger_home.path(),
+        &[
+            "download",
+            "--credential",
+            &range_credential,
+            "--range",
+            "0..1000",
+            "--out",
+            outside.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!output.status.success() && !outside.exists(), "{}", describe(&output));
+    assert!(describe(&output).contains("outside"), "{}", describe(&output));
+    // At the node: a fragment outside the scope stays closed, even with a
+    // forged membership proof (out_of_scope), and a get of it releases nothing.
+    let partial = strand_core::partial::PartialIndex::of(&record.index, 70_000, 100_000).expect("range");
+    let scope: Vec<[u8; 32]> = partial.scope_fragments().iter().map(|id| *id.as_bytes()).collect();
+    let (holder, outside_fragment) = (0..6)
+        .flat_map(|holder| {
+            let account = AccountId(network.node_account(holder));
+            let record = &record;
+            (0..record.index.layout.stripe_count).flat_map(move |stripe| {
+                (0..6)
+                    .filter(move |shard| record.provider_of(stripe, *shard) == account)
+                    .map(move |shard| (holder, *record.index.stripe(stripe)[shard].as_bytes()))
+            })
+        })
+        .find(|(_, fragment)| !scope.contains(fragment))
+        .expect("a fragment outside the scope");
+    let forged = strand_wire::Presentation {
+        credential: range_credential.parse().expect("id"),
+        fragments: vec![strand_wire::ScopeMembership {
+            index: 0,
+            fragment: outside_fragment,
+            proof: strand_proof_of_storage::merkle::prove(&scope, &[0]).nodes,
+        }],
+    };
+    let outcomes = runtime
+        .block_on(credentials::present_each(
+            &ranger,
+            &ledger_state(),
+            vec![(AccountId(network.node_account(holder)), forged)],
+        ))
+        .expect("present");
+    assert_eq!(outcomes[0].1, Err("out_of_scope".to_string()));
+    assert_eq!(raw_get(&network, &runtime, &ranger, holder, outside_fragment), 0);
+    assert_eq!(network.metric_sum(GRANTEE_BYTES), released);
 
     // Stranger without a credential: refused, zero bytes, reason no_credential.
     let before = refused_codes(&network, "no_credential");
@@ -106,10 +211,17 @@ fn the_access_matrix() {
     let state = ledger_state();
     let credential_id: Digest = credential.parse().expect("id");
     let outcomes = runtime.block_on(credentials::present(&stranger, &record, &state, &credential_id)).expect("present");
-    assert!(!outcomes.is_empty() && outcomes.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("not_grantee")), "{outcomes:?}");
+    assert!(
+        !outcomes.is_empty()
+            && outcomes.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("not_grantee")),
+        "{outcomes:?}"
+    );
     assert_eq!(raw_get(&network, &runtime, &stranger, 1, fragment_on(&network, &record, 1)), 0);
     let copy = stranger_home.path().join("stolen.vcf");
-    let output = network.strand_in(stranger_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")]);
+    let output = network.strand_in(
+        stranger_home.path(),
+        &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")],
+    );
     assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
 
     // A credential signed by a non-owner never reaches the ledger.
@@ -127,8 +239,13 @@ fn the_access_matrix() {
     });
     let error = rejected.expect_err("a non-owner's grant is rejected").to_string();
     assert!(error.contains("rejected"), "{error}");
-    let nothing = runtime.block_on(credentials::present(&stranger, &record, &ledger_state(), &Digest([0x11; 32]))).expect("present");
-    assert!(nothing.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("no_credential")), "{nothing:?}");
+    let nothing = runtime
+        .block_on(credentials::present(&stranger, &record, &ledger_state(), &Digest([0x11; 32])))
+        .expect("present");
+    assert!(
+        nothing.iter().all(|(_, outcome)| outcome.as_ref().err().map(String::as_str) == Some("no_credential")),
+        "{nothing:?}"
+    );
     assert_eq!(network.metric_sum(GRANTEE_BYTES), released, "zero bytes to the stranger");
 
     // Grantee after expiry: a credential valid for 2 more blocks.
@@ -137,7 +254,10 @@ fn the_access_matrix() {
     let short_lived = json(&output)["credential"].as_str().expect("credential id").to_string();
     std::thread::sleep(Duration::from_millis(1500));
     let copy = grantee_home.path().join("late.vcf");
-    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &short_lived, "--out", copy.to_str().expect("utf-8")]);
+    let output = network.strand_in(
+        grantee_home.path(),
+        &["download", "--credential", &short_lived, "--out", copy.to_str().expect("utf-8")],
+    );
     assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
     assert!(describe(&output).contains("expired"), "{}", describe(&output));
 
@@ -157,10 +277,17 @@ fn the_access_matrix() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let before = refused_codes(&network, "revoked");
-    assert_eq!(raw_get(&network, &runtime, &grantee, 2, fragment_on(&network, &record, 2)), 0, "the old presentation no longer opens anything");
+    assert_eq!(
+        raw_get(&network, &runtime, &grantee, 2, fragment_on(&network, &record, 2)),
+        0,
+        "the old presentation no longer opens anything"
+    );
     assert_eq!(refused_codes(&network, "revoked"), before + 1.0);
     let copy = grantee_home.path().join("revoked.vcf");
-    let output = network.strand_in(grantee_home.path(), &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")]);
+    let output = network.strand_in(
+        grantee_home.path(),
+        &["download", "--credential", &credential, "--out", copy.to_str().expect("utf-8")],
+    );
     assert!(!output.status.success() && !copy.exists(), "{}", describe(&output));
     assert!(describe(&output).contains("revoked"), "{}", describe(&output));
     assert_eq!(network.metric_sum(GRANTEE_BYTES), released, "nothing released after expiry or revocation");
@@ -169,33 +296,62 @@ fn the_access_matrix() {
     let output = network.strand(&["credentials", &upload, "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
     let listed = json(&output)["credentials"].as_array().expect("credentials").clone();
-    assert_eq!(listed.len(), 2);
-    assert!(listed.iter().any(|c| c["credential"] == credential.as_str() && c["status"].as_str().is_some_and(|s| s.starts_with("revoked"))));
-    assert!(listed.iter().any(|c| c["credential"] == short_lived.as_str() && c["status"].as_str().is_some_and(|s| s.starts_with("expired"))));
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed.iter().any(|c| c["credential"] == credential.as_str()
+            && c["status"].as_str().is_some_and(|s| s.starts_with("revoked")))
+    );
+    assert!(
+        listed.iter().any(|c| c["credential"] == short_lived.as_str()
+            && c["status"].as_str().is_some_and(|s| s.starts_with("expired")))
+    );
 
     // The audit, from the ledger alone, lists every successful read (the
     // owner's and the grantee's) and no refused one.
     let owner_account = AccountId::of(&owner.public_key()).to_string();
     let grantee_account = AccountId::of(&grantee.public_key()).to_string();
+    let ranger_account = AccountId::of(&ranger.public_key()).to_string();
     let started = std::time::Instant::now();
     let reads = loop {
         let output = network.strand(&["audit", &upload, "--json"]);
         assert!(output.status.success(), "{}", describe(&output));
         let reads = json(&output)["reads"].as_array().expect("reads").clone();
-        let fragments_of = |who: &str| reads.iter().filter(|r| r["reader"] == who).map(|r| r["fragments"].as_u64().unwrap_or(0)).sum::<u64>();
-        if fragments_of(&owner_account) >= record.index.layout.chunk_count && fragments_of(&grantee_account) >= record.index.layout.chunk_count {
+        let fragments_of = |who: &str| {
+            reads.iter().filter(|r| r["reader"] == who).map(|r| r["fragments"].as_u64().unwrap_or(0)).sum::<u64>()
+        };
+        if fragments_of(&owner_account) >= record.index.layout.chunk_count
+            && fragments_of(&grantee_account) >= record.index.layout.chunk_count
+            && fragments_of(&ranger_account) >= 1
+        {
             break reads;
         }
         assert!(started.elapsed() < Duration::from_secs(90), "receipts did not reach the ledger: {reads:#?}");
         std::thread::sleep(Duration::from_secs(1));
     };
     let readers: std::collections::BTreeSet<&str> = reads.iter().filter_map(|r| r["reader"].as_str()).collect();
-    assert_eq!(readers, [owner_account.as_str(), grantee_account.as_str()].into_iter().collect(), "no refused reader appears");
+    let expected = [owner_account.as_str(), grantee_account.as_str(), ranger_account.as_str()].into_iter().collect();
+    assert_eq!(readers, expected, "no refused reader appears");
+    let ranger_reads: Vec<_> = reads.iter().filter(|r| r["reader"] == ranger_account.as_str()).collect();
+    assert!(ranger_reads.iter().all(|r| r["credential"] == range_credential.as_str() && r["purpose"] == "region"));
+    assert_eq!(
+        ranger_reads.iter().map(|r| r["fragments"].as_u64().unwrap_or(0)).sum::<u64>(),
+        1,
+        "the range read: one fragment"
+    );
     let grantee_reads: Vec<_> = reads.iter().filter(|r| r["reader"] == grantee_account.as_str()).collect();
-    assert!(grantee_reads.iter().all(|r| r["credential"] == credential.as_str() && r["purpose"] == "cohort QC" && r["as"] == "grantee"));
-    let grantee_bytes: u64 = grantee_reads.iter().map(|r| r["bytes"].as_u64().unwrap_or(0)).sum();
-    assert_eq!(grantee_bytes as f64, released, "the audit's bytes are the bytes the nodes released");
-    let owner_fragments: u64 = reads.iter().filter(|r| r["reader"] == owner_account.as_str()).map(|r| r["fragments"].as_u64().unwrap_or(0)).sum();
+    assert!(
+        grantee_reads
+            .iter()
+            .all(|r| r["as"] == "grantee" && r["credential"] == credential.as_str() && r["purpose"] == "cohort QC")
+    );
+    let grantee_bytes: u64 =
+        reads.iter().filter(|r| r["as"] == "grantee").map(|r| r["bytes"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(grantee_bytes as f64, released, "the audit's bytes are the bytes the nodes released to grantees");
+    let owner_fragments: u64 = reads
+        .iter()
+        .filter(|r| r["reader"] == owner_account.as_str())
+        .map(|r| r["fragments"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(owner_fragments, record.index.layout.chunk_count, "the owner's one download");
 
     // A node cut off from the ledger fails closed for grantees (not for the

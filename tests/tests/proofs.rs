@@ -95,7 +95,9 @@ fn honest_corrupted_deleted_and_frozen_providers() {
     // the epoch of the damage, three epochs of strikes, and the next one.
     let limit = Duration::from_millis(200 * EPOCH_BLOCKS * 8) + Duration::from_secs(30);
     let report = wait_for(&network, &upload, limit, "the three damaged contracts to be declared lost", |report| {
-        accounts[..3].iter().all(|account| provider_of(report, account)["status"].as_str().is_some_and(|s| s.starts_with("Lost")))
+        accounts[..3]
+            .iter()
+            .all(|account| provider_of(report, account)["status"].as_str().is_some_and(|s| s.starts_with("Lost")))
     });
     network.signal(2, Signal::SIGCONT);
     eprintln!("[{:?}] three contracts lost at epoch {}", started.elapsed(), report["epoch"]);
@@ -109,11 +111,19 @@ fn honest_corrupted_deleted_and_frozen_providers() {
             assert!(reason.contains("does not match the fragment id"), "{reason}");
         }
     }
-    for (name, provider) in [("deleted", provider_of(&report, &accounts[1])), ("frozen", provider_of(&report, &accounts[2]))] {
+    for (name, provider) in
+        [("deleted", provider_of(&report, &accounts[1])), ("frozen", provider_of(&report, &accounts[2]))]
+    {
         let missed = epochs_with(&provider, "missed");
         assert!(missed.len() >= 2 && missed[0] <= damaged_from + 1, "{name} node: {provider:#}");
         assert_eq!(provider["failed"], 0, "{name} node never answered wrongly: {provider:#}");
-        let reason = provider["epochs"].as_array().expect("epochs").iter().find(|e| e["verdict"] == "missed").expect("a miss")["reason"].clone();
+        let reason = provider["epochs"]
+            .as_array()
+            .expect("epochs")
+            .iter()
+            .find(|e| e["verdict"] == "missed")
+            .expect("a miss")["reason"]
+            .clone();
         assert_eq!(reason, "no answer by the epoch's last block");
     }
 
@@ -125,7 +135,11 @@ fn honest_corrupted_deleted_and_frozen_providers() {
         assert_eq!(honest["status"], "Active");
         let passed = epochs_with(&honest, "passed");
         let first = passed[0];
-        assert_eq!(passed, (first..current).chain(passed.last().copied().filter(|last| *last == current)).collect::<Vec<_>>(), "{honest:#}");
+        assert_eq!(
+            passed,
+            (first..current).chain(passed.last().copied().filter(|last| *last == current)).collect::<Vec<_>>(),
+            "{honest:#}"
+        );
     }
 
     // Each node's metrics agree with the ledger.

@@ -243,9 +243,9 @@ impl<S: FragmentSource + ?Sized, K: Keys + ?Sized> ChunkDecoder<'_, S, K> {
         if actual == *id {
             return Ok(());
         }
-        let positions = self.positions_by_id.get_or_init(|| {
-            self.keys.known_ids().iter().enumerate().map(|(position, id)| (*id, position)).collect()
-        });
+        let positions = self
+            .positions_by_id
+            .get_or_init(|| self.keys.known_ids().iter().enumerate().map(|(position, id)| (*id, position)).collect());
         Err(match positions.get(&actual) {
             Some(_) => FragmentProblem::Misplaced { holds: actual },
             None => FragmentProblem::Corrupt,
@@ -329,7 +329,8 @@ pub fn decode<S: FragmentSource + ?Sized>(
     threads: usize,
     progress: impl FnMut(u64),
 ) -> Result<DecodeReport, DecodeError> {
-    let keys = FullKeys { index, scramble: Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count()) };
+    let keys =
+        FullKeys { index, scramble: Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count()) };
     decode_with_keys(&keys, Some(index.file_hash), source, output, range, threads, progress)
 }
 

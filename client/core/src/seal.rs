@@ -49,6 +49,8 @@ pub enum SealKind {
     /// An upload record sealed to a credential's grantee (the credential's
     /// key material for a whole-upload scope).
     GranteeRecord,
+    /// A range grantee's partial index and placement.
+    GranteeRange,
 }
 
 impl SealKind {
@@ -57,6 +59,7 @@ impl SealKind {
             Self::RecoveryIndex => 1,
             Self::UploadRecord => 2,
             Self::GranteeRecord => 3,
+            Self::GranteeRange => 4,
         }
     }
 
@@ -65,6 +68,7 @@ impl SealKind {
             Self::RecoveryIndex => b"strand sealed recovery index v1",
             Self::UploadRecord => b"strand sealed upload record v1",
             Self::GranteeRecord => b"strand sealed grantee record v1",
+            Self::GranteeRange => b"strand sealed grantee range v1",
         }
     }
 }

@@ -75,7 +75,10 @@ fn a_range_grantee_cannot_derive_or_use_any_other_chunks_key() {
         let fragment = store.get(&id).expect("fragment");
         for (_, key) in partial.chunk_keys() {
             let mut attempt = fragment.clone();
-            assert!(decrypt_chunk(key, &index.upload_id, position, &mut attempt).is_err(), "chunk {position} stays sealed");
+            assert!(
+                decrypt_chunk(key, &index.upload_id, position, &mut attempt).is_err(),
+                "chunk {position} stays sealed"
+            );
         }
     }
 }

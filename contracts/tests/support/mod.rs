@@ -144,7 +144,10 @@ pub fn honest_answers(chain: &Chain, id: &Digest, upload: u8, epoch: u64) -> Vec
     let ids: Vec<[u8; 32]> = stored.iter().map(|f| *blake3::hash(f).as_bytes()).collect();
     let chunks = challenges
         .iter()
-        .map(|c| strand_proof_of_storage::chunk::prove_from_fragment(&stored[c.fragment as usize], u64::from(c.chunk)).expect("prove"))
+        .map(|c| {
+            strand_proof_of_storage::chunk::prove_from_fragment(&stored[c.fragment as usize], u64::from(c.chunk))
+                .expect("prove")
+        })
         .collect();
     strand_proof_of_storage::answers::build(&ids, &challenges, chunks).to_bytes()
 }

@@ -195,7 +195,11 @@ pub fn present(
     match &record.grant.scope {
         Scope::Upload => {
             decide(None)?;
-            let held = holdings.agreements().filter(|(_, agreement)| agreement.terms.upload == upload).map(|(_, a)| a.fragment_ids.len()).sum();
+            let held = holdings
+                .agreements()
+                .filter(|(_, agreement)| agreement.terms.upload == upload)
+                .map(|(_, a)| a.fragment_ids.len())
+                .sum();
             if presentations.len() >= PRESENTATIONS_MAX && !presentations.whole.contains_key(&(*requester, upload)) {
                 return Err(Refusal::Busy);
             }
@@ -206,7 +210,9 @@ pub fn present(
             let mut opened = 0;
             let mut last_refusal = Refusal::OutOfScope;
             for membership in memberships {
-                let held = holdings.agreement_of(&membership.fragment).is_some_and(|(_, agreement)| agreement.terms.upload == upload);
+                let held = holdings
+                    .agreement_of(&membership.fragment)
+                    .is_some_and(|(_, agreement)| agreement.terms.upload == upload);
                 if !held {
                     continue;
                 }
@@ -215,7 +221,9 @@ pub fn present(
                         if presentations.len() >= PRESENTATIONS_MAX {
                             return Err(Refusal::Busy);
                         }
-                        presentations.ranged.insert((*requester, membership.fragment), (*credential, membership.clone()));
+                        presentations
+                            .ranged
+                            .insert((*requester, membership.fragment), (*credential, membership.clone()));
                         opened += 1;
                     }
                     Err(refusal) => last_refusal = refusal,
@@ -268,7 +276,8 @@ pub fn decide_get(
     } else {
         return Err(Refusal::NoCredential);
     };
-    query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height).map_err(Refusal::of)?;
+    query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height)
+        .map_err(Refusal::of)?;
     Ok(Some(*credential))
 }
 
@@ -309,7 +318,13 @@ mod tests {
         let terms = terms(OWNER, 1);
         state.contracts.insert(
             terms.id(),
-            Contract { terms, opened_at_height: 1, opened_in_epoch: 0, status: ContractStatus::Active, proofs: ProofTally::default() },
+            Contract {
+                terms,
+                opened_at_height: 1,
+                opened_in_epoch: 0,
+                status: ContractStatus::Active,
+                proofs: ProofTally::default(),
+            },
         );
         for (id, grantee, scope, expires_at_height, revoked_at_height) in credentials {
             let grant = CredentialGrant {
@@ -320,7 +335,10 @@ mod tests {
                 purpose: "test".into(),
                 sealed_key_material: Vec::new(),
             };
-            state.credentials.insert(Digest([*id; 32]), Credential { grant, granted_at_height: 1, revoked_at_height: *revoked_at_height });
+            state.credentials.insert(
+                Digest([*id; 32]),
+                Credential { grant, granted_at_height: 1, revoked_at_height: *revoked_at_height },
+            );
         }
         state
     }
@@ -344,9 +362,19 @@ mod tests {
         let none = Presentations::default();
         assert_eq!(decide_get(&OWNER, &[5; 32], &holdings, &state, Freshness::CURRENT, &none), Ok(None));
         let stale = Freshness { lag_blocks: 1000, silent_for: Duration::from_secs(3600) };
-        assert_eq!(decide_get(&OWNER, &[5; 32], &holdings, &state, stale, &none), Ok(None), "the owner reads back whatever is held");
-        assert_eq!(decide_get(&STRANGER, &[5; 32], &holdings, &state, Freshness::CURRENT, &none), Err(Refusal::ContractInactive));
-        assert_eq!(decide_get(&OWNER, &[7; 32], &holdings, &state, Freshness::CURRENT, &none), Err(Refusal::UnknownFragment));
+        assert_eq!(
+            decide_get(&OWNER, &[5; 32], &holdings, &state, stale, &none),
+            Ok(None),
+            "the owner reads back whatever is held"
+        );
+        assert_eq!(
+            decide_get(&STRANGER, &[5; 32], &holdings, &state, Freshness::CURRENT, &none),
+            Err(Refusal::ContractInactive)
+        );
+        assert_eq!(
+            decide_get(&OWNER, &[7; 32], &holdings, &state, Freshness::CURRENT, &none),
+            Err(Refusal::UnknownFragment)
+        );
         assert_eq!(decide_push(&OWNER, &[6; 32], &holdings), Ok(()));
         assert_eq!(decide_push(&STRANGER, &[6; 32], &holdings), Err(Refusal::NotAgreed));
         assert_eq!(decide_push(&OWNER, &[7; 32], &holdings), Err(Refusal::NotAgreed));
@@ -357,15 +385,42 @@ mod tests {
     #[test]
     fn whole_upload_credentials_open_every_fragment_until_expiry_or_revocation() {
         let holdings = held(AgreementState::Signed { at_height: 1 });
-        let state = ledger(50, &[(1, GRANTEE, Scope::Upload, 100, None), (2, GRANTEE, Scope::Upload, 40, None), (3, GRANTEE, Scope::Upload, 100, Some(45))]);
+        let state = ledger(
+            50,
+            &[
+                (1, GRANTEE, Scope::Upload, 100, None),
+                (2, GRANTEE, Scope::Upload, 40, None),
+                (3, GRANTEE, Scope::Upload, 100, Some(45)),
+            ],
+        );
         let mut presented = Presentations::default();
         let now = Freshness::CURRENT;
-        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential), "nothing presented");
-        assert_eq!(present(&STRANGER, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::NotGrantee), "another person's credential");
-        assert_eq!(present(&GRANTEE, &Digest([4; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::NoCredential));
-        assert_eq!(present(&GRANTEE, &Digest([2; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::Expired));
-        assert_eq!(present(&GRANTEE, &Digest([3; 32]), &[], &holdings, &state, now, &mut presented), Err(Refusal::Revoked));
-        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented), Ok(Presented { fragments: 2 }));
+        assert_eq!(
+            decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented),
+            Err(Refusal::NoCredential),
+            "nothing presented"
+        );
+        assert_eq!(
+            present(&STRANGER, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented),
+            Err(Refusal::NotGrantee),
+            "another person's credential"
+        );
+        assert_eq!(
+            present(&GRANTEE, &Digest([4; 32]), &[], &holdings, &state, now, &mut presented),
+            Err(Refusal::NoCredential)
+        );
+        assert_eq!(
+            present(&GRANTEE, &Digest([2; 32]), &[], &holdings, &state, now, &mut presented),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(
+            present(&GRANTEE, &Digest([3; 32]), &[], &holdings, &state, now, &mut presented),
+            Err(Refusal::Revoked)
+        );
+        assert_eq!(
+            present(&GRANTEE, &Digest([1; 32]), &[], &holdings, &state, now, &mut presented),
+            Ok(Presented { fragments: 2 })
+        );
         assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
         assert_eq!(decide_get(&GRANTEE, &[6; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
         assert_eq!(decide_get(&STRANGER, &[6; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential));
@@ -378,11 +433,18 @@ mod tests {
 
         // A stale replica fails closed for grantees.
         let lagging = Freshness { lag_blocks: LEDGER_LAG_BLOCKS_MAX + 1, silent_for: Duration::ZERO };
-        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, lagging, &presented), Err(Refusal::LedgerTooStale));
+        assert_eq!(
+            decide_get(&GRANTEE, &[5; 32], &holdings, &state, lagging, &presented),
+            Err(Refusal::LedgerTooStale)
+        );
         let silent = Freshness { lag_blocks: 0, silent_for: LEDGER_SILENCE_MAX + Duration::from_millis(1) };
         assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, silent, &presented), Err(Refusal::LedgerTooStale));
         let edge = Freshness { lag_blocks: LEDGER_LAG_BLOCKS_MAX, silent_for: LEDGER_SILENCE_MAX };
-        assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, edge, &presented), Ok(Some(Digest([1; 32]))), "the limits themselves still decide");
+        assert_eq!(
+            decide_get(&GRANTEE, &[5; 32], &holdings, &state, edge, &presented),
+            Ok(Some(Digest([1; 32]))),
+            "the limits themselves still decide"
+        );
 
         // Pruning keeps a revoked credential's presentations for a while
         // (the precise refusal), then forgets them.
@@ -403,14 +465,36 @@ mod tests {
         // A forged membership for [6; 32] (proof of another index) does not verify.
         let mut forged = membership(&scope_fragments, 1);
         forged.fragment = [6; 32];
-        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[forged], &holdings, &state, now, &mut presented), Err(Refusal::OutOfScope));
+        assert_eq!(
+            present(&GRANTEE, &Digest([1; 32]), &[forged], &holdings, &state, now, &mut presented),
+            Err(Refusal::OutOfScope)
+        );
         let inside = membership(&scope_fragments, 0);
-        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[inside], &holdings, &state, now, &mut presented), Ok(Presented { fragments: 1 }));
+        assert_eq!(
+            present(&GRANTEE, &Digest([1; 32]), &[inside], &holdings, &state, now, &mut presented),
+            Ok(Presented { fragments: 1 })
+        );
         assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &state, now, &presented), Ok(Some(Digest([1; 32]))));
-        assert_eq!(decide_get(&GRANTEE, &[6; 32], &holdings, &state, now, &presented), Err(Refusal::NoCredential), "outside the range");
+        assert_eq!(
+            decide_get(&GRANTEE, &[6; 32], &holdings, &state, now, &presented),
+            Err(Refusal::NoCredential),
+            "outside the range"
+        );
         let revoked = ledger(60, &[(1, GRANTEE, ranges_scope(&scope_fragments), 100, Some(55))]);
         assert_eq!(decide_get(&GRANTEE, &[5; 32], &holdings, &revoked, now, &presented), Err(Refusal::Revoked));
         let mut again = Presentations::default();
-        assert_eq!(present(&GRANTEE, &Digest([1; 32]), &[membership(&scope_fragments, 0)], &holdings, &revoked, now, &mut again), Err(Refusal::Revoked), "replayed after revocation");
+        assert_eq!(
+            present(
+                &GRANTEE,
+                &Digest([1; 32]),
+                &[membership(&scope_fragments, 0)],
+                &holdings,
+                &revoked,
+                now,
+                &mut again
+            ),
+            Err(Refusal::Revoked),
+            "replayed after revocation"
+        );
     }
 }

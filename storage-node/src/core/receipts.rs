@@ -22,7 +22,14 @@ pub struct Receipts {
 
 impl Receipts {
     /// Counts one released fragment of `bytes` in `epoch`.
-    pub fn record(&mut self, epoch: u64, upload: UploadKey, credential: Option<Digest>, requester: AccountId, bytes: u64) {
+    pub fn record(
+        &mut self,
+        epoch: u64,
+        upload: UploadKey,
+        credential: Option<Digest>,
+        requester: AccountId,
+        bytes: u64,
+    ) {
         let batch = self.pending.entry(epoch).or_default();
         let key = (upload, credential, requester);
         if !batch.contains_key(&key) && batch.len() >= BATCH_ENTRIES_MAX {

@@ -71,10 +71,7 @@ impl Node {
     /// How current the replica is, for the gate.
     fn freshness(&self) -> Freshness {
         let last = *self.last_block_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Freshness {
-            lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed),
-            silent_for: last.elapsed(),
-        }
+        Freshness { lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed), silent_for: last.elapsed() }
     }
 
     fn receipts(&self) -> std::sync::MutexGuard<'_, Receipts> {

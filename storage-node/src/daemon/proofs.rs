@@ -84,11 +84,20 @@ async fn connected<'a>(client: &'a mut Option<LedgerClient>, address: &str) -> O
 /// Submits the access receipts of closed epochs: the ledger takes a batch
 /// for the current or the previous epoch, one per provider and epoch; older
 /// ones are too late and are dropped (logged and counted).
-async fn submit_receipts(node: &Arc<Node>, client: &mut LedgerClient, state: &strand_contracts::LedgerState, epoch: u64) {
+async fn submit_receipts(
+    node: &Arc<Node>,
+    client: &mut LedgerClient,
+    state: &strand_contracts::LedgerState,
+    epoch: u64,
+) {
     let closed = node.receipts().take_closed(epoch);
     for (batch_epoch, receipts) in closed {
         if batch_epoch + 1 < epoch || state.access.contains(&(node.account, batch_epoch)) {
-            tracing::error!(epoch = batch_epoch, entries = receipts.len(), "node.receipts too late for the ledger; dropped");
+            tracing::error!(
+                epoch = batch_epoch,
+                entries = receipts.len(),
+                "node.receipts too late for the ledger; dropped"
+            );
             node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
             continue;
         }
@@ -176,7 +185,8 @@ async fn answer_epoch(
         if ledger.proofs.contains(&(first, epoch)) || ledger.params.epoch_of(ledger.height) > epoch {
             return Ok(());
         }
-        if let Ok(strand_ledger_service::protocol::TransactionStatus::Dropped(reason)) = client.transaction(hash).await {
+        if let Ok(strand_ledger_service::protocol::TransactionStatus::Dropped(reason)) = client.transaction(hash).await
+        {
             anyhow::bail!("proofs dropped: {reason}");
         }
     }

@@ -76,7 +76,10 @@ impl Network {
 
     /// Sums a metric over every running node.
     pub fn metric_sum(&self, name: &str) -> f64 {
-        (0..self.nodes.len()).filter(|index| self.nodes[*index].is_some()).map(|index| metric(&self.metrics(index), name)).sum()
+        (0..self.nodes.len())
+            .filter(|index| self.nodes[*index].is_some())
+            .map(|index| metric(&self.metrics(index), name))
+            .sum()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -145,7 +148,8 @@ impl Drop for Network {
     fn drop(&mut self) {
         for node in self.nodes.iter().flatten() {
             // A frozen node would not see SIGTERM.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(node.id() as i32), nix::sys::signal::Signal::SIGCONT);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(node.id() as i32), nix::sys::signal::Signal::SIGCONT);
             node.terminate();
         }
         self.sequencer.terminate();
@@ -176,4 +180,3 @@ pub fn sample(path: &Path, length: usize, seed: u64) -> Vec<u8> {
     std::fs::write(path, &bytes).expect("write sample");
     bytes
 }
-
