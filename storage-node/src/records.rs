@@ -1,4 +1,5 @@
-//! The node's own records in redb: the agreements it made.
+//! The node's own records in redb: the agreements it made, and the access
+//! receipts not yet on the ledger.
 
 use std::path::Path;
 
@@ -9,6 +10,12 @@ use strand_contracts::encoding;
 use crate::core::holdings::Agreement;
 
 const AGREEMENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("agreements");
+/// One entry, `pending`: the borsh encoding of the pending receipt batches.
+const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
+const PENDING: &str = "pending";
+
+/// Pending access receipts as stored: per epoch, its batch.
+pub type PendingReceipts = Vec<(u64, Vec<strand_contracts::transaction::AccessReceipt>)>;
 
 /// The node's agreement records.
 pub struct Records {
@@ -25,6 +32,7 @@ impl Records {
         let database = Database::create(path).map_err(db)?;
         let write = database.begin_write().map_err(db)?;
         write.open_table(AGREEMENTS).map_err(db)?;
+        write.open_table(RECEIPTS).map_err(db)?;
         write.commit().map_err(db)?;
         Ok(Self { database })
     }
@@ -52,10 +60,57 @@ impl Records {
         write.commit().map_err(db)
     }
 
+    /// The receipts pending at the last save (empty if none).
+    pub fn pending_receipts(&self) -> anyhow::Result<PendingReceipts> {
+        let read = self.database.begin_read().map_err(db)?;
+        let table = read.open_table(RECEIPTS).map_err(db)?;
+        match table.get(PENDING).map_err(db)? {
+            Some(value) => Ok(encoding::decode(value.value(), usize::MAX)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Replaces the saved pending receipts (durably).
+    pub fn save_receipts(&self, pending: &PendingReceipts) -> anyhow::Result<()> {
+        let write = self.database.begin_write().map_err(db)?;
+        write.open_table(RECEIPTS).map_err(db)?.insert(PENDING, encoding::encode(pending).as_slice()).map_err(db)?;
+        write.commit().map_err(db)
+    }
+
     /// Removes an agreement (durably).
     pub fn remove(&self, id: &Digest) -> anyhow::Result<()> {
         let write = self.database.begin_write().map_err(db)?;
         write.open_table(AGREEMENTS).map_err(db)?.remove(&id.0).map_err(db)?;
         write.commit().map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strand_contracts::AccountId;
+    use strand_contracts::transaction::AccessReceipt;
+
+    #[test]
+    fn pending_receipts_survive_a_reopen() {
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("node.redb");
+        let pending = vec![(
+            4,
+            vec![AccessReceipt {
+                upload: [1; 16],
+                credential: Some(Digest([2; 32])),
+                requester: AccountId([3; 32]),
+                fragments: 5,
+                bytes: 500,
+            }],
+        )];
+        {
+            let records = Records::open(&path).expect("open");
+            assert!(records.pending_receipts().expect("read").is_empty());
+            records.save_receipts(&pending).expect("save");
+        }
+        let records = Records::open(&path).expect("reopen");
+        assert_eq!(records.pending_receipts().expect("read"), pending);
     }
 }

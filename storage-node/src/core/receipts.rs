@@ -64,6 +64,16 @@ impl Receipts {
             .collect()
     }
 
+    /// Every pending batch (to be saved), oldest first.
+    pub fn snapshot(&self) -> Vec<(u64, Vec<AccessReceipt>)> {
+        self.clone().take_closed(u64::MAX)
+    }
+
+    /// Whether anything is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Puts a batch back (its submission failed; retried while allowed).
     pub fn restore(&mut self, epoch: u64, receipts: Vec<AccessReceipt>) {
         let batch = self.pending.entry(epoch).or_default();

@@ -109,6 +109,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let records = Records::open(&config.data_dir.join("node.redb"))?;
     let holdings = Holdings::from_agreements(records.agreements()?);
+    // Releases counted before a restart and not yet on the ledger.
+    let mut pending_receipts = Receipts::default();
+    for (epoch, batch) in records.pending_receipts()? {
+        pending_receipts.restore(epoch, batch);
+    }
 
     let store = data::open_store(&config.data_dir.join("blobs")).await?;
     let blobs_bind: SocketAddr =
@@ -121,7 +126,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         lag_blocks: std::sync::atomic::AtomicU64::new(0),
         last_block_at: std::sync::Mutex::new(std::time::Instant::now()),
         presentations: RwLock::new(Presentations::default()),
-        receipts: std::sync::Mutex::new(Receipts::default()),
+        receipts: std::sync::Mutex::new(pending_receipts),
         holdings: RwLock::new(holdings),
         records,
         store: store.clone(),
@@ -190,8 +195,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("node stopping");
     let _ = stop.send(true);
     let _ = follow.await;
-    // The prover keeps nothing durable: stop it where it is.
+    // The prover's only state worth keeping is the pending receipts: stop
+    // it where it is and save them.
     prover.abort();
+    let _ = proofs::save_receipts(&node, Vec::new());
     network_task.abort();
     let _ = router.shutdown().await;
     // Commits the store's pending metadata: nothing acknowledged is lost.

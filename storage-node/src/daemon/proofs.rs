@@ -32,10 +32,16 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
     let mut answered: Option<u64> = None;
     // Epochs whose verdicts were counted in metrics.
     let mut counted: Option<u64> = None;
+    let mut saved = node.receipts().snapshot();
+    let mut polls: u64 = 0;
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(POLL) => {}
+        }
+        polls += 1;
+        if polls % RECEIPTS_SAVE_POLLS == 0 {
+            saved = save_receipts(&node, saved);
         }
         let state = node.ledger();
         let epoch = state.params.epoch_of(state.height);
@@ -66,6 +72,26 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
                 client = None;
                 // The epoch is retried while it lasts; after it, it is missed.
             }
+        }
+    }
+}
+
+/// Polls between saves of the pending receipts: a crash loses at most this
+/// long (1 s) of counted releases.
+const RECEIPTS_SAVE_POLLS: u64 = 10;
+
+/// Saves the pending receipts if they changed since `saved`; returns what is
+/// now saved.
+pub(super) fn save_receipts(node: &Node, saved: crate::records::PendingReceipts) -> crate::records::PendingReceipts {
+    let now = node.receipts().snapshot();
+    if now == saved {
+        return saved;
+    }
+    match node.records.save_receipts(&now) {
+        Ok(()) => now,
+        Err(error) => {
+            tracing::error!(%error, "node.receipts cannot save the pending receipts");
+            saved
         }
     }
 }
