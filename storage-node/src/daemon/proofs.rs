@@ -40,7 +40,7 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
             _ = tokio::time::sleep(POLL) => {}
         }
         polls += 1;
-        if polls % RECEIPTS_SAVE_POLLS == 0 {
+        if polls.is_multiple_of(RECEIPTS_SAVE_POLLS) {
             saved = save_receipts(&node, saved);
         }
         let state = node.ledger();
