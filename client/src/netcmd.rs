@@ -192,13 +192,19 @@ pub async fn revoke(session: &Session<'_>, credential: &str) -> anyhow::Result<V
     Ok(json!({ "credential": credential.to_string(), "revoked_at_height": height }))
 }
 
+/// Parses an upload id and brings the local ledger replica up to date.
+async fn upload_and_replica(
+    address: &str,
+    upload: &str,
+) -> anyhow::Result<(strand_core::UploadId, strand_ledger_service::follower::Follower)> {
+    let key = upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
+    let (mut client, genesis) = ledger::connect(address).await?;
+    Ok((key, ledger::sync(&mut client, &genesis, &keyfile::strand_home()).await?))
+}
+
 /// The credentials of an upload, from the ledger.
 pub async fn list_credentials(address: &str, upload: &str) -> anyhow::Result<Value> {
-    let key: strand_core::UploadId =
-        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
-    let home = keyfile::strand_home();
-    let (mut client, genesis) = ledger::connect(address).await?;
-    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
     Ok(json!({ "upload": upload, "height": state.height, "credentials": credentials::list(state, key.as_bytes()) }))
 }
@@ -296,11 +302,7 @@ pub fn identity(key: &Option<PathBuf>) -> anyhow::Result<Identity> {
 /// Proof history of an upload, from the ledger alone: per provider and
 /// epoch, passed, failed (with the reason) or missed.
 pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
-    let key: strand_core::UploadId =
-        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
-    let home = keyfile::strand_home();
-    let (mut client, genesis) = ledger::connect(address).await?;
-    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
     let contracts = query::contracts_of_upload(state, key.as_bytes());
     if contracts.is_empty() {
@@ -338,11 +340,7 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
 /// receipt the providers put on the ledger (refused requests are never
 /// receipted).
 pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
-    let key: strand_core::UploadId =
-        upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
-    let home = keyfile::strand_home();
-    let (mut client, genesis) = ledger::connect(address).await?;
-    let follower = ledger::sync(&mut client, &genesis, &home).await?;
+    let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
     let owner = state.uploads.get(key.as_bytes()).map(|upload| upload.owner);
     let mut reads = Vec::new();

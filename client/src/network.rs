@@ -524,12 +524,23 @@ pub async fn download_partial(
     threads: usize,
     progress: impl FnMut(u64) + Send + 'static,
 ) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
-    let source = Arc::new(NetworkSource::with_placement(reader, Placement::Stripes(stripes), state).await?);
-    let (output_path, task_source) = (output.to_path_buf(), Arc::clone(&source));
-    let summary = tokio::task::spawn_blocking(move || {
-        crate::offline::decode_partial_with(&partial, task_source.as_ref(), &output_path, range, threads, progress)
+    let source = NetworkSource::with_placement(reader, Placement::Stripes(stripes), state).await?;
+    let output = output.to_path_buf();
+    decode_from(source, move |source| {
+        crate::offline::decode_partial_with(&partial, source, &output, range, threads, progress)
     })
-    .await??;
+    .await
+}
+
+/// Runs the (blocking) `decode` over `source` off the runtime, then reports
+/// the providers found unreachable and closes the endpoint.
+async fn decode_from(
+    source: NetworkSource,
+    decode: impl FnOnce(&NetworkSource) -> anyhow::Result<DecodeSummary> + Send + 'static,
+) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
+    let source = Arc::new(source);
+    let task_source = Arc::clone(&source);
+    let summary = tokio::task::spawn_blocking(move || decode(task_source.as_ref())).await??;
     let unreachable = source.unreachable().into_iter().map(|(_, reason)| reason).collect();
     source.endpoint.close().await;
     Ok((summary, unreachable))
@@ -546,13 +557,8 @@ pub async fn download(
     progress: impl FnMut(u64) + Send + 'static,
 ) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
     let index = record.index.clone();
-    let source = Arc::new(NetworkSource::new(owner, record, state).await?);
-    let (output_path, task_source) = (output.to_path_buf(), Arc::clone(&source));
-    let summary = tokio::task::spawn_blocking(move || {
-        crate::offline::decode_with(&index, task_source.as_ref(), &output_path, range, threads, progress)
-    })
-    .await??;
-    let unreachable = source.unreachable().into_iter().map(|(_, reason)| reason).collect();
-    source.endpoint.close().await;
-    Ok((summary, unreachable))
+    let source = NetworkSource::new(owner, record, state).await?;
+    let output = output.to_path_buf();
+    decode_from(source, move |source| crate::offline::decode_with(&index, source, &output, range, threads, progress))
+        .await
 }
