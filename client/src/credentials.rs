@@ -22,7 +22,7 @@ use strand_core::partial::PartialIndex;
 use strand_core::seal::{self, SealKind};
 use strand_ledger_service::client::LedgerClient;
 use strand_ledger_service::protocol::TransactionStatus;
-use strand_net::p2p::{self, P2pConfig};
+use strand_net::p2p;
 use strand_wire::{Presentation, Request, Response, ScopeMembership};
 
 use crate::network::endpoints_of;
@@ -192,14 +192,7 @@ pub async fn present_each(
     state: &LedgerState,
     requests: Vec<(AccountId, Presentation)>,
 ) -> anyhow::Result<Vec<(AccountId, Result<u32, String>)>> {
-    let (network, _events, task) = p2p::start(P2pConfig {
-        secret: *identity.secret_bytes(),
-        listen: None,
-        protocol: strand_wire::CONTRACT_PROTOCOL,
-        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
-        request_timeout: PRESENT_TIMEOUT,
-    })
-    .await?;
+    let (network, task) = crate::network::node_client(identity, PRESENT_TIMEOUT).await?;
     let asks = requests.into_iter().map(|(provider, presentation)| {
         let network = network.clone();
         let address = state.providers.get(&provider).and_then(|record| endpoints_of(record).libp2p);

@@ -291,6 +291,23 @@ pub async fn upload(
     })
 }
 
+/// A libp2p client (no listener) speaking the node protocol as `identity`;
+/// abort the task when done.
+pub async fn node_client(
+    identity: &Identity,
+    request_timeout: Duration,
+) -> anyhow::Result<(p2p::P2pHandle, tokio::task::JoinHandle<()>)> {
+    let (network, _events, task) = p2p::start(P2pConfig {
+        secret: *identity.secret_bytes(),
+        listen: None,
+        protocol: strand_wire::CONTRACT_PROTOCOL,
+        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
+        request_timeout,
+    })
+    .await?;
+    Ok((network, task))
+}
+
 /// Sends every proposal at once; all must be accepted.
 async fn negotiate(
     owner: &Identity,
@@ -298,14 +315,7 @@ async fn negotiate(
     providers: &[(AccountId, Provider)],
     proposals: Vec<(usize, Proposal)>,
 ) -> anyhow::Result<Vec<(ContractTerms, Signature)>> {
-    let (network, _events, task) = p2p::start(P2pConfig {
-        secret: *owner.secret_bytes(),
-        listen: None,
-        protocol: strand_wire::CONTRACT_PROTOCOL,
-        message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
-        request_timeout: PROPOSAL_TIMEOUT,
-    })
-    .await?;
+    let (network, task) = node_client(owner, PROPOSAL_TIMEOUT).await?;
     let requests = proposals.into_iter().map(|(provider, proposal)| {
         let network = network.clone();
         let (account, record) = providers[provider].clone();

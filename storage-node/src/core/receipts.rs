@@ -16,12 +16,12 @@ type Key = (UploadKey, Option<Digest>, AccountId);
 #[derive(Clone, Debug, Default)]
 pub struct Receipts {
     pending: BTreeMap<u64, BTreeMap<Key, (u32, u64)>>,
-    /// Releases that did not fit an epoch's batch (counted, not receipted).
-    pub overflowed: u64,
 }
 
 impl Receipts {
-    /// Counts one released fragment of `bytes` in `epoch`.
+    /// Counts one released fragment of `bytes` in `epoch`; `false` when the
+    /// epoch's batch is full (the ledger takes at most `BATCH_ENTRIES_MAX`
+    /// entries) and the release could not be receipted.
     pub fn record(
         &mut self,
         epoch: u64,
@@ -29,16 +29,16 @@ impl Receipts {
         credential: Option<Digest>,
         requester: AccountId,
         bytes: u64,
-    ) {
+    ) -> bool {
         let batch = self.pending.entry(epoch).or_default();
         let key = (upload, credential, requester);
         if !batch.contains_key(&key) && batch.len() >= BATCH_ENTRIES_MAX {
-            self.overflowed += 1;
-            return;
+            return false;
         }
         let entry = batch.entry(key).or_default();
         entry.0 = entry.0.saturating_add(1);
         entry.1 = entry.1.saturating_add(bytes);
+        true
     }
 
     /// The batches of epochs before `current` (closed), oldest first,
@@ -96,7 +96,7 @@ mod tests {
         receipts.record(3, [5; 16], Some(Digest([9; 32])), reader, 100);
         receipts.record(3, [5; 16], Some(Digest([9; 32])), reader, 100);
         receipts.record(3, [5; 16], None, owner, 50);
-        receipts.record(4, [5; 16], Some(Digest([9; 32])), reader, 100);
+        assert!(receipts.record(4, [5; 16], Some(Digest([9; 32])), reader, 100));
         assert!(receipts.take_closed(3).is_empty(), "epoch 3 is still open");
         let closed = receipts.take_closed(4);
         assert_eq!(closed.len(), 1);
@@ -106,6 +106,15 @@ mod tests {
         let read = batch.iter().find(|r| r.requester == reader).expect("reader");
         assert_eq!((read.fragments, read.bytes, read.credential), (2, 200, Some(Digest([9; 32]))));
         assert!(receipts.take_closed(4).is_empty(), "handed over once");
+        // A full batch refuses new readers (and says so), not known ones.
+        let mut full = Receipts::default();
+        for index in 0..BATCH_ENTRIES_MAX {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(index as u64).to_le_bytes());
+            assert!(full.record(1, [5; 16], None, AccountId(id), 1));
+        }
+        assert!(!full.record(1, [5; 16], None, AccountId([0xff; 32]), 1));
+        assert!(full.record(1, [5; 16], None, AccountId([0; 32]), 1), "a known reader still counts");
         receipts.restore(3, batch.clone());
         assert_eq!(receipts.take_closed(5).len(), 2, "restored epoch 3 and epoch 4");
     }

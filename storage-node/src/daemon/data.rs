@@ -34,12 +34,14 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
     let gate: Gate = Arc::new(move |operation, remote, fragment| {
         let requester = AccountId(remote);
         let holdings = decider.holdings();
+        // One O(1) snapshot of the replica decides and dates the release.
+        let ledger = decider.ledger();
         let decision = match operation {
             Operation::Get => gate::decide_get(
                 &requester,
                 &fragment,
                 &holdings,
-                &decider.ledger(),
+                &ledger,
                 decider.freshness(),
                 &decider.presentations(),
             ),
@@ -55,9 +57,11 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
                     let bytes = u64::from(agreement.terms.fragment_size);
-                    let ledger = decider.ledger();
                     let epoch = ledger.params.epoch_of(ledger.height);
-                    decider.receipts().record(epoch, agreement.terms.upload, credential, requester, bytes);
+                    if !decider.receipts().record(epoch, agreement.terms.upload, credential, requester, bytes) {
+                        // More distinct readers in this epoch than a batch holds.
+                        decider.metrics.receipts_dropped.inc();
+                    }
                     decider.metrics.fragment_bytes_released.inc_by(bytes);
                     let reader = if credential.is_some() { "grantee" } else { "owner" };
                     decider.metrics.fragment_bytes_released_to.with_label_values(&[reader]).inc_by(bytes);

@@ -4,7 +4,6 @@
 //! above them), submit them in one transaction before the epoch's last
 //! block, and count what the ledger made of them.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,8 +237,6 @@ async fn prove_contract(
         let (parents, group) = read_group(node, id, size, chunk_index).await?;
         chunks.push(chunk::prove_from_group(size, chunk_index, &parents, &group)?);
     }
-    let distinct: BTreeSet<u32> = challenges.iter().map(|c| c.fragment).collect();
-    tracing::debug!(fragments = distinct.len(), challenges = challenges.len(), "node.proofs contract proven");
     Ok(answers::build(fragment_ids, &challenges, chunks).to_bytes())
 }
 
