@@ -268,10 +268,17 @@ fn the_access_matrix() {
     assert_eq!((network.metric_sum(GRANTEE_BYTES) + metric_offset), released, "zero bytes to the stranger");
 
     // Grantee after expiry: a credential valid for 2 more blocks.
-    let output = network.strand(&["grant", &upload, "--to", &grantee_key, "--expires", "+2", "--json"]);
+    // Valid for 10 more blocks (2 s): enough for the grant itself to land
+    // on a loaded machine; then wait until every node is past its expiry.
+    let output = network.strand(&["grant", &upload, "--to", &grantee_key, "--expires", "+10", "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
     let short_lived = json(&output)["credential"].as_str().expect("credential id").to_string();
-    std::thread::sleep(Duration::from_millis(1500));
+    let expiry = json(&output)["expires_at_height"].as_u64().expect("expiry height");
+    let started = std::time::Instant::now();
+    while (0..6).any(|index| metric(&network.metrics(index), "strand_node_ledger_height") <= expiry as f64) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the nodes did not pass height {expiry}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let copy = grantee_home.path().join("late.vcf");
     let output = network.strand_in(
         grantee_home.path(),
