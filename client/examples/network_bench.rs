@@ -26,6 +26,28 @@ fn peak_rss_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far, from
+/// `/proc/PID/stat` (`self` for this process).
+fn cpu_seconds(pid: &str) -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) start at
+            // the state; utime and stime are the 12th and 13th of those.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .map_or(0.0, |ticks| ticks / ticks_per_second)
+}
+
+/// CPU seconds of this process and of every node of `network`.
+fn cpu_of(network: &devnet::Devnet) -> (f64, f64) {
+    let nodes = network.processes[1..].iter().map(|process| cpu_seconds(&process.id().to_string())).sum();
+    (cpu_seconds("self"), nodes)
+}
+
 fn write_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
     use std::io::Write;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -44,7 +66,8 @@ fn write_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
 
 /// A plain iroh-blobs transfer of `file` from one loopback endpoint to
 /// another's file store: the transport's own ceiling on this machine.
-async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<f64> {
+/// Returns the transfer's wall time and the CPU time it took (both ends).
+async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<(f64, f64)> {
     let server_store = iroh_blobs::store::fs::FsStore::load(directory.join("server")).await?;
     let hash = server_store.add_path(file).await?.hash;
     let server = strand_net::blobs::endpoint([1; 32], "127.0.0.1:0".parse()?).await?;
@@ -55,15 +78,17 @@ async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<f64> {
     let client_store = iroh_blobs::store::fs::FsStore::load(directory.join("client")).await?;
     let remote = strand_net::blobs::remote_address(*server.id().as_bytes(), &server.bound_sockets())?;
     let started = Instant::now();
+    let cpu_before = cpu_seconds("self");
     let connection = strand_net::blobs::connect(&client, remote, std::time::Duration::from_secs(10)).await?;
     strand_net::blobs::fetch_into(&client_store, &connection, *hash.as_bytes(), std::time::Duration::from_secs(3600))
         .await?;
     client_store.sync_db().await?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("self") - cpu_before;
     router.shutdown().await?;
     client_store.shutdown().await?;
     server_store.shutdown().await?;
-    Ok(seconds)
+    Ok((seconds, cpu))
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -86,22 +111,35 @@ async fn main() -> anyhow::Result<()> {
     let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
     let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let options = UploadOptions { params: CodecParams::default(), term_epochs: 1000, threads: 2 };
+    let cpu_before_upload = cpu_of(&network);
     let started = Instant::now();
     let summary =
         network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
     let upload_seconds = started.elapsed().as_secs_f64();
+    let cpu_after_upload = cpu_of(&network);
     let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
     follower.catch_up(&mut client).await?;
     let copy = work.path().join("copy.bin");
     let started = Instant::now();
     network::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
     let download_seconds = started.elapsed().as_secs_f64();
+    let cpu_after_download = cpu_of(&network);
     let client_rss = peak_rss_kib("self");
     let node_rss: Vec<u64> =
         network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
     devnet::stop(network);
     let identical = strand_client::offline::hash_file(&copy)? == strand_client::offline::hash_file(&file)?;
-    let plain_seconds = plain_iroh(&file, work.path()).await?;
+    let (plain_seconds, plain_cpu) = plain_iroh(&file, work.path()).await?;
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    let cpu_line = |before: (f64, f64), after: (f64, f64), moved_gib: f64| {
+        let (client, nodes) = (after.0 - before.0, after.1 - before.1);
+        format!(
+            "CPU {:.1} s client + {:.1} s nodes = {:.2} CPU-s per GiB moved",
+            client,
+            nodes,
+            (client + nodes) / moved_gib
+        )
+    };
     let rate = |seconds: f64| bytes as f64 / seconds / 1e6;
     println!(
         "file                 {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, identical after download: {identical}"
@@ -114,11 +152,14 @@ async fn main() -> anyhow::Result<()> {
         "  of which            encode {:.2} s, providers pull and sign {:.2} s, ledger {:.2} s",
         summary.encode_seconds, summary.transfer_seconds, summary.ledger_seconds
     );
+    println!("  {}", cpu_line(cpu_before_upload, cpu_after_upload, gib * 1.5));
     println!("download             {download_seconds:.2} s  {:.0} MB/s", rate(download_seconds));
+    println!("  {}", cpu_line(cpu_after_upload, cpu_after_download, gib));
     println!(
         "plain iroh-blobs     {plain_seconds:.2} s  {:.0} MB/s (same bytes, one endpoint to another, same run)",
         rate(plain_seconds)
     );
+    println!("  CPU {plain_cpu:.1} s (both ends) = {:.2} CPU-s per GiB moved", plain_cpu / gib);
     println!("client peak RSS      {} MiB (upload and download)", client_rss / 1024);
     println!("node peak RSS        {:?} MiB", node_rss.iter().map(|kib| kib / 1024).collect::<Vec<_>>());
     Ok(())

@@ -16,5 +16,6 @@ pub mod offline;
 pub mod placement;
 pub mod progress;
 pub mod record;
+pub mod window;
 
 pub use strand_core::{keyfile, units};

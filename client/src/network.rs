@@ -1,11 +1,12 @@
 //! Upload to and download from the storage network.
 //!
-//! Upload: encode into a temporary local blob store; choose k+m distinct
-//! providers per stripe from the verified ledger replica; propose one
-//! contract per provider over libp2p; each provider pulls and verifies its
-//! fragments from this client over iroh-blobs (only chosen providers, only
-//! their own fragments) and countersigns; open the contracts on the ledger;
-//! keep the sealed upload record. Download: fetch each needed fragment from
+//! Upload: choose k+m distinct providers per stripe from the verified ledger
+//! replica; encode into a bounded in-memory window while each provider
+//! pulls and verifies its fragments over iroh-blobs as they are encoded
+//! (staging: only chosen providers, only their own fragments); then propose
+//! one contract per provider over libp2p, which finds its fragments held and
+//! countersigns; open the contracts on the ledger; keep the sealed upload
+//! record. Download: fetch each needed fragment from
 //! its provider over iroh-blobs, in parallel, rebuilding from parity where a
 //! provider fails, then decode and verify.
 
@@ -19,7 +20,7 @@ use anyhow::{Context as _, bail};
 use strand_contracts::state::{LedgerState, Provider};
 use strand_contracts::transaction::{Body, ContractTerms, ProofPolicy};
 use strand_contracts::{AccountId, Digest, Outcome, Signature, Transaction};
-use strand_core::io::{FragmentLocation, FragmentSink, FragmentSource};
+use strand_core::io::{FragmentLocation, FragmentSource};
 use strand_core::{CodecParams, FragmentId, Identity, RecoveryIndex, UploadSecrets};
 use strand_ledger_service::client::LedgerClient;
 use strand_ledger_service::protocol::TransactionStatus;
@@ -31,6 +32,7 @@ use strand_wire::{FragmentSource as WireSource, Proposal, Request, Response};
 use crate::offline::DecodeSummary;
 use crate::placement::{self, Candidate};
 use crate::record::UploadRecord;
+use crate::window::{self, Encoded, WindowSink};
 
 /// How long connecting to a provider may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,9 +73,10 @@ pub struct UploadSummary {
     pub record: std::path::PathBuf,
     /// Wall time.
     pub seconds: f64,
-    /// Of which encoding into the local staging store.
+    /// Of which encoding, with providers pulling (staging) as it goes,
+    /// until every fragment is held by its provider.
     pub encode_seconds: f64,
-    /// Of which providers pulling and countersigning.
+    /// Of which proposing the contracts and providers countersigning.
     pub transfer_seconds: f64,
     /// Of which opening the contracts on the ledger.
     pub ledger_seconds: f64,
@@ -103,48 +106,10 @@ pub fn endpoints_of(provider: &Provider) -> Endpoints {
     endpoints
 }
 
-/// Imports into the staging store running at once: the store hashes and
-/// writes on its own threads, so a few in flight overlap with encoding.
-const STAGING_IMPORTS_IN_FLIGHT: usize = 8;
-
-/// Puts fragments into an iroh store from the (blocking) encoder, a bounded
-/// number of imports in flight.
-struct StoreSink {
-    store: iroh_blobs::api::Store,
-    runtime: tokio::runtime::Handle,
-    in_flight: tokio::task::JoinSet<Result<(), String>>,
-}
-
-impl StoreSink {
-    fn new(store: iroh_blobs::api::Store, runtime: tokio::runtime::Handle) -> Self {
-        Self { store, runtime, in_flight: tokio::task::JoinSet::new() }
-    }
-
-    /// Waits for one import (or all, with `all`), surfacing the first error.
-    fn settle(&mut self, all: bool) -> std::io::Result<()> {
-        while let Some(joined) = self.runtime.block_on(self.in_flight.join_next()) {
-            joined.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
-            if !all && self.in_flight.len() < STAGING_IMPORTS_IN_FLIGHT {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl FragmentSink for StoreSink {
-    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
-        if self.in_flight.len() >= STAGING_IMPORTS_IN_FLIGHT {
-            self.settle(false)?;
-        }
-        let (store, bytes, tag) = (self.store.clone(), fragment.to_vec(), format!("fragment/{id}"));
-        self.in_flight.spawn_on(
-            async move { store.add_bytes(bytes).with_named_tag(tag).await.map(|_| ()).map_err(|error| error.to_string()) },
-            &self.runtime,
-        );
-        Ok(())
-    }
-}
+/// Fragments named in one staging request to a busy provider.
+const STAGE_BATCH: usize = 8;
+/// Staging requests in flight to one provider.
+const STAGE_REQUESTS_PER_PROVIDER: usize = 2;
 
 fn stripe_digest(ids: &[FragmentId]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key("strand stripe v1");
@@ -154,8 +119,103 @@ fn stripe_digest(ids: &[FragmentId]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// (provider, fragment) pairs the upload's blob server may serve now.
+type Allowed = Mutex<HashSet<([u8; 32], [u8; 32])>>;
+
+/// What staging needs to know of one provider.
+struct StagingTarget {
+    peer: p2p::PeerId,
+    address: Option<p2p::Multiaddr>,
+    account: AccountId,
+    fragment_count: u32,
+}
+
+/// Sends encoded fragments to their providers as staging requests (each
+/// provider pulls them over iroh-blobs at once) until the encoder is done;
+/// a fragment leaves memory once its provider holds it. Batches form while
+/// a provider is busy; an idle provider is sent what is waiting when the
+/// encoder is done or the window is full, so the window always drains.
+#[allow(clippy::too_many_arguments)]
+async fn stage_all(
+    network: &p2p::P2pHandle,
+    targets: &HashMap<usize, StagingTarget>,
+    upload: strand_contracts::types::UploadKey,
+    fragment_size: u32,
+    source: &WireSource,
+    mut encoded: tokio::sync::mpsc::UnboundedReceiver<Result<Encoded, String>>,
+    window: &tokio::sync::Semaphore,
+    collector: &window::Collector,
+    allowed: &Allowed,
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let mut waiting: HashMap<usize, Vec<Encoded>> = HashMap::new();
+    let mut in_flight: HashMap<usize, usize> = HashMap::new();
+    let mut requests = futures::stream::FuturesUnordered::new();
+    let mut encoder_done = false;
+    loop {
+        let window_full = window.available_permits() == 0;
+        for (&provider, batch) in waiting.iter_mut().filter(|(_, batch)| !batch.is_empty()) {
+            let busy = in_flight.get(&provider).copied().unwrap_or(0);
+            let send = busy == 0 && (encoder_done || window_full || batch.len() >= STAGE_BATCH)
+                || busy < STAGE_REQUESTS_PER_PROVIDER && batch.len() >= STAGE_BATCH;
+            if !send {
+                continue;
+            }
+            let batch = std::mem::take(batch);
+            let target = &targets[&provider];
+            if let Ok(mut allowed) = allowed.lock() {
+                allowed.extend(batch.iter().map(|fragment| (target.account.0, fragment.id)));
+            }
+            let request = Request::Stage(strand_wire::Stage {
+                upload,
+                fragment_count: target.fragment_count,
+                fragment_size,
+                source: source.clone(),
+                fragment_ids: batch.iter().map(|fragment| fragment.id).collect(),
+            });
+            *in_flight.entry(provider).or_default() += 1;
+            let answer = network.request(target.peer, target.address.clone(), strand_wire::encode(&request));
+            requests.push(async move { (provider, batch, answer.await) });
+        }
+        if encoder_done && requests.is_empty() && waiting.values().all(Vec::is_empty) {
+            return Ok(());
+        }
+        tokio::select! {
+            item = encoded.recv(), if !encoder_done => match item {
+                Some(Ok(fragment)) => waiting.entry(fragment.provider).or_default().push(fragment),
+                Some(Err(reason)) => bail!(reason),
+                None => encoder_done = true,
+            },
+            Some((provider, batch, answer)) = requests.next() => {
+                let account = targets[&provider].account;
+                let answer = answer.map_err(|reason| anyhow::anyhow!("provider {}: {reason}", account.short()))?;
+                match strand_wire::decode::<Response>(&answer)? {
+                    Response::Staged { .. } => {}
+                    Response::Refused(reason) => bail!("provider {} refused to stage fragments: {reason}", account.short()),
+                    _ => bail!("provider {} answered a staging request with another response", account.short()),
+                }
+                if let Ok(mut allowed) = allowed.lock() {
+                    for fragment in &batch {
+                        allowed.remove(&(account.0, fragment.id));
+                    }
+                }
+                // Dropping the batch frees its window places; the store's
+                // collector reclaims the bytes.
+                collector.released(batch.len() as u64 * u64::from(fragment_size));
+                drop(batch);
+                *in_flight.entry(provider).or_default() -= 1;
+            }
+        }
+    }
+}
+
 /// Uploads `file`. Nothing is recorded unless every provider accepted and
 /// every contract was finalised on the ledger.
+///
+/// Encoding and transfer overlap: fragments go into a bounded in-memory
+/// window, and each provider pulls its own as they are encoded (staging);
+/// the proposals follow once the whole file is encoded and the terms' roots
+/// are known, and find every fragment already held.
 pub async fn upload(
     file: &Path,
     owner: &Identity,
@@ -168,28 +228,13 @@ pub async fn upload(
     let started = Instant::now();
     let account = AccountId::of(&owner.public_key());
     let secrets = UploadSecrets::generate(&mut rand::rng());
-    let work = tempfile::Builder::new().prefix("strand-upload-").tempdir().context("cannot create a work directory")?;
-    let store: iroh_blobs::api::Store = (*iroh_blobs::store::fs::FsStore::load(work.path()).await?).clone();
+    let file_source =
+        strand_core::io::FileSource::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let layout = strand_core::Layout::new(options.params, strand_core::io::ChunkSource::length(&file_source))?;
+    let width = options.params.fragments_per_stripe();
+    let fragment_bytes = options.params.fragment_size() as u64;
 
-    // Encode into the local store (blocking work off the runtime).
-    let index = {
-        let (file, store, secrets, params, threads) =
-            (file.to_path_buf(), store.clone(), secrets.clone(), options.params, options.threads);
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {
-            let source =
-                strand_core::io::FileSource::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut sink = StoreSink::new(store, runtime);
-            let index = strand_core::encode(&source, &mut sink, params, &secrets, threads, progress)?;
-            sink.settle(true)?;
-            Ok(index)
-        })
-        .await??
-    };
-    let width = index.params().fragments_per_stripe();
-    let encode_seconds = started.elapsed().as_secs_f64();
-
-    // Place.
+    // Place every stripe before encoding (placement needs only the layout).
     let providers: Vec<(AccountId, Provider)> =
         strand_contracts::query::providers_by_domain(state, &Default::default(), 0)
             .into_iter()
@@ -204,9 +249,99 @@ pub async fn upload(
             free_bytes: provider.free_bytes(),
         })
         .collect();
-    let fragment_bytes = index.params().fragment_size() as u64;
-    let placements =
-        placement::place(index.layout.stripe_count, width, &candidates, fragment_bytes, secrets.master_key.as_bytes())?;
+    let placements = Arc::new(placement::place(
+        layout.stripe_count,
+        width,
+        &candidates,
+        fragment_bytes,
+        secrets.master_key.as_bytes(),
+    )?);
+    let mut targets: HashMap<usize, StagingTarget> = HashMap::new();
+    for &provider in placements.iter().flatten() {
+        let (account, record) = &providers[provider];
+        let target = match targets.entry(provider) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(StagingTarget {
+                peer: p2p::peer_id_of(&account.0)?,
+                address: endpoints_of(record).libp2p,
+                account: *account,
+                fragment_count: 0,
+            }),
+        };
+        target.fragment_count += 1;
+    }
+
+    // Serve each chosen provider exactly the fragments it was asked to stage.
+    let collector = Arc::new(window::Collector::default());
+    let store = window::store(&collector);
+    let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+    let source = WireSource {
+        endpoint: *endpoint.id().as_bytes(),
+        addresses: endpoint.bound_sockets().iter().map(ToString::to_string).collect(),
+    };
+    let allowed: Arc<Allowed> = Arc::default();
+    let gate_allowed = Arc::clone(&allowed);
+    let gate: blobs::Gate = Arc::new(move |operation, remote, fragment| match operation {
+        Operation::Get if gate_allowed.lock().is_ok_and(|allowed| allowed.contains(&(remote, fragment))) => Ok(()),
+        _ => Err("not_authorised"),
+    });
+    let router = blobs::serve(endpoint.clone(), store.clone(), gate);
+    let (network, network_task) = node_client(owner, PROPOSAL_TIMEOUT).await?;
+
+    // Encode (blocking, off the runtime) while providers pull.
+    let window = Arc::new(tokio::sync::Semaphore::new(window::places(fragment_bytes, width)));
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let encoding = {
+        let sink = WindowSink {
+            store: store.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            places: Arc::clone(&window),
+            collector: Arc::clone(&collector),
+            encoded: sender,
+            placements: Arc::clone(&placements),
+            width,
+            position: 0,
+        };
+        let (secrets, params, threads) = (secrets.clone(), options.params, options.threads);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {
+            let mut sink = sink;
+            let index = strand_core::encode(&file_source, &mut sink, params, &secrets, threads, progress)?;
+            Ok(index)
+        })
+    };
+    let staging = async {
+        let staged = stage_all(
+            &network,
+            &targets,
+            *secrets.upload_id.as_bytes(),
+            fragment_bytes as u32,
+            &source,
+            receiver,
+            &window,
+            &collector,
+            &allowed,
+        )
+        .await;
+        // A failed transfer stops the encoder waiting for window places.
+        window.close();
+        staged
+    };
+    let (encoded, staged) = tokio::join!(encoding, staging);
+    let encoded = match (encoded, staged) {
+        (_, Err(error)) => Err(error),
+        (Err(joined), _) => Err(anyhow::anyhow!("the encoder stopped: {joined}")),
+        (Ok(encoded), Ok(())) => encoded,
+    };
+    let encode_seconds = started.elapsed().as_secs_f64();
+    let index = match encoded {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            network_task.abort();
+            let _ = router.shutdown().await;
+            store.shutdown().await.ok();
+            return Err(error);
+        }
+    };
 
     // Per provider: its fragments in (stripe, shard) order, and the terms.
     let mut assigned: HashMap<usize, Vec<[u8; 32]>> = HashMap::new();
@@ -221,11 +356,6 @@ pub async fn upload(
         (0..index.layout.stripe_count).map(|stripe| stripe_digest(index.stripe(stripe))).collect();
     let stripes_root = Digest(merkle::root(&stripe_digests));
     let mut proposals: Vec<(usize, Proposal)> = Vec::new();
-    let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
-    let source = WireSource {
-        endpoint: *endpoint.id().as_bytes(),
-        addresses: endpoint.bound_sockets().iter().map(ToString::to_string).collect(),
-    };
     for (&provider, ids) in &assigned {
         let terms = ContractTerms {
             upload: *secrets.upload_id.as_bytes(),
@@ -247,20 +377,8 @@ pub async fn upload(
         proposals.push((provider, Proposal { terms, fragment_ids: ids.clone(), source: source.clone() }));
     }
 
-    // Serve each chosen provider exactly its own fragments.
-    let allowed: Arc<HashMap<[u8; 32], HashSet<[u8; 32]>>> = Arc::new(
-        assigned
-            .iter()
-            .map(|(&provider, ids)| (candidates[provider].account.0, ids.iter().copied().collect()))
-            .collect(),
-    );
-    let gate: blobs::Gate = Arc::new(move |operation, remote, fragment| match operation {
-        Operation::Get if allowed.get(&remote).is_some_and(|ids| ids.contains(&fragment)) => Ok(()),
-        _ => Err("not_authorised"),
-    });
-    let router = blobs::serve(endpoint.clone(), store.clone(), gate);
-
-    let signed = negotiate(owner, state, &providers, proposals).await;
+    let signed = negotiate(&network, state, &providers, proposals).await;
+    network_task.abort();
     let _ = router.shutdown().await;
     store.shutdown().await.ok();
     let signed = signed?;
@@ -310,12 +428,11 @@ pub async fn node_client(
 
 /// Sends every proposal at once; all must be accepted.
 async fn negotiate(
-    owner: &Identity,
+    network: &p2p::P2pHandle,
     state: &LedgerState,
     providers: &[(AccountId, Provider)],
     proposals: Vec<(usize, Proposal)>,
 ) -> anyhow::Result<Vec<(ContractTerms, Signature)>> {
-    let (network, task) = node_client(owner, PROPOSAL_TIMEOUT).await?;
     let requests = proposals.into_iter().map(|(provider, proposal)| {
         let network = network.clone();
         let (account, record) = providers[provider].clone();
@@ -334,14 +451,13 @@ async fn negotiate(
                     Ok((proposal.terms, signature))
                 }
                 Response::Refused(reason) => bail!("provider {} refused the contract: {reason}", account.short()),
-                Response::Presented { .. } | Response::Denied { .. } => {
-                    bail!("provider {} answered a proposal with a credential response", account.short())
+                Response::Presented { .. } | Response::Denied { .. } | Response::Staged { .. } => {
+                    bail!("provider {} answered a proposal with another response", account.short())
                 }
             }
         }
     });
     let results = futures::future::join_all(requests).await;
-    task.abort();
     results.into_iter().collect()
 }
 
@@ -354,15 +470,17 @@ async fn open_contracts(
 ) -> anyhow::Result<Vec<(String, String)>> {
     let account = AccountId::of(&owner.public_key());
     let mut nonce = state.accounts.get(&account).map_or(0, |account| account.nonce);
+    let transactions = signed
+        .iter()
+        .map(|(terms, signature)| {
+            nonce += 1;
+            let body = Body::OpenContract { terms: terms.clone(), provider_signature: *signature };
+            Transaction::sign(state.params.chain, owner, nonce, body).to_bytes()
+        })
+        .collect();
     let mut hashes = Vec::new();
-    for (terms, signature) in signed {
-        nonce += 1;
-        let body = Body::OpenContract { terms: terms.clone(), provider_signature: *signature };
-        let transaction = Transaction::sign(state.params.chain, owner, nonce, body);
-        let hash = client
-            .submit(transaction.to_bytes())
-            .await?
-            .map_err(|reason| anyhow::anyhow!("the ledger refused a contract: {reason}"))?;
+    for (submitted, (terms, _)) in client.submit_all(transactions).await?.into_iter().zip(signed) {
+        let hash = submitted.map_err(|reason| anyhow::anyhow!("the ledger refused a contract: {reason}"))?;
         hashes.push((hash, terms));
     }
     let start = client.status().await?.height;
@@ -503,7 +621,7 @@ impl FragmentSource for NetworkSource {
         &self,
         location: FragmentLocation,
         id: &FragmentId,
-        _: usize,
+        size: usize,
         into: &mut Vec<u8>,
     ) -> std::io::Result<bool> {
         let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else {
@@ -511,11 +629,9 @@ impl FragmentSource for NetworkSource {
         };
         self.runtime.block_on(async {
             let connection = self.connection(provider).await.map_err(std::io::Error::other)?;
-            let bytes = blobs::fetch_bytes(&connection, *id.as_bytes(), FRAGMENT_TIMEOUT)
+            blobs::fetch_sized(&connection, *id.as_bytes(), size as u64, FRAGMENT_TIMEOUT, into)
                 .await
                 .map_err(std::io::Error::other)?;
-            into.clear();
-            into.extend_from_slice(&bytes);
             Ok(true)
         })
     }

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub fragment_bytes_received: IntCounter,
     /// Contract proposals, by outcome.
     pub proposals: IntCounterVec,
+    /// Staging requests by outcome.
+    pub stagings: IntCounterVec,
+    /// Capacity held by staging reservations.
+    pub staging_reserved_bytes: IntGauge,
     /// Height of the node's ledger replica.
     pub ledger_height: IntGauge,
     /// Blocks the replica is behind the service.
@@ -91,6 +95,11 @@ impl Metrics {
             ),
             fragment_bytes_received: total("strand_node_fragment_bytes_received_total", "Bytes of fragments received"),
             proposals: counter("strand_node_proposals_total", "Contract proposals by outcome", &["outcome"]),
+            stagings: counter("strand_node_stagings_total", "Staging requests by outcome", &["outcome"]),
+            staging_reserved_bytes: gauge(
+                "strand_node_staging_reserved_bytes",
+                "Capacity reserved for fragments staged ahead of proposals",
+            ),
             ledger_height: gauge("strand_node_ledger_height", "Height of the node's ledger replica"),
             ledger_lag_blocks: gauge("strand_node_ledger_lag_blocks", "Blocks behind the ledger service"),
             peers_connected: gauge("strand_node_peers_connected", "Connected libp2p peers"),

@@ -274,11 +274,7 @@ fn the_access_matrix() {
     assert!(output.status.success(), "{}", describe(&output));
     let short_lived = json(&output)["credential"].as_str().expect("credential id").to_string();
     let expiry = json(&output)["expires_at_height"].as_u64().expect("expiry height");
-    let started = std::time::Instant::now();
-    while (0..6).any(|index| metric(&network.metrics(index), "strand_node_ledger_height") <= expiry as f64) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the nodes did not pass height {expiry}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_nodes_at(&network, expiry + 1);
     let copy = grantee_home.path().join("late.vcf");
     let output = network.strand_in(
         grantee_home.path(),
@@ -297,11 +293,7 @@ fn the_access_matrix() {
     let revoked_at = json(&output)["revoked_at_height"].as_u64().expect("height");
     // Effective at a node once it has applied that block (revocation
     // latency is measured in BENCHMARKS.md); wait for every node.
-    let started = std::time::Instant::now();
-    while (0..6).any(|index| metric(&network.metrics(index), "strand_node_ledger_height") < revoked_at as f64) {
-        assert!(started.elapsed() < Duration::from_secs(20), "the nodes did not apply block {revoked_at}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_nodes_at(&network, revoked_at);
     let before = refused_codes(&network, "revoked");
     assert_eq!(
         raw_get(&network, &runtime, &grantee, 2, fragment_on(&network, &record, 2)),
@@ -389,6 +381,7 @@ fn the_access_matrix() {
     let output = network.strand(&["grant", &upload, "--to", &grantee_key, "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
     let fresh: Digest = json(&output)["credential"].as_str().expect("credential id").parse().expect("id");
+    wait_for_nodes_at(&network, json(&output)["granted_at_height"].as_u64().expect("height"));
     let outcomes = runtime.block_on(credentials::present(&grantee, &record, &ledger_state(), &fresh)).expect("present");
     assert!(outcomes.iter().all(|(_, outcome)| outcome.is_ok()), "{outcomes:?}");
     let fragment = fragment_on(&network, &record, 4);
@@ -403,4 +396,14 @@ fn the_access_matrix() {
     assert_eq!(grantee_got, 0, "a stale node releases nothing to a grantee");
     assert_eq!(refused_codes(&network, "ledger_too_stale"), stale_before + 1.0);
     assert!(owner_got > 0, "the owner still reads what the node holds");
+}
+
+/// Waits until every node's replica has applied block `height` (a grant,
+/// a revocation, an expiry takes effect at a node only then).
+fn wait_for_nodes_at(network: &Network, height: u64) {
+    let started = std::time::Instant::now();
+    while (0..6).any(|index| metric(&network.metrics(index), "strand_node_ledger_height") < height as f64) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the nodes did not apply block {height} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

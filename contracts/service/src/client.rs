@@ -1,4 +1,5 @@
-//! A client of the ledger protocol: one TCP connection, one request at a time.
+//! A client of the ledger protocol: one TCP connection, one request at a
+//! time (and [`LedgerClient::submit_all`], which opens a few more).
 
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub enum ClientError {
 pub struct LedgerClient {
     stream: TcpStream,
 }
+
+/// Connections [`LedgerClient::submit_all`] opens at once.
+pub const SUBMISSIONS_IN_FLIGHT: usize = 16;
 
 /// Longest a single request may take (waits add their own timeout).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,6 +93,26 @@ impl LedgerClient {
             Response::Submitted(result) => Ok(result),
             _ => Err(ClientError::Unexpected),
         }
+    }
+
+    /// Submits several transactions at once, each on its own short-lived
+    /// connection to the same service (at most [`SUBMISSIONS_IN_FLIGHT`] at
+    /// a time), so the service admits them together with one durable commit
+    /// instead of one commit each. Answers in the order given. A sender's
+    /// transactions may arrive out of nonce order: the mempool queues them
+    /// and releases them in nonce order.
+    pub async fn submit_all(&mut self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, String>>, ClientError> {
+        use futures::StreamExt as _;
+        let address = self.stream.peer_addr().map_err(FrameError::Io)?.to_string();
+        let answers: Vec<Result<Result<Digest, String>, ClientError>> = futures::stream::iter(transactions)
+            .map(|bytes| {
+                let address = address.clone();
+                async move { LedgerClient::connect(&address).await?.submit(bytes).await }
+            })
+            .buffered(SUBMISSIONS_IN_FLIGHT)
+            .collect()
+            .await;
+        answers.into_iter().collect()
     }
 
     /// What became of a transaction.

@@ -197,17 +197,75 @@ pub async fn fetch_bytes(
     }
 }
 
+/// Fetches blob `hash`, which must be exactly `size` bytes, over
+/// `connection` into `into` (cleared first), verified against the hash as it
+/// streams. A remote announcing any other size is refused before any
+/// content is read, so memory stays bounded by `size` whatever it sends.
+pub async fn fetch_sized(
+    connection: &Connection,
+    hash: [u8; 32],
+    size: u64,
+    timeout: Duration,
+    into: &mut Vec<u8>,
+) -> Result<(), FetchError> {
+    let remote = connection.remote_id().fmt_short().to_string();
+    let hash = Hash::from_bytes(hash);
+    match tokio::time::timeout(timeout, read_sized(connection, hash, size, into)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason }),
+        Err(_) => Err(FetchError::Timeout { remote, timeout }),
+    }
+}
+
+async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut Vec<u8>) -> Result<(), String> {
+    use iroh_blobs::get::fsm::{self, BlobContentNext, ConnectedNext, EndBlobNext};
+    let request = iroh_blobs::protocol::GetRequest::blob(hash);
+    let connected =
+        fsm::start(connection.clone(), request, Default::default()).next().await.map_err(|e| e.to_string())?;
+    let ConnectedNext::StartRoot(start) = connected.next().await.map_err(|error| error.to_string())? else {
+        return Err("the remote answered a single-blob request with several".into());
+    };
+    let (mut content, announced) = start.next().next().await.map_err(|error| error.to_string())?;
+    if announced != size {
+        return Err(format!("the remote announced {announced} bytes where {size} were expected"));
+    }
+    into.clear();
+    into.reserve(usize::try_from(size).map_err(|_| "the blob is larger than this machine's memory".to_string())?);
+    let end = loop {
+        match content.next().await {
+            BlobContentNext::More((next, item)) => {
+                if let bao_tree::io::BaoContentItem::Leaf(leaf) = item.map_err(|error| error.to_string())? {
+                    // A whole-blob request streams its leaves in order.
+                    if leaf.offset != into.len() as u64 {
+                        return Err(format!("a leaf arrived at offset {} instead of {}", leaf.offset, into.len()));
+                    }
+                    into.extend_from_slice(&leaf.data);
+                }
+                content = next;
+            }
+            BlobContentNext::Done(end) => break end,
+        }
+    };
+    if into.len() as u64 != size {
+        return Err(format!("the remote sent {} of {size} bytes", into.len()));
+    }
+    match end.next() {
+        EndBlobNext::Closing(closing) => closing.next().await.map(|_| ()).map_err(|error| error.to_string()),
+        EndBlobNext::MoreChildren(_) => Err("the remote sent more than the blob".into()),
+    }
+}
+
 /// Fetches blob `hash` over `connection` into `store`, verified.
 pub async fn fetch_into(
     store: &Store,
     connection: &Connection,
     hash: [u8; 32],
     timeout: Duration,
-) -> Result<(), FetchError> {
+) -> Result<u64, FetchError> {
     let remote = connection.remote_id().fmt_short().to_string();
     let hash = Hash::from_bytes(hash);
     match tokio::time::timeout(timeout, store.remote().fetch(connection.clone(), hash)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(stats)) => Ok(stats.payload_bytes_read),
         Ok(Err(error)) => {
             Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason: error.to_string() })
         }

@@ -10,3 +10,4 @@ pub mod holdings;
 pub mod proposal;
 pub mod receipts;
 pub mod retention;
+pub mod staging;

@@ -28,6 +28,14 @@ pub(super) fn tag_of(fragment: &[u8; 32]) -> String {
     format!("fragment/{}", hex::encode(fragment))
 }
 
+/// Where staged fragments are tagged: every tag of one reservation.
+pub(super) fn staging_prefix(key: &crate::core::staging::Key) -> String {
+    format!("{STAGING_TAGS}{}/{}/", hex::encode(key.0.0), hex::encode(key.1))
+}
+
+/// The prefix of every staging tag.
+pub(super) const STAGING_TAGS: &str = "staging/";
+
 /// Serves fragments, every request decided by the node's gate.
 pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
     let decider = Arc::clone(node);

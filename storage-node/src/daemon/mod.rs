@@ -22,6 +22,7 @@ use crate::config::NodeConfig;
 use crate::core::gate::{Freshness, Presentations};
 use crate::core::holdings::Holdings;
 use crate::core::receipts::Receipts;
+use crate::core::staging::{self, Staging};
 use crate::metrics::{self, Metrics};
 use crate::records::Records;
 
@@ -45,6 +46,13 @@ pub(crate) struct Node {
     /// Releases to be receipted on the ledger.
     receipts: std::sync::Mutex<Receipts>,
     holdings: RwLock<Holdings>,
+    /// Fragments pulled ahead of proposals (see `core::staging`).
+    staging: std::sync::Mutex<Staging>,
+    /// One connection to each staging owner's source, reused across its
+    /// requests.
+    staging_connections: std::sync::Mutex<std::collections::HashMap<staging::Key, iroh::endpoint::Connection>>,
+    /// Memory for fragments being received (see `proposals::receive`).
+    receive_budget: tokio::sync::Semaphore,
     records: Records,
     store: iroh_blobs::api::Store,
     endpoint: iroh::Endpoint,
@@ -72,6 +80,20 @@ impl Node {
     fn freshness(&self) -> Freshness {
         let last = *self.last_block_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Freshness { lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed), silent_for: last.elapsed() }
+    }
+
+    fn staging(&self) -> std::sync::MutexGuard<'_, Staging> {
+        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn staging_connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<staging::Key, iroh::endpoint::Connection>> {
+        self.staging_connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refresh_staging_metrics(&self) {
+        self.metrics.staging_reserved_bytes.set(i64::try_from(self.staging().reserved_bytes()).unwrap_or(i64::MAX));
     }
 
     fn receipts(&self) -> std::sync::MutexGuard<'_, Receipts> {
@@ -128,6 +150,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         presentations: RwLock::new(Presentations::default()),
         receipts: std::sync::Mutex::new(pending_receipts),
         holdings: RwLock::new(holdings),
+        staging: std::sync::Mutex::new(Staging::default()),
+        staging_connections: std::sync::Mutex::new(std::collections::HashMap::new()),
+        receive_budget: tokio::sync::Semaphore::new(proposals::RECEIVE_BUDGET_UNITS as usize),
         records,
         store: store.clone(),
         endpoint: endpoint.clone(),
@@ -171,6 +196,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let following = ledger::Following { follower, client, address: config.ledger.clone(), gossiped };
     let follow = tokio::spawn(ledger::follow(Arc::clone(&node), following, network.clone(), stopped.clone()));
     let prover = tokio::spawn(proofs::run(Arc::clone(&node), config.ledger.clone(), stopped));
+    let staging_sweeper = tokio::spawn(proposals::sweep_staging(Arc::clone(&node)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -198,6 +224,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // The prover's only state worth keeping is the pending receipts: stop
     // it where it is and save them.
     prover.abort();
+    staging_sweeper.abort();
     let _ = proofs::save_receipts(&node, Vec::new());
     network_task.abort();
     let _ = router.shutdown().await;

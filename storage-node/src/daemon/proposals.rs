@@ -1,24 +1,32 @@
 //! Answering contract proposals: check, pull and verify every fragment from
-//! the owner, record, countersign.
+//! the owner (or find it already staged), record, countersign. And staging:
+//! pulling fragments an owner names before its proposal (`core::staging`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use strand_contracts::query::FragmentMembership;
 use strand_contracts::{AccountId, Signature};
 use strand_net::p2p::PeerId;
-use strand_wire::{Proposal, Refusal, Request, Response};
+use strand_wire::{FragmentSource, Proposal, Refusal, Request, Response, Stage};
 
 use super::Node;
-use super::data::tag_of;
+use super::data::{STAGING_TAGS, staging_prefix, tag_of};
 use crate::core::holdings::{Agreement, AgreementState};
 use crate::core::proposal::{self, AcceptancePolicy};
+use crate::core::staging;
 
 /// How long one fragment may take to arrive.
 const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Fragments fetched at once per proposal.
+/// Fragments fetched at once per proposal or staging request.
 const FETCHES_IN_FLIGHT: usize = 8;
+/// Fragments being received are held in memory until stored: at most
+/// `RECEIVE_BUDGET_UNITS × RECEIVE_BUDGET_UNIT_BYTES` (64 MiB) at once,
+/// across every proposal and staging request (a larger fragment takes the
+/// whole budget, one at a time).
+pub(super) const RECEIVE_BUDGET_UNITS: u32 = 64;
+const RECEIVE_BUDGET_UNIT_BYTES: u64 = 1 << 20;
 
 /// Answers one request from `peer`.
 pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Response {
@@ -34,6 +42,93 @@ pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Resp
             outcome
         }
         Request::Present(presentation) => present(node, peer, presentation),
+        Request::Stage(request) => {
+            let outcome = stage(node, peer, request).await;
+            let label = if matches!(outcome, Response::Staged { .. }) { "staged" } else { "refused" };
+            node.metrics.stagings.with_label_values(&[label]).inc();
+            outcome
+        }
+    }
+}
+
+/// Pulls the fragments a staging request names that were not named before,
+/// under the owner's reservation for the upload.
+async fn stage(node: &Arc<Node>, peer: PeerId, request: Stage) -> Response {
+    let Some(owner) = strand_net::p2p::account_of(&peer).map(AccountId) else {
+        return Response::Refused(Refusal::Terms("the peer's key is not an ed25519 account".into()));
+    };
+    if node.ledger().providers.get(&node.account).is_none() {
+        return Response::Refused(Refusal::NotReady("this node is not registered on the ledger yet".into()));
+    }
+    let key = (owner, request.upload);
+    let free = node.capacity_bytes.saturating_sub(node.holdings().committed_bytes());
+    let admitted = node.staging().admit(owner, &request, free, &AcceptancePolicy::default(), Instant::now());
+    node.refresh_staging_metrics();
+    let fresh = match admitted {
+        Ok(fresh) => fresh,
+        Err(refusal) => return Response::Refused(refusal),
+    };
+    let prefix = staging_prefix(&key);
+    let tag = |fragment: &[u8; 32]| format!("{prefix}{}", hex::encode(fragment));
+    let pulled = pull(node, &fresh, u64::from(request.fragment_size), &tag, async || {
+        staging_connection(node, &key, &request.source).await
+    })
+    .await;
+    if let Err(reason) = pulled {
+        node.staging().unname(&key, &fresh);
+        for fragment in &fresh {
+            let _ = node.store.tags().delete(tag(fragment)).await;
+        }
+        return Response::Refused(Refusal::Fetch(reason));
+    }
+    let held = node.staging().held(&key, &fresh, Instant::now());
+    match held {
+        Some(held) => Response::Staged { fragments: u32::try_from(held).unwrap_or(u32::MAX) },
+        None => {
+            // The reservation ended (proposal or idle) while pulling.
+            for fragment in &fresh {
+                let _ = node.store.tags().delete(tag(fragment)).await;
+            }
+            Response::Refused(Refusal::Terms("the staging reservation ended while pulling".into()))
+        }
+    }
+}
+
+/// The connection to a reservation's source, opened once and reused.
+async fn staging_connection(
+    node: &Arc<Node>,
+    key: &staging::Key,
+    source: &FragmentSource,
+) -> Result<iroh::endpoint::Connection, String> {
+    let cached = node.staging_connections().get(key).filter(|connection| connection.close_reason().is_none()).cloned();
+    if let Some(connection) = cached {
+        return Ok(connection);
+    }
+    let connection = connect(node, source).await?;
+    node.staging_connections().insert(*key, connection.clone());
+    Ok(connection)
+}
+
+/// Releases a reservation's staged fragments (their tags; GC reclaims what
+/// no contract tagged) and its connection.
+async fn release_staging(node: &Arc<Node>, key: &staging::Key) {
+    if let Some(connection) = node.staging_connections().remove(key) {
+        connection.close(0u32.into(), b"done");
+    }
+    let _ = node.store.tags().delete_prefix(staging_prefix(key)).await;
+    node.refresh_staging_metrics();
+}
+
+/// Releases idle reservations, every few seconds until aborted.
+pub(super) async fn sweep_staging(node: Arc<Node>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        let idle = node.staging().expire(Instant::now());
+        for key in idle {
+            tracing::info!(owner = %key.0.short(), "node.staging releasing an idle reservation");
+            release_staging(&node, &key).await;
+        }
     }
 }
 
@@ -87,10 +182,23 @@ async fn propose(node: &Arc<Node>, peer: PeerId, proposal: Proposal) -> Response
     if owner_peer != Some(peer) {
         return Response::Refused(Refusal::Terms("a proposal must come from the owner it names".into()));
     }
+    // The proposal ends the owner's staging for this upload: what it staged
+    // is found already held, and the rest is released whatever the outcome.
+    let key = (proposal.terms.owner, proposal.terms.upload);
+    let staged = node.staging().take(&key).is_some();
+    let response = propose_staged(node, proposal).await;
+    if staged {
+        release_staging(node, &key).await;
+    }
+    response
+}
+
+async fn propose_staged(node: &Arc<Node>, proposal: Proposal) -> Response {
     if node.ledger().providers.get(&node.account).is_none() {
         return Response::Refused(Refusal::NotReady("this node is not registered on the ledger yet".into()));
     }
-    let free = node.capacity_bytes.saturating_sub(node.holdings().committed_bytes());
+    let reserved = node.staging().reserved_bytes();
+    let free = node.capacity_bytes.saturating_sub(node.holdings().committed_bytes()).saturating_sub(reserved);
     if let Err(refusal) = proposal::check(&proposal, &node.account, free, &AcceptancePolicy::default()) {
         return Response::Refused(refusal);
     }
@@ -126,41 +234,66 @@ async fn propose(node: &Arc<Node>, peer: PeerId, proposal: Proposal) -> Response
     Response::Accepted { contract, signature }
 }
 
-/// Pulls every fragment of the proposal from its source into the store,
-/// verified against its id, and makes the store durable before returning.
+/// Pulls every fragment of the proposal from its source into the store
+/// (those staged before are found held), verified against its id, and makes
+/// the store durable before returning.
 async fn fetch_all(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> {
-    let sockets: Vec<std::net::SocketAddr> =
-        proposal.source.addresses.iter().filter_map(|address| address.parse().ok()).collect();
-    let remote =
-        strand_net::blobs::remote_address(proposal.source.endpoint, &sockets).map_err(|error| error.to_string())?;
-    let connection = strand_net::blobs::connect(&node.endpoint, remote, FRAGMENT_TIMEOUT)
-        .await
-        .map_err(|error| error.to_string())?;
-    // Tag first: a tagged blob is never garbage-collected, even mid-transfer.
-    for fragment in &proposal.fragment_ids {
-        let tag = tag_of(fragment);
-        let content = iroh_blobs::HashAndFormat::raw(iroh_blobs::Hash::from_bytes(*fragment));
-        node.store.tags().set(tag, content).await.map_err(|error| format!("cannot tag a fragment: {error}"))?;
-    }
+    let mut opened = None;
     let fragment_size = u64::from(proposal.terms.fragment_size);
-    let results: Vec<Result<(), String>> = futures::stream::iter(proposal.fragment_ids.iter().copied())
-        .map(|fragment| {
-            let connection = connection.clone();
-            async move {
-                strand_net::blobs::fetch_into(&node.store, &connection, fragment, FRAGMENT_TIMEOUT)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                node.metrics.fragment_bytes_received.inc_by(fragment_size);
-                Ok(())
-            }
-        })
-        .buffer_unordered(FETCHES_IN_FLIGHT)
-        .collect()
-        .await;
-    connection.close(0u32.into(), b"done");
-    results.into_iter().collect::<Result<(), String>>()?;
+    let pulled = pull(node, &proposal.fragment_ids, fragment_size, &tag_of, async || {
+        let connection = connect(node, &proposal.source).await?;
+        opened = Some(connection.clone());
+        Ok(connection)
+    })
+    .await;
+    if let Some(connection) = opened {
+        connection.close(0u32.into(), b"done");
+    }
+    pulled?;
+    node.store.sync_db().await.map_err(|error| format!("cannot make the fragments durable: {error}"))
+}
+
+async fn connect(node: &Arc<Node>, source: &FragmentSource) -> Result<iroh::endpoint::Connection, String> {
+    let sockets: Vec<std::net::SocketAddr> =
+        source.addresses.iter().filter_map(|address| address.parse().ok()).collect();
+    let remote = strand_net::blobs::remote_address(source.endpoint, &sockets).map_err(|error| error.to_string())?;
+    strand_net::blobs::connect(&node.endpoint, remote, FRAGMENT_TIMEOUT).await.map_err(|error| error.to_string())
+}
+
+/// Tags (`tag`) and pulls those of `fragments` not held yet, each verified
+/// against its id, over the connection `connect` opens (only if something
+/// is missing); fails unless every one is complete and of `fragment_size`.
+async fn pull(
+    node: &Arc<Node>,
+    fragments: &[[u8; 32]],
+    fragment_size: u64,
+    tag: &(dyn Fn(&[u8; 32]) -> String + Sync),
+    connect: impl AsyncFnOnce() -> Result<iroh::endpoint::Connection, String>,
+) -> Result<(), String> {
+    // Tag first: a tagged blob is never garbage-collected, even mid-transfer.
+    let mut missing = Vec::new();
+    for fragment in fragments {
+        let hash = iroh_blobs::Hash::from_bytes(*fragment);
+        node.store
+            .tags()
+            .set(tag(fragment), iroh_blobs::HashAndFormat::raw(hash))
+            .await
+            .map_err(|error| format!("cannot tag a fragment: {error}"))?;
+        if !node.store.has(hash).await.map_err(|error| error.to_string())? {
+            missing.push(*fragment);
+        }
+    }
+    if !missing.is_empty() {
+        let connection = connect().await?;
+        let results: Vec<Result<(), String>> = futures::stream::iter(missing)
+            .map(|fragment| receive(node, &connection, fragment, fragment_size))
+            .buffer_unordered(FETCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), String>>()?;
+    }
     // Every fragment must be complete and of the agreed size.
-    for fragment in &proposal.fragment_ids {
+    for fragment in fragments {
         let status =
             node.store.status(iroh_blobs::Hash::from_bytes(*fragment)).await.map_err(|error| error.to_string())?;
         match status {
@@ -168,7 +301,37 @@ async fn fetch_all(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> 
             other => return Err(format!("fragment arrived incomplete or of the wrong size: {other:?}")),
         }
     }
-    node.store.sync_db().await.map_err(|error| format!("cannot make the fragments durable: {error}"))
+    Ok(())
+}
+
+/// Receives one fragment whole into memory, verified as it streams, and
+/// imports it as one complete blob: for the file store that is one file
+/// written and renamed, where a partial blob written piece by piece costs
+/// three files (data, outboard, sizes), two of them deleted again, and many
+/// more writes. Memory for fragments in flight is bounded node-wide by
+/// [`Node::receive_budget`], whoever asks.
+async fn receive(
+    node: &Arc<Node>,
+    connection: &iroh::endpoint::Connection,
+    fragment: [u8; 32],
+    fragment_size: u64,
+) -> Result<(), String> {
+    let hash = iroh_blobs::Hash::from_bytes(fragment);
+    let permits =
+        u32::try_from(fragment_size.div_ceil(RECEIVE_BUDGET_UNIT_BYTES)).unwrap_or(u32::MAX).min(RECEIVE_BUDGET_UNITS);
+    let _budget = node.receive_budget.acquire_many(permits).await.map_err(|_| "the node is stopping".to_string())?;
+    let mut bytes = Vec::new();
+    strand_net::blobs::fetch_sized(connection, fragment, fragment_size, FRAGMENT_TIMEOUT, &mut bytes)
+        .await
+        .map_err(|error| error.to_string())?;
+    // The named tag set before keeps it; the temporary one goes.
+    let added =
+        node.store.add_bytes(bytes).temp_tag().await.map_err(|error| format!("cannot store a fragment: {error}"))?;
+    if added.hash() != hash {
+        return Err(format!("fragment {} was stored under another hash", hash.fmt_short()));
+    }
+    node.metrics.fragment_bytes_received.inc_by(fragment_size);
+    Ok(())
 }
 
 /// Drops an agreement and its fragments (their tags; GC reclaims the bytes).
@@ -195,6 +358,8 @@ pub(super) async fn forget_unfinished(node: &Arc<Node>) {
         tracing::info!(contract = %agreement.terms.id().short(), "node.proposal dropping an unfinished agreement");
         forget(node, &agreement).await;
     }
+    // Reservations live in memory only: what was staged for them is released.
+    let _ = node.store.tags().delete_prefix(STAGING_TAGS).await;
 }
 
 /// Releases what the ledger says the node no longer has to keep

@@ -7,6 +7,14 @@
 //! and answers [`Response::Accepted`] with its countersignature, or
 //! [`Response::Refused`] with a reason. The owner then opens the contract on
 //! the ledger with both signatures.
+//!
+//! Staging: while the owner is still encoding (the terms' roots are not
+//! known yet), it sends [`Stage`] requests naming fragments as they are
+//! produced, and the node pulls them right away under a reservation for the
+//! upload. The final [`Proposal`] then finds them already held, so transfer
+//! overlaps encoding and the owner keeps only a bounded window in memory.
+//! Staged fragments that no proposal claims are released when the
+//! reservation goes idle, and at the node's next start.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use strand_contracts::encoding::{self, EncodingError};
@@ -62,6 +70,25 @@ pub struct Presentation {
     pub fragments: Vec<ScopeMembership>,
 }
 
+/// Fragments a node should pull now for an upload whose proposal will
+/// follow. Every request of one reservation repeats the same header.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Stage {
+    /// The upload id the proposal's terms will carry.
+    pub upload: strand_contracts::types::UploadKey,
+    /// Fragments the proposal will ask this node to store (the reservation).
+    pub fragment_count: u32,
+    /// Size of each fragment.
+    pub fragment_size: u32,
+    /// Where to pull them from.
+    pub source: FragmentSource,
+    /// The fragments to pull now.
+    pub fragment_ids: Vec<[u8; 32]>,
+}
+
+/// Most fragments named in one [`Stage`] request.
+pub const STAGED_FRAGMENTS_MAX: usize = 4096;
+
 /// Most memberships in one presentation.
 pub const PRESENTED_FRAGMENTS_MAX: usize = 100_000;
 
@@ -72,6 +99,8 @@ pub enum Request {
     Propose(Proposal),
     /// Read under this credential.
     Present(Presentation),
+    /// Pull these fragments now, ahead of the proposal.
+    Stage(Stage),
 }
 
 /// Why a node refused a proposal.
@@ -127,6 +156,12 @@ pub enum Response {
         /// The reason code.
         code: String,
     },
+    /// The staged fragments are held (until the proposal, or until the
+    /// reservation goes idle).
+    Staged {
+        /// Fragments of this upload now held here.
+        fragments: u32,
+    },
 }
 
 /// Encodes a message.
@@ -137,4 +172,55 @@ pub fn encode<T: BorshSerialize>(message: &T) -> Vec<u8> {
 /// Decodes a message from a peer.
 pub fn decode<T: BorshDeserialize>(bytes: &[u8]) -> Result<T, EncodingError> {
     encoding::decode(bytes, MESSAGE_BYTES_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Regenerating these vectors is an explicit approval of a new format
+    /// (and calls for a new protocol name).
+    #[test]
+    fn staging_messages_match_fixed_vectors() {
+        let stage = Request::Stage(Stage {
+            upload: [7; 16],
+            fragment_count: 3,
+            fragment_size: 1 << 20,
+            source: FragmentSource { endpoint: [9; 32], addresses: vec!["127.0.0.1:4433".into()] },
+            fragment_ids: vec![[1; 32], [2; 32]],
+        });
+        let encoded = encode(&stage);
+        // Variant 2 (Stage), upload id, count and size (LE), source endpoint,
+        // one address ("127.0.0.1:4433"), two fragment ids.
+        assert_eq!(
+            hex(&encoded),
+            concat!(
+                "020707070707070707070707070707070703000000000010000909090909090909090909090909090909090909090909",
+                "090909090909090909010000000e0000003132372e302e302e313a343433330200000001010101010101010101010101",
+                "010101010101010101010101010101010101010202020202020202020202020202020202020202020202020202020202",
+                "020202",
+            )
+        );
+        assert_eq!(decode::<Request>(&encoded).expect("decodes"), stage);
+        let staged = Response::Staged { fragments: 2 };
+        let encoded = encode(&staged);
+        // Variant 4 (Staged), count (LE).
+        assert_eq!(hex(&encoded), "0402000000");
+        assert_eq!(decode::<Response>(&encoded).expect("decodes"), staged);
+    }
+
+    #[test]
+    fn truncated_or_padded_messages_are_refused() {
+        let encoded = encode(&Response::Staged { fragments: 2 });
+        for length in 0..encoded.len() {
+            assert!(decode::<Response>(&encoded[..length]).is_err(), "truncated to {length}");
+        }
+        let mut padded = encoded.clone();
+        padded.push(0);
+        assert!(decode::<Response>(&padded).is_err());
+    }
 }
