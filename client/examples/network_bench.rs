@@ -4,7 +4,7 @@
 //! endpoints, for scale. Prints throughput and peak RSS (VmHWM) of the
 //! client and of every node.
 //!
-//! `cargo build --release --workspace && cargo run --release -p strand-client --example network_bench -- [MiB]`
+//! `cargo build --release --workspace && cargo run --release -p strand-client --example network_bench -- [MiB] [rounds]`
 
 use std::path::Path;
 use std::time::Instant;
@@ -91,9 +91,27 @@ async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<(f64, f64)>
     Ok((seconds, cpu))
 }
 
+/// One round's figures.
+struct Round {
+    upload_seconds: f64,
+    upload_phases: (f64, f64, f64),
+    upload_cpu: (f64, f64),
+    download_seconds: f64,
+    download_cpu: (f64, f64),
+    plain_seconds: f64,
+    plain_cpu: f64,
+    identical: bool,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let mebibytes: u64 = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(1024);
+    let rounds: usize = std::env::args().nth(2).and_then(|text| text.parse().ok()).unwrap_or(3).max(1);
     let bytes = mebibytes << 20;
     let work = tempfile::Builder::new().prefix("strand-network-bench-").tempdir()?;
     let file = work.path().join("sample.bin");
@@ -111,55 +129,87 @@ async fn main() -> anyhow::Result<()> {
     let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
     let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let options = UploadOptions { params: CodecParams::default(), term_epochs: 1000, threads: 2 };
-    let cpu_before_upload = cpu_of(&network);
-    let started = Instant::now();
-    let summary =
-        network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
-    let upload_seconds = started.elapsed().as_secs_f64();
-    let cpu_after_upload = cpu_of(&network);
-    let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
-    follower.catch_up(&mut client).await?;
-    let copy = work.path().join("copy.bin");
-    let started = Instant::now();
-    network::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
-    let download_seconds = started.elapsed().as_secs_f64();
-    let cpu_after_download = cpu_of(&network);
+    let file_hash = strand_client::offline::hash_file(&file)?;
+    let mut results = Vec::new();
+    // Rounds interleave upload, download and the plain transfer, so a slow
+    // spell of this shared machine touches all three alike.
+    for round in 0..rounds {
+        follower.catch_up(&mut client).await?;
+        let cpu_before_upload = cpu_of(&network);
+        let started = Instant::now();
+        let summary =
+            network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
+        let upload_seconds = started.elapsed().as_secs_f64();
+        let cpu_after_upload = cpu_of(&network);
+        let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
+        follower.catch_up(&mut client).await?;
+        let copy = work.path().join("copy.bin");
+        let started = Instant::now();
+        strand_client::download::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {})
+            .await?;
+        let download_seconds = started.elapsed().as_secs_f64();
+        let cpu_after_download = cpu_of(&network);
+        let identical = strand_client::offline::hash_file(&copy)? == file_hash;
+        std::fs::remove_file(&copy)?;
+        let plain_directory = work.path().join(format!("plain-{round}"));
+        let (plain_seconds, plain_cpu) = plain_iroh(&file, &plain_directory).await?;
+        std::fs::remove_dir_all(&plain_directory)?;
+        let difference = |before: (f64, f64), after: (f64, f64)| (after.0 - before.0, after.1 - before.1);
+        results.push(Round {
+            upload_seconds,
+            upload_phases: (summary.encode_seconds, summary.transfer_seconds, summary.ledger_seconds),
+            upload_cpu: difference(cpu_before_upload, cpu_after_upload),
+            download_seconds,
+            download_cpu: difference(cpu_after_upload, cpu_after_download),
+            plain_seconds,
+            plain_cpu,
+            identical,
+        });
+    }
     let client_rss = peak_rss_kib("self");
     let node_rss: Vec<u64> =
         network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
     devnet::stop(network);
-    let identical = strand_client::offline::hash_file(&copy)? == strand_client::offline::hash_file(&file)?;
-    let (plain_seconds, plain_cpu) = plain_iroh(&file, work.path()).await?;
+
     let gib = bytes as f64 / f64::from(1u32 << 30);
-    let cpu_line = |before: (f64, f64), after: (f64, f64), moved_gib: f64| {
-        let (client, nodes) = (after.0 - before.0, after.1 - before.1);
-        format!(
-            "CPU {:.1} s client + {:.1} s nodes = {:.2} CPU-s per GiB moved",
-            client,
-            nodes,
-            (client + nodes) / moved_gib
-        )
-    };
     let rate = |seconds: f64| bytes as f64 / seconds / 1e6;
     println!(
-        "file                 {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, identical after download: {identical}"
+        "file {mebibytes} MiB, RS(4+2), 1 MiB chunks, 6 nodes, {rounds} rounds; identical after every download: {}",
+        results.iter().all(|round| round.identical)
     );
+    for (number, round) in results.iter().enumerate() {
+        let (encode, transfer, ledger) = round.upload_phases;
+        println!(
+            "round {number}: upload {:.0} MB/s ({:.2} s: encode+pull {encode:.2}, sign {transfer:.2}, ledger {ledger:.2}; \
+             CPU {:.1} client + {:.1} nodes), download {:.0} MB/s ({:.2} s; CPU {:.1} + {:.1}), \
+             plain iroh-blobs {:.0} MB/s ({:.2} s; CPU {:.1})",
+            rate(round.upload_seconds),
+            round.upload_seconds,
+            round.upload_cpu.0,
+            round.upload_cpu.1,
+            rate(round.download_seconds),
+            round.download_seconds,
+            round.download_cpu.0,
+            round.download_cpu.1,
+            rate(round.plain_seconds),
+            round.plain_seconds,
+            round.plain_cpu,
+        );
+    }
+    let upload = median(results.iter().map(|round| rate(round.upload_seconds)).collect());
+    let download = median(results.iter().map(|round| rate(round.download_seconds)).collect());
+    let plain = median(results.iter().map(|round| rate(round.plain_seconds)).collect());
+    let cpu_per_gib = |cpu: (f64, f64), moved: f64| (cpu.0 + cpu.1) / moved;
+    println!("median upload        {upload:.0} MB/s of file bytes = {:.2} x plain iroh-blobs", upload / plain);
+    println!("median download      {download:.0} MB/s = {:.2} x plain iroh-blobs", download / plain);
+    println!("median plain         {plain:.0} MB/s (iroh-blobs file store to file store, one connection)");
     println!(
-        "upload               {upload_seconds:.2} s  {:.0} MB/s (file bytes; 1.5x that crosses the network)",
-        rate(upload_seconds)
+        "median CPU per GiB moved: upload {:.2} s (1.5 GiB of fragments per GiB, encoding included), \
+         download {:.2} s, plain {:.2} s",
+        median(results.iter().map(|round| cpu_per_gib(round.upload_cpu, gib * 1.5)).collect()),
+        median(results.iter().map(|round| cpu_per_gib(round.download_cpu, gib)).collect()),
+        median(results.iter().map(|round| round.plain_cpu / gib).collect()),
     );
-    println!(
-        "  of which            encode {:.2} s, providers pull and sign {:.2} s, ledger {:.2} s",
-        summary.encode_seconds, summary.transfer_seconds, summary.ledger_seconds
-    );
-    println!("  {}", cpu_line(cpu_before_upload, cpu_after_upload, gib * 1.5));
-    println!("download             {download_seconds:.2} s  {:.0} MB/s", rate(download_seconds));
-    println!("  {}", cpu_line(cpu_after_upload, cpu_after_download, gib));
-    println!(
-        "plain iroh-blobs     {plain_seconds:.2} s  {:.0} MB/s (same bytes, one endpoint to another, same run)",
-        rate(plain_seconds)
-    );
-    println!("  CPU {plain_cpu:.1} s (both ends) = {:.2} CPU-s per GiB moved", plain_cpu / gib);
     println!("client peak RSS      {} MiB (upload and download)", client_rss / 1024);
     println!("node peak RSS        {:?} MiB", node_rss.iter().map(|kib| kib / 1024).collect::<Vec<_>>());
     Ok(())

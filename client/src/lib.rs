@@ -9,6 +9,7 @@
 
 pub mod credentials;
 pub mod devnet;
+pub mod download;
 pub mod exit;
 pub mod ledger;
 pub mod network;
@@ -16,6 +17,7 @@ pub mod offline;
 pub mod placement;
 pub mod progress;
 pub mod record;
+pub mod speed;
 pub mod window;
 
 pub use strand_core::{keyfile, units};

@@ -110,11 +110,20 @@ pub async fn download(
     let progress = move |done| progress_bar.set_position(done);
     let result = match granted {
         credentials::Granted::Whole(record) => {
-            network::download(identity, record, state, out, range, threads, progress).await
+            strand_client::download::download(identity, record, state, out, range, threads, progress).await
         }
         credentials::Granted::Range(granted) => {
-            network::download_partial(identity, granted.partial, granted.stripes, state, out, range, threads, progress)
-                .await
+            strand_client::download::download_partial(
+                identity,
+                granted.partial,
+                granted.stripes,
+                state,
+                out,
+                range,
+                threads,
+                progress,
+            )
+            .await
         }
     };
     bar.finish_and_clear();

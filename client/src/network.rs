@@ -6,9 +6,7 @@
 //! (staging: only chosen providers, only their own fragments); then propose
 //! one contract per provider over libp2p, which finds its fragments held and
 //! countersigns; open the contracts on the ledger; keep the sealed upload
-//! record. Download: fetch each needed fragment from
-//! its provider over iroh-blobs, in parallel, rebuilding from parity where a
-//! provider fails, then decode and verify.
+//! record. Download is in [`crate::download`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -20,7 +18,7 @@ use anyhow::{Context as _, bail};
 use strand_contracts::state::{LedgerState, Provider};
 use strand_contracts::transaction::{Body, ContractTerms, ProofPolicy};
 use strand_contracts::{AccountId, Digest, Outcome, Signature, Transaction};
-use strand_core::io::{FragmentLocation, FragmentSource};
+
 use strand_core::{CodecParams, FragmentId, Identity, RecoveryIndex, UploadSecrets};
 use strand_ledger_service::client::LedgerClient;
 use strand_ledger_service::protocol::TransactionStatus;
@@ -29,15 +27,10 @@ use strand_net::p2p::{self, P2pConfig};
 use strand_proof_of_storage::merkle;
 use strand_wire::{FragmentSource as WireSource, Proposal, Request, Response};
 
-use crate::offline::DecodeSummary;
 use crate::placement::{self, Candidate};
 use crate::record::UploadRecord;
 use crate::window::{self, Encoded, WindowSink};
 
-/// How long connecting to a provider may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one fragment may take to arrive.
-const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a provider may take to accept (it pulls its fragments first).
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many blocks to wait for the contracts to be finalised.
@@ -507,184 +500,4 @@ async fn open_contracts(
         contracts.push((terms.provider.to_string(), terms.id().to_string()));
     }
     Ok(contracts)
-}
-
-/// Which provider holds each fragment: an owner's whole record, or a range
-/// grantee's stripes.
-pub enum Placement {
-    /// The owner's (or a whole-upload grantee's) record.
-    Whole(Box<UploadRecord>),
-    /// Per stripe, the provider of each shard.
-    Stripes(std::collections::BTreeMap<u64, Vec<AccountId>>),
-}
-
-impl Placement {
-    fn provider_of(&self, stripe: u64, shard: usize) -> Option<AccountId> {
-        match self {
-            Self::Whole(record) => {
-                (stripe < record.index.layout.stripe_count).then(|| record.provider_of(stripe, shard))
-            }
-            Self::Stripes(stripes) => stripes.get(&stripe).and_then(|providers| providers.get(shard)).copied(),
-        }
-    }
-
-    fn providers(&self) -> Vec<AccountId> {
-        let mut providers: Vec<AccountId> = match self {
-            Self::Whole(record) => record.providers.clone(),
-            Self::Stripes(stripes) => stripes.values().flatten().copied().collect(),
-        };
-        providers.sort();
-        providers.dedup();
-        providers
-    }
-}
-
-/// Fetches fragments from their providers for the decoder (which calls from
-/// its own worker threads, hence the blocking bridge).
-pub struct NetworkSource {
-    placement: Placement,
-    endpoint: iroh::Endpoint,
-    addresses: HashMap<AccountId, Vec<SocketAddr>>,
-    connections: Mutex<HashMap<AccountId, iroh::endpoint::Connection>>,
-    unreachable: Mutex<HashMap<AccountId, String>>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl NetworkSource {
-    /// A source for `record`'s fragments, with addresses from the ledger.
-    pub async fn new(owner: &Identity, record: UploadRecord, state: &LedgerState) -> anyhow::Result<Self> {
-        Self::with_placement(owner, Placement::Whole(Box::new(record)), state).await
-    }
-
-    /// A source reading as `reader` from the providers `placement` names.
-    pub async fn with_placement(reader: &Identity, placement: Placement, state: &LedgerState) -> anyhow::Result<Self> {
-        let endpoint = blobs::endpoint(*reader.secret_bytes(), "127.0.0.1:0".parse()?).await?;
-        let addresses = placement
-            .providers()
-            .into_iter()
-            .map(|provider| {
-                let sockets =
-                    state.providers.get(&provider).map(|record| endpoints_of(record).iroh).unwrap_or_default();
-                (provider, sockets)
-            })
-            .collect();
-        Ok(Self {
-            placement,
-            endpoint,
-            addresses,
-            connections: Mutex::new(HashMap::new()),
-            unreachable: Mutex::new(HashMap::new()),
-            runtime: tokio::runtime::Handle::current(),
-        })
-    }
-
-    /// Providers that could not be reached, with why.
-    pub fn unreachable(&self) -> Vec<(AccountId, String)> {
-        self.unreachable.lock().map(|map| map.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
-    }
-
-    async fn connection(&self, provider: AccountId) -> Result<iroh::endpoint::Connection, String> {
-        if let Some(reason) = self.unreachable.lock().ok().and_then(|map| map.get(&provider).cloned()) {
-            return Err(reason);
-        }
-        let cached = self.connections.lock().ok().and_then(|map| map.get(&provider).cloned());
-        if let Some(connection) = cached.filter(|connection| connection.close_reason().is_none()) {
-            return Ok(connection);
-        }
-        let sockets = self.addresses.get(&provider).cloned().unwrap_or_default();
-        let remote = blobs::remote_address(provider.0, &sockets).map_err(|error| error.to_string())?;
-        match blobs::connect(&self.endpoint, remote, CONNECT_TIMEOUT).await {
-            Ok(connection) => {
-                if let Ok(mut map) = self.connections.lock() {
-                    map.insert(provider, connection.clone());
-                }
-                Ok(connection)
-            }
-            Err(error) => {
-                let reason = match error {
-                    blobs::FetchError::Timeout { timeout, .. } => {
-                        format!("provider {} unreachable (no answer in {timeout:?})", provider.short())
-                    }
-                    other => format!("provider {} unreachable ({other})", provider.short()),
-                };
-                if let Ok(mut map) = self.unreachable.lock() {
-                    map.insert(provider, reason.clone());
-                }
-                Err(reason)
-            }
-        }
-    }
-}
-
-impl FragmentSource for NetworkSource {
-    fn fetch(
-        &self,
-        location: FragmentLocation,
-        id: &FragmentId,
-        size: usize,
-        into: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
-        let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else {
-            return Ok(false);
-        };
-        self.runtime.block_on(async {
-            let connection = self.connection(provider).await.map_err(std::io::Error::other)?;
-            blobs::fetch_sized(&connection, *id.as_bytes(), size as u64, FRAGMENT_TIMEOUT, into)
-                .await
-                .map_err(std::io::Error::other)?;
-            Ok(true)
-        })
-    }
-}
-
-/// Downloads `range` (the whole grant if `None`) with a range grantee's
-/// partial index, from the providers of its stripes.
-#[allow(clippy::too_many_arguments)]
-pub async fn download_partial(
-    reader: &Identity,
-    partial: strand_core::partial::PartialIndex,
-    stripes: std::collections::BTreeMap<u64, Vec<AccountId>>,
-    state: &LedgerState,
-    output: &Path,
-    range: Option<std::ops::Range<u64>>,
-    threads: usize,
-    progress: impl FnMut(u64) + Send + 'static,
-) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
-    let source = NetworkSource::with_placement(reader, Placement::Stripes(stripes), state).await?;
-    let output = output.to_path_buf();
-    decode_from(source, move |source| {
-        crate::offline::decode_partial_with(&partial, source, &output, range, threads, progress)
-    })
-    .await
-}
-
-/// Runs the (blocking) `decode` over `source` off the runtime, then reports
-/// the providers found unreachable and closes the endpoint.
-async fn decode_from(
-    source: NetworkSource,
-    decode: impl FnOnce(&NetworkSource) -> anyhow::Result<DecodeSummary> + Send + 'static,
-) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
-    let source = Arc::new(source);
-    let task_source = Arc::clone(&source);
-    let summary = tokio::task::spawn_blocking(move || decode(task_source.as_ref())).await??;
-    let unreachable = source.unreachable().into_iter().map(|(_, reason)| reason).collect();
-    source.endpoint.close().await;
-    Ok((summary, unreachable))
-}
-
-/// Downloads `range` (all if `None`) of the upload in `record` to `output`.
-pub async fn download(
-    owner: &Identity,
-    record: UploadRecord,
-    state: &LedgerState,
-    output: &Path,
-    range: Option<std::ops::Range<u64>>,
-    threads: usize,
-    progress: impl FnMut(u64) + Send + 'static,
-) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
-    let index = record.index.clone();
-    let source = NetworkSource::new(owner, record, state).await?;
-    let output = output.to_path_buf();
-    decode_from(source, move |source| crate::offline::decode_with(&index, source, &output, range, threads, progress))
-        .await
 }

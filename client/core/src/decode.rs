@@ -231,7 +231,12 @@ impl<S: FragmentSource + ?Sized, K: Keys + ?Sized> ChunkDecoder<'_, S, K> {
 
     /// Fetches and verifies one fragment into `buffer`.
     fn fetch(&self, location: FragmentLocation, id: &FragmentId, buffer: &mut Vec<u8>) -> Result<(), FragmentProblem> {
-        match self.source.fetch(location, id, self.fragment_size(), buffer) {
+        self.check(self.source.fetch(location, id, self.fragment_size(), buffer), id, buffer)
+    }
+
+    /// Verifies what a fetch of fragment `id` gave.
+    fn check(&self, fetched: std::io::Result<bool>, id: &FragmentId, buffer: &[u8]) -> Result<(), FragmentProblem> {
+        match fetched {
             Ok(true) => {}
             Ok(false) => return Err(FragmentProblem::Missing),
             Err(error) => return Err(FragmentProblem::FetchFailed(error.to_string())),
@@ -275,7 +280,9 @@ impl<S: FragmentSource + ?Sized, K: Keys + ?Sized> ChunkDecoder<'_, S, K> {
         Ok(DecodedChunk { fragment, output: start..end, digest, issues })
     }
 
-    /// Rebuilds data shard `wanted` of `stripe` from k good siblings.
+    /// Rebuilds data shard `wanted` of `stripe` from k good siblings, asked
+    /// of the source fastest first (`FragmentSource::rank`), as many at once
+    /// as are still needed.
     fn rebuild(
         &self,
         stripe: u64,
@@ -284,20 +291,41 @@ impl<S: FragmentSource + ?Sized, K: Keys + ?Sized> ChunkDecoder<'_, S, K> {
     ) -> Result<Vec<u8>, ChunkFailure> {
         let params = self.keys.layout().params;
         let (data_shards, parity_shards) = (usize::from(params.data_shards), usize::from(params.parity_shards));
-        let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(data_shards);
         let ids = self.keys.stripe_ids(stripe).ok_or(ChunkFailure::NotGranted)?;
-        for (shard, id) in ids.iter().enumerate() {
-            if shard == wanted || good.len() == data_shards {
-                continue;
-            }
-            let mut buffer = self.pool.take();
-            match self.fetch(FragmentLocation { stripe, shard }, id, &mut buffer) {
-                Ok(()) => good.push((shard, buffer)),
-                Err(problem) => {
-                    issues.push((stripe, FragmentIssue { shard, id: *id, problem }));
+        let mut untried: Vec<(FragmentLocation, FragmentId)> = ids
+            .iter()
+            .enumerate()
+            .filter(|(shard, _)| *shard != wanted)
+            .map(|(shard, id)| (FragmentLocation { stripe, shard }, *id))
+            .collect();
+        self.source.rank(&mut untried);
+        let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(data_shards);
+        while good.len() < data_shards && !untried.is_empty() {
+            let asked_before = untried.len();
+            let mut buffers: Vec<Vec<u8>> = untried.iter().map(|_| self.pool.take()).collect();
+            let outcomes =
+                self.source.fetch_any(&untried, data_shards - good.len(), self.fragment_size(), &mut buffers);
+            let mut still_untried = Vec::new();
+            for ((outcome, buffer), (location, id)) in outcomes.into_iter().zip(buffers).zip(untried) {
+                let Some(fetched) = outcome else {
+                    still_untried.push((location, id));
                     self.pool.give_back(buffer);
+                    continue;
+                };
+                match self.check(fetched, &id, &buffer) {
+                    Ok(()) if good.len() < data_shards => good.push((location.shard, buffer)),
+                    Ok(()) => self.pool.give_back(buffer),
+                    Err(problem) => {
+                        issues.push((stripe, FragmentIssue { shard: location.shard, id, problem }));
+                        self.pool.give_back(buffer);
+                    }
                 }
             }
+            // A source that asked nothing more can give nothing more.
+            if still_untried.len() == asked_before {
+                break;
+            }
+            untried = still_untried;
         }
         if good.len() < data_shards {
             return Err(ChunkFailure::Unrecoverable(UnrecoverableStripe {

@@ -117,6 +117,42 @@ pub trait FragmentSource: Sync {
         length_max: usize,
         into: &mut Vec<u8>,
     ) -> io::Result<bool>;
+
+    /// Fetches fragments that can stand in for one another (a stripe's
+    /// siblings, any `needed` of which rebuild the stripe) until `needed`
+    /// have arrived, trying `candidates` in the order given, with
+    /// `buffers[i]` receiving `candidates[i]`. Returns one outcome per
+    /// candidate, `None` for those not asked, or given up on once enough had
+    /// arrived. The decoder checks what arrived and asks again for the rest
+    /// if some were bad.
+    ///
+    /// This default asks one after another. A source that can fetch several
+    /// at once (a network) overrides it to ask `needed` at a time and race
+    /// them, starting the next candidate whenever one fails or is slow.
+    fn fetch_any(
+        &self,
+        candidates: &[(FragmentLocation, FragmentId)],
+        needed: usize,
+        length_max: usize,
+        buffers: &mut [Vec<u8>],
+    ) -> Vec<Option<io::Result<bool>>> {
+        let mut outcomes: Vec<Option<io::Result<bool>>> = candidates.iter().map(|_| None).collect();
+        let mut arrived = 0;
+        for (outcome, ((location, id), buffer)) in outcomes.iter_mut().zip(candidates.iter().zip(buffers.iter_mut())) {
+            if arrived >= needed {
+                break;
+            }
+            let fetched = self.fetch(*location, id, length_max, buffer);
+            arrived += usize::from(matches!(fetched, Ok(true)));
+            *outcome = Some(fetched);
+        }
+        outcomes
+    }
+
+    /// Orders `candidates` (fragments that can stand in for one another) by
+    /// how soon each is likely to arrive, fastest first. The default keeps
+    /// the order given (data shards first, which decode cheapest).
+    fn rank(&self, _candidates: &mut [(FragmentLocation, FragmentId)]) {}
 }
 
 /// Fragments in memory, for tests, benchmarks and the simulator.
