@@ -14,6 +14,12 @@ use strand_client::network::{self, UploadOptions};
 use strand_client::record::UploadRecord;
 use strand_core::{CodecParams, Identity};
 
+/// Starts this process's peak RSS afresh (Linux: `5` to clear_refs resets
+/// VmHWM to the current RSS).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn peak_rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -96,8 +102,10 @@ struct Round {
     upload_seconds: f64,
     upload_phases: (f64, f64, f64),
     upload_cpu: (f64, f64),
+    upload_rss_kib: u64,
     download_seconds: f64,
     download_cpu: (f64, f64),
+    download_rss_kib: u64,
     plain_seconds: f64,
     plain_cpu: f64,
     identical: bool,
@@ -135,20 +143,24 @@ async fn main() -> anyhow::Result<()> {
     // spell of this shared machine touches all three alike.
     for round in 0..rounds {
         follower.catch_up(&mut client).await?;
+        reset_peak_rss();
         let cpu_before_upload = cpu_of(&network);
         let started = Instant::now();
         let summary =
             network::upload(&file, &owner, &mut client, follower.replica().state(), &home, options, |_| {}).await?;
         let upload_seconds = started.elapsed().as_secs_f64();
         let cpu_after_upload = cpu_of(&network);
+        let upload_rss_kib = peak_rss_kib("self");
         let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
         follower.catch_up(&mut client).await?;
         let copy = work.path().join("copy.bin");
+        reset_peak_rss();
         let started = Instant::now();
         strand_client::download::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {})
             .await?;
         let download_seconds = started.elapsed().as_secs_f64();
         let cpu_after_download = cpu_of(&network);
+        let download_rss_kib = peak_rss_kib("self");
         let identical = strand_client::offline::hash_file(&copy)? == file_hash;
         std::fs::remove_file(&copy)?;
         let plain_directory = work.path().join(format!("plain-{round}"));
@@ -159,14 +171,15 @@ async fn main() -> anyhow::Result<()> {
             upload_seconds,
             upload_phases: (summary.encode_seconds, summary.transfer_seconds, summary.ledger_seconds),
             upload_cpu: difference(cpu_before_upload, cpu_after_upload),
+            upload_rss_kib,
             download_seconds,
             download_cpu: difference(cpu_after_upload, cpu_after_download),
+            download_rss_kib,
             plain_seconds,
             plain_cpu,
             identical,
         });
     }
-    let client_rss = peak_rss_kib("self");
     let node_rss: Vec<u64> =
         network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
     devnet::stop(network);
@@ -210,7 +223,11 @@ async fn main() -> anyhow::Result<()> {
         median(results.iter().map(|round| cpu_per_gib(round.download_cpu, gib)).collect()),
         median(results.iter().map(|round| round.plain_cpu / gib).collect()),
     );
-    println!("client peak RSS      {} MiB (upload and download)", client_rss / 1024);
+    println!(
+        "client peak RSS      upload {} MiB, download {} MiB (largest of the rounds)",
+        results.iter().map(|round| round.upload_rss_kib).max().unwrap_or(0) / 1024,
+        results.iter().map(|round| round.download_rss_kib).max().unwrap_or(0) / 1024
+    );
     println!("node peak RSS        {:?} MiB", node_rss.iter().map(|kib| kib / 1024).collect::<Vec<_>>());
     Ok(())
 }

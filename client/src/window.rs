@@ -22,7 +22,7 @@ use strand_core::io::FragmentSink;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Bytes of fragments the window holds at most.
-pub const WINDOW_BYTES: u64 = 192 << 20;
+pub const WINDOW_BYTES: u64 = 128 << 20;
 /// A collection is asked for once this many bytes have left the window.
 const COLLECT_AFTER_BYTES: u64 = WINDOW_BYTES / 4;
 /// How often the store's collector asks whether to run (cheap when not).
