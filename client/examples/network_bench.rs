@@ -156,8 +156,7 @@ async fn main() -> anyhow::Result<()> {
         let copy = work.path().join("copy.bin");
         reset_peak_rss();
         let started = Instant::now();
-        strand_client::download::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {})
-            .await?;
+        strand_client::download::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
         let download_seconds = started.elapsed().as_secs_f64();
         let cpu_after_download = cpu_of(&network);
         let download_rss_kib = peak_rss_kib("self");

@@ -24,6 +24,10 @@ use super::proposal::AcceptancePolicy;
 pub const STAGING_IDLE_MAX: Duration = Duration::from_secs(120);
 /// Most reservations held at once.
 pub const RESERVATIONS_MAX: usize = 64;
+/// Most reservations one owner holds at once (uploads staging in parallel),
+/// so one key cannot take every place. Keys are free to make, so this slows
+/// a hostile owner rather than stopping one; reservations also expire.
+pub const RESERVATIONS_PER_OWNER_MAX: usize = 4;
 
 /// What every request of one reservation repeats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +112,11 @@ impl Staging {
             }
             if self.reservations.len() >= RESERVATIONS_MAX {
                 return Err(Refusal::NotReady(format!("busy: {RESERVATIONS_MAX} uploads are staging here")));
+            }
+            if self.reservations.keys().filter(|(holder, _)| *holder == owner).count() >= RESERVATIONS_PER_OWNER_MAX {
+                return Err(Refusal::NotReady(format!(
+                    "busy: this owner already stages {RESERVATIONS_PER_OWNER_MAX} uploads here"
+                )));
             }
             let free_bytes = free_bytes.saturating_sub(self.reserved_bytes());
             if header.bytes() > free_bytes {
@@ -252,13 +261,17 @@ mod tests {
         );
         staging.admit(AccountId([2; 32]), &stage(1, 2, &[1]), free, &policy, now).expect("admitted");
         let mut staging = Staging::default();
-        for upload in 0..RESERVATIONS_MAX {
+        for upload in 0..RESERVATIONS_PER_OWNER_MAX {
             staging.admit(owner(), &stage(upload as u8, 1, &[1]), u64::MAX, &policy, now).expect("admitted");
         }
-        assert!(matches!(
-            staging.admit(owner(), &stage(200, 1, &[1]), u64::MAX, &policy, now),
-            Err(Refusal::NotReady(_))
-        ));
+        let refused = staging.admit(owner(), &stage(100, 1, &[1]), u64::MAX, &policy, now);
+        assert!(matches!(refused, Err(Refusal::NotReady(_))), "one owner's share is full");
+        for upload in RESERVATIONS_PER_OWNER_MAX..RESERVATIONS_MAX {
+            let other = AccountId([upload as u8; 32]);
+            staging.admit(other, &stage(upload as u8, 1, &[1]), u64::MAX, &policy, now).expect("admitted");
+        }
+        let refused = staging.admit(AccountId([255; 32]), &stage(200, 1, &[1]), u64::MAX, &policy, now);
+        assert!(matches!(refused, Err(Refusal::NotReady(_))), "every place is taken");
     }
 
     #[test]
