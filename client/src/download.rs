@@ -298,6 +298,12 @@ impl FragmentSource for NetworkSource {
         self.runtime.block_on(self.race(candidates, needed, size, buffers))
     }
 
+    /// `fetch_sized` verifies every byte against the id (iroh-blobs'
+    /// verified streaming) before returning it.
+    fn verifies_ids(&self) -> bool {
+        true
+    }
+
     fn rank(&self, candidates: &mut [(FragmentLocation, FragmentId)]) {
         let now = Instant::now();
         // Stable: among equals, data shards (cheapest to decode) stay first.

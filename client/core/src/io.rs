@@ -149,6 +149,13 @@ pub trait FragmentSource: Sync {
         outcomes
     }
 
+    /// Whether every fragment this source returns has already been checked
+    /// against its id (a network source verifying BLAKE3 as bytes stream
+    /// in), so the decoder need not hash it again. Default: no.
+    fn verifies_ids(&self) -> bool {
+        false
+    }
+
     /// Orders `candidates` (fragments that can stand in for one another) by
     /// how soon each is likely to arrive, fastest first. The default keeps
     /// the order given (data shards first, which decode cheapest).
