@@ -39,7 +39,7 @@ pub async fn upload(
     let home = session.home.to_path_buf();
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let length = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
-    let bar = bytes_bar(length, "encoding", json);
+    let bar = bytes_bar(length, "uploading", json);
     let progress_bar = bar.clone();
     let options = UploadOptions { params, term_epochs, threads };
     let summary =

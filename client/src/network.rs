@@ -294,6 +294,7 @@ pub async fn upload(
             placements: Arc::clone(&placements),
             width,
             position: 0,
+            recycler: Arc::default(),
         };
         let (secrets, params, threads) = (secrets.clone(), options.params, options.threads);
         tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {

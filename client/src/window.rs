@@ -11,6 +11,10 @@
 //! collection start only when no fragment is being added, holds new
 //! additions until it is over, and asks for one only once enough fragments
 //! have left the window to be worth the pause.
+//!
+//! Fragments enter the store without a copy: the encoder's buffer itself
+//! becomes the stored bytes, and once the store and every transfer have let
+//! go of them the buffer returns (through the [`Recycler`]) to the encoder.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +26,7 @@ use strand_core::io::FragmentSink;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Bytes of fragments the window holds at most.
-pub const WINDOW_BYTES: u64 = 128 << 20;
+pub const WINDOW_BYTES: u64 = 32 << 20;
 /// A collection is asked for once this many bytes have left the window.
 const COLLECT_AFTER_BYTES: u64 = WINDOW_BYTES / 4;
 /// How often the store's collector asks whether to run (cheap when not).
@@ -152,10 +156,13 @@ pub struct WindowSink {
     pub width: usize,
     /// Fragments put so far.
     pub position: usize,
+    /// Buffers the store is done with, for the encoder.
+    pub recycler: Arc<Recycler>,
 }
 
-impl FragmentSink for WindowSink {
-    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
+impl WindowSink {
+    /// Adds `bytes` (fragment `id`) to the window once it has a place.
+    fn add(&mut self, id: &FragmentId, bytes: bytes::Bytes) -> std::io::Result<()> {
         // The encoder emits stripes in order, shards in order.
         let (stripe, shard) = (self.position / self.width, self.position % self.width);
         self.position += 1;
@@ -167,7 +174,7 @@ impl FragmentSink for WindowSink {
             .block_on(Arc::clone(&self.places).acquire_owned())
             .map_err(|_| std::io::Error::other("the upload was abandoned"))?;
         let (store, collector, sender) = (self.store.clone(), Arc::clone(&self.collector), self.encoded.clone());
-        let (bytes, id) = (fragment.to_vec(), *id.as_bytes());
+        let id = *id.as_bytes();
         self.runtime.spawn(async move {
             collector.begin_adding().await;
             let added = store.add_bytes(bytes).temp_tag().await;
@@ -179,5 +186,94 @@ impl FragmentSink for WindowSink {
             );
         });
         Ok(())
+    }
+}
+
+impl FragmentSink for WindowSink {
+    fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
+        self.add(id, bytes::Bytes::copy_from_slice(fragment))
+    }
+
+    /// Keeps the encoder's buffer (no copy) and hands back one the store has
+    /// let go of, so the same few buffers cycle through the window instead
+    /// of fresh memory being taken (and faulted in) for every fragment.
+    fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
+        let owned = Recycled { buffer: fragment, recycler: Arc::clone(&self.recycler) };
+        self.add(id, bytes::Bytes::from_owner(owned))?;
+        Ok(self.recycler.take())
+    }
+}
+
+/// Fragment buffers whose bytes the window's store has dropped (collected,
+/// and no transfer still sending them), kept for the encoder to reuse. Holds
+/// at most [`RECYCLED_MAX`]; the rest are freed.
+#[derive(Debug, Default)]
+pub struct Recycler {
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers a [`Recycler`] keeps.
+const RECYCLED_MAX: usize = 32;
+
+impl Recycler {
+    fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Option<Vec<u8>> {
+        self.buffers().pop()
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut buffers = self.buffers();
+        if buffers.len() < RECYCLED_MAX {
+            buffers.push(buffer);
+        }
+    }
+}
+
+/// A fragment's buffer lent to the store; returns to the recycler when the
+/// last reference to its bytes goes.
+struct Recycled {
+    buffer: Vec<u8>,
+    recycler: Arc<Recycler>,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        self.recycler.give_back(std::mem::take(&mut self.buffer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_returns_for_reuse_only_when_its_last_reference_goes() {
+        let recycler = Arc::new(Recycler::default());
+        let bytes = bytes::Bytes::from_owner(Recycled { buffer: vec![7; 1024], recycler: Arc::clone(&recycler) });
+        let slice = bytes.slice(10..20);
+        drop(bytes);
+        assert!(recycler.take().is_none(), "a slice still refers to it");
+        assert_eq!(&slice[..], &[7; 10]);
+        drop(slice);
+        assert_eq!(recycler.take().map(|buffer| buffer.len()), Some(1024), "back, whole, for the encoder");
+        for _ in 0..RECYCLED_MAX + 5 {
+            recycler.give_back(vec![0; 8]);
+        }
+        assert_eq!(recycler.buffers().len(), RECYCLED_MAX, "the spare buffers are bounded");
+    }
+
+    #[test]
+    fn the_window_holds_two_stripes_at_least() {
+        assert_eq!(places(1 << 20, 6), (WINDOW_BYTES >> 20) as usize);
+        assert_eq!(places(64 << 20, 6), 12, "large fragments: two stripes of six");
     }
 }

@@ -166,8 +166,10 @@ pub fn encode<S: ChunkSource + ?Sized>(
         |encoded| {
             let encoded = encoded?;
             for (id, fragment) in encoded.ids.iter().zip(encoded.fragments) {
-                sink.put(id, &fragment).map_err(|source| EncodeError::Write { id: *id, source })?;
-                encoder.pool.give_back(fragment);
+                let reusable = sink.put_owned(id, fragment).map_err(|source| EncodeError::Write { id: *id, source })?;
+                if let Some(buffer) = reusable {
+                    encoder.pool.give_back(buffer);
+                }
             }
             for (position, digest) in encoded.digests {
                 file_hasher.insert(position, digest);

@@ -92,6 +92,16 @@ impl ChunkSource for FileSource {
 pub trait FragmentSink {
     /// Stores one fragment under its id.
     fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()>;
+
+    /// Stores one fragment, taking its buffer, and gives the encoder a
+    /// buffer to reuse: the same one, another the sink is done with, or
+    /// none (the encoder then allocates). A sink that keeps fragments in
+    /// memory overrides this to keep the buffer instead of copying it. The
+    /// default stores a copy and hands the buffer straight back.
+    fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        self.put(id, &fragment)?;
+        Ok(Some(fragment))
+    }
 }
 
 /// Where a fragment sits in its upload. With `k = 1` every fragment of a
