@@ -4,7 +4,7 @@
 //! endpoints, for scale. Prints throughput and peak RSS (VmHWM) of the
 //! client and of every node.
 //!
-//! `cargo build --release --workspace && cargo run --release -p strand-client --example network_bench -- [MiB] [rounds]`
+//! `cargo build --release --workspace && cargo run --release -p strand-client --example network_bench -- [MiB] [rounds] [download threads]`
 
 use std::path::Path;
 use std::time::Instant;
@@ -120,6 +120,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let mebibytes: u64 = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(1024);
     let rounds: usize = std::env::args().nth(2).and_then(|text| text.parse().ok()).unwrap_or(3).max(1);
+    // The CLI's default (`--threads`): fragments fetched at once.
+    let download_threads: usize = std::env::args().nth(3).and_then(|text| text.parse().ok()).unwrap_or(8).max(1);
     let bytes = mebibytes << 20;
     let work = tempfile::Builder::new().prefix("strand-network-bench-").tempdir()?;
     let file = work.path().join("sample.bin");
@@ -156,7 +158,16 @@ async fn main() -> anyhow::Result<()> {
         let copy = work.path().join("copy.bin");
         reset_peak_rss();
         let started = Instant::now();
-        strand_client::download::download(&owner, record, follower.replica().state(), &copy, None, 8, |_| {}).await?;
+        strand_client::download::download(
+            &owner,
+            record,
+            follower.replica().state(),
+            &copy,
+            None,
+            download_threads,
+            |_| {},
+        )
+        .await?;
         let download_seconds = started.elapsed().as_secs_f64();
         let cpu_after_download = cpu_of(&network);
         let download_rss_kib = peak_rss_kib("self");
