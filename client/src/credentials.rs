@@ -32,6 +32,10 @@ use crate::record::UploadRecord;
 const FINALISATION_BLOCKS_MAX: u64 = 60;
 /// How long a provider may take to answer a presentation.
 const PRESENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a provider that has not yet applied the grant is asked again...
+const PRESENT_RETRY_WINDOW: Duration = Duration::from_secs(5);
+/// ...and how often.
+const PRESENT_RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Submits `body` as the next transaction of `sender` and waits until it is
 /// final; returns its hash and the height of its block.
@@ -187,33 +191,64 @@ pub async fn present(
 
 /// Sends each provider its presentation over libp2p, all at once; per
 /// provider, the fragments it opened or its refusal code.
+///
+/// The grantee found the credential in its own replica, so a provider that
+/// answers `no_credential` or `ledger_too_stale` has not applied that block
+/// yet (a download right after the grant): it is asked again every
+/// [`PRESENT_RETRY_INTERVAL`] for at most [`PRESENT_RETRY_WINDOW`], and only
+/// then is its refusal kept (its fragments are then rebuilt from parity).
 pub async fn present_each(
     identity: &Identity,
     state: &LedgerState,
     requests: Vec<(AccountId, Presentation)>,
 ) -> anyhow::Result<Vec<(AccountId, Result<u32, String>)>> {
     let (network, task) = crate::network::node_client(identity, PRESENT_TIMEOUT).await?;
-    let asks = requests.into_iter().map(|(provider, presentation)| {
+    let ask = |provider: AccountId, presentation: &Presentation| {
         let network = network.clone();
         let address = state.providers.get(&provider).and_then(|record| endpoints_of(record).libp2p);
-        let message = strand_wire::encode(&Request::Present(presentation));
+        let message = strand_wire::encode(&Request::Present(presentation.clone()));
         async move {
-            let outcome = async {
-                let peer = p2p::peer_id_of(&provider.0).map_err(|error| error.to_string())?;
-                let answer = network.request(peer, address, message).await?;
-                match strand_wire::decode::<Response>(&answer).map_err(|error| error.to_string())? {
-                    Response::Presented { fragments } => Ok(fragments),
-                    Response::Denied { code } => Err(code),
-                    _ => Err("unexpected answer".to_string()),
-                }
+            let peer = p2p::peer_id_of(&provider.0).map_err(|error| error.to_string())?;
+            let answer = network.request(peer, address, message).await?;
+            match strand_wire::decode::<Response>(&answer).map_err(|error| error.to_string())? {
+                Response::Presented { fragments } => Ok(fragments),
+                Response::Denied { code } => Err(code),
+                _ => Err("unexpected answer".to_string()),
             }
-            .await;
-            (provider, outcome)
         }
-    });
-    let outcomes = futures::future::join_all(asks).await;
+    };
+    let started = tokio::time::Instant::now();
+    let mut outcomes: Vec<Option<Result<u32, String>>> = requests.iter().map(|_| None).collect();
+    for attempt in 0.. {
+        let pending: Vec<usize> = (0..requests.len()).filter(|&index| lagging(&outcomes[index])).collect();
+        if pending.is_empty() || (attempt > 0 && started.elapsed() >= PRESENT_RETRY_WINDOW) {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(PRESENT_RETRY_INTERVAL).await;
+        }
+        let answers =
+            futures::future::join_all(pending.iter().map(|&index| ask(requests[index].0, &requests[index].1))).await;
+        for (index, answer) in pending.into_iter().zip(answers) {
+            outcomes[index] = Some(answer);
+        }
+    }
     task.abort();
-    Ok(outcomes)
+    Ok(requests
+        .into_iter()
+        .zip(outcomes)
+        .map(|((provider, _), outcome)| (provider, outcome.unwrap_or_else(|| Err("not asked".to_string()))))
+        .collect())
+}
+
+/// Whether a provider is still to be asked: never asked, or it refused
+/// because its replica has not caught up with the grant.
+fn lagging(outcome: &Option<Result<u32, String>>) -> bool {
+    match outcome {
+        None => true,
+        Some(Err(code)) => code == "no_credential" || code == "ledger_too_stale",
+        Some(Ok(_)) => false,
+    }
 }
 
 /// What a range credential gives its grantee: the partial index and, for

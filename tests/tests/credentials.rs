@@ -117,7 +117,8 @@ fn the_access_matrix() {
     assert_eq!(
         network.metric_sum(GRANTEE_BYTES),
         data_fragments * fragment_size,
-        "exactly one fragment per chunk of the file"
+        "exactly one fragment per chunk of the file; the download said {}",
+        describe(&output)
     );
     let released = network.metric_sum(GRANTEE_BYTES);
 
