@@ -66,8 +66,11 @@ fn fragment_on(network: &Network, record: &UploadRecord, holder: usize) -> [u8; 
 
 #[test]
 fn the_access_matrix() {
-    // 5-second epochs, so access receipts reach the ledger within the test.
-    let mut network = Network::start_with_epochs(25);
+    // 12-second epochs, so access receipts reach the ledger within the test.
+    // Not shorter: the ledger takes a node's receipts only in the epoch after
+    // the one they count, and the node killed and restarted below must come
+    // back within that (5-second epochs lost its receipts on a loaded CI run).
+    let mut network = Network::start_with_epochs(60);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let (grantee_home, stranger_home) = (tempfile::tempdir().expect("home"), tempfile::tempdir().expect("home"));
     let grantee_key = keygen(&network, grantee_home.path());
