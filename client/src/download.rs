@@ -71,7 +71,10 @@ pub struct NetworkSource {
     placement: Placement,
     endpoint: iroh::Endpoint,
     addresses: HashMap<AccountId, Vec<SocketAddr>>,
-    connections: Mutex<HashMap<AccountId, iroh::endpoint::Connection>>,
+    /// One slot per provider of the placement: the decoder's workers asking
+    /// the same provider at once wait for one connection attempt, instead
+    /// of each opening its own.
+    connections: HashMap<AccountId, tokio::sync::Mutex<Option<iroh::endpoint::Connection>>>,
     unreachable: Mutex<HashMap<AccountId, String>>,
     /// Providers that stalled at least once, with why (for the report).
     stalled: Mutex<HashMap<AccountId, String>>,
@@ -111,11 +114,13 @@ impl NetworkSource {
         addresses: HashMap<AccountId, Vec<SocketAddr>>,
     ) -> anyhow::Result<Self> {
         let endpoint = blobs::endpoint(*reader.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+        let connections =
+            placement.providers().into_iter().map(|provider| (provider, tokio::sync::Mutex::new(None))).collect();
         Ok(Self {
             placement,
             endpoint,
             addresses,
-            connections: Mutex::new(HashMap::new()),
+            connections,
             unreachable: Mutex::new(HashMap::new()),
             stalled: Mutex::new(HashMap::new()),
             speeds: Mutex::new(Speeds::default()),
@@ -149,15 +154,22 @@ impl NetworkSource {
         if let Some(reason) = lock(&self.unreachable).get(&provider).cloned() {
             return Err(reason);
         }
-        let cached = lock(&self.connections).get(&provider).cloned();
-        if let Some(connection) = cached.filter(|connection| connection.close_reason().is_none()) {
-            return Ok(connection);
+        let Some(slot) = self.connections.get(&provider) else {
+            return Err(format!("provider {} holds nothing of this download", provider.short()));
+        };
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|connection| connection.close_reason().is_none()) {
+            return Ok(connection.clone());
+        }
+        // Another worker may have found it unreachable while this one waited.
+        if let Some(reason) = lock(&self.unreachable).get(&provider).cloned() {
+            return Err(reason);
         }
         let sockets = self.addresses.get(&provider).cloned().unwrap_or_default();
         let remote = blobs::remote_address(provider.0, &sockets).map_err(|error| error.to_string())?;
         match blobs::connect(&self.endpoint, remote, CONNECT_TIMEOUT).await {
             Ok(connection) => {
-                lock(&self.connections).insert(provider, connection.clone());
+                *slot = Some(connection.clone());
                 Ok(connection)
             }
             Err(error) => {
@@ -204,54 +216,6 @@ impl NetworkSource {
         }
     }
 
-    /// Races fetches of `candidates` (in order) until `needed` arrive.
-    async fn race(
-        &self,
-        candidates: &[(FragmentLocation, FragmentId)],
-        needed: usize,
-        size: usize,
-        buffers: &mut [Vec<u8>],
-    ) -> Vec<Option<std::io::Result<bool>>> {
-        let mut outcomes: Vec<Option<std::io::Result<bool>>> = candidates.iter().map(|_| None).collect();
-        let mut running = futures::stream::FuturesUnordered::new();
-        let (mut next, mut arrived) = (0, 0);
-        let start = |index: usize, buffer: Vec<u8>| {
-            let (location, id) = candidates[index];
-            let provider = self.placement.provider_of(location.stripe, location.shard);
-            async move {
-                let mut buffer = buffer;
-                let outcome = match provider {
-                    Some(provider) => self.fetch_from(provider, &id, size, FRAGMENT_TIMEOUT, &mut buffer).await,
-                    None => Ok(false),
-                };
-                (index, outcome, buffer) as Fetched
-            }
-        };
-        while arrived < needed {
-            while running.len() < needed - arrived && next < candidates.len() {
-                running.push(start(next, std::mem::take(&mut buffers[next])));
-                next += 1;
-            }
-            if running.is_empty() {
-                break;
-            }
-            let hedge = self.speeds().hedge_after();
-            tokio::select! {
-                Some((index, outcome, buffer)) = running.next() => {
-                    arrived += usize::from(matches!(outcome, Ok(true)));
-                    buffers[index] = buffer;
-                    outcomes[index] = Some(outcome);
-                }
-                // Slow: ask one more, keep waiting for the others too.
-                () = tokio::time::sleep(hedge), if next < candidates.len() => {
-                    running.push(start(next, std::mem::take(&mut buffers[next])));
-                    next += 1;
-                }
-            }
-        }
-        outcomes
-    }
-
     fn expected_seconds(&self, location: FragmentLocation, now: Instant) -> f64 {
         match self.placement.provider_of(location.stripe, location.shard) {
             Some(provider) if !lock(&self.unreachable).contains_key(&provider) => {
@@ -295,7 +259,47 @@ impl FragmentSource for NetworkSource {
         size: usize,
         buffers: &mut [Vec<u8>],
     ) -> Vec<Option<std::io::Result<bool>>> {
-        self.runtime.block_on(self.race(candidates, needed, size, buffers))
+        // Races fetches of `candidates` (in order) until `needed` arrive.
+        self.runtime.block_on(async {
+            let mut outcomes: Vec<Option<std::io::Result<bool>>> = candidates.iter().map(|_| None).collect();
+            let mut running = futures::stream::FuturesUnordered::new();
+            let (mut next, mut arrived) = (0, 0);
+            let start = |index: usize, buffer: Vec<u8>| {
+                let (location, id) = candidates[index];
+                let provider = self.placement.provider_of(location.stripe, location.shard);
+                async move {
+                    let mut buffer = buffer;
+                    let outcome = match provider {
+                        Some(provider) => self.fetch_from(provider, &id, size, FRAGMENT_TIMEOUT, &mut buffer).await,
+                        None => Ok(false),
+                    };
+                    (index, outcome, buffer) as Fetched
+                }
+            };
+            while arrived < needed {
+                while running.len() < needed - arrived && next < candidates.len() {
+                    running.push(start(next, std::mem::take(&mut buffers[next])));
+                    next += 1;
+                }
+                if running.is_empty() {
+                    break;
+                }
+                let hedge = self.speeds().hedge_after();
+                tokio::select! {
+                    Some((index, outcome, buffer)) = running.next() => {
+                        arrived += usize::from(matches!(outcome, Ok(true)));
+                        buffers[index] = buffer;
+                        outcomes[index] = Some(outcome);
+                    }
+                    // Slow: ask one more, keep waiting for the others too.
+                    () = tokio::time::sleep(hedge), if next < candidates.len() => {
+                        running.push(start(next, std::mem::take(&mut buffers[next])));
+                        next += 1;
+                    }
+                }
+            }
+            outcomes
+        })
     }
 
     /// `fetch_sized` verifies every byte against the id (iroh-blobs'

@@ -115,6 +115,12 @@ fn stripe_digest(ids: &[FragmentId]) -> [u8; 32] {
 /// (provider, fragment) pairs the upload's blob server may serve now.
 type Allowed = Mutex<HashSet<([u8; 32], [u8; 32])>>;
 
+/// The allowed pairs (each change is one insert or removal, so the set
+/// stays consistent even if a holder panicked).
+fn allowed_now(allowed: &Allowed) -> std::sync::MutexGuard<'_, HashSet<([u8; 32], [u8; 32])>> {
+    allowed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What staging needs to know of one provider.
 struct StagingTarget {
     peer: p2p::PeerId,
@@ -156,9 +162,7 @@ async fn stage_all(
             }
             let batch = std::mem::take(batch);
             let target = &targets[&provider];
-            if let Ok(mut allowed) = allowed.lock() {
-                allowed.extend(batch.iter().map(|fragment| (target.account.0, fragment.id)));
-            }
+            allowed_now(allowed).extend(batch.iter().map(|fragment| (target.account.0, fragment.id)));
             let request = Request::Stage(strand_wire::Stage {
                 upload,
                 fragment_count: target.fragment_count,
@@ -187,11 +191,11 @@ async fn stage_all(
                     Response::Refused(reason) => bail!("provider {} refused to stage fragments: {reason}", account.short()),
                     _ => bail!("provider {} answered a staging request with another response", account.short()),
                 }
-                if let Ok(mut allowed) = allowed.lock() {
-                    for fragment in &batch {
-                        allowed.remove(&(account.0, fragment.id));
-                    }
+                let mut still_allowed = allowed_now(allowed);
+                for fragment in &batch {
+                    still_allowed.remove(&(account.0, fragment.id));
                 }
+                drop(still_allowed);
                 // Dropping the batch frees its window places; the store's
                 // collector reclaims the bytes.
                 collector.released(batch.len() as u64 * u64::from(fragment_size));
@@ -275,7 +279,7 @@ pub async fn upload(
     let allowed: Arc<Allowed> = Arc::default();
     let gate_allowed = Arc::clone(&allowed);
     let gate: blobs::Gate = Arc::new(move |operation, remote, fragment| match operation {
-        Operation::Get if gate_allowed.lock().is_ok_and(|allowed| allowed.contains(&(remote, fragment))) => Ok(()),
+        Operation::Get if allowed_now(&gate_allowed).contains(&(remote, fragment)) => Ok(()),
         _ => Err("not_authorised"),
     });
     let router = blobs::serve(endpoint.clone(), store.clone(), gate);

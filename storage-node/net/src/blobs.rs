@@ -179,7 +179,10 @@ pub async fn connect(endpoint: &Endpoint, remote: EndpointAddr, timeout: Duratio
 }
 
 /// Fetches blob `hash` over `connection` into memory, verified against the
-/// hash as it streams.
+/// hash as it streams. Takes whatever size the remote announces: for tests
+/// and tools probing the project's own nodes (is anything released at all?).
+/// Code that reads from untrusted peers uses [`fetch_sized`], which bounds
+/// memory by the size it expects.
 pub async fn fetch_bytes(
     connection: &Connection,
     hash: [u8; 32],
