@@ -14,7 +14,7 @@
 //!
 //! Fragments enter the store without a copy: the encoder's buffer itself
 //! becomes the stored bytes, and once the store and every transfer have let
-//! go of them the buffer returns (through the [`Recycler`]) to the encoder.
+//! go of them the buffer returns (through a [`strand_net::recycle::Recycler`]) to the encoder.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,7 +157,7 @@ pub struct WindowSink {
     /// Fragments put so far.
     pub position: usize,
     /// Buffers the store is done with, for the encoder.
-    pub recycler: Arc<Recycler>,
+    pub recycler: Arc<strand_net::recycle::Recycler>,
 }
 
 impl WindowSink {
@@ -198,78 +198,17 @@ impl FragmentSink for WindowSink {
     /// let go of, so the same few buffers cycle through the window instead
     /// of fresh memory being taken (and faulted in) for every fragment.
     fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
-        let owned = Recycled { buffer: fragment, recycler: Arc::clone(&self.recycler) };
-        self.add(id, bytes::Bytes::from_owner(owned))?;
+        self.add(id, self.recycler.lend(fragment))?;
         Ok(self.recycler.take())
     }
 }
 
-/// Fragment buffers whose bytes the window's store has dropped (collected,
-/// and no transfer still sending them), kept for the encoder to reuse. Holds
-/// at most [`RECYCLED_MAX`]; the rest are freed.
-#[derive(Debug, Default)]
-pub struct Recycler {
-    buffers: Mutex<Vec<Vec<u8>>>,
-}
-
-/// Buffers a [`Recycler`] keeps.
-const RECYCLED_MAX: usize = 32;
-
-impl Recycler {
-    fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn take(&self) -> Option<Vec<u8>> {
-        self.buffers().pop()
-    }
-
-    fn give_back(&self, buffer: Vec<u8>) {
-        let mut buffers = self.buffers();
-        if buffers.len() < RECYCLED_MAX {
-            buffers.push(buffer);
-        }
-    }
-}
-
-/// A fragment's buffer lent to the store; returns to the recycler when the
-/// last reference to its bytes goes.
-struct Recycled {
-    buffer: Vec<u8>,
-    recycler: Arc<Recycler>,
-}
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        self.recycler.give_back(std::mem::take(&mut self.buffer));
-    }
-}
+/// Spare fragment buffers the window keeps for the encoder.
+pub const RECYCLED_MAX: usize = 32;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_buffer_returns_for_reuse_only_when_its_last_reference_goes() {
-        let recycler = Arc::new(Recycler::default());
-        let bytes = bytes::Bytes::from_owner(Recycled { buffer: vec![7; 1024], recycler: Arc::clone(&recycler) });
-        let slice = bytes.slice(10..20);
-        drop(bytes);
-        assert!(recycler.take().is_none(), "a slice still refers to it");
-        assert_eq!(&slice[..], &[7; 10]);
-        drop(slice);
-        assert_eq!(recycler.take().map(|buffer| buffer.len()), Some(1024), "back, whole, for the encoder");
-        for _ in 0..RECYCLED_MAX + 5 {
-            recycler.give_back(vec![0; 8]);
-        }
-        assert_eq!(recycler.buffers().len(), RECYCLED_MAX, "the spare buffers are bounded");
-    }
 
     #[test]
     fn the_window_holds_two_stripes_at_least() {

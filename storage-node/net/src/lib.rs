@@ -7,9 +7,11 @@
 //! - [`p2p`]: the control plane. A libp2p swarm (identify, Kademlia,
 //!   gossipsub, request-response with a bounded length-prefixed codec) owned
 //!   by one task and driven through a command channel.
+//! - [`recycle`]: fragment buffers lent to a store and taken back for reuse.
 //!
 //! One ed25519 key is the participant's ledger account, its iroh endpoint id
 //! and its libp2p peer id.
 
 pub mod blobs;
 pub mod p2p;
+pub mod recycle;

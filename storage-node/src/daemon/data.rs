@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::store::fs::options::Options;
+use iroh_blobs::store::fs::options::{Options, PathOptions};
 use strand_contracts::AccountId;
 use strand_net::blobs::{Gate, Operation};
 
@@ -14,13 +14,113 @@ use super::Node;
 use crate::core::gate;
 
 /// Opens the fragment store with garbage collection of untagged blobs (a
-/// fragment is kept exactly while its tag `fragment/<hex>` exists).
-pub(super) async fn open_store(directory: &Path) -> anyhow::Result<iroh_blobs::api::Store> {
+/// fragment is kept exactly while its tag `fragment/<hex>` exists), and
+/// where it keeps its files (for [`settle`]).
+pub(super) async fn open_store(directory: &Path) -> anyhow::Result<(iroh_blobs::api::Store, PathOptions)> {
     std::fs::create_dir_all(directory)?;
     let mut options = Options::new(directory);
     options.gc = Some(GcConfig { interval: Duration::from_secs(30), add_protected: None });
+    let paths = options.path.clone();
     let store = FsStore::load_with_opts(directory.join("blobs.db"), options).await?;
-    Ok((*store).clone())
+    Ok(((*store).clone(), paths))
+}
+
+/// Makes a fragment the store has just imported durable on disk, then lets
+/// the page cache drop it. Runs before the node countersigns, so a fragment
+/// it signed for survives a power cut, not only a killed process (the file
+/// store itself syncs only its database). Dropping the written pages keeps
+/// the node's page-cache footprint at what is in flight rather than
+/// everything ever received: write-once fragments are read again only by
+/// proofs and gets, and the freed pages are reused by the next fragments
+/// instead of fresh memory being taken, which on a VM that hands free pages
+/// back to its host costs several times the copy itself (BENCHMARKS.md).
+/// Fragments small enough to be inlined have no file: the store's database
+/// sync covers them.
+pub(super) async fn settle(paths: &PathOptions, fragment: &[u8; 32]) -> std::io::Result<()> {
+    let path = paths.data_path(&iroh_blobs::Hash::from_bytes(*fragment));
+    tokio::task::spawn_blocking(move || {
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        file.sync_data()?;
+        uncache(&file);
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Lets the kernel drop `file`'s clean pages. Advice only: a kernel that
+/// ignores it keeps them cached.
+fn uncache(file: &std::fs::File) {
+    let _ = nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+}
+
+/// How long after a get is allowed its fragment leaves the page cache: far
+/// longer than a fragment takes to send; one still being sent afterwards is
+/// read from disk again, nothing worse.
+const UNCACHE_AFTER: Duration = Duration::from_secs(2);
+
+/// Served fragments waiting to leave the page cache, at most this many (the
+/// rest simply stay cached until the kernel needs the memory).
+const UNCACHE_PENDING_MAX: usize = 10_000;
+
+/// Drops fragments from the page cache [`UNCACHE_AFTER`] they were served,
+/// for the reason [`settle`] drops received ones: a fragment is rarely read
+/// twice soon, and reading the next ones into reused pages is several times
+/// cheaper than into fresh memory on a VM that returns free pages to its
+/// host (BENCHMARKS.md).
+#[derive(Debug)]
+pub(super) struct Uncacher {
+    served: tokio::sync::mpsc::Sender<[u8; 32]>,
+}
+
+impl Uncacher {
+    /// Starts the task that drops served fragments from the page cache.
+    pub(super) fn start(paths: PathOptions) -> Self {
+        let (served, mut received) = tokio::sync::mpsc::channel::<[u8; 32]>(1024);
+        tokio::spawn(async move {
+            let mut due: std::collections::VecDeque<(tokio::time::Instant, [u8; 32])> =
+                std::collections::VecDeque::new();
+            loop {
+                let next = due.front().map(|(at, _)| *at);
+                tokio::select! {
+                    fragment = received.recv() => match fragment {
+                        Some(fragment) if due.len() < UNCACHE_PENDING_MAX => {
+                            due.push_back((tokio::time::Instant::now() + UNCACHE_AFTER, fragment));
+                        }
+                        Some(_) => {}
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                        let now = tokio::time::Instant::now();
+                        let mut ready = Vec::new();
+                        while due.front().is_some_and(|(at, _)| *at <= now) {
+                            ready.extend(due.pop_front().map(|(_, fragment)| fragment));
+                        }
+                        let paths = paths.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            for fragment in ready {
+                                if let Ok(file) = std::fs::File::open(paths.data_path(&iroh_blobs::Hash::from_bytes(fragment))) {
+                                    uncache(&file);
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                }
+            }
+        });
+        Self { served }
+    }
+
+    /// Notes that `fragment` is being served.
+    pub(super) fn served(&self, fragment: [u8; 32]) {
+        // Full: it stays cached, which is only slower.
+        let _ = self.served.try_send(fragment);
+    }
 }
 
 /// The tag that keeps a fragment in the store.
@@ -64,6 +164,7 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 decider.metrics.requests_served.with_label_values(&[label]).inc();
                 let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
+                    decider.uncacher.served(fragment);
                     let bytes = u64::from(agreement.terms.fragment_size);
                     let epoch = ledger.params.epoch_of(ledger.height);
                     if !decider.receipts().record(epoch, agreement.terms.upload, credential, requester, bytes) {

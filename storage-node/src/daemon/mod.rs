@@ -53,8 +53,14 @@ pub(crate) struct Node {
     staging_connections: std::sync::Mutex<std::collections::HashMap<staging::Key, iroh::endpoint::Connection>>,
     /// Memory for fragments being received (see `proposals::receive`).
     receive_budget: tokio::sync::Semaphore,
+    /// Buffers of received fragments, back from the store for reuse.
+    receive_buffers: std::sync::Arc<strand_net::recycle::Recycler>,
     records: Records,
     store: iroh_blobs::api::Store,
+    /// Where `store` keeps its files.
+    store_paths: iroh_blobs::store::fs::options::PathOptions,
+    /// Drops served fragments from the page cache.
+    uncacher: data::Uncacher,
     endpoint: iroh::Endpoint,
     metrics: Metrics,
 }
@@ -137,7 +143,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         pending_receipts.restore(epoch, batch);
     }
 
-    let store = data::open_store(&config.data_dir.join("blobs")).await?;
+    let (store, store_paths) = data::open_store(&config.data_dir.join("blobs")).await?;
     let blobs_bind: SocketAddr =
         config.blobs_listen.parse().with_context(|| format!("blobs_listen '{}'", config.blobs_listen))?;
     let endpoint = strand_net::blobs::endpoint(*identity.secret_bytes(), blobs_bind).await?;
@@ -153,8 +159,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         staging: std::sync::Mutex::new(Staging::default()),
         staging_connections: std::sync::Mutex::new(std::collections::HashMap::new()),
         receive_budget: tokio::sync::Semaphore::new(proposals::RECEIVE_BUDGET_UNITS as usize),
+        receive_buffers: strand_net::recycle::Recycler::new(proposals::FETCHES_IN_FLIGHT),
         records,
         store: store.clone(),
+        uncacher: data::Uncacher::start(store_paths.clone()),
+        store_paths,
         endpoint: endpoint.clone(),
         metrics: metrics.clone(),
         capacity_bytes,

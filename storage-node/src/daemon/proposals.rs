@@ -20,7 +20,7 @@ use crate::core::staging;
 /// How long one fragment may take to arrive.
 const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fragments fetched at once per proposal or staging request.
-const FETCHES_IN_FLIGHT: usize = 8;
+pub(super) const FETCHES_IN_FLIGHT: usize = 8;
 /// Fragments being received are held in memory until stored: at most
 /// `RECEIVE_BUDGET_UNITS × RECEIVE_BUDGET_UNIT_BYTES` (64 MiB) at once,
 /// across every proposal and staging request (a larger fragment takes the
@@ -320,16 +320,24 @@ async fn receive(
     let permits =
         u32::try_from(fragment_size.div_ceil(RECEIVE_BUDGET_UNIT_BYTES)).unwrap_or(u32::MAX).min(RECEIVE_BUDGET_UNITS);
     let _budget = node.receive_budget.acquire_many(permits).await.map_err(|_| "the node is stopping".to_string())?;
-    let mut bytes = Vec::new();
+    // A buffer the store let go of, rather than fresh pages every fragment.
+    let mut bytes = node.receive_buffers.take_or_new();
     strand_net::blobs::fetch_sized(connection, fragment, fragment_size, FRAGMENT_TIMEOUT, &mut bytes)
         .await
         .map_err(|error| error.to_string())?;
     // The named tag set before keeps it; the temporary one goes.
-    let added =
-        node.store.add_bytes(bytes).temp_tag().await.map_err(|error| format!("cannot store a fragment: {error}"))?;
+    let added = node
+        .store
+        .add_bytes(node.receive_buffers.lend(bytes))
+        .temp_tag()
+        .await
+        .map_err(|error| format!("cannot store a fragment: {error}"))?;
     if added.hash() != hash {
         return Err(format!("fragment {} was stored under another hash", hash.fmt_short()));
     }
+    super::data::settle(&node.store_paths, &fragment)
+        .await
+        .map_err(|error| format!("cannot make fragment {} durable: {error}", hash.fmt_short()))?;
     node.metrics.fragment_bytes_received.inc_by(fragment_size);
     Ok(())
 }
