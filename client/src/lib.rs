@@ -19,5 +19,6 @@ pub mod progress;
 pub mod record;
 pub mod speed;
 pub mod window;
+pub mod write_behind;
 
 pub use strand_core::{keyfile, units};

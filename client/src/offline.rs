@@ -191,10 +191,11 @@ pub fn decode_partial_with<S: strand_core::io::FragmentSource + ?Sized>(
 }
 
 /// Runs `decode` into a temporary file next to `output` and renames it into
-/// place only if it succeeds, synced.
+/// place only if it succeeds, synced (window by window as it is written, see
+/// [`crate::write_behind`]).
 fn write_verified(
     output: &Path,
-    decode: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> anyhow::Result<DecodeReport>,
+    decode: impl FnOnce(&mut BufWriter<crate::write_behind::WriteBehind>) -> anyhow::Result<DecodeReport>,
 ) -> anyhow::Result<DecodeReport> {
     let parent = output.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temporary = tempfile::Builder::new()
@@ -202,9 +203,12 @@ fn write_verified(
         .suffix(".partial")
         .tempfile_in(parent)
         .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, temporary);
+    let behind = crate::write_behind::WriteBehind::new(temporary.as_file().try_clone()?)
+        .context("cannot start writing the output")?;
+    let mut writer = BufWriter::with_capacity(1 << 20, behind);
     let report = decode(&mut writer)?;
-    let temporary = writer.into_inner().map_err(|error| error.into_error()).context("cannot flush the output")?;
+    let behind = writer.into_inner().map_err(|error| error.into_error()).context("cannot flush the output")?;
+    behind.finish().context("cannot sync the output")?;
     temporary.as_file().sync_all().context("cannot sync the output")?;
     temporary.persist(output).with_context(|| format!("cannot write {}", output.display()))?;
     Ok(report)
