@@ -153,6 +153,11 @@ async fn main() -> anyhow::Result<()> {
         let upload_seconds = started.elapsed().as_secs_f64();
         let cpu_after_upload = cpu_of(&network);
         let upload_rss_kib = peak_rss_kib("self");
+        if std::env::var_os("STRAND_BENCH_UPLOAD_ONLY").is_some() {
+            // For profiling the upload alone (`perf record -a`).
+            println!("upload {:.0} MB/s", bytes as f64 / upload_seconds / 1e6);
+            continue;
+        }
         let record = UploadRecord::load(&home, &summary.upload_id, &owner)?;
         follower.catch_up(&mut client).await?;
         let copy = work.path().join("copy.bin");
@@ -189,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
             plain_cpu,
             identical,
         });
+    }
+    if results.is_empty() {
+        devnet::stop(network);
+        return Ok(());
     }
     let node_rss: Vec<u64> =
         network.processes[1..].iter().map(|process| peak_rss_kib(&process.id().to_string())).collect();
