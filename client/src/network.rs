@@ -298,7 +298,7 @@ pub async fn upload(
             placements: Arc::clone(&placements),
             width,
             position: 0,
-            recycler: strand_net::recycle::Recycler::new(crate::window::RECYCLED_MAX),
+            recycler: strand_net::recycle::Recycler::new(crate::window::RECYCLED_BYTES),
         };
         let (secrets, params, threads) = (secrets.clone(), options.params, options.threads);
         tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {

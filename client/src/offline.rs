@@ -203,8 +203,8 @@ fn write_verified(
         .suffix(".partial")
         .tempfile_in(parent)
         .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
-    let behind = crate::write_behind::WriteBehind::new(temporary.as_file().try_clone()?)
-        .context("cannot start writing the output")?;
+    let behind =
+        crate::write_behind::WriteBehind::new(temporary.as_file()).context("cannot start writing the output")?;
     let mut writer = BufWriter::with_capacity(1 << 20, behind);
     let report = decode(&mut writer)?;
     let behind = writer.into_inner().map_err(|error| error.into_error()).context("cannot flush the output")?;

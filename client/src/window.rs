@@ -203,8 +203,9 @@ impl FragmentSink for WindowSink {
     }
 }
 
-/// Spare fragment buffers the window keeps for the encoder.
-pub const RECYCLED_MAX: usize = 32;
+/// Spare fragment buffer capacity the window keeps for the encoder: the
+/// window's worth (larger fragments than that are simply reallocated).
+pub const RECYCLED_BYTES: usize = WINDOW_BYTES as usize;
 
 #[cfg(test)]
 mod tests {

@@ -33,16 +33,18 @@ pub struct WriteBehind {
 }
 
 impl WriteBehind {
-    /// Writes through `file`; a clone of its handle is synced behind.
-    pub fn new(file: File) -> io::Result<Self> {
-        let behind = file.try_clone()?;
+    /// Writes to `file` (through a handle of its own; another is synced
+    /// behind).
+    pub fn new(file: &File) -> io::Result<Self> {
+        let (file, behind) = (file.try_clone()?, file.try_clone()?);
         let (sender, receiver) = mpsc::sync_channel::<u64>(WINDOWS_AHEAD);
         let thread = std::thread::Builder::new().name("strand-write-behind".into()).spawn(move || {
             for written in receiver {
                 behind.sync_data()?;
                 // Advice only: a kernel that ignores it keeps the pages cached.
                 let length = i64::try_from(written).unwrap_or(i64::MAX);
-                let _ = nix::fcntl::posix_fadvise(&behind, 0, length, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+                let _ =
+                    nix::fcntl::posix_fadvise(&behind, 0, length, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
             }
             Ok(())
         })?;
@@ -103,7 +105,7 @@ mod tests {
     fn writes_every_byte_in_order() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("out");
-        let mut writer = WriteBehind::new(File::create(&path).expect("create")).expect("writer");
+        let mut writer = WriteBehind::new(&File::create(&path).expect("create")).expect("writer");
         let mut expected = Vec::new();
         // Uneven pieces across several windows.
         for piece in 0..40u32 {

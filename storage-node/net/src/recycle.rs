@@ -9,26 +9,37 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Spare buffers, at most `keep` of them (the rest are freed).
+/// Spare buffers, at most `keep_bytes` of capacity in all (a buffer that
+/// does not fit is freed), so a long-running process holds little idle
+/// memory however large the fragments it once handled.
 #[derive(Debug)]
 pub struct Recycler {
-    buffers: Mutex<Vec<Vec<u8>>>,
-    keep: usize,
+    spare: Mutex<Spare>,
+    keep_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Spare {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
 }
 
 impl Recycler {
-    /// A recycler keeping at most `keep` spare buffers.
-    pub fn new(keep: usize) -> Arc<Self> {
-        Arc::new(Self { buffers: Mutex::new(Vec::new()), keep })
+    /// A recycler keeping at most `keep_bytes` of spare buffer capacity.
+    pub fn new(keep_bytes: usize) -> Arc<Self> {
+        Arc::new(Self { spare: Mutex::new(Spare::default()), keep_bytes })
     }
 
-    fn buffers(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
-        self.buffers.lock().unwrap_or_else(PoisonError::into_inner)
+    fn spare_now(&self) -> MutexGuard<'_, Spare> {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A spare buffer (contents and length unspecified), if any.
     pub fn take(&self) -> Option<Vec<u8>> {
-        self.buffers().pop()
+        let mut spare = self.spare_now();
+        let buffer = spare.buffers.pop()?;
+        spare.bytes -= buffer.capacity();
+        Some(buffer)
     }
 
     /// A spare buffer or a new empty one.
@@ -43,15 +54,17 @@ impl Recycler {
     }
 
     fn give_back(&self, buffer: Vec<u8>) {
-        let mut buffers = self.buffers();
-        if buffers.len() < self.keep {
-            buffers.push(buffer);
+        let mut spare = self.spare_now();
+        if spare.bytes + buffer.capacity() <= self.keep_bytes {
+            spare.bytes += buffer.capacity();
+            spare.buffers.push(buffer);
         }
     }
 
-    /// Spare buffers held now.
-    pub fn spare(&self) -> usize {
-        self.buffers().len()
+    /// Spare buffers held now, and their capacity in bytes.
+    pub fn spare(&self) -> (usize, usize) {
+        let spare = self.spare_now();
+        (spare.buffers.len(), spare.bytes)
     }
 }
 
@@ -79,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_buffer_returns_for_reuse_only_when_its_last_reference_goes() {
-        let recycler = Recycler::new(4);
+        let recycler = Recycler::new(4 * 1024);
         let bytes = recycler.lend(vec![7; 1024]);
         let slice = bytes.slice(10..20);
         drop(bytes);
@@ -88,8 +101,12 @@ mod tests {
         drop(slice);
         assert_eq!(recycler.take().map(|buffer| buffer.len()), Some(1024), "back, whole");
         for _ in 0..9 {
-            drop(recycler.lend(vec![0; 8]));
+            drop(recycler.lend(Vec::with_capacity(1024)));
         }
-        assert_eq!(recycler.spare(), 4, "the spare buffers are bounded");
+        assert_eq!(recycler.spare(), (4, 4 * 1024), "the spare capacity is bounded");
+        drop(recycler.lend(Vec::with_capacity(1)));
+        assert_eq!(recycler.spare(), (4, 4 * 1024), "a buffer that does not fit is freed");
+        assert_eq!(recycler.take().map(|buffer| buffer.capacity()), Some(1024));
+        assert_eq!(recycler.spare(), (3, 3 * 1024), "taking one frees its room");
     }
 }

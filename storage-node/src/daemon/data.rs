@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::store::fs::options::{Options, PathOptions};
+use iroh_blobs::store::fs::options::{InlineOptions, Options, PathOptions};
 use strand_contracts::AccountId;
 use strand_net::blobs::{Gate, Operation};
 
@@ -26,30 +26,40 @@ pub(super) async fn open_store(directory: &Path) -> anyhow::Result<(iroh_blobs::
 }
 
 /// Makes a fragment the store has just imported durable on disk, then lets
-/// the page cache drop it. Runs before the node countersigns, so a fragment
-/// it signed for survives a power cut, not only a killed process (the file
-/// store itself syncs only its database). Dropping the written pages keeps
-/// the node's page-cache footprint at what is in flight rather than
-/// everything ever received: write-once fragments are read again only by
-/// proofs and gets, and the freed pages are reused by the next fragments
-/// instead of fresh memory being taken, which on a VM that hands free pages
-/// back to its host costs several times the copy itself (BENCHMARKS.md).
-/// Fragments small enough to be inlined have no file: the store's database
-/// sync covers them.
-pub(super) async fn settle(paths: &PathOptions, fragment: &[u8; 32]) -> std::io::Result<()> {
-    let path = paths.data_path(&iroh_blobs::Hash::from_bytes(*fragment));
-    tokio::task::spawn_blocking(move || {
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error),
-        };
-        file.sync_data()?;
-        uncache(&file);
-        Ok(())
+/// the page cache drop it. Runs before the node countersigns, so what it
+/// signs for is on disk, not only in memory (the file store itself syncs
+/// only its database). Dropping the written pages keeps the node's
+/// page-cache footprint at what is in flight rather than everything ever
+/// received: write-once fragments are read again only by proofs and gets,
+/// and the freed pages are reused by the next fragments instead of fresh
+/// memory being taken, which on a VM that hands free pages back to its host
+/// costs several times the copy itself (BENCHMARKS.md). Fragments small
+/// enough to be inlined in the store's database have no file of their own:
+/// the database sync covers them; any other fragment without a file is an
+/// error.
+pub(super) async fn settle(paths: &PathOptions, fragment: &[u8; 32], size: u64) -> std::io::Result<()> {
+    let paths = paths.clone();
+    let fragment = *fragment;
+    tokio::task::spawn_blocking(move || match fragment_file(&paths, &fragment)? {
+        Some(file) => {
+            file.sync_data()?;
+            uncache(&file);
+            Ok(())
+        }
+        None if size <= InlineOptions::default().max_data_inlined => Ok(()),
+        None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the store wrote no file for the fragment")),
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The file holding `fragment`'s bytes, if the store keeps it in one.
+fn fragment_file(paths: &PathOptions, fragment: &[u8; 32]) -> std::io::Result<Option<std::fs::File>> {
+    match std::fs::File::open(paths.data_path(&iroh_blobs::Hash::from_bytes(*fragment))) {
+        Ok(file) => Ok(Some(file)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Lets the kernel drop `file`'s clean pages. Advice only: a kernel that
@@ -103,7 +113,7 @@ impl Uncacher {
                         let paths = paths.clone();
                         let _ = tokio::task::spawn_blocking(move || {
                             for fragment in ready {
-                                if let Ok(file) = std::fs::File::open(paths.data_path(&iroh_blobs::Hash::from_bytes(fragment))) {
+                                if let Ok(Some(file)) = fragment_file(&paths, &fragment) {
                                     uncache(&file);
                                 }
                             }

@@ -159,7 +159,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         staging: std::sync::Mutex::new(Staging::default()),
         staging_connections: std::sync::Mutex::new(std::collections::HashMap::new()),
         receive_budget: tokio::sync::Semaphore::new(proposals::RECEIVE_BUDGET_UNITS as usize),
-        receive_buffers: strand_net::recycle::Recycler::new(proposals::FETCHES_IN_FLIGHT),
+        receive_buffers: strand_net::recycle::Recycler::new(proposals::RECEIVE_SPARE_BYTES),
         records,
         store: store.clone(),
         uncacher: data::Uncacher::start(store_paths.clone()),

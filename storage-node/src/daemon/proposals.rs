@@ -20,7 +20,10 @@ use crate::core::staging;
 /// How long one fragment may take to arrive.
 const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fragments fetched at once per proposal or staging request.
-pub(super) const FETCHES_IN_FLIGHT: usize = 8;
+const FETCHES_IN_FLIGHT: usize = 8;
+/// Capacity of received-fragment buffers kept for reuse when idle (a
+/// proposal's fetches in flight, at the default 1 MiB chunk size).
+pub(super) const RECEIVE_SPARE_BYTES: usize = 16 << 20;
 /// Fragments being received are held in memory until stored: at most
 /// `RECEIVE_BUDGET_UNITS × RECEIVE_BUDGET_UNIT_BYTES` (64 MiB) at once,
 /// across every proposal and staging request (a larger fragment takes the
@@ -335,7 +338,7 @@ async fn receive(
     if added.hash() != hash {
         return Err(format!("fragment {} was stored under another hash", hash.fmt_short()));
     }
-    super::data::settle(&node.store_paths, &fragment)
+    super::data::settle(&node.store_paths, &fragment, fragment_size)
         .await
         .map_err(|error| format!("cannot make fragment {} durable: {error}", hash.fmt_short()))?;
     node.metrics.fragment_bytes_received.inc_by(fragment_size);
