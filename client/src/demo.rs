@@ -134,27 +134,37 @@ fn write_sample(path: &Path, size: u64, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes one data and one parity fragment of stripe 0 (m = 2 losses) and
-/// flips a bit in a data fragment of the last stripe.
+/// Deletes, in the stripe holding the file's first chunk, that chunk's
+/// fragment and a parity fragment (m = 2 losses), and flips a bit in the
+/// fragment of a chunk in another stripe. Chunks, not slots: the scramble
+/// leaves some slots of the last stripes empty, and a fragment holding no
+/// chunk is never read, so damaging one would show nothing.
 fn damage(index: &strand_core::RecoveryIndex, fragments: &Path) -> anyhow::Result<Vec<String>> {
     let store = DirectoryStore::open(fragments)?;
-    let k = usize::from(index.params().data_shards);
-    let first = index.stripe(0);
+    let k = u64::from(index.params().data_shards);
+    let scramble = strand_core::scramble::Scramble::new(&index.master_key.scramble_seed(), index.layout.slot_count());
+    // (stripe, shard) of the chunk at file position `position`.
+    let place = |position: u64| {
+        let slot = scramble.slot_of_position(position);
+        (slot / k, (slot % k) as usize)
+    };
+    let (first_stripe, first_shard) = place(0);
+    let stripe = index.stripe(first_stripe);
     let mut damaged = Vec::new();
-    for id in [first[0], first[k]] {
+    for id in [stripe[first_shard], stripe[k as usize]] {
         std::fs::remove_file(store.path_of(&id))?;
-        damaged.push(format!("deleted fragment {} of stripe 0", id.short()));
+        damaged.push(format!("deleted fragment {} of stripe {first_stripe}", id.short()));
     }
-    let last_stripe = index.layout.stripe_count - 1;
-    if last_stripe > 0 {
-        let id = index.stripe(last_stripe)[1];
+    let other = (0..index.layout.chunk_count).rev().map(place).find(|(stripe, _)| *stripe != first_stripe);
+    if let Some((other_stripe, shard)) = other {
+        let id = index.stripe(other_stripe)[shard];
         let mut file = std::fs::OpenOptions::new().read(true).write(true).open(store.path_of(&id))?;
         let mut byte = [0u8];
         file.seek(SeekFrom::Start(100))?;
         file.read_exact(&mut byte)?;
         file.seek(SeekFrom::Start(100))?;
         file.write_all(&[byte[0] ^ 0x04])?;
-        damaged.push(format!("flipped a bit of fragment {} of stripe {last_stripe}", id.short()));
+        damaged.push(format!("flipped a bit of fragment {} of stripe {other_stripe}", id.short()));
     }
     Ok(damaged)
 }
