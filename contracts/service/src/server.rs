@@ -40,6 +40,8 @@ pub async fn serve<O: OrderingService>(
                 continue;
             }
         };
+        // Answers are small request-response frames: send them at once.
+        stream.set_nodelay(true).ok();
         let Ok(place) = Arc::clone(&places).acquire_owned().await else { return };
         let (sequencer, genesis) = (sequencer.clone(), Arc::clone(&genesis));
         tokio::spawn(async move {
