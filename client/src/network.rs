@@ -141,9 +141,8 @@ async fn stage_all(
     upload: strand_contracts::types::UploadKey,
     fragment_size: u32,
     source: &WireSource,
-    mut encoded: tokio::sync::mpsc::UnboundedReceiver<Result<Encoded, String>>,
+    mut encoded: tokio::sync::mpsc::UnboundedReceiver<Encoded>,
     window: &tokio::sync::Semaphore,
-    collector: &window::Collector,
     allowed: &Allowed,
 ) -> anyhow::Result<()> {
     use futures::StreamExt as _;
@@ -179,8 +178,7 @@ async fn stage_all(
         }
         tokio::select! {
             item = encoded.recv(), if !encoder_done => match item {
-                Some(Ok(fragment)) => waiting.entry(fragment.provider).or_default().push(fragment),
-                Some(Err(reason)) => bail!(reason),
+                Some(fragment) => waiting.entry(fragment.provider).or_default().push(fragment),
                 None => encoder_done = true,
             },
             Some((provider, batch, answer)) = requests.next() => {
@@ -196,9 +194,7 @@ async fn stage_all(
                     still_allowed.remove(&(account.0, fragment.id));
                 }
                 drop(still_allowed);
-                // Dropping the batch frees its window places; the store's
-                // collector reclaims the bytes.
-                collector.released(batch.len() as u64 * u64::from(fragment_size));
+                // Dropping the batch frees its window places and bytes.
                 drop(batch);
                 *in_flight.entry(provider).or_default() -= 1;
             }
@@ -269,8 +265,7 @@ pub async fn upload(
     }
 
     // Serve each chosen provider exactly the fragments it was asked to stage.
-    let collector = Arc::new(window::Collector::default());
-    let store = window::store(&collector);
+    let blobs = strand_net::memory::MemoryBlobs::new();
     let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
     let source = WireSource {
         endpoint: *endpoint.id().as_bytes(),
@@ -282,7 +277,7 @@ pub async fn upload(
         Operation::Get if allowed_now(&gate_allowed).contains(&(remote, fragment)) => Ok(()),
         _ => Err("not_authorised"),
     });
-    let router = blobs::serve(endpoint.clone(), store.clone(), gate);
+    let router = strand_net::memory::serve(endpoint.clone(), Arc::clone(&blobs), gate);
     let (network, network_task) = node_client(owner, PROPOSAL_TIMEOUT).await?;
 
     // Encode (blocking, off the runtime) while providers pull.
@@ -290,10 +285,9 @@ pub async fn upload(
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let encoding = {
         let sink = WindowSink {
-            store: store.clone(),
+            blobs: Arc::clone(&blobs),
             runtime: tokio::runtime::Handle::current(),
             places: Arc::clone(&window),
-            collector: Arc::clone(&collector),
             encoded: sender,
             placements: Arc::clone(&placements),
             width,
@@ -316,7 +310,6 @@ pub async fn upload(
             &source,
             receiver,
             &window,
-            &collector,
             &allowed,
         )
         .await;
@@ -336,7 +329,6 @@ pub async fn upload(
         Err(error) => {
             network_task.abort();
             let _ = router.shutdown().await;
-            store.shutdown().await.ok();
             return Err(error);
         }
     };
@@ -378,7 +370,6 @@ pub async fn upload(
     let signed = negotiate(&network, state, &providers, proposals).await;
     network_task.abort();
     let _ = router.shutdown().await;
-    store.shutdown().await.ok();
     let signed = signed?;
     let transfer_seconds = started.elapsed().as_secs_f64() - encode_seconds;
 

@@ -2,122 +2,24 @@
 //! providers over iroh-blobs, until each provider holds its own. A fixed
 //! number of places bounds the client's memory whatever the file size.
 //!
-//! The window is an iroh-blobs in-memory store. A fragment stays in it while
-//! its temporary tag lives; the store's garbage collector reclaims the rest.
-//! That collector marks the tagged blobs and then sweeps every untagged one,
-//! and the in-memory store does not protect a blob added between the two
-//! (its file store does), so a fragment added during a collection could be
-//! swept before anyone read it. The [`Collector`] therefore lets a
-//! collection start only when no fragment is being added, holds new
-//! additions until it is over, and asks for one only once enough fragments
-//! have left the window to be worth the pause.
-//!
-//! Fragments enter the store without a copy: the encoder's buffer itself
-//! becomes the stored bytes, and once the store and every transfer have let
-//! go of them the buffer returns (through a [`strand_net::recycle::Recycler`]) to the encoder.
+//! The window is a [`MemoryBlobs`]: each fragment with the outboard of its
+//! BLAKE3 tree, held while its [`Encoded`] lives and served to the
+//! provider it was staged with as slices of the encoder's own buffer (no
+//! copy, and no hashing beyond the one that names the fragment; iroh-blobs'
+//! in-memory store hashed every fragment twice more). Once the window and
+//! every transfer have let go of a buffer it returns (through a
+//! [`strand_net::recycle::Recycler`]) to the encoder.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use iroh_blobs::api::{Store, TempTag};
-use iroh_blobs::store::{GcConfig, ProtectOutcome};
+use bao_tree::io::outboard::PreOrderMemOutboard;
 use strand_core::FragmentId;
 use strand_core::io::FragmentSink;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use strand_net::memory::{Held, MemoryBlobs};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes of fragments the window holds at most.
 pub const WINDOW_BYTES: u64 = 32 << 20;
-/// A collection is asked for once this many bytes have left the window.
-const COLLECT_AFTER_BYTES: u64 = WINDOW_BYTES / 4;
-/// How often the store's collector asks whether to run (cheap when not).
-const COLLECTOR_POLL: Duration = Duration::from_millis(10);
-
-#[derive(Debug, Default)]
-struct CollectorState {
-    /// Fragments being added.
-    adding: usize,
-    /// A collection is running (additions wait).
-    collecting: bool,
-    /// Bytes released since the last collection.
-    released_bytes: u64,
-}
-
-/// Runs the store's collections only while no fragment is being added.
-#[derive(Debug, Default)]
-pub struct Collector {
-    state: Mutex<CollectorState>,
-    changed: Notify,
-}
-
-impl Collector {
-    fn state(&self) -> std::sync::MutexGuard<'_, CollectorState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits until no collection runs, then counts one addition in.
-    async fn begin_adding(&self) {
-        loop {
-            let notified = self.changed.notified();
-            {
-                let mut state = self.state();
-                if !state.collecting {
-                    state.adding += 1;
-                    return;
-                }
-            }
-            notified.await;
-        }
-    }
-
-    fn end_adding(&self) {
-        self.state().adding -= 1;
-        self.changed.notify_waiters();
-    }
-
-    /// Counts bytes that left the window (their tags dropped).
-    pub fn released(&self, bytes: u64) {
-        self.state().released_bytes += bytes;
-    }
-
-    /// The store's protect callback: called before every collection, and
-    /// only after the previous one has finished. Ends the previous
-    /// collection (additions resume); starts one (waiting for additions in
-    /// progress to finish) when enough bytes were released.
-    async fn before_collection(&self) -> ProtectOutcome {
-        {
-            let mut state = self.state();
-            state.collecting = false;
-            if state.released_bytes < COLLECT_AFTER_BYTES {
-                drop(state);
-                self.changed.notify_waiters();
-                return ProtectOutcome::Abort;
-            }
-            state.released_bytes = 0;
-            state.collecting = true;
-        }
-        self.changed.notify_waiters();
-        loop {
-            let notified = self.changed.notified();
-            if self.state().adding == 0 {
-                return ProtectOutcome::Continue;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// The in-memory store behind the window, collected under `collector`.
-pub fn store(collector: &Arc<Collector>) -> Store {
-    let collector = Arc::clone(collector);
-    let callback: iroh_blobs::store::ProtectCb = Arc::new(move |_live| {
-        let collector = Arc::clone(&collector);
-        Box::pin(async move { collector.before_collection().await })
-    });
-    let options = iroh_blobs::store::mem::Options {
-        gc_config: Some(GcConfig { interval: COLLECTOR_POLL, add_protected: Some(callback) }),
-    };
-    (*iroh_blobs::store::mem::MemStore::new_with_opts(options)).clone()
-}
 
 /// Places in the window for fragments of `fragment_bytes`, enough for two
 /// stripes of `width` at least.
@@ -131,8 +33,8 @@ pub struct Encoded {
     pub provider: usize,
     /// The fragment id (its BLAKE3 hash).
     pub id: [u8; 32],
-    /// Keeps the bytes in the store until dropped.
-    _tag: TempTag,
+    /// Keeps the bytes in the window until dropped.
+    _held: Held,
     /// Its place in the window.
     _place: OwnedSemaphorePermit,
 }
@@ -140,23 +42,21 @@ pub struct Encoded {
 /// Puts fragments from the (blocking) encoder into the window, each taking
 /// a place first (waiting while the window is full), and hands them on.
 pub struct WindowSink {
-    /// The window's store.
-    pub store: Store,
-    /// The runtime the additions run on.
+    /// The window.
+    pub blobs: Arc<MemoryBlobs>,
+    /// The runtime the places are awaited on.
     pub runtime: tokio::runtime::Handle,
     /// The window's places; closed when the upload is abandoned.
     pub places: Arc<Semaphore>,
-    /// Its collector.
-    pub collector: Arc<Collector>,
-    /// Where added fragments go (or why adding failed).
-    pub encoded: tokio::sync::mpsc::UnboundedSender<Result<Encoded, String>>,
+    /// Where added fragments go.
+    pub encoded: tokio::sync::mpsc::UnboundedSender<Encoded>,
     /// Per stripe, the provider of each shard.
     pub placements: Arc<Vec<Vec<usize>>>,
     /// Fragments per stripe.
     pub width: usize,
     /// Fragments put so far.
     pub position: usize,
-    /// Buffers the store is done with, for the encoder.
+    /// Buffers the window is done with, for the encoder.
     pub recycler: Arc<strand_net::recycle::Recycler>,
 }
 
@@ -169,23 +69,18 @@ impl WindowSink {
         let provider = self.placements.get(stripe).and_then(|chosen| chosen.get(shard)).copied().ok_or_else(|| {
             std::io::Error::other(format!("the encoder produced more fragments than placed (stripe {stripe})"))
         })?;
+        let outboard = PreOrderMemOutboard::create(&bytes, iroh_blobs::store::IROH_BLOCK_SIZE);
+        if outboard.root.as_bytes() != id.as_bytes() {
+            return Err(std::io::Error::other(format!("fragment {} hashes to another id", id.short())));
+        }
         let place = self
             .runtime
             .block_on(Arc::clone(&self.places).acquire_owned())
             .map_err(|_| std::io::Error::other("the upload was abandoned"))?;
-        let (store, collector, sender) = (self.store.clone(), Arc::clone(&self.collector), self.encoded.clone());
-        let id = *id.as_bytes();
-        self.runtime.spawn(async move {
-            collector.begin_adding().await;
-            let added = store.add_bytes(bytes).temp_tag().await;
-            collector.end_adding();
-            let _ = sender.send(
-                added
-                    .map(|tag| Encoded { provider, id, _tag: tag, _place: place })
-                    .map_err(|error| format!("cannot hold a fragment in memory: {error}")),
-            );
-        });
-        Ok(())
+        let held = self.blobs.insert(bytes, outboard).map_err(std::io::Error::other)?;
+        self.encoded
+            .send(Encoded { provider, id: *id.as_bytes(), _held: held, _place: place })
+            .map_err(|_| std::io::Error::other("the upload was abandoned"))
     }
 }
 
@@ -194,8 +89,8 @@ impl FragmentSink for WindowSink {
         self.add(id, bytes::Bytes::copy_from_slice(fragment))
     }
 
-    /// Keeps the encoder's buffer (no copy) and hands back one the store has
-    /// let go of, so the same few buffers cycle through the window instead
+    /// Keeps the encoder's buffer (no copy) and hands back one the window
+    /// has let go of, so the same few buffers cycle through the window instead
     /// of fresh memory being taken (and faulted in) for every fragment.
     fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
         self.add(id, self.recycler.lend(fragment))?;

@@ -4,6 +4,9 @@
 //!   addresses with no relays and no discovery (nothing leaves the hosts we
 //!   name), blob serving where every connection, get and push is put to a
 //!   [`blobs::Gate`], and verified fetches with timeouts.
+//! - [`memory`]: complete blobs held in memory with their outboards,
+//!   served to gated gets without hashing or copying them again (the
+//!   client's upload window).
 //! - [`p2p`]: the control plane. A libp2p swarm (identify, Kademlia,
 //!   gossipsub, request-response with a bounded length-prefixed codec) owned
 //!   by one task and driven through a command channel.
@@ -13,5 +16,6 @@
 //! and its libp2p peer id.
 
 pub mod blobs;
+pub mod memory;
 pub mod p2p;
 pub mod recycle;
