@@ -297,7 +297,15 @@ pub async fn upload(
         let (secrets, params, threads) = (secrets.clone(), options.params, options.threads);
         tokio::task::spawn_blocking(move || -> anyhow::Result<RecoveryIndex> {
             let mut sink = sink;
-            let index = strand_core::encode(&file_source, &mut sink, params, &secrets, threads, progress)?;
+            let index = strand_core::encode_named(
+                &file_source,
+                &mut sink,
+                &window::Outboards,
+                params,
+                &secrets,
+                threads,
+                progress,
+            )?;
             Ok(index)
         })
     };

@@ -60,18 +60,37 @@ pub struct WindowSink {
     pub recycler: Arc<strand_net::recycle::Recycler>,
 }
 
+/// Names fragments by the outboard of their BLAKE3 tree at iroh's block
+/// size, computed on the encoder's workers: its root is the fragment id, so
+/// one pass over the bytes both names a fragment and readies it for serving.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outboards;
+
+impl strand_core::io::Naming for Outboards {
+    type Named = PreOrderMemOutboard;
+
+    fn name(&self, fragment: &[u8]) -> (FragmentId, PreOrderMemOutboard) {
+        let outboard = outboard_of(fragment);
+        (FragmentId::from_bytes(*outboard.root.as_bytes()), outboard)
+    }
+}
+
+fn outboard_of(fragment: &[u8]) -> PreOrderMemOutboard {
+    PreOrderMemOutboard::create(fragment, iroh_blobs::store::IROH_BLOCK_SIZE)
+}
+
 impl WindowSink {
-    /// Adds `bytes` (fragment `id`) to the window once it has a place.
-    fn add(&mut self, id: &FragmentId, bytes: bytes::Bytes) -> std::io::Result<()> {
+    /// Adds `bytes` (fragment `id`, whose tree `outboard` describes) to the
+    /// window once it has a place.
+    fn add(&mut self, id: &FragmentId, bytes: bytes::Bytes, outboard: PreOrderMemOutboard) -> std::io::Result<()> {
         // The encoder emits stripes in order, shards in order.
         let (stripe, shard) = (self.position / self.width, self.position % self.width);
         self.position += 1;
         let provider = self.placements.get(stripe).and_then(|chosen| chosen.get(shard)).copied().ok_or_else(|| {
             std::io::Error::other(format!("the encoder produced more fragments than placed (stripe {stripe})"))
         })?;
-        let outboard = PreOrderMemOutboard::create(&bytes, iroh_blobs::store::IROH_BLOCK_SIZE);
         if outboard.root.as_bytes() != id.as_bytes() {
-            return Err(std::io::Error::other(format!("fragment {} hashes to another id", id.short())));
+            return Err(std::io::Error::other(format!("fragment {} came with another fragment's outboard", id.short())));
         }
         let place = self
             .runtime
@@ -84,16 +103,27 @@ impl WindowSink {
     }
 }
 
-impl FragmentSink for WindowSink {
+impl FragmentSink<PreOrderMemOutboard> for WindowSink {
     fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> std::io::Result<()> {
-        self.add(id, bytes::Bytes::copy_from_slice(fragment))
+        let outboard = outboard_of(fragment);
+        self.add(id, bytes::Bytes::copy_from_slice(fragment), outboard)
+    }
+
+    fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
+        let outboard = outboard_of(&fragment);
+        self.put_named(id, fragment, outboard)
     }
 
     /// Keeps the encoder's buffer (no copy) and hands back one the window
     /// has let go of, so the same few buffers cycle through the window instead
     /// of fresh memory being taken (and faulted in) for every fragment.
-    fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
-        self.add(id, self.recycler.lend(fragment))?;
+    fn put_named(
+        &mut self,
+        id: &FragmentId,
+        fragment: Vec<u8>,
+        outboard: PreOrderMemOutboard,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        self.add(id, self.recycler.lend(fragment), outboard)?;
         Ok(self.recycler.take())
     }
 }
@@ -105,6 +135,17 @@ pub const RECYCLED_BYTES: usize = WINDOW_BYTES as usize;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outboard_naming_gives_plain_blake3_ids() {
+        use strand_core::io::Naming as _;
+        for length in [0usize, 1, 16 << 10, (16 << 10) + 1, (1 << 20) + 16] {
+            let fragment: Vec<u8> = (0..length).map(|index| (index % 251) as u8).collect();
+            let (id, outboard) = Outboards.name(&fragment);
+            assert_eq!(id, FragmentId::of(&fragment), "{length} bytes");
+            assert_eq!(outboard.tree.size(), length as u64);
+        }
+    }
 
     #[test]
     fn the_window_holds_two_stripes_at_least() {

@@ -16,7 +16,7 @@ use crate::chunk_cipher::encrypt_chunk;
 use crate::file_hash::{ChunkDigest, FileHasher, chunk_digest};
 use crate::ids::{FragmentId, UploadId};
 use crate::index::RecoveryIndex;
-use crate::io::{BufferPool, ChunkSource, FragmentSink};
+use crate::io::{BufferPool, ChunkSource, FragmentSink, Naming, PlainIds};
 use crate::keys::MasterKey;
 use crate::params::{CodecParams, Layout, ParamsError, TAG_LEN};
 use crate::pipeline::run_ordered;
@@ -65,9 +65,10 @@ pub enum EncodeError {
 }
 
 /// One stripe, encoded.
-struct EncodedStripe {
+struct EncodedStripe<N> {
     fragments: Vec<Vec<u8>>,
     ids: Vec<FragmentId>,
+    named: Vec<N>,
     digests: Vec<(u64, ChunkDigest)>,
     file_bytes: u64,
 }
@@ -82,7 +83,12 @@ struct StripeEncoder<'a, S: ?Sized> {
 }
 
 impl<S: ChunkSource + ?Sized> StripeEncoder<'_, S> {
-    fn encode(&self, reed_solomon: &mut ReedSolomonEncoder, stripe: u64) -> Result<EncodedStripe, EncodeError> {
+    fn encode<N: Naming>(
+        &self,
+        reed_solomon: &mut ReedSolomonEncoder,
+        stripe: u64,
+        naming: &N,
+    ) -> Result<EncodedStripe<N::Named>, EncodeError> {
         let params = self.layout.params;
         let data_shards = u64::from(params.data_shards);
         let mut fragments: Vec<Vec<u8>> = Vec::with_capacity(params.fragments_per_stripe());
@@ -124,8 +130,8 @@ impl<S: ChunkSource + ?Sized> StripeEncoder<'_, S> {
             fragments.push(fragment);
         }
         drop(parity);
-        let ids = fragments.iter().map(|fragment| FragmentId::of(fragment)).collect();
-        Ok(EncodedStripe { fragments, ids, digests, file_bytes })
+        let (ids, named) = fragments.iter().map(|fragment| naming.name(fragment)).unzip();
+        Ok(EncodedStripe { fragments, ids, named, digests, file_bytes })
     }
 }
 
@@ -135,6 +141,20 @@ impl<S: ChunkSource + ?Sized> StripeEncoder<'_, S> {
 pub fn encode<S: ChunkSource + ?Sized>(
     source: &S,
     sink: &mut impl FragmentSink,
+    params: CodecParams,
+    secrets: &UploadSecrets,
+    threads: usize,
+    progress: impl FnMut(u64),
+) -> Result<RecoveryIndex, EncodeError> {
+    encode_named(source, sink, &PlainIds, params, secrets, threads, progress)
+}
+
+/// [`encode`], naming each fragment with `naming` on the workers and handing
+/// what it computed to [`FragmentSink::put_named`].
+pub fn encode_named<S: ChunkSource + ?Sized, N: Naming>(
+    source: &S,
+    sink: &mut impl FragmentSink<N::Named>,
+    naming: &N,
     params: CodecParams,
     secrets: &UploadSecrets,
     threads: usize,
@@ -162,11 +182,12 @@ pub fn encode<S: ChunkSource + ?Sized>(
             )
             .expect("parameters validated by Layout::new")
         },
-        |reed_solomon, stripe| encoder.encode(reed_solomon, stripe),
+        |reed_solomon, stripe| encoder.encode(reed_solomon, stripe, naming),
         |encoded| {
             let encoded = encoded?;
-            for (id, fragment) in encoded.ids.iter().zip(encoded.fragments) {
-                let reusable = sink.put_owned(id, fragment).map_err(|source| EncodeError::Write { id: *id, source })?;
+            for ((id, fragment), named) in encoded.ids.iter().zip(encoded.fragments).zip(encoded.named) {
+                let reusable =
+                    sink.put_named(id, fragment, named).map_err(|source| EncodeError::Write { id: *id, source })?;
                 if let Some(buffer) = reusable {
                     encoder.pool.give_back(buffer);
                 }

@@ -88,8 +88,32 @@ impl ChunkSource for FileSource {
     }
 }
 
+/// How the encoder's workers name each fragment: its id, and whatever else
+/// the sink wants computed from the same bytes in the same pass (for the
+/// network upload, the outboard of the fragment's BLAKE3 tree, whose root
+/// is the id), handed to [`FragmentSink::put_named`].
+pub trait Naming: Sync {
+    /// What comes with the id.
+    type Named: Send;
+    /// Names `fragment`. The id must be its BLAKE3 hash ([`FragmentId::of`]).
+    fn name(&self, fragment: &[u8]) -> (FragmentId, Self::Named);
+}
+
+/// Plain ids, nothing more.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainIds;
+
+impl Naming for PlainIds {
+    type Named = ();
+
+    fn name(&self, fragment: &[u8]) -> (FragmentId, ()) {
+        (FragmentId::of(fragment), ())
+    }
+}
+
 /// Where the encoder puts fragments, stripe by stripe, from one thread.
-pub trait FragmentSink {
+/// `N` is what comes with each id (see [`Naming`]).
+pub trait FragmentSink<N = ()> {
     /// Stores one fragment under its id.
     fn put(&mut self, id: &FragmentId, fragment: &[u8]) -> io::Result<()>;
 
@@ -101,6 +125,13 @@ pub trait FragmentSink {
     fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
         self.put(id, &fragment)?;
         Ok(Some(fragment))
+    }
+
+    /// [`FragmentSink::put_owned`] with what the naming computed alongside
+    /// the id; the default ignores it.
+    fn put_named(&mut self, id: &FragmentId, fragment: Vec<u8>, named: N) -> io::Result<Option<Vec<u8>>> {
+        drop(named);
+        self.put_owned(id, fragment)
     }
 }
 

@@ -37,7 +37,7 @@ pub mod seal;
 pub mod units;
 
 pub use decode::{DecodeError, DecodeReport, FragmentIssue, FragmentProblem, UnrecoverableStripe, decode};
-pub use encode::{EncodeError, UploadSecrets, encode};
+pub use encode::{EncodeError, UploadSecrets, encode, encode_named};
 pub use identity::{Identity, IdentityError, PublicKey};
 pub use ids::{FragmentId, UploadId};
 pub use index::{IndexFormatError, RecoveryIndex};
