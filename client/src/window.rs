@@ -90,7 +90,10 @@ impl WindowSink {
             std::io::Error::other(format!("the encoder produced more fragments than placed (stripe {stripe})"))
         })?;
         if outboard.root.as_bytes() != id.as_bytes() {
-            return Err(std::io::Error::other(format!("fragment {} came with another fragment's outboard", id.short())));
+            return Err(std::io::Error::other(format!(
+                "fragment {} came with another fragment's outboard",
+                id.short()
+            )));
         }
         let place = self
             .runtime

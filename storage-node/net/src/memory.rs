@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bao_tree::io::outboard::PreOrderMemOutboard;
 use bao_tree::io::sync::Outboard as _;
-use bao_tree::{ChunkNum, ChunkRanges};
 use bao_tree::iter::BaoChunk;
+use bao_tree::{ChunkNum, ChunkRanges};
 use bytes::Bytes;
 use iroh::Endpoint;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
@@ -289,6 +289,13 @@ mod tests {
         (0..length).map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
+    /// `length` bytes from `seed`, held in `blobs`.
+    fn hold(blobs: &Arc<MemoryBlobs>, length: usize, seed: u8) -> (Vec<u8>, Held) {
+        let data = bytes_of(length, seed);
+        let held = blobs.insert(Bytes::from(data.clone()), outboard_of(&data)).expect("insert");
+        (data, held)
+    }
+
     async fn pair(gate: Gate, blobs: Arc<MemoryBlobs>) -> (Router, Endpoint, Connection) {
         let server = blobs::endpoint([7; 32], "127.0.0.1:0".parse().expect("address")).await.expect("server endpoint");
         let address = blobs::remote_address(*server.id().as_bytes(), &server.bound_sockets()).expect("address");
@@ -330,11 +337,7 @@ mod tests {
     async fn iroh_blobs_fetches_and_verifies_every_size() {
         let blobs = MemoryBlobs::new();
         let sizes = [0usize, 1, 1023, 1024, 1025, 16383, 16384, 16385, 100_000, 1 << 20, (1 << 20) + 1];
-        let mut held = Vec::new();
-        for (seed, &size) in sizes.iter().enumerate() {
-            let data = bytes_of(size, seed as u8);
-            held.push(blobs.insert(Bytes::from(data.clone()), outboard_of(&data)).expect("insert"));
-        }
+        let held: Vec<Held> = sizes.iter().enumerate().map(|(seed, &size)| hold(&blobs, size, seed as u8).1).collect();
         let (router, _client, connection) = pair(allow_all(), Arc::clone(&blobs)).await;
         for (seed, &size) in sizes.iter().enumerate() {
             let data = bytes_of(size, seed as u8);
@@ -346,9 +349,15 @@ mod tests {
                 .unwrap_or_else(|error| panic!("fetch of {size} bytes failed: {error}"));
             assert_eq!(fetched.as_ref(), data.as_slice(), "{size} bytes");
             let mut into = Vec::new();
-            blobs::fetch_sized(&connection, *hash.as_bytes(), size as u64, std::time::Duration::from_secs(10), &mut into)
-                .await
-                .unwrap_or_else(|error| panic!("sized fetch of {size} bytes failed: {error}"));
+            blobs::fetch_sized(
+                &connection,
+                *hash.as_bytes(),
+                size as u64,
+                std::time::Duration::from_secs(10),
+                &mut into,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("sized fetch of {size} bytes failed: {error}"));
             assert_eq!(into, data, "{size} bytes, sized fetch");
         }
         drop(held);
@@ -359,13 +368,11 @@ mod tests {
     #[tokio::test]
     async fn a_range_is_served_and_verifies() {
         let blobs = MemoryBlobs::new();
-        let data = bytes_of(300_000, 3);
-        let _held = blobs.insert(Bytes::from(data.clone()), outboard_of(&data)).expect("insert");
+        let (data, _held) = hold(&blobs, 300_000, 3);
         let (router, _client, connection) = pair(allow_all(), Arc::clone(&blobs)).await;
         let hash = Hash::from(blake3::hash(&data));
-        let request = iroh_blobs::protocol::GetRequest::builder()
-            .root(ChunkRanges::from(ChunkNum(40)..ChunkNum(90)))
-            .build(hash);
+        let request =
+            iroh_blobs::protocol::GetRequest::builder().root(ChunkRanges::from(ChunkNum(40)..ChunkNum(90))).build(hash);
         let leaves = fetch_leaves(&connection, request).await;
         let first = *leaves.keys().next().expect("some leaves");
         assert!(first <= 40 * 1024, "the range's first byte is covered");
@@ -381,20 +388,22 @@ mod tests {
     #[tokio::test]
     async fn refused_and_unknown_blobs_send_no_bytes() {
         let blobs = MemoryBlobs::new();
-        let data = bytes_of(50_000, 9);
-        let _held = blobs.insert(Bytes::from(data.clone()), outboard_of(&data)).expect("insert");
+        let (data, _held) = hold(&blobs, 50_000, 9);
         let refuse: Gate = Arc::new(|_, _, _| Err("not_authorised"));
         let (router, _client, connection) = pair(refuse, Arc::clone(&blobs)).await;
         let hash = blake3::hash(&data);
         let mut into = Vec::new();
-        let refused = blobs::fetch_sized(&connection, *hash.as_bytes(), 50_000, std::time::Duration::from_secs(5), &mut into).await;
+        let refused =
+            blobs::fetch_sized(&connection, *hash.as_bytes(), 50_000, std::time::Duration::from_secs(5), &mut into)
+                .await;
         assert!(refused.is_err(), "a refused get fails");
         assert!(into.is_empty(), "and receives no bytes");
         router.shutdown().await.expect("shutdown");
 
         let (router, _client, connection) = pair(allow_all(), Arc::clone(&blobs)).await;
         let unknown = blake3::hash(b"not held");
-        let missing = blobs::fetch_sized(&connection, *unknown.as_bytes(), 8, std::time::Duration::from_secs(5), &mut into).await;
+        let missing =
+            blobs::fetch_sized(&connection, *unknown.as_bytes(), 8, std::time::Duration::from_secs(5), &mut into).await;
         assert!(missing.is_err(), "a blob not held fails");
         router.shutdown().await.expect("shutdown");
     }
