@@ -74,6 +74,11 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// How it exited, if it has (reaping it, so no zombie is left).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits for the process to exit, killing it after `grace`.
     pub fn wait(mut self, grace: Duration) {
         let deadline = std::time::Instant::now() + grace;
@@ -179,6 +184,34 @@ pub fn start_node(config: &DevnetConfig, ledger: &str, index: usize) -> anyhow::
         command.arg("run").arg("--config").arg(&config);
         let log = directory.join(format!("node-{index}.log"));
         Process::start(&format!("node-{index}"), command, "strand-node ready", &log)
+    }
+}
+
+/// Processes that exited since the last call (each reported once), with
+/// how they ended.
+pub fn newly_exited(devnet: &mut Devnet, reported: &mut std::collections::HashSet<String>) -> Vec<(String, String)> {
+    let mut exited = Vec::new();
+    for process in &mut devnet.processes {
+        if reported.contains(&process.name) {
+            continue;
+        }
+        if let Some(status) = process.exited() {
+            reported.insert(process.name.clone());
+            exited.push((process.name.clone(), describe_exit(status)));
+        }
+    }
+    exited
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(name) => format!("signal {signal} ({name})"),
+            Err(_) => format!("signal {signal}"),
+        },
+        (None, None) => status.to_string(),
     }
 }
 

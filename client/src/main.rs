@@ -428,7 +428,7 @@ fn devnet_command(
         block_interval_ms,
         epoch_blocks,
     };
-    let network = devnet::start(&config)?;
+    let mut network = devnet::start(&config)?;
     let nodes_info: Vec<serde_json::Value> = network.processes[1..]
         .iter()
         .map(|process| {
@@ -469,20 +469,35 @@ fn devnet_command(
         println!("press Ctrl-C to stop every process");
     }
     if outcome.is_ok() {
-        wait_for_ctrl_c()?;
+        wait_for_ctrl_c(&mut network, directory, json)?;
     }
     eprintln!("stopping the devnet ...");
     devnet::stop(network);
     outcome
 }
 
-fn wait_for_ctrl_c() -> anyhow::Result<()> {
+/// Waits for Ctrl-C (or SIGTERM), saying meanwhile which devnet process
+/// exited and how (a node killed by hand, or one that crashed).
+fn wait_for_ctrl_c(network: &mut strand_client::devnet::Devnet, directory: &Path, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+        let mut reported = std::collections::HashSet::new();
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+                _ = check.tick() => {
+                    for (name, how) in strand_client::devnet::newly_exited(network, &mut reported) {
+                        if json {
+                            println!("{}", serde_json::json!({ "exited": name, "how": how }));
+                        } else {
+                            println!("{name} exited ({how}); its log: {}", directory.join(format!("{name}.log")).display());
+                        }
+                    }
+                }
+            }
         }
         Ok::<(), anyhow::Error>(())
     })

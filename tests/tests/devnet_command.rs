@@ -1,0 +1,99 @@
+//! The README's main command, run as a new user runs it: `strand devnet
+//! --demo` starts a local network, uploads and downloads a sample and prints
+//! the check; a node that dies is reported; Ctrl-C stops every process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use strand_tests::binary;
+
+/// Process ids whose command line mentions `directory`.
+fn processes_under(directory: &Path) -> Vec<i32> {
+    let needle = directory.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
+        let Ok(command_line) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&command_line).contains(&needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits (at most `limit`) for a line matching `wanted`, returning it and
+/// every line seen before it.
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    wanted: impl Fn(&str) -> bool,
+    limit: Duration,
+) -> (String, Vec<String>) {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return (line, seen),
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no such line within {limit:?}; the devnet printed:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[test]
+fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
+    let home = tempfile::tempdir().expect("home");
+    let directory = home.path().join("devnet");
+    let mut devnet = Command::new(binary("strand-client", "strand"))
+        .args(["devnet", "--demo", "--block-interval-ms", "200"])
+        .env("STRAND_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strand devnet starts");
+    let stdout = devnet.stdout.take().expect("piped");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let (check, before) = wait_for_line(&lines, |line| line.starts_with("check"), Duration::from_secs(180));
+    assert!(before.iter().any(|line| line.contains("node-6") && line.contains("/metrics")), "{before:?}");
+    let hashes: Vec<&str> = check.split_whitespace().filter(|word| word.len() == 16).collect();
+    assert_eq!(hashes.len(), 2, "{check}");
+    assert_eq!(hashes[0], hashes[1], "the demo's download equals its upload: {check}");
+    assert!(check.contains("=="), "{check}");
+
+    let all = processes_under(&directory);
+    assert_eq!(all.len(), 7, "a sequencer and six nodes run under {}: {all:?}", directory.display());
+    let node_two = processes_under(&directory.join("node-2.toml"));
+    assert_eq!(node_two.len(), 1, "node-2 runs once");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(node_two[0]), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let (exited, _) = wait_for_line(&lines, |line| line.starts_with("node-2 exited"), Duration::from_secs(20));
+    assert!(exited.contains("SIGKILL"), "{exited}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(devnet.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("Ctrl-C");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = devnet.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            devnet.kill().ok();
+            panic!("strand devnet did not stop within 60 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "Ctrl-C stops the devnet cleanly: {status}");
+    let left = processes_under(&directory);
+    assert!(left.is_empty(), "no process is left behind: {left:?}");
+}
