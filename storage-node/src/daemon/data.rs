@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::store::fs::options::{InlineOptions, Options, PathOptions};
+use iroh_blobs::store::fs::options::{Options, PathOptions};
 use strand_contracts::AccountId;
 use strand_net::blobs::{Gate, Operation};
 
@@ -15,50 +15,60 @@ use crate::core::gate;
 
 /// Opens the fragment store with garbage collection of untagged blobs (a
 /// fragment is kept exactly while its tag `fragment/<hex>` exists), and
-/// where it keeps its files (for [`settle`]).
-pub(super) async fn open_store(directory: &Path) -> anyhow::Result<(iroh_blobs::api::Store, PathOptions)> {
+/// where it keeps its files (for [`StoreFiles::settle`]).
+pub(super) async fn open_store(directory: &Path) -> anyhow::Result<(iroh_blobs::api::Store, StoreFiles)> {
     std::fs::create_dir_all(directory)?;
     let mut options = Options::new(directory);
     options.gc = Some(GcConfig { interval: Duration::from_secs(30), add_protected: None });
-    let paths = options.path.clone();
+    let files = StoreFiles { paths: options.path.clone(), data_inlined_max: options.inline.max_data_inlined };
     let store = FsStore::load_with_opts(directory.join("blobs.db"), options).await?;
-    Ok(((*store).clone(), paths))
+    Ok(((*store).clone(), files))
 }
 
-/// Makes a fragment the store has just imported durable on disk, then lets
-/// the page cache drop it. Runs before the node countersigns, so what it
-/// signs for is on disk, not only in memory (the file store itself syncs
-/// only its database). Dropping the written pages keeps the node's
-/// page-cache footprint at what is in flight rather than everything ever
-/// received: write-once fragments are read again only by proofs and gets,
-/// and the freed pages are reused by the next fragments instead of fresh
-/// memory being taken, which on a VM that hands free pages back to its host
-/// costs several times the copy itself (BENCHMARKS.md). Fragments small
-/// enough to be inlined in the store's database have no file of their own:
-/// the database sync covers them; any other fragment without a file is an
-/// error.
-pub(super) async fn settle(paths: &PathOptions, fragment: &[u8; 32], size: u64) -> std::io::Result<()> {
-    let paths = paths.clone();
-    let fragment = *fragment;
-    tokio::task::spawn_blocking(move || match fragment_file(&paths, &fragment)? {
-        Some(file) => {
-            file.sync_data()?;
-            uncache(&file);
-            Ok(())
+/// Where the file store keeps fragment bytes, as it was opened with.
+#[derive(Clone, Debug)]
+pub(super) struct StoreFiles {
+    paths: PathOptions,
+    /// Blobs up to this size live in the store's database, not in a file.
+    data_inlined_max: u64,
+}
+
+impl StoreFiles {
+    /// Makes a fragment the store has just imported durable on disk, then
+    /// lets the page cache drop it. Runs before the node countersigns, so
+    /// what it signs for is on disk, not only in memory (the file store
+    /// itself syncs only its database). Dropping the written pages keeps
+    /// the node's page-cache footprint at what is in flight rather than
+    /// everything ever received: write-once fragments are read again only by
+    /// proofs and gets, and the freed pages are reused by the next fragments
+    /// instead of fresh memory being taken, which on a VM that hands free
+    /// pages back to its host costs several times the copy itself
+    /// (BENCHMARKS.md). Fragments small enough to be inlined in the store's
+    /// database have no file of their own: the database sync covers them;
+    /// any other fragment without a file is an error.
+    pub(super) async fn settle(&self, fragment: &[u8; 32], size: u64) -> std::io::Result<()> {
+        let files = self.clone();
+        let fragment = *fragment;
+        tokio::task::spawn_blocking(move || match files.fragment_file(&fragment)? {
+            Some(file) => {
+                file.sync_data()?;
+                uncache(&file);
+                Ok(())
+            }
+            None if size <= files.data_inlined_max => Ok(()),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the store wrote no file for the fragment")),
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// The file holding `fragment`'s bytes, if the store keeps it in one.
+    fn fragment_file(&self, fragment: &[u8; 32]) -> std::io::Result<Option<std::fs::File>> {
+        match std::fs::File::open(self.paths.data_path(&iroh_blobs::Hash::from_bytes(*fragment))) {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
         }
-        None if size <= InlineOptions::default().max_data_inlined => Ok(()),
-        None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the store wrote no file for the fragment")),
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
-/// The file holding `fragment`'s bytes, if the store keeps it in one.
-fn fragment_file(paths: &PathOptions, fragment: &[u8; 32]) -> std::io::Result<Option<std::fs::File>> {
-    match std::fs::File::open(paths.data_path(&iroh_blobs::Hash::from_bytes(*fragment))) {
-        Ok(file) => Ok(Some(file)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
     }
 }
 
@@ -78,7 +88,7 @@ const UNCACHE_AFTER: Duration = Duration::from_secs(2);
 const UNCACHE_PENDING_MAX: usize = 10_000;
 
 /// Drops fragments from the page cache [`UNCACHE_AFTER`] they were served,
-/// for the reason [`settle`] drops received ones: a fragment is rarely read
+/// for the reason [`StoreFiles::settle`] drops received ones: a fragment is rarely read
 /// twice soon, and reading the next ones into reused pages is several times
 /// cheaper than into fresh memory on a VM that returns free pages to its
 /// host (BENCHMARKS.md).
@@ -89,7 +99,7 @@ pub(super) struct Uncacher {
 
 impl Uncacher {
     /// Starts the task that drops served fragments from the page cache.
-    pub(super) fn start(paths: PathOptions) -> Self {
+    pub(super) fn start(files: StoreFiles) -> Self {
         let (served, mut received) = tokio::sync::mpsc::channel::<[u8; 32]>(1024);
         tokio::spawn(async move {
             let mut due: std::collections::VecDeque<(tokio::time::Instant, [u8; 32])> =
@@ -110,10 +120,10 @@ impl Uncacher {
                         while due.front().is_some_and(|(at, _)| *at <= now) {
                             ready.extend(due.pop_front().map(|(_, fragment)| fragment));
                         }
-                        let paths = paths.clone();
+                        let files = files.clone();
                         let _ = tokio::task::spawn_blocking(move || {
                             for fragment in ready {
-                                if let Ok(Some(file)) = fragment_file(&paths, &fragment) {
+                                if let Ok(Some(file)) = files.fragment_file(&fragment) {
                                     uncache(&file);
                                 }
                             }

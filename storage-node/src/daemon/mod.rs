@@ -58,7 +58,7 @@ pub(crate) struct Node {
     records: Records,
     store: iroh_blobs::api::Store,
     /// Where `store` keeps its files.
-    store_paths: iroh_blobs::store::fs::options::PathOptions,
+    store_files: data::StoreFiles,
     /// Drops served fragments from the page cache.
     uncacher: data::Uncacher,
     endpoint: iroh::Endpoint,
@@ -143,7 +143,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         pending_receipts.restore(epoch, batch);
     }
 
-    let (store, store_paths) = data::open_store(&config.data_dir.join("blobs")).await?;
+    let (store, store_files) = data::open_store(&config.data_dir.join("blobs")).await?;
     let blobs_bind: SocketAddr =
         config.blobs_listen.parse().with_context(|| format!("blobs_listen '{}'", config.blobs_listen))?;
     let endpoint = strand_net::blobs::endpoint(*identity.secret_bytes(), blobs_bind).await?;
@@ -162,8 +162,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         receive_buffers: strand_net::recycle::Recycler::new(proposals::RECEIVE_SPARE_BYTES),
         records,
         store: store.clone(),
-        uncacher: data::Uncacher::start(store_paths.clone()),
-        store_paths,
+        uncacher: data::Uncacher::start(store_files.clone()),
+        store_files,
         endpoint: endpoint.clone(),
         metrics: metrics.clone(),
         capacity_bytes,

@@ -338,7 +338,8 @@ async fn receive(
     if added.hash() != hash {
         return Err(format!("fragment {} was stored under another hash", hash.fmt_short()));
     }
-    super::data::settle(&node.store_paths, &fragment, fragment_size)
+    node.store_files
+        .settle(&fragment, fragment_size)
         .await
         .map_err(|error| format!("cannot make fragment {} durable: {error}", hash.fmt_short()))?;
     node.metrics.fragment_bytes_received.inc_by(fragment_size);
