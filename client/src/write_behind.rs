@@ -39,12 +39,17 @@ impl WriteBehind {
         let (file, behind) = (file.try_clone()?, file.try_clone()?);
         let (sender, receiver) = mpsc::sync_channel::<u64>(WINDOWS_AHEAD);
         let thread = std::thread::Builder::new().name("strand-write-behind".into()).spawn(move || {
+            // Everything before `dropped` is synced and was dropped before.
+            let mut dropped = 0u64;
             for written in receiver {
                 behind.sync_data()?;
                 // Advice only: a kernel that ignores it keeps the pages cached.
-                let length = i64::try_from(written).unwrap_or(i64::MAX);
-                let _ =
-                    nix::fcntl::posix_fadvise(&behind, 0, length, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+                let (start, length) = (i64::try_from(dropped), i64::try_from(written - dropped));
+                if let (Ok(start), Ok(length)) = (start, length) {
+                    let advice = nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+                    let _ = nix::fcntl::posix_fadvise(&behind, start, length, advice);
+                }
+                dropped = written;
             }
             Ok(())
         })?;
