@@ -112,11 +112,6 @@ impl FragmentSink<PreOrderMemOutboard> for WindowSink {
         self.add(id, bytes::Bytes::copy_from_slice(fragment), outboard)
     }
 
-    fn put_owned(&mut self, id: &FragmentId, fragment: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
-        let outboard = outboard_of(&fragment);
-        self.put_named(id, fragment, outboard)
-    }
-
     /// Keeps the encoder's buffer (no copy) and hands back one the window
     /// has let go of, so the same few buffers cycle through the window instead
     /// of fresh memory being taken (and faulted in) for every fragment.
