@@ -22,6 +22,8 @@ pub struct Process {
     pub name: String,
     /// The line it printed when ready.
     pub ready_line: String,
+    /// Where its standard error goes.
+    pub log: PathBuf,
     child: Child,
 }
 
@@ -48,7 +50,7 @@ impl Process {
             }
         });
         match receiver.recv_timeout(READY_TIMEOUT) {
-            Ok(ready_line) => Ok(Self { name: name.to_string(), ready_line, child }),
+            Ok(ready_line) => Ok(Self { name: name.to_string(), ready_line, log: log.to_path_buf(), child }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -187,9 +189,12 @@ pub fn start_node(config: &DevnetConfig, ledger: &str, index: usize) -> anyhow::
     }
 }
 
-/// Processes that exited since the last call (each reported once), with
-/// how they ended.
-pub fn newly_exited(devnet: &mut Devnet, reported: &mut std::collections::HashSet<String>) -> Vec<(String, String)> {
+/// Processes that exited since the last call (each reported once): name,
+/// how it ended, its log.
+pub fn newly_exited(
+    devnet: &mut Devnet,
+    reported: &mut std::collections::HashSet<String>,
+) -> Vec<(String, String, PathBuf)> {
     let mut exited = Vec::new();
     for process in &mut devnet.processes {
         if reported.contains(&process.name) {
@@ -197,7 +202,7 @@ pub fn newly_exited(devnet: &mut Devnet, reported: &mut std::collections::HashSe
         }
         if let Some(status) = process.exited() {
             reported.insert(process.name.clone());
-            exited.push((process.name.clone(), describe_exit(status)));
+            exited.push((process.name.clone(), describe_exit(status), process.log.clone()));
         }
     }
     exited

@@ -469,7 +469,7 @@ fn devnet_command(
         println!("press Ctrl-C to stop every process");
     }
     if outcome.is_ok() {
-        wait_for_ctrl_c(&mut network, directory, json)?;
+        wait_for_ctrl_c(&mut network, json)?;
     }
     eprintln!("stopping the devnet ...");
     devnet::stop(network);
@@ -478,7 +478,7 @@ fn devnet_command(
 
 /// Waits for Ctrl-C (or SIGTERM), saying meanwhile which devnet process
 /// exited and how (a node killed by hand, or one that crashed).
-fn wait_for_ctrl_c(network: &mut strand_client::devnet::Devnet, directory: &Path, json: bool) -> anyhow::Result<()> {
+fn wait_for_ctrl_c(network: &mut strand_client::devnet::Devnet, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -489,11 +489,11 @@ fn wait_for_ctrl_c(network: &mut strand_client::devnet::Devnet, directory: &Path
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
                 _ = check.tick() => {
-                    for (name, how) in strand_client::devnet::newly_exited(network, &mut reported) {
+                    for (name, how, log) in strand_client::devnet::newly_exited(network, &mut reported) {
                         if json {
-                            println!("{}", serde_json::json!({ "exited": name, "how": how }));
+                            println!("{}", serde_json::json!({ "exited": name, "how": how, "log": log }));
                         } else {
-                            println!("{name} exited ({how}); its log: {}", directory.join(format!("{name}.log")).display());
+                            println!("{name} exited ({how}); its log: {}", log.display());
                         }
                     }
                 }

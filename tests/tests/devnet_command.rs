@@ -79,6 +79,8 @@ fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(node_two[0]), nix::sys::signal::Signal::SIGKILL).expect("kill");
     let (exited, _) = wait_for_line(&lines, |line| line.starts_with("node-2 exited"), Duration::from_secs(20));
     assert!(exited.contains("SIGKILL"), "{exited}");
+    let log = exited.split("its log: ").nth(1).expect("the line names the log");
+    assert!(Path::new(log).is_file(), "the named log exists: {exited}");
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(devnet.id() as i32), nix::sys::signal::Signal::SIGINT)
         .expect("Ctrl-C");
