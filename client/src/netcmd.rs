@@ -10,7 +10,7 @@ use strand_client::progress::bytes_bar;
 use strand_client::record::UploadRecord;
 use strand_client::{credentials, keyfile, ledger, units};
 use strand_contracts::query;
-use strand_contracts::state::ProofStatus;
+use strand_contracts::state::{ProofSlot, ProofStatus};
 use strand_contracts::{AccountId, Digest};
 use strand_core::{CodecParams, Identity};
 
@@ -309,7 +309,9 @@ pub fn identity(key: &Option<PathBuf>) -> anyhow::Result<Identity> {
 }
 
 /// Proof history of an upload, from the ledger alone: per provider and
-/// epoch, passed, failed (with the reason) or missed.
+/// epoch, each check of its contract (passed, failed with the reason, or
+/// left unanswered) and every epoch its provider submitted nothing, over
+/// the history the ledger keeps (`PROOF_HISTORY_EPOCHS`).
 pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
@@ -318,27 +320,44 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
         anyhow::bail!("the ledger has no contracts for upload {upload}");
     }
     let current = state.epoch();
+    let kept_from = current.saturating_sub(strand_contracts::state::PROOF_HISTORY_EPOCHS);
     let mut providers = Vec::new();
     for (id, contract) in &contracts {
+        let provider = contract.terms.provider;
         let last = contract.last_epoch().min(current);
         let mut epochs = Vec::new();
-        for epoch in contract.first_proof_epoch()..=last {
-            let Some(record) = state.proofs.get(&(*id, epoch)) else { continue };
-            let (verdict, reason) = match record.status {
-                ProofStatus::Passed => ("passed", None),
-                ProofStatus::Failed(fault) => ("failed", Some(fault.to_string())),
-                ProofStatus::Missed => ("missed", Some("no answer by the epoch's last block".to_string())),
+        for epoch in contract.first_proof_epoch().max(kept_from)..=last {
+            let (verdict, reason, height) = match state.proofs.get(&(epoch, *id)) {
+                Some(record) => {
+                    let (verdict, reason) = match record.status {
+                        ProofStatus::Passed => ("passed", None),
+                        ProofStatus::Failed(fault) => ("failed", Some(fault.to_string())),
+                        ProofStatus::Missed => {
+                            ("missed", Some("no answer for this contract in the provider's submission".to_string()))
+                        }
+                    };
+                    (verdict, reason, Some(record.at_height))
+                }
+                None if state.proof_slots.get(&(epoch, provider)) == Some(&ProofSlot::Missed) => {
+                    ("missed", Some("the provider submitted nothing by the epoch's last block".to_string()), None)
+                }
+                // Not challenged this epoch (the schedule reaches every
+                // contract in turn), or the epoch is still open.
+                None => continue,
             };
-            epochs.push(json!({ "epoch": epoch, "verdict": verdict, "reason": reason, "height": record.at_height }));
+            epochs.push(json!({ "epoch": epoch, "verdict": verdict, "reason": reason, "height": height }));
         }
         let tally = contract.proofs;
+        let liveness = state.providers.get(&provider).map(|record| record.liveness).unwrap_or_default();
         providers.push(json!({
-            "provider": contract.terms.provider.to_string(),
+            "provider": provider.to_string(),
             "contract": id.to_string(),
             "status": format!("{:?}", contract.status),
             "passed": tally.passed, "failed": tally.failed, "missed": tally.missed, "strikes": tally.strikes,
             "strikes_max": contract.terms.proof_policy.strikes_max,
             "challenges_per_epoch": contract.terms.proof_policy.challenges_per_epoch,
+            "provider_missed_epochs": liveness.missed_epochs,
+            "provider_unresponsive_since": liveness.unresponsive_since,
             "epochs": epochs,
         }));
     }
@@ -353,7 +372,7 @@ pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
     let state = follower.replica().state();
     let owner = state.uploads.get(key.as_bytes()).map(|upload| upload.owner);
     let mut reads = Vec::new();
-    for ((provider, epoch), batch) in state.access.iter() {
+    for ((epoch, provider), batch) in state.access.iter() {
         for receipt in batch.receipts.iter().filter(|receipt| receipt.upload == *key.as_bytes()) {
             let purpose = receipt
                 .credential
@@ -371,6 +390,20 @@ pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
             }));
         }
     }
+    // Reads older than the history kept in full, summed per reader.
+    let mut earlier = Vec::new();
+    let from = (*key.as_bytes(), AccountId([0; 32]), None);
+    let to = (*key.as_bytes(), AccountId([0xff; 32]), Some(Digest([0xff; 32])));
+    for ((_, reader, credential), total) in state.access_totals.range(from..=to) {
+        earlier.push(json!({
+            "epochs": [total.first_epoch, total.last_epoch],
+            "reader": reader.to_string(),
+            "as": if Some(*reader) == owner { "owner" } else { "grantee" },
+            "credential": credential.map(|credential| credential.to_string()),
+            "fragments": total.fragments,
+            "bytes": total.bytes,
+        }));
+    }
     reads.sort_by_key(|read| (read["epoch"].as_u64(), read["height"].as_u64()));
-    Ok(json!({ "upload": upload, "height": state.height, "reads": reads }))
+    Ok(json!({ "upload": upload, "height": state.height, "reads": reads, "earlier_reads": earlier }))
 }

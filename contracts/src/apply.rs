@@ -4,12 +4,10 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::rejection::Rejection;
-use crate::state::{
-    AccessBatch, Account, Contract, ContractStatus, Credential, LedgerState, ProofRecord, ProofStatus, Provider, Upload,
-};
+use crate::state::{AccessBatch, Account, Contract, ContractStatus, Credential, LedgerState, Provider, Upload};
 use crate::transaction::{
-    Body, ContractTerms, CredentialGrant, ENDPOINTS_MAX, ProviderRegistration, Scope, TEXT_BYTES_MAX, Transaction,
-    transaction_hash,
+    AccessReceipt, Body, ContractTerms, CredentialGrant, ENDPOINTS_MAX, ProviderRegistration, Scope, TEXT_BYTES_MAX,
+    Transaction, transaction_hash,
 };
 use crate::types::{AccountId, Digest, Signature};
 
@@ -17,8 +15,12 @@ use crate::types::{AccountId, Digest, Signature};
 pub const SEALED_KEY_MATERIAL_BYTES_MAX: usize = 64 * 1024;
 /// Most byte ranges in a credential's scope.
 pub const SCOPE_RANGES_MAX: usize = 1024;
-/// Most entries in a submit-proofs or access-receipts transaction.
+/// Most entries in an access-receipts transaction.
 pub const BATCH_ENTRIES_MAX: usize = 10_000;
+/// Largest `strikes_max` a contract may set.
+pub const STRIKES_MAX_LIMIT: u16 = 100;
+/// Most shards (k + m) in a stripe.
+pub const STRIPE_SHARDS_MAX: u32 = 256;
 
 /// The outcome of one transaction in a block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -88,17 +90,7 @@ fn apply_body(state: &mut LedgerState, sender: &AccountId, body: &Body, hash: &D
         Body::CloseContract { contract } => close_contract(state, sender, contract),
         Body::GrantCredential(grant) => grant_credential(state, sender, grant, hash),
         Body::RevokeCredential { credential } => revoke_credential(state, sender, credential),
-        Body::SubmitProofs { epoch, proofs } => {
-            registered_provider(state, sender)?;
-            claim_slot(state, sender, *epoch, hash, SlotKind::Proofs)?;
-            if proofs.is_empty() || proofs.len() > BATCH_ENTRIES_MAX {
-                return Err(Rejection::InvalidField(format!("a submission holds 1 to {BATCH_ENTRIES_MAX} proofs")));
-            }
-            for proof in proofs {
-                record_proof(state, sender, *epoch, &proof.contract, &proof.answers, hash)?;
-            }
-            Ok(())
-        }
+        Body::SubmitProofs { epoch, proofs } => crate::proofs::submit(state, sender, *epoch, proofs, hash),
         Body::RecordRepair { order, .. } => {
             // Orders are issued by the repair rules; until one exists there is
             // nothing a repairer can report against.
@@ -106,16 +98,7 @@ fn apply_body(state: &mut LedgerState, sender: &AccountId, body: &Body, hash: &D
                 Rejection::InvalidField("repair reports are accepted once the repair rules are in force".into())
             }))
         }
-        Body::AccessReceipts { epoch, receipts } => {
-            registered_provider(state, sender)?;
-            claim_slot(state, sender, *epoch, hash, SlotKind::Access)?;
-            if receipts.len() > BATCH_ENTRIES_MAX {
-                return Err(Rejection::InvalidField(format!("at most {BATCH_ENTRIES_MAX} receipts per batch")));
-            }
-            let batch = AccessBatch { transaction: *hash, at_height: state.height, receipts: receipts.clone() };
-            state.access.insert((*sender, *epoch), batch);
-            Ok(())
-        }
+        Body::AccessReceipts { epoch, receipts } => access_receipts(state, sender, *epoch, receipts, hash),
     }
 }
 
@@ -140,13 +123,18 @@ fn register_provider(
     text_field("organisation", &registration.domain.organisation)?;
     text_field("site", &registration.domain.site)?;
     text_field("jurisdiction", &registration.domain.jurisdiction)?;
-    let (registered_at_height, committed_bytes) = state
-        .providers
-        .get(sender)
-        .map_or((state.height, 0), |provider| (provider.registered_at_height, provider.committed_bytes));
-    state
-        .providers
-        .insert(*sender, Provider { registration: registration.clone(), registered_at_height, committed_bytes });
+    let provider = match state.providers.get(sender) {
+        // An update keeps everything the ledger recorded of the provider.
+        Some(existing) => Provider { registration: registration.clone(), ..existing.clone() },
+        None => Provider {
+            registration: registration.clone(),
+            registered_at_height: state.height,
+            committed_bytes: 0,
+            roster: Default::default(),
+            liveness: Default::default(),
+        },
+    };
+    state.providers.insert(*sender, provider);
     Ok(())
 }
 
@@ -170,12 +158,7 @@ fn open_contract(
     if terms.term_epochs == 0 {
         return Err(Rejection::InvalidField("a contract's term is at least one epoch".into()));
     }
-    if terms.fragment_count == 0 || terms.fragment_size == 0 || terms.data_shards == 0 || terms.parity_shards == 0 {
-        return Err(Rejection::InvalidField("fragment count and size, k and m must be positive".into()));
-    }
-    if terms.proof_policy.challenges_per_epoch == 0 || terms.proof_policy.strikes_max == 0 {
-        return Err(Rejection::InvalidField("a proof policy needs at least one challenge and one strike".into()));
-    }
+    check_terms(terms)?;
     let id = terms.id();
     if state.contracts.contains(&id) {
         return Err(Rejection::ContractExists(id));
@@ -202,8 +185,47 @@ fn open_contract(
         opened_in_epoch: state.epoch(),
         status: ContractStatus::Active,
         proofs: Default::default(),
+        roster_slot: None,
     };
+    // It joins its provider's roster at the next epoch's first block (proofs
+    // are owed from then) and expires after its term.
+    let joins = contract.first_proof_epoch();
+    let expires = contract.last_epoch().saturating_add(1);
     state.contracts.insert(id, contract);
+    state.roster_changes.insert((joins, id), ());
+    state.expiries.insert((expires, id), ());
+    Ok(())
+}
+
+/// The ledger's own bounds on terms, whatever a provider accepts: they keep
+/// every proof answer, and so every provider's epoch submission, bounded
+/// (`strand_proof_of_storage::policy`).
+fn check_terms(terms: &ContractTerms) -> Result<(), Rejection> {
+    use strand_proof_of_storage::policy::{FRAGMENT_BYTES_MAX, FRAGMENTS_PER_CONTRACT_MAX};
+    use strand_proof_of_storage::schedule::CHALLENGES_PER_PROVIDER_MAX;
+    if terms.fragment_count == 0 || terms.fragment_count > FRAGMENTS_PER_CONTRACT_MAX {
+        return Err(Rejection::InvalidField(format!(
+            "a contract holds 1 to {FRAGMENTS_PER_CONTRACT_MAX} fragments"
+        )));
+    }
+    if terms.fragment_size == 0 || terms.fragment_size > FRAGMENT_BYTES_MAX {
+        return Err(Rejection::InvalidField(format!("fragments are 1 to {FRAGMENT_BYTES_MAX} bytes")));
+    }
+    let shards = u32::from(terms.data_shards) + u32::from(terms.parity_shards);
+    if terms.data_shards == 0 || terms.parity_shards == 0 || shards > STRIPE_SHARDS_MAX {
+        return Err(Rejection::InvalidField(format!(
+            "k and m must be positive and k + m at most {STRIPE_SHARDS_MAX}"
+        )));
+    }
+    let policy = terms.proof_policy;
+    if policy.challenges_per_epoch == 0 || u32::from(policy.challenges_per_epoch) > CHALLENGES_PER_PROVIDER_MAX {
+        return Err(Rejection::InvalidField(format!(
+            "a proof policy asks 1 to {CHALLENGES_PER_PROVIDER_MAX} challenges per epoch"
+        )));
+    }
+    if policy.strikes_max == 0 || policy.strikes_max > STRIKES_MAX_LIMIT {
+        return Err(Rejection::InvalidField(format!("a proof policy allows 1 to {STRIKES_MAX_LIMIT} strikes")));
+    }
     Ok(())
 }
 
@@ -221,12 +243,13 @@ fn close_contract(state: &mut LedgerState, sender: &AccountId, id: &Digest) -> R
     if contract.terms.owner != *sender {
         return Err(Rejection::NotContractOwner);
     }
-    let (provider, bytes) = (contract.terms.provider, contract.bytes());
+    let contract = contract.clone();
     let height = state.height;
     state.contracts.update(id, |contract| contract.status = ContractStatus::Closed { at_height: height });
-    state
-        .providers
-        .update(&provider, |provider| provider.committed_bytes = provider.committed_bytes.saturating_sub(bytes));
+    crate::epoch::release(state, &contract);
+    // It leaves its provider's roster at the next epoch's first block (the
+    // roster stays fixed through an epoch; until then it is owed nothing).
+    state.roster_changes.insert((state.epoch().saturating_add(1), *id), ());
     Ok(())
 }
 
@@ -285,131 +308,28 @@ fn revoke_credential(state: &mut LedgerState, sender: &AccountId, id: &Digest) -
     Ok(())
 }
 
-enum SlotKind {
-    Proofs,
-    Access,
-}
-
-/// Claims a provider's one slot for `epoch`: proofs only during the epoch
-/// they answer (the deadline is the epoch's last block); access receipts for
-/// the current or the previous epoch (reads are batched, then reported).
-fn claim_slot(
+/// Records a provider's access receipts for `epoch`: the ledger takes one
+/// batch per provider and epoch, for the current or the previous epoch
+/// (reads are counted through an epoch, then reported).
+fn access_receipts(
     state: &mut LedgerState,
     sender: &AccountId,
     epoch: u64,
+    receipts: &[AccessReceipt],
     hash: &Digest,
-    kind: SlotKind,
 ) -> Result<(), Rejection> {
+    registered_provider(state, sender)?;
     let current = state.epoch();
-    let open = match kind {
-        SlotKind::Proofs => epoch == current,
-        SlotKind::Access => epoch == current || epoch + 1 == current,
-    };
-    if !open {
+    if epoch != current && epoch.checked_add(1) != Some(current) {
         return Err(Rejection::WrongEpoch { current, found: epoch });
     }
-    let key = (*sender, epoch);
-    let taken = match kind {
-        SlotKind::Proofs => state.proof_slots.contains(&key),
-        SlotKind::Access => state.access.contains(&key),
-    };
-    if taken {
+    if state.access.contains(&(epoch, *sender)) {
         return Err(Rejection::DuplicateSubmission(epoch));
     }
-    if let SlotKind::Proofs = kind {
-        state.proof_slots.insert(key, *hash);
+    if receipts.len() > BATCH_ENTRIES_MAX {
+        return Err(Rejection::InvalidField(format!("at most {BATCH_ENTRIES_MAX} receipts per batch")));
     }
+    let batch = AccessBatch { transaction: *hash, at_height: state.height, receipts: receipts.to_vec() };
+    state.access.insert((epoch, *sender), batch);
     Ok(())
-}
-
-fn record_proof(
-    state: &mut LedgerState,
-    sender: &AccountId,
-    epoch: u64,
-    id: &Digest,
-    answers: &[u8],
-    hash: &Digest,
-) -> Result<(), Rejection> {
-    let contract = active_contract(state, id)?;
-    if contract.terms.provider != *sender {
-        return Err(Rejection::NotContractProvider(*id));
-    }
-    if !contract.owes_proofs_for(epoch) || state.proofs.contains(&(*id, epoch)) {
-        return Err(Rejection::ProofsNotDue(*id));
-    }
-    let beacon =
-        state.beacons.get(&epoch).ok_or_else(|| Rejection::InvalidField(format!("epoch {epoch} has no beacon yet")))?;
-    let commitment = commitment_of(id, &contract.terms);
-    let verdict = strand_proof_of_storage::answers::verify(&commitment, &beacon.0, epoch, answers);
-    let status = match verdict {
-        Ok(()) => ProofStatus::Passed,
-        Err(fault) => ProofStatus::Failed(fault),
-    };
-    state.proofs.insert((*id, epoch), ProofRecord { transaction: Some(*hash), at_height: state.height, status });
-    state.contracts.update(id, |contract| {
-        contract.proofs.submitted += 1;
-        match status {
-            ProofStatus::Passed => contract.proofs.passed += 1,
-            _ => {
-                contract.proofs.failed += 1;
-                contract.proofs.strikes += 1;
-            }
-        }
-    });
-    Ok(())
-}
-
-/// What the proof-of-storage rules check a contract's answers against.
-pub fn commitment_of(id: &Digest, terms: &ContractTerms) -> strand_proof_of_storage::answers::Commitment {
-    strand_proof_of_storage::answers::Commitment {
-        contract: id.0,
-        fragment_root: terms.fragment_root.0,
-        fragment_count: terms.fragment_count,
-        fragment_size: terms.fragment_size,
-        challenges: terms.proof_policy.challenges_per_epoch,
-    }
-}
-
-/// Work at the first block of an epoch: record the beacon, count the
-/// previous epoch's missing proofs as strikes, declare contracts past their
-/// strike limit lost, and expire contracts whose term ended.
-pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
-    state.beacons.insert(epoch, beacon);
-    let Some(previous) = epoch.checked_sub(1) else { return };
-    let mut changes = Vec::new();
-    let mut missed = Vec::new();
-    for (id, contract) in state.contracts.iter() {
-        if contract.status != ContractStatus::Active {
-            continue;
-        }
-        let mut updated = contract.clone();
-        if contract.owes_proofs_for(previous) && !state.proofs.contains(&(*id, previous)) {
-            updated.proofs.missed += 1;
-            updated.proofs.strikes += 1;
-            missed.push(*id);
-        }
-        if updated.proofs.strikes >= u64::from(contract.terms.proof_policy.strikes_max) {
-            updated.status = ContractStatus::Lost { at_epoch: epoch };
-        } else if epoch > contract.last_epoch() {
-            updated.status = ContractStatus::Expired { at_epoch: epoch };
-        }
-        if updated != *contract {
-            changes.push((*id, updated));
-        }
-    }
-    let height = state.height;
-    for id in missed {
-        state
-            .proofs
-            .insert((id, previous), ProofRecord { transaction: None, at_height: height, status: ProofStatus::Missed });
-    }
-    for (id, contract) in changes {
-        if contract.status != ContractStatus::Active {
-            let bytes = contract.bytes();
-            state.providers.update(&contract.terms.provider, |provider| {
-                provider.committed_bytes = provider.committed_bytes.saturating_sub(bytes);
-            });
-        }
-        state.contracts.insert(id, contract);
-    }
 }

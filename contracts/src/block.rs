@@ -16,8 +16,9 @@ use crate::state::{ChainParams, LedgerState};
 use crate::transaction::transaction_hash;
 use crate::types::{AccountId, Digest, Signature};
 
-/// Version of the block format.
-pub const BLOCK_VERSION: u16 = 1;
+/// Version of the block format and of the rules its transactions are
+/// applied under (2: per-provider bounded proof schedules).
+pub const BLOCK_VERSION: u16 = 2;
 /// Domain string of finality signatures.
 pub const BLOCK_SIGNATURE_DOMAIN: &[u8] = b"strand block signature v1";
 

@@ -8,6 +8,9 @@
 //! - [`state`] and [`table`]: what the chain has recorded, committed by a
 //!   state root; [`apply`]: the rules, with a receipt for every transaction
 //!   and a [`rejection::Rejection`] naming every reason for refusal.
+//! - [`proofs`], [`roster`] and [`epoch`]: each provider's bounded proof
+//!   schedule over its roster of contracts, its one submission per epoch,
+//!   and the boundary work (liveness, expiry, roster changes, pruning).
 //! - [`block`]: blocks, genesis and finality (a validator set and quorum);
 //!   [`replica`]: building a block (sequencer) and checking one (follower).
 //! - [`mempool`]: the bounded, deduplicated, nonce-aware queue a proposer
@@ -24,10 +27,13 @@
 pub mod apply;
 pub mod block;
 pub mod encoding;
+pub mod epoch;
 pub mod mempool;
+pub mod proofs;
 pub mod query;
 pub mod rejection;
 pub mod replica;
+pub mod roster;
 pub mod state;
 pub mod table;
 pub mod transaction;

@@ -159,20 +159,3 @@ pub fn credential_decision<'a>(
     }
     Ok(record)
 }
-
-/// The contracts `provider` owes proofs for in `epoch`, with the epoch's
-/// beacon (challenges derive from it), or `None` before the beacon exists.
-pub fn challenges_due(state: &LedgerState, provider: &AccountId, epoch: u64) -> Option<(Digest, Vec<Digest>)> {
-    let beacon = *state.beacons.get(&epoch)?;
-    let due = state
-        .contracts
-        .iter()
-        .filter(|(id, contract)| {
-            contract.terms.provider == *provider
-                && contract.owes_proofs_for(epoch)
-                && !state.proofs.contains(&(**id, epoch))
-        })
-        .map(|(id, _)| *id)
-        .collect();
-    Some((beacon, due))
-}

@@ -2,7 +2,8 @@
 //! the two ways it moves on: building a block (the sequencer) and checking
 //! and applying someone else's (a follower).
 
-use crate::apply::{Receipt, apply_transaction, begin_epoch};
+use crate::apply::{Receipt, apply_transaction};
+use crate::epoch::begin_epoch;
 use crate::block::{
     BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
     transactions_root,

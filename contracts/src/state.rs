@@ -40,6 +40,41 @@ pub struct Provider {
     pub registered_at_height: u64,
     /// Bytes promised under active contracts.
     pub committed_bytes: u64,
+    /// The contracts it owes proofs for (see [`crate::roster`]).
+    pub roster: RosterSummary,
+    /// Whether it answers at all.
+    pub liveness: Liveness,
+}
+
+/// A provider's roster of contracts owing proofs, in summary; the slots
+/// themselves are in [`LedgerState::roster`]. Changed only at epoch
+/// boundaries, so an epoch's schedule is fixed for the whole epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RosterSummary {
+    /// Contracts in the roster (slots `1..=contracts`).
+    pub contracts: u32,
+    /// Their BLAKE3 chunks.
+    pub chunks: u64,
+    /// Their `challenges_per_epoch`, summed.
+    pub demand: u64,
+    /// Where the rotation starts (taken modulo `contracts`); moves on by the
+    /// epoch's rotation challenges at every epoch boundary.
+    pub cursor: u64,
+}
+
+/// Whether a provider answers its epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Liveness {
+    /// Epochs it submitted proofs for.
+    pub submitted_epochs: u64,
+    /// Epochs it owed proofs and submitted nothing.
+    pub missed_epochs: u64,
+    /// Consecutive missed epochs up to the last one closed.
+    pub missed_in_row: u16,
+    /// Declared unresponsive (`missed_in_row` reached the limit) at this
+    /// epoch: its contracts are being declared lost, a bounded number per
+    /// epoch, until it submits again.
+    pub unresponsive_since: Option<u64>,
 }
 
 impl Provider {
@@ -71,18 +106,20 @@ pub enum ContractStatus {
     },
 }
 
-/// Proof accounting of one contract.
+/// Proof accounting of one contract: its checks (epochs in which its
+/// provider's schedule challenged it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ProofTally {
-    /// Epochs answered (passed or failed).
+    /// Checks answered (passed or failed).
     pub submitted: u64,
-    /// Epochs answered correctly.
+    /// Checks answered correctly.
     pub passed: u64,
-    /// Epochs with no answer by the deadline.
+    /// Checks its provider's submission left unanswered.
     pub missed: u64,
-    /// Epochs answered wrongly.
+    /// Checks answered wrongly.
     pub failed: u64,
-    /// Missed plus failed epochs, against the policy's limit.
+    /// Consecutive failed or unanswered checks (a pass clears them),
+    /// against the policy's limit.
     pub strikes: u64,
 }
 
@@ -99,6 +136,8 @@ pub struct Contract {
     pub status: ContractStatus,
     /// Its proof accounting.
     pub proofs: ProofTally,
+    /// Its slot in its provider's roster while it owes proofs.
+    pub roster_slot: Option<u32>,
 }
 
 impl Contract {
@@ -120,6 +159,11 @@ impl Contract {
     /// Bytes the contract promises.
     pub fn bytes(&self) -> u64 {
         u64::from(self.terms.fragment_count) * u64::from(self.terms.fragment_size)
+    }
+
+    /// BLAKE3 chunks the contract holds (its weight in the schedule).
+    pub fn chunks(&self) -> u64 {
+        strand_proof_of_storage::challenge::contract_chunks(self.terms.fragment_count, self.terms.fragment_size)
     }
 }
 
@@ -143,26 +187,63 @@ pub struct Credential {
     pub revoked_at_height: Option<u64>,
 }
 
-/// Status of one epoch's answers for one contract.
+/// Status of one check of one contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ProofStatus {
     /// Answered, and the answers verified.
     Passed,
     /// Answered wrongly: why.
     Failed(Fault),
-    /// No answer by the epoch's last block.
+    /// Challenged, and the provider's submission carried no answer for it.
     Missed,
 }
 
-/// One epoch's answers for one contract.
+/// One check of one contract in one epoch.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ProofRecord {
-    /// The transaction that carried them (none for a missed epoch).
+    /// The submission that carried (or left out) the answers.
     pub transaction: Option<Digest>,
-    /// Height of the block that carried them, or that recorded the miss.
+    /// Height of the block that carried it.
     pub at_height: u64,
     /// Verdict.
     pub status: ProofStatus,
+}
+
+/// What became of a provider's epoch: its one submission, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum ProofSlot {
+    /// The submit-proofs transaction.
+    Submitted(Digest),
+    /// It owed proofs and submitted nothing (recorded at the next epoch's
+    /// first block).
+    Missed,
+}
+
+/// Reads of one upload by one reader under one credential (or as owner),
+/// summed over access batches older than the history kept in full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AccessTotal {
+    /// Fragments released.
+    pub fragments: u64,
+    /// Bytes released.
+    pub bytes: u64,
+    /// First epoch counted.
+    pub first_epoch: u64,
+    /// Last epoch counted.
+    pub last_epoch: u64,
+}
+
+/// A contract's place in its provider's roster: the slot's contract, its
+/// chunks, and the Fenwick-tree node over chunks that makes byte sampling
+/// `O(log n)` ([`crate::roster`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RosterSlot {
+    /// The contract.
+    pub contract: Digest,
+    /// Its chunks.
+    pub chunks: u64,
+    /// Fenwick node: chunks of the slots `(slot - lowbit(slot), slot]`.
+    pub tree: u64,
 }
 
 /// One provider's access receipts for one epoch.
@@ -207,15 +288,30 @@ pub struct LedgerState {
     pub uploads: Table<UploadKey, Upload>,
     /// Credentials.
     pub credentials: Table<Digest, Credential>,
-    /// Per (contract, epoch): the answers recorded.
-    pub proofs: Table<(Digest, u64), ProofRecord>,
-    /// Per (provider, epoch): the submit-proofs transaction (one slot each).
-    pub proof_slots: Table<(AccountId, u64), Digest>,
-    /// Per (provider, epoch): access receipts.
-    pub access: Table<(AccountId, u64), AccessBatch>,
+    /// Per (epoch, contract): the check recorded; kept for
+    /// [`PROOF_HISTORY_EPOCHS`].
+    pub proofs: Table<(u64, Digest), ProofRecord>,
+    /// Per (epoch, provider): its one submission, or the miss; kept for
+    /// [`PROOF_HISTORY_EPOCHS`].
+    pub proof_slots: Table<(u64, AccountId), ProofSlot>,
+    /// Per (epoch, provider): access receipts; kept in full for
+    /// [`ACCESS_HISTORY_EPOCHS`], then summed into `access_totals`.
+    pub access: Table<(u64, AccountId), AccessBatch>,
+    /// Per (upload, reader, credential): reads older than the full history.
+    pub access_totals: Table<(UploadKey, AccountId, Option<Digest>), AccessTotal>,
     /// Per epoch: the beacon challenges derive from (hash of the block that
-    /// closed the previous epoch).
+    /// closed the previous epoch); the current and previous epoch's.
     pub beacons: Table<u64, Digest>,
+    /// Per (provider, slot 1..): its contracts owing proofs.
+    pub roster: Table<(AccountId, u32), RosterSlot>,
+    /// Per (provider, contract): contracts whose last check failed, with the
+    /// epoch they became suspect.
+    pub suspects: Table<(AccountId, Digest), u64>,
+    /// Per (epoch, contract): contracts to add to or remove from their
+    /// provider's roster at that epoch's first block.
+    pub roster_changes: Table<(u64, Digest), ()>,
+    /// Per (epoch, contract): contracts whose term ends before that epoch.
+    pub expiries: Table<(u64, Digest), ()>,
     /// Open repair orders.
     pub repair_orders: Table<Digest, RepairOrder>,
 }
@@ -232,15 +328,28 @@ struct Snapshot {
     contracts: Vec<(Digest, Contract)>,
     uploads: Vec<(UploadKey, Upload)>,
     credentials: Vec<(Digest, Credential)>,
-    proofs: Vec<((Digest, u64), ProofRecord)>,
-    proof_slots: Vec<((AccountId, u64), Digest)>,
-    access: Vec<((AccountId, u64), AccessBatch)>,
+    proofs: Vec<((u64, Digest), ProofRecord)>,
+    proof_slots: Vec<((u64, AccountId), ProofSlot)>,
+    access: Vec<((u64, AccountId), AccessBatch)>,
+    access_totals: Vec<((UploadKey, AccountId, Option<Digest>), AccessTotal)>,
     beacons: Vec<(u64, Digest)>,
+    roster: Vec<((AccountId, u32), RosterSlot)>,
+    suspects: Vec<((AccountId, Digest), u64)>,
+    roster_changes: Vec<((u64, Digest), ())>,
+    expiries: Vec<((u64, Digest), ())>,
     repair_orders: Vec<(Digest, RepairOrder)>,
 }
 
-/// Version of the snapshot encoding.
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// Version of the snapshot encoding (2: rosters, suspects and bounded
+/// history; the rules of block version 2).
+pub const SNAPSHOT_VERSION: u16 = 2;
+
+/// Epochs of proof checks and slots kept in the state (a week of one-hour
+/// epochs); older ones live on in the contracts' tallies and in the blocks.
+pub const PROOF_HISTORY_EPOCHS: u64 = 168;
+/// Epochs of access batches kept in full (30 days of one-hour epochs);
+/// older ones are summed per (upload, reader, credential).
+pub const ACCESS_HISTORY_EPOCHS: u64 = 720;
 
 impl LedgerState {
     /// The empty state of a chain.
@@ -257,7 +366,12 @@ impl LedgerState {
             proofs: Table::default(),
             proof_slots: Table::default(),
             access: Table::default(),
+            access_totals: Table::default(),
             beacons: Table::default(),
+            roster: Table::default(),
+            suspects: Table::default(),
+            roster_changes: Table::default(),
+            expiries: Table::default(),
             repair_orders: Table::default(),
         }
     }
@@ -278,7 +392,12 @@ impl LedgerState {
             self.proofs.root("proofs"),
             self.proof_slots.root("proof_slots"),
             self.access.root("access"),
+            self.access_totals.root("access_totals"),
             self.beacons.root("beacons"),
+            self.roster.root("roster"),
+            self.suspects.root("suspects"),
+            self.roster_changes.root("roster_changes"),
+            self.expiries.root("expiries"),
             self.repair_orders.root("repair_orders"),
         ];
         // Not `head`: the state root goes into the header whose hash becomes
@@ -302,7 +421,12 @@ impl LedgerState {
             proofs: self.proofs.to_entries(),
             proof_slots: self.proof_slots.to_entries(),
             access: self.access.to_entries(),
+            access_totals: self.access_totals.to_entries(),
             beacons: self.beacons.to_entries(),
+            roster: self.roster.to_entries(),
+            suspects: self.suspects.to_entries(),
+            roster_changes: self.roster_changes.to_entries(),
+            expiries: self.expiries.to_entries(),
             repair_orders: self.repair_orders.to_entries(),
         })
     }
@@ -312,7 +436,8 @@ impl LedgerState {
         let snapshot: Snapshot = encoding::decode(bytes, usize::MAX)?;
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(EncodingError::Malformed(format!(
-                "snapshot version {} is not supported (this build reads {SNAPSHOT_VERSION})",
+                "snapshot version {} is not supported (this build reads {SNAPSHOT_VERSION}; a ledger written by an \
+                 older build follows older rules: start a new chain in a new data directory)",
                 snapshot.version
             )));
         }
@@ -328,7 +453,12 @@ impl LedgerState {
             proofs: Table::from_entries(snapshot.proofs),
             proof_slots: Table::from_entries(snapshot.proof_slots),
             access: Table::from_entries(snapshot.access),
+            access_totals: Table::from_entries(snapshot.access_totals),
             beacons: Table::from_entries(snapshot.beacons),
+            roster: Table::from_entries(snapshot.roster),
+            suspects: Table::from_entries(snapshot.suspects),
+            roster_changes: Table::from_entries(snapshot.roster_changes),
+            expiries: Table::from_entries(snapshot.expiries),
             repair_orders: Table::from_entries(snapshot.repair_orders),
         })
     }

@@ -49,6 +49,16 @@ where
         true
     }
 
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.entries.remove(key).map(|(value, _)| value)
+    }
+
+    /// Keys in `range`, at most `max`, in order (to remove them after).
+    pub fn keys_in<R: std::ops::RangeBounds<K>>(&self, range: R, max: usize) -> Vec<K> {
+        self.entries.range(range).take(max).map(|(key, _)| key.clone()).collect()
+    }
+
     /// Entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter().map(|(key, (value, _))| (key, value))

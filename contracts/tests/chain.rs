@@ -106,6 +106,7 @@ enum Op {
     Grant { owner: u8, upload: u8, grantee: u8 },
     Revoke { owner: u8, which: u8 },
     Proofs { provider: u8, which: u8 },
+    HonestProofs(u8),
     Garbage(Vec<u8>),
     SkippedNonce(u8),
 }
@@ -118,6 +119,7 @@ fn op() -> impl Strategy<Value = Op> {
         (who(), 0u8..3, who()).prop_map(|(owner, upload, grantee)| Op::Grant { owner, upload, grantee }),
         (who(), any::<u8>()).prop_map(|(owner, which)| Op::Revoke { owner, which }),
         (who(), any::<u8>()).prop_map(|(provider, which)| Op::Proofs { provider, which }),
+        who().prop_map(Op::HonestProofs),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Op::Garbage),
         who().prop_map(Op::SkippedNonce),
     ]
@@ -144,6 +146,10 @@ fn to_transaction(chain: &mut Chain, op: &Op) -> Vec<u8> {
             let contract = ids.get(*which as usize % ids.len().max(1)).copied().unwrap_or_default();
             let epoch = chain.replica.state().params.epoch_of(chain.replica.height() + 1);
             let body = Body::SubmitProofs { epoch, proofs: vec![ContractProof { contract, answers: vec![*which] }] };
+            chain.transaction(&person(*provider), body)
+        }
+        Op::HonestProofs(provider) => {
+            let body = honest_submission(chain, &person(*provider));
             chain.transaction(&person(*provider), body)
         }
         Op::Garbage(bytes) => bytes.clone(),
@@ -234,7 +240,7 @@ fn formats_match_fixed_vectors() {
     let genesis_block = chain.genesis.block().0;
     let header: &BlockHeader = &genesis_block.header;
     assert_eq!(chain.genesis.chain().to_string(), "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b");
-    assert_eq!(header.hash().to_string(), "c9d3026acda12f18267a32bf7db781c505fbb4ecd3cccdcde14040e1a78bfbe7");
+    assert_eq!(header.hash().to_string(), "553fdc65786d806709cddca5803b98cbbed3a442ea4eb069434efb5071a0d306");
     let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
     assert_eq!(
         hex::encode(transaction.to_bytes()),

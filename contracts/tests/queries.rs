@@ -4,7 +4,7 @@ mod support;
 
 use strand_contracts::apply::credential_id;
 use strand_contracts::query::{self, DomainFilter, FragmentMembership, Refusal};
-use strand_contracts::transaction::{Body, ContractProof, CredentialGrant, Scope, transaction_hash};
+use strand_contracts::transaction::{Body, CredentialGrant, Scope, transaction_hash};
 use strand_contracts::{Digest, Outcome};
 use strand_proof_of_storage::merkle;
 use support::*;
@@ -125,7 +125,7 @@ fn credential_decisions_give_every_reason() {
 }
 
 #[test]
-fn challenges_due_follow_the_beacon_and_the_term() {
+fn the_schedule_follows_the_beacon_and_the_roster() {
     let mut chain = Chain::new();
     let (owner, provider) = (identity(1), identity(2));
     assert_eq!(chain.submit(&provider, registration("a")), Outcome::Accepted);
@@ -134,15 +134,18 @@ fn challenges_due_follow_the_beacon_and_the_term() {
     let body = open_contract(&chain, terms, &provider);
     assert_eq!(chain.submit(&owner, body), Outcome::Accepted);
     let provider_account = account(&provider);
-    assert_eq!(query::challenges_due(chain.replica.state(), &provider_account, 1), None, "no beacon yet for epoch 1");
+    let state = chain.replica.state();
+    assert!(strand_contracts::proofs::schedule(state, &provider_account, 1).is_none(), "no beacon yet for epoch 1");
+    assert!(
+        strand_contracts::proofs::schedule(state, &provider_account, 0).is_none(),
+        "epoch 0 has no beacon: nothing is owed before epoch 1"
+    );
     chain.advance_to_epoch(1);
     chain.block(Vec::new());
-    let (beacon, due) = query::challenges_due(chain.replica.state(), &provider_account, 1).expect("beacon");
-    assert_eq!(due, vec![id]);
+    let (beacon, scheduled) =
+        strand_contracts::proofs::schedule(chain.replica.state(), &provider_account, 1).expect("beacon");
+    assert_eq!(scheduled.len(), 4, "the contract's four challenges");
+    assert!(scheduled.iter().all(|challenge| challenge.contract == id.0));
     let closing_block = &chain.blocks[chain.blocks.len() - 2];
     assert_eq!(beacon, closing_block.header.hash(), "the beacon is the hash of the block that closed epoch 0");
-    let body = Body::SubmitProofs { epoch: 1, proofs: vec![ContractProof { contract: id, answers: vec![1] }] };
-    assert_eq!(chain.submit(&provider, body), Outcome::Accepted);
-    let (_, due) = query::challenges_due(chain.replica.state(), &provider_account, 1).expect("beacon");
-    assert!(due.is_empty(), "answered");
 }

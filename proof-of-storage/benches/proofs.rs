@@ -1,7 +1,7 @@
 //! Proof sizes and speeds for the default layout: 1 MiB chunks make
 //! fragments of 1 MiB + 16 B (1,025 BLAKE3 chunks); a 1 GiB upload with
-//! RS(4+2) gives each of six providers a contract of 256 fragments; the
-//! policy asks 20 challenges per epoch.
+//! RS(4+2) gives each of six providers a contract of 256 fragments; a
+//! provider holding that one contract answers 20 challenges per epoch.
 //!
 //! Prints the proof bytes per challenge, then measures verification of one
 //! contract's answers (20 challenges) and building one challenge's proof from
@@ -13,7 +13,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, RngExt, SeedableRng};
 use strand_proof_of_storage::answers::{self, Commitment};
 use strand_proof_of_storage::chunk::{self, GROUP_CHUNKS};
+use strand_proof_of_storage::challenge::Challenge;
 use strand_proof_of_storage::merkle;
+use strand_proof_of_storage::schedule::{self, MemoryRoster, RosterContract};
 
 const FRAGMENT_SIZE: u32 = (1 << 20) + 16;
 const FRAGMENTS: u32 = 256;
@@ -37,8 +39,7 @@ fn exports(fragment: &[u8], outboard: &PreOrderMemOutboard, chunk: u64) -> (Pare
 
 struct Setup {
     commitment: Commitment,
-    beacon: [u8; 32],
-    epoch: u64,
+    challenges: Vec<Challenge>,
     answers: Vec<u8>,
     fragment: Vec<u8>,
     outboard: PreOrderMemOutboard,
@@ -47,8 +48,13 @@ struct Setup {
 fn setup() -> Setup {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let (beacon, epoch, contract) = ([9u8; 32], 77u64, [3u8; 32]);
-    let challenges =
-        strand_proof_of_storage::challenge::derive(&beacon, &contract, epoch, FRAGMENTS, FRAGMENT_SIZE, CHALLENGES);
+    let roster = MemoryRoster {
+        contracts: vec![RosterContract { contract, fragment_count: FRAGMENTS, fragment_size: FRAGMENT_SIZE }],
+        demand_per_contract: u64::from(CHALLENGES),
+        ..Default::default()
+    };
+    let challenges: Vec<Challenge> =
+        schedule::derive(&beacon, &[4; 32], epoch, &roster).iter().map(|scheduled| scheduled.challenge).collect();
     // Real bytes only for the challenged fragments; the others are just ids.
     let mut ids: Vec<[u8; 32]> = (0..FRAGMENTS).map(|_| rng.random()).collect();
     let mut fragments = std::collections::HashMap::new();
@@ -72,12 +78,11 @@ fn setup() -> Setup {
         fragment_root: merkle::root(&ids),
         fragment_count: FRAGMENTS,
         fragment_size: FRAGMENT_SIZE,
-        challenges: CHALLENGES,
     };
-    assert_eq!(answers::verify(&commitment, &beacon, epoch, &answers), Ok(()));
+    assert_eq!(answers::verify(&commitment, &challenges, &answers), Ok(()));
     let fragment = fragments.into_values().next().expect("a fragment");
     let outboard = PreOrderMemOutboard::create(&fragment, BlockSize::from_chunk_log(4));
-    Setup { commitment, beacon, epoch, answers, fragment, outboard }
+    Setup { commitment, challenges, answers, fragment, outboard }
 }
 
 fn benches(c: &mut Criterion) {
@@ -96,7 +101,7 @@ fn benches(c: &mut Criterion) {
     let mut group_bench = c.benchmark_group("proofs");
     group_bench.throughput(Throughput::Elements(u64::from(CHALLENGES)));
     group_bench.bench_function("verify one contract's answers (20 challenges)", |b| {
-        b.iter(|| answers::verify(&setup.commitment, &setup.beacon, setup.epoch, &setup.answers))
+        b.iter(|| answers::verify(&setup.commitment, &setup.challenges, &setup.answers))
     });
     group_bench.throughput(Throughput::Elements(1));
     group_bench.bench_function("prove one challenge from its group and outboard path", |b| {

@@ -1,5 +1,8 @@
 //! A provider's answers to one contract's challenges for one epoch, their
-//! versioned encoding, and their verification (what the ledger runs).
+//! versioned encoding, and their verification (what the ledger runs). The
+//! challenges themselves come from the provider's epoch schedule
+//! ([`crate::schedule`]); a contract's answers cover its share of them, in
+//! schedule order.
 //!
 //! Encoding v1 (borsh): `version: u8 = 1`, the distinct challenged fragments
 //! as `(index u32, id [u8; 32])` ascending by index, one rs_merkle
@@ -12,7 +15,7 @@ use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-use crate::challenge::{self, Challenge};
+use crate::challenge::Challenge;
 use crate::chunk::{self, ChunkProof};
 use crate::merkle;
 
@@ -30,15 +33,6 @@ pub struct Commitment {
     pub fragment_count: u32,
     /// Bytes of each fragment.
     pub fragment_size: u32,
-    /// Challenges per epoch.
-    pub challenges: u16,
-}
-
-impl Commitment {
-    /// The challenges for `epoch` under `beacon`.
-    pub fn challenges(&self, beacon: &[u8; 32], epoch: u64) -> Vec<Challenge> {
-        challenge::derive(beacon, &self.contract, epoch, self.fragment_count, self.fragment_size, self.challenges)
-    }
 }
 
 /// The answers as encoded.
@@ -103,17 +97,17 @@ pub fn build(fragment_ids: &[[u8; 32]], challenges: &[Challenge], chunks: Vec<Ch
     Answers { version: VERSION, fragments: fragments.into_iter().collect(), inclusion, chunks }
 }
 
-/// Checks encoded answers for `epoch` against the contract. Deterministic;
-/// never panics on hostile bytes.
-pub fn verify(commitment: &Commitment, beacon: &[u8; 32], epoch: u64, bytes: &[u8]) -> Result<(), Fault> {
+/// Checks encoded answers to `challenges` (the contract's share of its
+/// provider's schedule, in order) against the contract. Deterministic; never
+/// panics on hostile bytes.
+pub fn verify(commitment: &Commitment, challenges: &[Challenge], bytes: &[u8]) -> Result<(), Fault> {
     let answers = Answers::try_from_slice(bytes).map_err(|_| Fault::Undecodable)?;
     if answers.version != VERSION {
         return Err(Fault::Undecodable);
     }
-    let challenges = commitment.challenges(beacon, epoch);
     if answers.chunks.len() != challenges.len() {
         return Err(Fault::WrongCount {
-            expected: commitment.challenges,
+            expected: u16::try_from(challenges.len()).unwrap_or(u16::MAX),
             found: u32::try_from(answers.chunks.len()).unwrap_or(u32::MAX),
         });
     }

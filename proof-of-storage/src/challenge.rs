@@ -1,24 +1,20 @@
-//! Challenge derivation: `(beacon, contract, epoch) → c` pairs (fragment
-//! index in the contract, chunk index in the fragment).
+//! Challenges and the random stream they are drawn from.
 //!
-//! Specification (v1): the stream is the BLAKE3 XOF of
-//! `derive_key("strand challenge v1")` keyed over
-//! `beacon ‖ contract ‖ epoch (u64 LE)`, read as little-endian u64 words.
-//! Each challenge takes the next word `w` that is below the largest multiple
-//! of `T` (rejection sampling, so every chunk is exactly equally likely),
-//! where `T = fragment_count × chunks_per_fragment`, and challenges chunk
-//! `w mod T`: fragment `(w mod T) / chunks_per_fragment`, chunk
-//! `(w mod T) mod chunks_per_fragment`. Challenges are drawn independently
-//! (with replacement), so a provider missing a fraction `f` of the chunks
-//! passes an epoch with probability exactly `(1 - f)^c`.
+//! A challenge names one 1 KiB BLAKE3 chunk of one fragment of a contract.
+//! Which chunks are challenged in an epoch is decided per provider by
+//! [`crate::schedule`]; this module holds the pieces it is built from: the
+//! challenge itself and a stream of uniform draws.
 //!
-//! The beacon is the hash of the block that closed the previous epoch: no
-//! one, the provider included, can compute an epoch's challenges before that
-//! block exists.
+//! Stream specification (v2): the BLAKE3 XOF of
+//! `derive_key("strand schedule v2")` keyed over
+//! `beacon ‖ provider ‖ epoch (u64 LE)`, read as little-endian u64 words. A
+//! draw below `n` takes the next word `w` that is below the largest multiple
+//! of `n` (rejection sampling, so every value is exactly equally likely) and
+//! returns `w mod n`.
 
 use crate::CHUNK_BYTES;
 
-const CONTEXT: &str = "strand challenge v1";
+const CONTEXT: &str = "strand schedule v2";
 
 /// One challenge: which chunk of which fragment to show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,42 +30,53 @@ pub fn chunks_in(fragment_size: u32) -> u32 {
     fragment_size.div_ceil(CHUNK_BYTES as u32).max(1)
 }
 
-/// The challenges of `contract` for `epoch`. Empty if the contract commits
-/// to no fragments.
-pub fn derive(
-    beacon: &[u8; 32],
-    contract: &[u8; 32],
-    epoch: u64,
-    fragment_count: u32,
-    fragment_size: u32,
-    count: u16,
-) -> Vec<Challenge> {
+/// Chunks in a contract of `fragment_count` fragments of `fragment_size`.
+pub fn contract_chunks(fragment_count: u32, fragment_size: u32) -> u64 {
+    u64::from(fragment_count) * u64::from(chunks_in(fragment_size))
+}
+
+/// The challenge for the `index`-th chunk of a contract, counting chunk by
+/// chunk through its fragments in order.
+pub fn at(index: u64, fragment_size: u32) -> Challenge {
     let per_fragment = u64::from(chunks_in(fragment_size));
-    let total = u64::from(fragment_count) * per_fragment;
-    if total == 0 {
-        return Vec::new();
+    // Both fit for an index below the contract's chunk count: the fragment
+    // index is below a u32 count and the chunk index below a u32 per fragment.
+    Challenge {
+        fragment: u32::try_from(index / per_fragment).unwrap_or(u32::MAX),
+        chunk: u32::try_from(index % per_fragment).unwrap_or(u32::MAX),
     }
-    let mut hasher = blake3::Hasher::new_derive_key(CONTEXT);
-    hasher.update(beacon).update(contract).update(&epoch.to_le_bytes());
-    let mut stream = hasher.finalize_xof();
-    // Words at or above `limit` would make low indices likelier: skip them.
-    let limit = u64::MAX - (u64::MAX % total);
-    let mut challenges = Vec::with_capacity(usize::from(count));
-    let mut word = [0u8; 8];
-    while challenges.len() < usize::from(count) {
-        stream.fill(&mut word);
-        let value = u64::from_le_bytes(word);
-        if value >= limit {
-            continue;
+}
+
+/// Uniform draws for one provider and epoch, unknown to anyone before the
+/// beacon exists.
+pub struct Stream {
+    reader: blake3::OutputReader,
+}
+
+impl Stream {
+    /// The stream of `provider` for `epoch` under `beacon`.
+    pub fn new(beacon: &[u8; 32], provider: &[u8; 32], epoch: u64) -> Self {
+        let mut hasher = blake3::Hasher::new_derive_key(CONTEXT);
+        hasher.update(beacon).update(provider).update(&epoch.to_le_bytes());
+        Self { reader: hasher.finalize_xof() }
+    }
+
+    /// A value uniform in `[0, n)`; `0` when `n` is 0.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
         }
-        let index = value % total;
-        // Both fit: index / per_fragment < fragment_count ≤ u32::MAX and
-        // index % per_fragment < per_fragment ≤ u32::MAX.
-        let fragment = u32::try_from(index / per_fragment).unwrap_or(u32::MAX);
-        let chunk = u32::try_from(index % per_fragment).unwrap_or(u32::MAX);
-        challenges.push(Challenge { fragment, chunk });
+        // Words at or above `limit` would make low values likelier: skip them.
+        let limit = u64::MAX - (u64::MAX % n);
+        let mut word = [0u8; 8];
+        loop {
+            self.reader.fill(&mut word);
+            let value = u64::from_le_bytes(word);
+            if value < limit {
+                return value % n;
+            }
+        }
     }
-    challenges
 }
 
 #[cfg(test)]
@@ -78,36 +85,38 @@ mod tests {
 
     #[test]
     fn fixed_vector() {
-        // Pins the v1 derivation: any change to it must be a new version.
-        let challenges = derive(&[7; 32], &[9; 32], 3, 5, 1024 * 1024 + 16, 4);
-        let rendered: Vec<(u32, u32)> = challenges.iter().map(|c| (c.fragment, c.chunk)).collect();
-        assert_eq!(rendered, FIXED);
+        // Pins the v2 stream: any change to it must be a new version.
+        let mut stream = Stream::new(&[7; 32], &[9; 32], 3);
+        let draws: Vec<u64> = [5u64, 1_000, 1 << 40, 3].iter().map(|n| stream.below(*n)).collect();
+        assert_eq!(draws, FIXED);
     }
 
-    const FIXED: [(u32, u32); 4] = [(4, 837), (0, 295), (0, 135), (3, 108)];
+    const FIXED: [u64; 4] = [2, 61, 1_080_363_840_240, 1];
 
     #[test]
-    fn in_range_and_deterministic() {
-        for (count, size) in [(1u32, 1u32), (1, 1024), (3, 1025), (100, 65_536 + 16), (7, 4 * 1024 * 1024)] {
-            let a = derive(&[1; 32], &[2; 32], 10, count, size, 64);
-            assert_eq!(a, derive(&[1; 32], &[2; 32], 10, count, size, 64));
-            assert_eq!(a.len(), 64);
-            for challenge in &a {
-                assert!(challenge.fragment < count && challenge.chunk < chunks_in(size));
-            }
-        }
-    }
-
-    #[test]
-    fn every_input_changes_the_challenges() {
-        let base = derive(&[1; 32], &[2; 32], 10, 50, 1 << 20, 16);
-        assert_ne!(base, derive(&[3; 32], &[2; 32], 10, 50, 1 << 20, 16));
-        assert_ne!(base, derive(&[1; 32], &[3; 32], 10, 50, 1 << 20, 16));
-        assert_ne!(base, derive(&[1; 32], &[2; 32], 11, 50, 1 << 20, 16));
+    fn draws_are_in_range_and_every_input_changes_them() {
+        let draw = |beacon: u8, provider: u8, epoch: u64| {
+            let mut stream = Stream::new(&[beacon; 32], &[provider; 32], epoch);
+            (0..16).map(|_| stream.below(1 << 30)).collect::<Vec<_>>()
+        };
+        let base = draw(1, 2, 10);
+        assert!(base.iter().all(|value| *value < 1 << 30));
+        assert_eq!(base, draw(1, 2, 10));
+        assert_ne!(base, draw(3, 2, 10));
+        assert_ne!(base, draw(1, 3, 10));
+        assert_ne!(base, draw(1, 2, 11));
+        let mut stream = Stream::new(&[1; 32], &[2; 32], 3);
+        assert_eq!(stream.below(0), 0);
+        assert_eq!(stream.below(1), 0);
     }
 
     #[test]
-    fn empty_contract_has_no_challenges() {
-        assert!(derive(&[1; 32], &[2; 32], 10, 0, 1 << 20, 16).is_empty());
+    fn chunk_indices_map_to_fragments_in_order() {
+        // 3 chunks per fragment of 2,049 bytes.
+        assert_eq!(contract_chunks(4, 2049), 12);
+        assert_eq!(at(0, 2049), Challenge { fragment: 0, chunk: 0 });
+        assert_eq!(at(5, 2049), Challenge { fragment: 1, chunk: 2 });
+        assert_eq!(at(11, 2049), Challenge { fragment: 3, chunk: 2 });
+        assert_eq!(chunks_in(0), 1);
     }
 }

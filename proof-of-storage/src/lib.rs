@@ -4,7 +4,10 @@
 //!
 //! - [`merkle`]: the contract's commitment to its fragment ids (rs_merkle
 //!   with BLAKE3).
-//! - [`challenge`]: `(beacon, contract, epoch) → c` (fragment, chunk) pairs.
+//! - [`challenge`]: a challenge (fragment, chunk) and the random stream
+//!   challenges are drawn from.
+//! - [`schedule`]: a provider's challenges for an epoch, bounded whatever
+//!   its number of contracts (suspects, rotation, bytes).
 //! - [`chunk`]: a chunk's BLAKE3 path proof against its fragment id, built
 //!   from the 16 KiB group and the outboard iroh-blobs already keeps.
 //! - [`answers`]: one contract's answers for an epoch, encoded (v1) and
@@ -20,6 +23,7 @@ pub mod challenge;
 pub mod chunk;
 pub mod merkle;
 pub mod policy;
+pub mod schedule;
 
 /// Bytes in a BLAKE3 chunk, the unit a challenge names.
 pub const CHUNK_BYTES: usize = 1024;

@@ -6,6 +6,7 @@ use bao_tree::{BlockSize, ChunkNum, ChunkRanges};
 use proptest::prelude::*;
 use strand_proof_of_storage::answers::{self, Answers, Commitment, Fault};
 use strand_proof_of_storage::challenge::Challenge;
+use strand_proof_of_storage::schedule::{self, MemoryRoster, RosterContract};
 use strand_proof_of_storage::chunk::{self, ChunkProof};
 use strand_proof_of_storage::merkle;
 
@@ -17,6 +18,25 @@ struct Contract {
     fragments: Vec<Vec<u8>>,
     ids: Vec<[u8; 32]>,
     commitment: Commitment,
+    /// Challenges per epoch the contract asks for.
+    challenges: u16,
+}
+
+impl Contract {
+    /// The epoch's challenges of a provider holding only this contract: all
+    /// of its schedule.
+    fn challenges(&self, beacon: &[u8; 32], epoch: u64) -> Vec<Challenge> {
+        let roster = MemoryRoster {
+            contracts: vec![RosterContract {
+                contract: self.commitment.contract,
+                fragment_count: self.commitment.fragment_count,
+                fragment_size: self.commitment.fragment_size,
+            }],
+            demand_per_contract: u64::from(self.challenges),
+            ..Default::default()
+        };
+        schedule::derive(beacon, &[0xaa; 32], epoch, &roster).iter().map(|scheduled| scheduled.challenge).collect()
+    }
 }
 
 fn contract(fragment_count: usize, fragment_size: usize, challenges: u16, seed: u8) -> Contract {
@@ -29,13 +49,16 @@ fn contract(fragment_count: usize, fragment_size: usize, challenges: u16, seed: 
         fragment_root: merkle::root(&ids),
         fragment_count: fragment_count as u32,
         fragment_size: fragment_size as u32,
-        challenges,
     };
-    Contract { fragments, ids, commitment }
+    Contract { fragments, ids, commitment, challenges }
 }
 
 fn honest(contract: &Contract, beacon: &[u8; 32], epoch: u64) -> (Vec<Challenge>, Answers) {
-    let challenges = contract.commitment.challenges(beacon, epoch);
+    honest_to(contract, &contract.challenges(beacon, epoch))
+}
+
+fn honest_to(contract: &Contract, challenges: &[Challenge]) -> (Vec<Challenge>, Answers) {
+    let challenges = challenges.to_vec();
     let chunks: Vec<ChunkProof> = challenges
         .iter()
         .map(|c| {
@@ -72,8 +95,8 @@ proptest! {
     #[test]
     fn honest_answers_verify(count in 1usize..40, size in 1usize..70_000, challenges in 1u16..24, epoch in 0u64..1000, beacon in any::<[u8; 32]>()) {
         let contract = contract(count, size, challenges, 3);
-        let (_, answers) = honest(&contract, &beacon, epoch);
-        prop_assert_eq!(answers::verify(&contract.commitment, &beacon, epoch, &answers.to_bytes()), Ok(()));
+        let (challenges, answers) = honest(&contract, &beacon, epoch);
+        prop_assert_eq!(answers::verify(&contract.commitment, &challenges, &answers.to_bytes()), Ok(()));
     }
 
     #[test]
@@ -92,7 +115,9 @@ proptest! {
         let contract = contract(count, size, 8, 5);
         let (challenges, answers) = honest(&contract, &beacon, epoch);
         let bytes = answers.to_bytes();
-        let verify = |commitment: &Commitment, beacon: &[u8; 32], epoch: u64, bytes: &[u8]| answers::verify(commitment, beacon, epoch, bytes);
+        let verify = |commitment: &Commitment, beacon: &[u8; 32], epoch: u64, bytes: &[u8]| {
+            answers::verify(commitment, &contract.challenges(beacon, epoch), bytes)
+        };
         let which = pick % challenges.len();
 
         // A byte of a challenged chunk.
@@ -134,7 +159,7 @@ proptest! {
         // tiny contract, they happen to coincide, when the answers are
         // rightly still good).
         for (other_beacon, other_epoch) in [(beacon, epoch + 1), ([beacon[0] ^ 1; 32], epoch)] {
-            let same = contract.commitment.challenges(&other_beacon, other_epoch) == challenges;
+            let same = contract.challenges(&other_beacon, other_epoch) == challenges;
             prop_assert_eq!(verify(&contract.commitment, &other_beacon, other_epoch, &bytes).is_ok(), same);
         }
 
@@ -158,18 +183,18 @@ proptest! {
     #[test]
     fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let contract = contract(3, 5000, 4, 1);
-        prop_assert!(answers::verify(&contract.commitment, &[0; 32], 1, &bytes).is_err());
+        prop_assert!(answers::verify(&contract.commitment, &contract.challenges(&[0; 32], 1), &bytes).is_err());
     }
 }
 
 #[test]
 fn wrong_counts_and_fragments_are_named() {
     let contract = contract(6, 3000, 5, 2);
-    let (_, answers) = honest(&contract, &[4; 32], 9);
+    let (challenges, answers) = honest(&contract, &[4; 32], 9);
     let mut fewer = answers.clone();
     fewer.chunks.pop();
     assert_eq!(
-        answers::verify(&contract.commitment, &[4; 32], 9, &fewer.to_bytes()),
+        answers::verify(&contract.commitment, &challenges, &fewer.to_bytes()),
         Err(Fault::WrongCount { expected: 5, found: 4 })
     );
     let mut other_fragments = answers.clone();
@@ -177,20 +202,25 @@ fn wrong_counts_and_fragments_are_named() {
     other_fragments.fragments.dedup_by_key(|(index, _)| *index);
     if other_fragments.fragments.len() != answers.fragments.len() {
         assert_eq!(
-            answers::verify(&contract.commitment, &[4; 32], 9, &other_fragments.to_bytes()),
+            answers::verify(&contract.commitment, &challenges, &other_fragments.to_bytes()),
             Err(Fault::WrongFragments)
         );
     }
     let mut version = answers.clone();
     version.version = 2;
-    assert_eq!(answers::verify(&contract.commitment, &[4; 32], 9, &version.to_bytes()), Err(Fault::Undecodable));
+    assert_eq!(answers::verify(&contract.commitment, &challenges, &version.to_bytes()), Err(Fault::Undecodable));
 }
 
-/// Sampling: a provider missing a fraction `f` of the chunks passes an epoch
-/// at rate `(1 - f)^c`.
+/// Sampling: a provider missing a fraction `f` of the chunks of its one
+/// contract passes an epoch at rate `(1 - f)^c`.
 #[test]
 fn sampling_passes_at_the_predicted_rate() {
     let (fragment_count, fragment_size, c) = (64u32, 64 * 1024u32, 10u16);
+    let roster = MemoryRoster {
+        contracts: vec![RosterContract { contract: [1; 32], fragment_count, fragment_size }],
+        demand_per_contract: u64::from(c),
+        ..Default::default()
+    };
     let per_fragment = u64::from(strand_proof_of_storage::challenge::chunks_in(fragment_size));
     let total = u64::from(fragment_count) * per_fragment;
     let epochs = 20_000u64;
@@ -206,9 +236,9 @@ fn sampling_passes_at_the_predicted_rate() {
         let passed = (0..epochs)
             .filter(|epoch| {
                 let beacon = *blake3::hash(&epoch.to_le_bytes()).as_bytes();
-                strand_proof_of_storage::challenge::derive(&beacon, &[1; 32], *epoch, fragment_count, fragment_size, c)
-                    .iter()
-                    .all(|ch| !missing.contains(&(u64::from(ch.fragment) * per_fragment + u64::from(ch.chunk))))
+                schedule::derive(&beacon, &[1; 32], *epoch, &roster).iter().map(|s| s.challenge).all(|ch| {
+                    !missing.contains(&(u64::from(ch.fragment) * per_fragment + u64::from(ch.chunk)))
+                })
             })
             .count();
         let rate = passed as f64 / epochs as f64;
@@ -226,11 +256,15 @@ fn sampling_passes_at_the_predicted_rate() {
 #[test]
 fn answers_encoding_fixed_vector() {
     let contract = contract(3, 2500, 3, 9);
-    let (_, answers) = honest(&contract, &[1; 32], 2);
+    let challenges = [Challenge { fragment: 2, chunk: 1 }, Challenge { fragment: 0, chunk: 2 }, Challenge {
+        fragment: 2,
+        chunk: 0,
+    }];
+    let (_, answers) = honest_to(&contract, &challenges);
     let bytes = answers.to_bytes();
     assert_eq!(bytes[0], answers::VERSION);
     assert_eq!(
         blake3::hash(&bytes).to_hex().as_str(),
-        "d36c0d27e44c61c172495479c738dd4e72c55066b9420e26dafc68c39abb11e9"
+        "5b982df99bee5ceab0d393cfa18aad07af8e0b0bf04d3701212f300ae347e5e8"
     );
 }

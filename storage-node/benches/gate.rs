@@ -62,6 +62,7 @@ fn benches(c: &mut Criterion) {
                 opened_in_epoch: 0,
                 status: ContractStatus::Active,
                 proofs: ProofTally::default(),
+                roster_slot: None,
             },
         );
         holdings.insert(Agreement {

@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub capacity: String,
     /// Failure-domain labels.
     pub domain: DomainConfig,
+    /// What terms the node signs [every field has a default].
+    #[serde(default)]
+    pub acceptance: crate::core::proposal::AcceptancePolicy,
 }
 
 /// Failure-domain labels, recorded on the ledger.
@@ -68,6 +71,18 @@ capacity = "100GiB"
 organisation = "my-gene-bank"
 site = "site-1"
 jurisdiction = "EU"
+
+# What terms this node signs; a proposal outside any bound is refused with
+# the bound it broke. These are the defaults.
+[acceptance]
+fragment_bytes_max = 67108880           # a 64 MiB chunk and its 16-byte tag
+fragments_per_contract_max = 500000
+term_epochs_max = 100000
+challenges_per_epoch_min = 1            # proof policy: the contract's weight in
+challenges_per_epoch_max = 48           #   this node's bounded epoch schedule
+strikes_min = 1                         # consecutive failed checks before the
+strikes_max = 10                        #   ledger declares a contract lost
+contracts_max = 100000                  # agreements held at once
 "#,
         data_dir = data_dir.display()
     )
@@ -99,8 +114,10 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), reason: error.to_string() })
+        let config: Self = toml::from_str(&text)
+            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), reason: error.to_string() })?;
+        config.acceptance.validate().map_err(|reason| ConfigError::Parse { path: path.to_path_buf(), reason })?;
+        Ok(config)
     }
 
     /// The key file.
@@ -127,7 +144,11 @@ mod tests {
         let config: NodeConfig = toml::from_str(&text).expect("default parses");
         assert_eq!(config.capacity_bytes().expect("size"), 100 << 30);
         assert_eq!(config.key_path(), PathBuf::from("/var/lib/strand/identity.pem"));
+        assert_eq!(config.acceptance, crate::core::proposal::AcceptancePolicy::default(), "the file states the defaults");
         let typo = text.replace("capacity =", "capacty =");
         assert!(toml::from_str::<NodeConfig>(&typo).is_err());
+        let without = text.split("[acceptance]").next().expect("head").to_string();
+        let config: NodeConfig = toml::from_str(&without).expect("acceptance is optional");
+        assert_eq!(config.acceptance, crate::core::proposal::AcceptancePolicy::default());
     }
 }

@@ -9,6 +9,11 @@ pub struct Metrics {
     registry: Registry,
     /// Fragments held.
     pub fragments_stored: IntGauge,
+    /// Agreements held (signed or being fetched).
+    pub contracts_held: IntGauge,
+    /// Requests refused as busy (over a per-peer or node-wide limit), by
+    /// kind.
+    pub requests_busy: IntCounterVec,
     /// Bytes of fragments held.
     pub fragment_bytes_stored: IntGauge,
     /// Gets and pushes allowed, by operation.
@@ -35,8 +40,13 @@ pub struct Metrics {
     pub ledger_lag_blocks: IntGauge,
     /// Connected libp2p peers.
     pub peers_connected: IntGauge,
-    /// Contract answers submitted (one per contract and epoch).
+    /// Contract answers submitted (one per challenged contract and epoch).
     pub proofs_submitted: IntCounter,
+    /// Bytes of submit-proofs transactions sent (bounded per epoch,
+    /// whatever the number of contracts).
+    pub proof_submission_bytes: IntCounter,
+    /// Challenges answered (at most 48 per epoch).
+    pub proof_challenges: IntCounter,
     /// The ledger's verdicts on the node's contracts, by verdict
     /// (passed, failed, missed).
     pub proof_verdicts: IntCounterVec,
@@ -75,6 +85,12 @@ impl Metrics {
         };
         Self {
             fragments_stored: gauge("strand_node_fragments_stored", "Fragments held"),
+            contracts_held: gauge("strand_node_contracts_held", "Agreements held (signed or being fetched)"),
+            requests_busy: counter(
+                "strand_node_requests_busy_total",
+                "Control-plane requests refused as busy (over a per-peer or node-wide limit)",
+                &["kind"],
+            ),
             fragment_bytes_stored: gauge("strand_node_fragment_bytes_stored", "Bytes of fragments held"),
             requests_served: counter("strand_node_requests_served_total", "Gets and pushes allowed", &["operation"]),
             requests_refused: counter(
@@ -104,6 +120,11 @@ impl Metrics {
             ledger_lag_blocks: gauge("strand_node_ledger_lag_blocks", "Blocks behind the ledger service"),
             peers_connected: gauge("strand_node_peers_connected", "Connected libp2p peers"),
             proofs_submitted: total("strand_node_proofs_submitted_total", "Contract answers submitted"),
+            proof_submission_bytes: total(
+                "strand_node_proof_submission_bytes_total",
+                "Bytes of submit-proofs transactions sent to the ledger",
+            ),
+            proof_challenges: total("strand_node_proof_challenges_total", "Challenges answered"),
             proof_verdicts: counter(
                 "strand_node_proof_verdicts_total",
                 "Ledger verdicts on the node's proofs",

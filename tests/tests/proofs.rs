@@ -111,9 +111,12 @@ fn honest_corrupted_deleted_and_frozen_providers() {
             assert!(reason.contains("does not match the fragment id"), "{reason}");
         }
     }
-    for (name, provider) in
-        [("deleted", provider_of(&report, &accounts[1])), ("frozen", provider_of(&report, &accounts[2]))]
-    {
+    // The node that lost its fragment still answers its epochs, without
+    // this contract; the frozen one submits nothing at all.
+    for (name, provider, why) in [
+        ("deleted", provider_of(&report, &accounts[1]), "no answer for this contract in the provider's submission"),
+        ("frozen", provider_of(&report, &accounts[2]), "the provider submitted nothing by the epoch's last block"),
+    ] {
         let missed = epochs_with(&provider, "missed");
         assert!(missed.len() >= 2 && missed[0] <= damaged_from + 1, "{name} node: {provider:#}");
         assert_eq!(provider["failed"], 0, "{name} node never answered wrongly: {provider:#}");
@@ -124,8 +127,9 @@ fn honest_corrupted_deleted_and_frozen_providers() {
             .find(|e| e["verdict"] == "missed")
             .expect("a miss")["reason"]
             .clone();
-        assert_eq!(reason, "no answer by the epoch's last block");
+        assert_eq!(reason, why, "{name} node");
     }
+    assert!(provider_of(&report, &accounts[2])["provider_missed_epochs"].as_u64() >= Some(3));
 
     // The honest nodes passed every epoch they owed, up to the last closed one.
     let current = report["epoch"].as_u64().expect("epoch");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::transaction::{
-    Body, ContractTerms, CredentialGrant, FailureDomain, ProofPolicy, ProviderRegistration, Scope,
+    Body, ContractProof, ContractTerms, CredentialGrant, FailureDomain, ProofPolicy, ProviderRegistration, Scope,
 };
 use strand_contracts::{AccountId, Block, Digest, Outcome, Receipt, Rejection, Replica, Signature, Transaction};
 use strand_core::Identity;
@@ -132,24 +132,52 @@ pub fn terms(owner: &Identity, provider: &Identity, upload: u8) -> ContractTerms
     }
 }
 
-/// Honest answers for contract `id` (opened with [`terms`] for `upload`)
-/// in the current epoch, whose beacon must be known.
-pub fn honest_answers(chain: &Chain, id: &Digest, upload: u8, epoch: u64) -> Vec<u8> {
+/// The fragments a contract committed to, by its upload byte (see
+/// [`terms`]).
+pub fn fragments_of(chain: &Chain, id: &Digest) -> Vec<Vec<u8>> {
+    let contract = chain.replica.state().contracts.get(id).expect("contract");
+    fragments(contract.terms.upload[0])
+}
+
+/// Honest answers to `provider`'s schedule for the current epoch, one entry
+/// per challenged contract (each opened with [`terms`]), from `stored`.
+pub fn honest_submission_from(
+    chain: &Chain,
+    provider: &Identity,
+    stored: impl Fn(&Digest) -> Vec<Vec<u8>>,
+) -> (u64, Vec<ContractProof>) {
     let state = chain.replica.state();
-    let contract = state.contracts.get(id).expect("contract");
-    let beacon = state.beacons.get(&epoch).expect("beacon");
-    let commitment = strand_contracts::apply::commitment_of(id, &contract.terms);
-    let challenges = commitment.challenges(&beacon.0, epoch);
-    let stored = fragments(upload);
-    let ids: Vec<[u8; 32]> = stored.iter().map(|f| *blake3::hash(f).as_bytes()).collect();
-    let chunks = challenges
-        .iter()
-        .map(|c| {
-            strand_proof_of_storage::chunk::prove_from_fragment(&stored[c.fragment as usize], u64::from(c.chunk))
-                .expect("prove")
+    let epoch = state.epoch();
+    // No beacon (epoch 0): nothing is owed.
+    let scheduled = strand_contracts::proofs::schedule(state, &account(provider), epoch)
+        .map(|(_, scheduled)| scheduled)
+        .unwrap_or_default();
+    let proofs = strand_contracts::proofs::by_contract(&scheduled)
+        .into_iter()
+        .map(|(id, challenges)| {
+            let fragments = stored(&id);
+            let ids: Vec<[u8; 32]> = fragments.iter().map(|f| *blake3::hash(f).as_bytes()).collect();
+            let chunks = challenges
+                .iter()
+                .map(|c| {
+                    strand_proof_of_storage::chunk::prove_from_fragment(
+                        &fragments[c.fragment as usize],
+                        u64::from(c.chunk),
+                    )
+                    .expect("prove")
+                })
+                .collect();
+            let answers = strand_proof_of_storage::answers::build(&ids, &challenges, chunks).to_bytes();
+            ContractProof { contract: id, answers }
         })
         .collect();
-    strand_proof_of_storage::answers::build(&ids, &challenges, chunks).to_bytes()
+    (epoch, proofs)
+}
+
+/// Honest answers to `provider`'s schedule for the current epoch.
+pub fn honest_submission(chain: &Chain, provider: &Identity) -> Body {
+    let (epoch, proofs) = honest_submission_from(chain, provider, |id| fragments_of(chain, id));
+    Body::SubmitProofs { epoch, proofs }
 }
 
 /// An open-contract body countersigned by the provider.

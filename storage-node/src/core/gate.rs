@@ -168,9 +168,118 @@ pub struct Presented {
     pub fragments: usize,
 }
 
+/// A presentation checked against the ledger, ready to be recorded.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    credential: Digest,
+    upload: UploadKey,
+    /// For a range scope, the memberships that hold; `None` for the whole
+    /// upload.
+    ranged: Option<Vec<FragmentMembership>>,
+    /// Fragments opened.
+    fragments: usize,
+}
+
+/// What of a presentation concerns this node: the upload its credential is
+/// for, the memberships of fragments held here for that upload, and how
+/// many of the upload's fragments are held here. Cheap (lookups only):
+/// the daemon runs it under its read lock and the checks outside any.
+pub fn held_here(
+    credential: &Digest,
+    memberships: Vec<FragmentMembership>,
+    holdings: &Holdings,
+    ledger: &LedgerState,
+) -> Result<(Vec<FragmentMembership>, usize), Refusal> {
+    let record = ledger.credentials.get(credential).ok_or(Refusal::NoCredential)?;
+    let upload = record.grant.upload;
+    let held = memberships
+        .into_iter()
+        .filter(|membership| holdings.holders(&membership.fragment).any(|(_, agreement)| agreement.terms.upload == upload))
+        .collect();
+    let whole = holdings.of_upload(&upload).map(|(_, agreement)| agreement.fragment_ids.len()).sum();
+    Ok((held, whole))
+}
+
+/// Checks `requester`'s presentation of `credential` against the ledger now
+/// (`held` and `held_whole` from [`held_here`]). Refuses with the reason a
+/// get would get. Merkle work proportional to the memberships; holds no
+/// lock.
+pub fn check_presentation(
+    requester: &AccountId,
+    credential: &Digest,
+    held: Vec<FragmentMembership>,
+    held_whole: usize,
+    ledger: &LedgerState,
+    freshness: Freshness,
+) -> Result<Checked, Refusal> {
+    if freshness.too_stale() {
+        return Err(Refusal::LedgerTooStale);
+    }
+    let record = ledger.credentials.get(credential).ok_or(Refusal::NoCredential)?;
+    let upload = record.grant.upload;
+    let decide = |membership: Option<&FragmentMembership>| {
+        query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height)
+            .map(|_| ())
+            .map_err(Refusal::of)
+    };
+    match &record.grant.scope {
+        Scope::Upload => {
+            decide(None)?;
+            Ok(Checked { credential: *credential, upload, ranged: None, fragments: held_whole })
+        }
+        Scope::Ranges { .. } => {
+            let mut opened = Vec::new();
+            let mut last_refusal = Refusal::OutOfScope;
+            for membership in held {
+                match decide(Some(&membership)) {
+                    Ok(()) => opened.push(membership),
+                    Err(refusal) => last_refusal = refusal,
+                }
+            }
+            if opened.is_empty() {
+                // Not one fragment here: say why. A refusal for the whole
+                // credential (revoked, expired, someone else's) comes first;
+                // for a range scope `decide(None)` is at least out of scope.
+                return Err(match decide(None) {
+                    Err(Refusal::OutOfScope) | Ok(()) => last_refusal,
+                    Err(other) => other,
+                });
+            }
+            let fragments = opened.len();
+            Ok(Checked { credential: *credential, upload, ranged: Some(opened), fragments })
+        }
+    }
+}
+
+impl Presentations {
+    /// Records a checked presentation of `requester` (brief: the lock the
+    /// gate reads is held only for this). Refuses with `Busy` when full.
+    pub fn record(&mut self, requester: &AccountId, checked: Checked) -> Result<Presented, Refusal> {
+        let Checked { credential, upload, ranged, fragments } = checked;
+        match ranged {
+            None => {
+                if self.len() >= PRESENTATIONS_MAX && !self.whole.contains_key(&(*requester, upload)) {
+                    return Err(Refusal::Busy);
+                }
+                self.whole.insert((*requester, upload), credential);
+            }
+            Some(memberships) => {
+                if self.len().saturating_add(memberships.len()) > PRESENTATIONS_MAX {
+                    return Err(Refusal::Busy);
+                }
+                for membership in memberships {
+                    self.ranged.insert((*requester, membership.fragment), (credential, membership));
+                }
+            }
+        }
+        Ok(Presented { fragments })
+    }
+}
+
 /// Records `requester`'s presentation of `credential` (with, for a range
 /// scope, membership proofs of the fragments it wants), after checking it
-/// against the ledger now. Refuses with the reason a get would get.
+/// against the ledger now: [`held_here`], [`check_presentation`] and
+/// [`Presentations::record`] in one.
 pub fn present(
     requester: &AccountId,
     credential: &Digest,
@@ -183,73 +292,20 @@ pub fn present(
     if freshness.too_stale() {
         return Err(Refusal::LedgerTooStale);
     }
-    let record = ledger.credentials.get(credential).ok_or(Refusal::NoCredential)?;
-    let upload = record.grant.upload;
-    // The decision the ledger gives for this requester and upload (scope
-    // checked per fragment below).
-    let decide = |membership: Option<&FragmentMembership>| {
-        query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height)
-            .map(|_| ())
-            .map_err(Refusal::of)
-    };
-    match &record.grant.scope {
-        Scope::Upload => {
-            decide(None)?;
-            let held = holdings
-                .agreements()
-                .filter(|(_, agreement)| agreement.terms.upload == upload)
-                .map(|(_, a)| a.fragment_ids.len())
-                .sum();
-            if presentations.len() >= PRESENTATIONS_MAX && !presentations.whole.contains_key(&(*requester, upload)) {
-                return Err(Refusal::Busy);
-            }
-            presentations.whole.insert((*requester, upload), *credential);
-            Ok(Presented { fragments: held })
-        }
-        Scope::Ranges { .. } => {
-            let mut opened = 0;
-            let mut last_refusal = Refusal::OutOfScope;
-            for membership in memberships {
-                let held = holdings
-                    .agreement_of(&membership.fragment)
-                    .is_some_and(|(_, agreement)| agreement.terms.upload == upload);
-                if !held {
-                    continue;
-                }
-                match decide(Some(membership)) {
-                    Ok(()) => {
-                        if presentations.len() >= PRESENTATIONS_MAX {
-                            return Err(Refusal::Busy);
-                        }
-                        presentations
-                            .ranged
-                            .insert((*requester, membership.fragment), (*credential, membership.clone()));
-                        opened += 1;
-                    }
-                    Err(refusal) => last_refusal = refusal,
-                }
-            }
-            if opened == 0 {
-                // Not one fragment here: say why. A refusal for the whole
-                // credential (revoked, expired, someone else's) comes first;
-                // for a range scope `decide(None)` is at least out of scope.
-                return Err(match decide(None) {
-                    Err(Refusal::OutOfScope) | Ok(()) => last_refusal,
-                    Err(other) => other,
-                });
-            }
-            Ok(Presented { fragments: opened })
-        }
-    }
+    let (held, whole) = held_here(credential, memberships.to_vec(), holdings, ledger)?;
+    let checked = check_presentation(requester, credential, held, whole, ledger, freshness)?;
+    presentations.record(requester, checked)
 }
 
 /// Whether `requester` may get `fragment` now; `Ok(Some(credential))` when
-/// served under a credential (to be receipted), `Ok(None)` for the owner.
+/// served under a credential (to be receipted), `Ok(None)` for an owner.
 ///
-/// The owner may read back whatever the node still holds, whatever the
-/// ledger says of the contract: strikes that declare fragments lost must not
-/// stop the owner (or, later, a repairer) from reading what is left. The
-/// ledger decides for everyone else, and a stale replica fails closed.
+/// Decided per contract holding the fragment: the owner of any of them may
+/// read back whatever the node still holds, whatever the ledger says of the
+/// contract (strikes that declare fragments lost must not stop the owner,
+/// or later a repairer, from reading what is left). Anyone else needs a
+/// presented credential for the upload of a holding contract that is active
+/// on the ledger; a stale replica fails closed.
 pub fn decide_get(
     requester: &AccountId,
     fragment: &[u8; 32],
@@ -258,38 +314,46 @@ pub fn decide_get(
     freshness: Freshness,
     presentations: &Presentations,
 ) -> Result<Option<Digest>, Refusal> {
-    let (contract, agreement) = holdings.agreement_of(fragment).ok_or(Refusal::UnknownFragment)?;
-    if agreement.terms.owner == *requester {
+    let mut holders = holdings.holders(fragment).peekable();
+    if holders.peek().is_none() {
+        return Err(Refusal::UnknownFragment);
+    }
+    let holders: Vec<(&Digest, &crate::core::holdings::Agreement)> = holders.collect();
+    if holders.iter().any(|(_, agreement)| agreement.terms.owner == *requester) {
         return Ok(None);
     }
     if freshness.too_stale() {
         return Err(Refusal::LedgerTooStale);
     }
-    if ledger.contracts.get(contract).map(|contract| contract.status) != Some(ContractStatus::Active) {
-        return Err(Refusal::ContractInactive);
+    let mut refusal = Refusal::ContractInactive;
+    for (contract, agreement) in holders {
+        if ledger.contracts.get(contract).map(|contract| contract.status) != Some(ContractStatus::Active) {
+            continue;
+        }
+        let upload = agreement.terms.upload;
+        let (credential, membership) = if let Some(credential) = presentations.whole.get(&(*requester, upload)) {
+            (credential, None)
+        } else if let Some((credential, membership)) = presentations.ranged.get(&(*requester, *fragment)) {
+            (credential, Some(membership))
+        } else {
+            refusal = Refusal::NoCredential;
+            continue;
+        };
+        match query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height) {
+            Ok(_) => return Ok(Some(*credential)),
+            Err(reason) => refusal = Refusal::of(reason),
+        }
     }
-    let upload = agreement.terms.upload;
-    let (credential, membership) = if let Some(credential) = presentations.whole.get(&(*requester, upload)) {
-        (credential, None)
-    } else if let Some((credential, membership)) = presentations.ranged.get(&(*requester, *fragment)) {
-        (credential, Some(membership))
-    } else {
-        return Err(Refusal::NoCredential);
-    };
-    query::credential_decision(ledger, credential, requester, &upload, membership, ledger.height)
-        .map_err(Refusal::of)?;
-    Ok(Some(*credential))
+    Err(refusal)
 }
 
-/// Whether `sender` may push `fragment`: only the owner of an agreement the
-/// node is still fetching.
+/// Whether `sender` may push `fragment`: only the owner of an agreement
+/// holding it that the node is still fetching.
 pub fn decide_push(sender: &AccountId, fragment: &[u8; 32], holdings: &Holdings) -> Result<(), Refusal> {
-    match holdings.agreement_of(fragment) {
-        Some((_, agreement)) if agreement.state == AgreementState::Fetching && agreement.terms.owner == *sender => {
-            Ok(())
-        }
-        _ => Err(Refusal::NotAgreed),
-    }
+    let fetching = holdings
+        .holders(fragment)
+        .any(|(_, agreement)| agreement.state == AgreementState::Fetching && agreement.terms.owner == *sender);
+    if fetching { Ok(()) } else { Err(Refusal::NotAgreed) }
 }
 
 #[cfg(test)]
@@ -324,6 +388,7 @@ mod tests {
                 opened_in_epoch: 0,
                 status: ContractStatus::Active,
                 proofs: ProofTally::default(),
+                roster_slot: None,
             },
         );
         for (id, grantee, scope, expires_at_height, revoked_at_height) in credentials {

@@ -7,7 +7,10 @@
 mod fixtures;
 pub mod gate;
 pub mod holdings;
+pub mod keeper;
+pub mod limits;
 pub mod proposal;
 pub mod receipts;
 pub mod retention;
 pub mod staging;
+pub mod submissions;

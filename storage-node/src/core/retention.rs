@@ -52,6 +52,7 @@ mod tests {
             opened_in_epoch: 0,
             status,
             proofs: Default::default(),
+            roster_slot: None,
         };
         ledger.contracts.insert(terms.id(), contract);
     }

@@ -107,8 +107,11 @@ impl Staging {
             if header.fragment_size == 0 || header.fragment_size > policy.fragment_bytes_max {
                 return Err(Refusal::Terms(format!("fragment size must be 1..={} bytes", policy.fragment_bytes_max)));
             }
-            if header.fragment_count == 0 || header.fragment_count > policy.fragments_max {
-                return Err(Refusal::Terms(format!("fragment count must be 1..={}", policy.fragments_max)));
+            if header.fragment_count == 0 || header.fragment_count > policy.fragments_per_contract_max {
+                return Err(Refusal::Terms(format!(
+                    "fragment count must be 1..={}",
+                    policy.fragments_per_contract_max
+                )));
             }
             if self.reservations.len() >= RESERVATIONS_MAX {
                 return Err(Refusal::NotReady(format!("busy: {RESERVATIONS_MAX} uploads are staging here")));
@@ -144,6 +147,20 @@ impl Staging {
         reservation.named.extend(fresh.iter().copied());
         reservation.last_active = now;
         Ok(fresh)
+    }
+
+    /// The owner of another reservation naming `fragment`, if one does.
+    pub fn named_by_another(&self, owner: &AccountId, fragment: &[u8; 32]) -> Option<AccountId> {
+        self.reservations
+            .iter()
+            .find(|((holder, _), reservation)| holder != owner && reservation.named.contains(fragment))
+            .map(|((holder, _), _)| *holder)
+    }
+
+    /// Whether `owner`'s reservation `key` holds `fragment` (pulled from
+    /// the owner and verified).
+    pub fn holds(&self, key: &Key, fragment: &[u8; 32]) -> bool {
+        self.reservations.get(key).is_some_and(|reservation| reservation.held.contains(fragment))
     }
 
     /// Records `fragments` as pulled and held; returns how many fragments

@@ -14,8 +14,9 @@ use super::Node;
 use crate::core::gate;
 
 /// Opens the fragment store with garbage collection of untagged blobs (a
-/// fragment is kept exactly while its tag `fragment/<hex>` exists), and
-/// where it keeps its files (for [`StoreFiles::settle`]).
+/// fragment is kept exactly while a tag `contract/<contract>/<fragment>` of
+/// some contract holding it, or a staging tag, exists), and where it keeps
+/// its files (for [`StoreFiles::settle`]).
 pub(super) async fn open_store(directory: &Path) -> anyhow::Result<(iroh_blobs::api::Store, StoreFiles)> {
     std::fs::create_dir_all(directory)?;
     let mut options = Options::new(directory);
@@ -143,9 +144,51 @@ impl Uncacher {
     }
 }
 
-/// The tag that keeps a fragment in the store.
-pub(super) fn tag_of(fragment: &[u8; 32]) -> String {
-    format!("fragment/{}", hex::encode(fragment))
+/// The tag that keeps a fragment in the store for one contract: a fragment
+/// stays while any contract holding it keeps its tag.
+pub(super) fn tag_of(contract: &strand_contracts::Digest, fragment: &[u8; 32]) -> String {
+    format!("{}{}", contract_prefix(contract), hex::encode(fragment))
+}
+
+/// The prefix of every tag of one contract.
+pub(super) fn contract_prefix(contract: &strand_contracts::Digest) -> String {
+    format!("{CONTRACT_TAGS}{contract}/")
+}
+
+/// The prefix of every contract's tags.
+const CONTRACT_TAGS: &str = "contract/";
+
+/// Tags of stores written before tags were per contract: one per fragment,
+/// whichever contract held it.
+const FRAGMENT_TAGS_V1: &str = "fragment/";
+
+/// Moves a store from per-fragment tags to per-contract tags: every
+/// agreement's fragments are tagged for their contract, then the old tags
+/// go. Idempotent; a no-op on a store with no old tags.
+pub(super) async fn migrate_tags(node: &Arc<Node>) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let mut old = node.store.tags().list_prefix(FRAGMENT_TAGS_V1).await?;
+    if old.next().await.is_none() {
+        return Ok(());
+    }
+    drop(old);
+    let agreements: Vec<(strand_contracts::Digest, Vec<[u8; 32]>)> = node
+        .core()
+        .holdings
+        .agreements()
+        .map(|(id, agreement)| (*id, agreement.fragment_ids.clone()))
+        .collect();
+    let mut tagged = 0usize;
+    for (contract, fragments) in &agreements {
+        for fragment in fragments {
+            let hash = iroh_blobs::Hash::from_bytes(*fragment);
+            node.store.tags().set(tag_of(contract, fragment), iroh_blobs::HashAndFormat::raw(hash)).await?;
+            tagged += 1;
+        }
+    }
+    node.store.tags().delete_prefix(FRAGMENT_TAGS_V1).await?;
+    tracing::info!(agreements = agreements.len(), tagged, "node.store migrated fragment tags to per-contract tags");
+    Ok(())
 }
 
 /// Where staged fragments are tagged: every tag of one reservation.
@@ -161,19 +204,20 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
     let decider = Arc::clone(node);
     let gate: Gate = Arc::new(move |operation, remote, fragment| {
         let requester = AccountId(remote);
-        let holdings = decider.holdings();
+        let core = decider.core();
+        let holdings = &core.holdings;
         // One O(1) snapshot of the replica decides and dates the release.
         let ledger = decider.ledger();
         let decision = match operation {
             Operation::Get => gate::decide_get(
                 &requester,
                 &fragment,
-                &holdings,
+                holdings,
                 &ledger,
                 decider.freshness(),
                 &decider.presentations(),
             ),
-            Operation::Push => gate::decide_push(&requester, &fragment, &holdings).map(|()| None),
+            Operation::Push => gate::decide_push(&requester, &fragment, holdings).map(|()| None),
         };
         let label = match operation {
             Operation::Get => "get",
@@ -182,7 +226,12 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
         match decision {
             Ok(credential) => {
                 decider.metrics.requests_served.with_label_values(&[label]).inc();
-                let released = holdings.agreement_of(&fragment).filter(|_| operation == Operation::Get);
+                // The contract the read is receipted under: the credential's
+                // upload, or (for an owner) any of the owner's contracts.
+                let released = holdings
+                    .holders(&fragment)
+                    .find(|(_, agreement)| credential.is_some() || agreement.terms.owner == requester)
+                    .filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
                     decider.uncacher.served(fragment);
                     let bytes = u64::from(agreement.terms.fragment_size);

@@ -73,7 +73,7 @@ pub(super) async fn register(
 ) -> anyhow::Result<()> {
     let registration = ProviderRegistration {
         endpoints,
-        capacity_bytes: node.capacity_bytes,
+        capacity_bytes: node.core().capacity_bytes(),
         domain: FailureDomain {
             organisation: config.domain.organisation.clone(),
             site: config.domain.site.clone(),
@@ -141,7 +141,9 @@ pub(super) async fn follow(
             _ = stopped.changed() => break,
             Some(bytes) = gossiped.recv() => {
                 let is_next = Block::from_bytes(&bytes).is_ok_and(|block| block.header.height == next);
-                if is_next && follower.ingest(std::slice::from_ref(&bytes)).is_ok() {
+                // Checking a block and committing it to redb: not on the
+                // executor's time.
+                if is_next && tokio::task::block_in_place(|| follower.ingest(std::slice::from_ref(&bytes))).is_ok() {
                     publish_state(&node, &follower, service_height.max(next));
                 }
             }
@@ -171,7 +173,7 @@ pub(super) async fn follow(
             },
         }
     }
-    if let Err(error) = follower.snapshot() {
+    if let Err(error) = tokio::task::block_in_place(|| follower.snapshot()) {
         tracing::warn!(%error, "node.ledger.snapshot failed at shutdown");
     }
 }
@@ -179,6 +181,6 @@ pub(super) async fn follow(
 /// New blocks from the service, applied; returns their bytes for gossip.
 async fn fetch_new_blocks(follower: &mut Follower, client: &mut LedgerClient) -> anyhow::Result<Vec<Vec<u8>>> {
     let blocks = client.blocks(follower.replica().height() + 1, 128).await?;
-    follower.ingest(&blocks)?;
+    tokio::task::block_in_place(|| follower.ingest(&blocks))?;
     Ok(blocks)
 }

@@ -21,8 +21,10 @@ use tokio::sync::watch;
 use crate::config::NodeConfig;
 use crate::core::gate::{Freshness, Presentations};
 use crate::core::holdings::Holdings;
+use crate::core::keeper::Keeper;
+use crate::core::limits::{InFlight, Kind};
 use crate::core::receipts::Receipts;
-use crate::core::staging::{self, Staging};
+use crate::core::staging;
 use crate::metrics::{self, Metrics};
 use crate::records::Records;
 
@@ -34,7 +36,6 @@ pub(crate) struct Node {
     identity: Identity,
     account: AccountId,
     chain: Digest,
-    capacity_bytes: u64,
     /// The ledger replica's latest state (an O(1) clone of the follower's).
     ledger: RwLock<LedgerState>,
     /// Blocks the replica is behind the service's head.
@@ -45,9 +46,12 @@ pub(crate) struct Node {
     presentations: RwLock<Presentations>,
     /// Releases to be receipted on the ledger.
     receipts: std::sync::Mutex<Receipts>,
-    holdings: RwLock<Holdings>,
-    /// Fragments pulled ahead of proposals (see `core::staging`).
-    staging: std::sync::Mutex<Staging>,
+    /// Agreements, staging reservations and capacity, decided together
+    /// (`core::keeper`). Read by the gate at every get: held for lookups
+    /// and short updates only, never across I/O or heavy work.
+    keeper: RwLock<Keeper>,
+    /// Requests in flight per peer and kind (`core::limits`).
+    in_flight: std::sync::Mutex<InFlight>,
     /// One connection to each staging owner's source, reused across its
     /// requests.
     staging_connections: std::sync::Mutex<std::collections::HashMap<staging::Key, iroh::endpoint::Connection>>,
@@ -70,12 +74,22 @@ impl Node {
         self.ledger.read().map(|state| state.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    fn holdings(&self) -> std::sync::RwLockReadGuard<'_, Holdings> {
-        self.holdings.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn core(&self) -> std::sync::RwLockReadGuard<'_, Keeper> {
+        self.keeper.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn holdings_mut(&self) -> std::sync::RwLockWriteGuard<'_, Holdings> {
-        self.holdings.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn core_mut(&self) -> std::sync::RwLockWriteGuard<'_, Keeper> {
+        self.keeper.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a request of `kind` from `peer` within the limits; the guard
+    /// ends it when dropped. `None`: refuse it as busy.
+    fn start(self: &Arc<Self>, kind: Kind, peer: AccountId) -> Option<InFlightGuard> {
+        let started = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).start(kind, peer);
+        if !started {
+            self.metrics.requests_busy.with_label_values(&[kind.label()]).inc();
+        }
+        started.then(|| InFlightGuard { node: Arc::clone(self), kind, peer })
     }
 
     fn mark_block_applied(&self) {
@@ -88,10 +102,6 @@ impl Node {
         Freshness { lag_blocks: self.lag_blocks.load(std::sync::atomic::Ordering::Relaxed), silent_for: last.elapsed() }
     }
 
-    fn staging(&self) -> std::sync::MutexGuard<'_, Staging> {
-        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     fn staging_connections(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<staging::Key, iroh::endpoint::Connection>> {
@@ -99,7 +109,8 @@ impl Node {
     }
 
     fn refresh_staging_metrics(&self) {
-        self.metrics.staging_reserved_bytes.set(i64::try_from(self.staging().reserved_bytes()).unwrap_or(i64::MAX));
+        let reserved = self.core().staging.reserved_bytes();
+        self.metrics.staging_reserved_bytes.set(i64::try_from(reserved).unwrap_or(i64::MAX));
     }
 
     fn receipts(&self) -> std::sync::MutexGuard<'_, Receipts> {
@@ -115,13 +126,23 @@ impl Node {
     }
 
     fn refresh_storage_metrics(&self) {
-        let holdings = self.holdings();
-        self.metrics.fragments_stored.set(holdings.fragment_count() as i64);
-        let bytes: u64 = holdings
-            .agreements()
-            .map(|(_, agreement)| agreement.fragment_ids.len() as u64 * u64::from(agreement.terms.fragment_size))
-            .sum();
-        self.metrics.fragment_bytes_stored.set(bytes as i64);
+        let core = self.core();
+        self.metrics.fragments_stored.set(core.holdings.fragment_count() as i64);
+        self.metrics.fragment_bytes_stored.set(i64::try_from(core.holdings.stored_bytes()).unwrap_or(i64::MAX));
+        self.metrics.contracts_held.set(core.holdings.len() as i64);
+    }
+}
+
+/// A request in flight; ends it when dropped (whatever way its task ends).
+pub(crate) struct InFlightGuard {
+    node: Arc<Node>,
+    kind: Kind,
+    peer: AccountId,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.node.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).finish(self.kind, self.peer);
     }
 }
 
@@ -132,6 +153,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let identity = keyfile::load_or_create(&config.key_path(), &mut rand::rng())?;
     let account = AccountId::of(&identity.public_key());
     let capacity_bytes = config.capacity_bytes()?;
+    let policy = config.acceptance;
 
     let (mut follower, mut client, genesis) = ledger::open(&config).await?;
     let metrics = Metrics::new();
@@ -155,8 +177,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         last_block_at: std::sync::Mutex::new(std::time::Instant::now()),
         presentations: RwLock::new(Presentations::default()),
         receipts: std::sync::Mutex::new(pending_receipts),
-        holdings: RwLock::new(holdings),
-        staging: std::sync::Mutex::new(Staging::default()),
+        keeper: RwLock::new(Keeper::new(holdings, capacity_bytes, policy)),
+        in_flight: std::sync::Mutex::new(InFlight::default()),
         staging_connections: std::sync::Mutex::new(std::collections::HashMap::new()),
         receive_budget: tokio::sync::Semaphore::new(proposals::RECEIVE_BUDGET_UNITS as usize),
         receive_buffers: strand_net::recycle::Recycler::new(proposals::RECEIVE_SPARE_BYTES),
@@ -166,11 +188,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         store_files,
         endpoint: endpoint.clone(),
         metrics: metrics.clone(),
-        capacity_bytes,
         identity,
         account,
     });
     node.refresh_storage_metrics();
+    data::migrate_tags(&node).await?;
     proposals::forget_unfinished(&node).await;
     let router = data::serve(&node);
 
@@ -214,10 +236,25 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             event = events.recv() => match event {
                 Some(P2pEvent::Request { peer, bytes, channel }) => {
                     let (node, network) = (Arc::clone(&node), network.clone());
-                    tokio::spawn(async move {
-                        let response = proposals::handle(&node, peer, &bytes).await;
-                        network.respond(channel, strand_wire::encode(&response)).await;
-                    });
+                    // Bounded per peer and node-wide before any work.
+                    let guard = strand_net::p2p::account_of(&peer)
+                        .map(AccountId)
+                        .and_then(|account| node.start(Kind::Request, account));
+                    match guard {
+                        Some(guard) => {
+                            tokio::spawn(async move {
+                                let response = proposals::handle(&node, peer, &bytes).await;
+                                network.respond(channel, strand_wire::encode(&response)).await;
+                                drop(guard);
+                            });
+                        }
+                        None => {
+                            let busy = strand_wire::Response::Refused(strand_wire::Refusal::Busy(
+                                "too many requests in flight from this peer or on this node".into(),
+                            ));
+                            network.respond(channel, strand_wire::encode(&busy)).await;
+                        }
+                    }
                 }
                 Some(P2pEvent::Block(bytes)) => {
                     let _ = gossip.try_send(bytes);
@@ -234,7 +271,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // it where it is and save them.
     prover.abort();
     staging_sweeper.abort();
-    let _ = proofs::save_receipts(&node, Vec::new());
+    let _ = proofs::save_receipts(&node, Vec::new()).await;
     network_task.abort();
     let _ = router.shutdown().await;
     // Commits the store's pending metadata: nothing acknowledged is lost.

@@ -1,9 +1,12 @@
-//! Answering every epoch's challenges: once the beacon of an epoch is in the
-//! replica, build the answers for each contract the node owes proofs for
-//! (reading only the challenged chunks' 16 KiB groups and the outboard path
-//! above them), submit them in one transaction before the epoch's last
-//! block, and count what the ledger made of them.
+//! The node's epoch duties on the ledger: answer its proof schedule (once
+//! the epoch's beacon is in the replica, read only the challenged chunks'
+//! 16 KiB groups and the outboard path above them, and submit one
+//! transaction before the epoch's last block), and put the access receipts
+//! of closed epochs on the ledger. Both go through one nonce sequence
+//! (`core::submissions`): proofs first, receipts right behind, neither
+//! waiting for the other to land.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,26 +14,39 @@ use bao_tree::{ChunkNum, ChunkRanges};
 use futures::StreamExt;
 use iroh_blobs::api::blobs::EncodedItem;
 use iroh_blobs::api::proto::ExportRangesItem;
-use strand_contracts::state::ProofStatus;
-use strand_contracts::transaction::{Body, ContractProof};
+use strand_contracts::state::{LedgerState, ProofStatus};
+use strand_contracts::transaction::{AccessReceipt, Body, ContractProof};
 use strand_contracts::{Digest, Transaction};
 use strand_ledger_service::client::LedgerClient;
+use strand_ledger_service::protocol::TransactionStatus;
 use strand_proof_of_storage::answers::{self, Commitment};
+use strand_proof_of_storage::challenge::Challenge;
 use strand_proof_of_storage::chunk::{self, ChunkProof, GROUP_CHUNKS};
 use tokio::sync::watch;
 
 use super::Node;
+use crate::core::submissions::{Pending, Purpose, Submissions};
 
 /// How often the prover looks at the replica.
 const POLL: Duration = Duration::from_millis(100);
+/// Polls a transaction may stay pending before the service is asked
+/// whether it was dropped (5 s).
+const PENDING_CHECK_POLLS: u64 = 50;
+
+/// What the prover keeps between polls.
+#[derive(Default)]
+struct Duties {
+    client: Option<LedgerClient>,
+    submissions: Submissions,
+    /// Receipt batches in pending transactions, to restore if dropped.
+    receipts_in_flight: HashMap<Digest, (u64, Vec<AccessReceipt>)>,
+    /// Epochs whose verdicts were counted in metrics.
+    counted: Option<u64>,
+}
 
 /// Runs until `stopped` fires.
 pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Receiver<bool>) {
-    let mut client: Option<LedgerClient> = None;
-    // Epochs answered (submitted and finalised, or given up on).
-    let mut answered: Option<u64> = None;
-    // Epochs whose verdicts were counted in metrics.
-    let mut counted: Option<u64> = None;
+    let mut duties = Duties::default();
     let mut saved = node.receipts().snapshot();
     let mut polls: u64 = 0;
     loop {
@@ -40,37 +56,31 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
         }
         polls += 1;
         if polls.is_multiple_of(RECEIPTS_SAVE_POLLS) {
-            saved = save_receipts(&node, saved);
+            saved = save_receipts(&node, saved).await;
         }
         let state = node.ledger();
-        let epoch = state.params.epoch_of(state.height);
-        if let Some(previous) = epoch.checked_sub(1)
-            && counted.is_none_or(|done| done < previous)
+        settle(&node, &state, &mut duties);
+        if let Some(previous) = state.epoch().checked_sub(1)
+            && duties.counted.is_none_or(|done| done < previous)
         {
             count_verdicts(&node, &state, previous);
-            counted = Some(previous);
+            duties.counted = Some(previous);
         }
-        if let Some(connection) = connected(&mut client, &address).await {
-            submit_receipts(&node, connection, &state, epoch).await;
-        }
-        if answered.is_some_and(|done| done >= epoch) {
-            continue;
-        }
-        let Some((beacon, due)) = strand_contracts::query::challenges_due(&state, &node.account, epoch) else {
-            continue;
-        };
-        if due.is_empty() {
-            answered = Some(epoch);
-            continue;
-        }
-        let Some(connection) = connected(&mut client, &address).await else { continue };
-        match answer_epoch(&node, connection, &state, epoch, beacon, &due).await {
-            Ok(()) => answered = Some(epoch),
-            Err(error) => {
-                tracing::warn!(%error, epoch, "node.proofs epoch not answered");
-                client = None;
-                // The epoch is retried while it lasts; after it, it is missed.
+        if duties.client.is_none() {
+            match LedgerClient::connect(&address).await {
+                Ok(connection) => duties.client = Some(connection),
+                Err(error) => {
+                    tracing::warn!(%error, "node.proofs cannot reach the ledger service");
+                    continue;
+                }
             }
+        }
+        if let Err(error) = answer_epoch(&node, &state, &mut duties).await {
+            tracing::warn!(%error, epoch = state.epoch(), "node.proofs epoch not answered yet");
+        }
+        submit_receipts(&node, &state, &mut duties).await;
+        if polls.is_multiple_of(PENDING_CHECK_POLLS) {
+            check_dropped(&node, &mut duties).await;
         }
     }
 }
@@ -79,110 +89,127 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
 /// long (1 s) of counted releases.
 const RECEIPTS_SAVE_POLLS: u64 = 10;
 
-/// Saves the pending receipts if they changed since `saved`; returns what is
-/// now saved.
-pub(super) fn save_receipts(node: &Node, saved: crate::records::PendingReceipts) -> crate::records::PendingReceipts {
+/// Saves the pending receipts (off the executor) if they changed since
+/// `saved`; returns what is now saved.
+pub(super) async fn save_receipts(
+    node: &Arc<Node>,
+    saved: crate::records::PendingReceipts,
+) -> crate::records::PendingReceipts {
     let now = node.receipts().snapshot();
     if now == saved {
         return saved;
     }
-    match node.records.save_receipts(&now) {
-        Ok(()) => now,
-        Err(error) => {
+    let writer = Arc::clone(node);
+    let copy = now.clone();
+    match tokio::task::spawn_blocking(move || writer.records.save_receipts(&copy)).await {
+        Ok(Ok(())) => now,
+        Ok(Err(error)) => {
             tracing::error!(%error, "node.receipts cannot save the pending receipts");
+            saved
+        }
+        Err(error) => {
+            tracing::error!(%error, "node.receipts saving stopped");
             saved
         }
     }
 }
 
-/// The ledger service connection, (re)connecting if needed.
-async fn connected<'a>(client: &'a mut Option<LedgerClient>, address: &str) -> Option<&'a mut LedgerClient> {
-    if client.is_none() {
-        match LedgerClient::connect(address).await {
-            Ok(connection) => *client = Some(connection),
-            Err(error) => tracing::warn!(%error, "node.proofs cannot reach the ledger service"),
+/// Signs `body` with the next nonce and hands it to the service; `Ok` once
+/// it is durably queued there.
+async fn submit(node: &Node, duties: &mut Duties, state: &LedgerState, body: Body, purpose: Purpose) -> Result<Digest, String> {
+    let confirmed = state.accounts.get(&node.account).map_or(0, |account| account.nonce);
+    let nonce = duties.submissions.next_nonce(confirmed);
+    let bytes = Transaction::sign(node.chain, &node.identity, nonce, body).to_bytes();
+    let length = bytes.len() as u64;
+    let client = duties.client.as_mut().ok_or("not connected to the ledger service")?;
+    match client.submit(bytes).await {
+        Ok(Ok(hash)) => {
+            duties.submissions.admitted(nonce, hash, purpose);
+            if let Purpose::Proofs(_) = purpose {
+                node.metrics.proof_submission_bytes.inc_by(length);
+            }
+            Ok(hash)
+        }
+        Ok(Err(reason)) => Err(format!("the ledger service refused it: {reason}")),
+        Err(error) => {
+            duties.client = None;
+            Err(error.to_string())
         }
     }
-    client.as_mut()
 }
 
-/// Submits the access receipts of closed epochs: the ledger takes a batch
-/// for the current or the previous epoch, one per provider and epoch; older
-/// ones are too late and are dropped (logged and counted).
-async fn submit_receipts(
-    node: &Arc<Node>,
-    client: &mut LedgerClient,
-    state: &strand_contracts::LedgerState,
-    epoch: u64,
-) {
-    let closed = node.receipts().take_closed(epoch);
-    for (batch_epoch, receipts) in closed {
-        if batch_epoch + 1 < epoch || state.access.contains(&(node.account, batch_epoch)) {
-            tracing::error!(
-                epoch = batch_epoch,
-                entries = receipts.len(),
-                "node.receipts too late for the ledger; dropped"
-            );
-            node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
-            continue;
-        }
-        let entries = receipts.len() as u64;
-        let nonce = state.accounts.get(&node.account).map_or(0, |account| account.nonce) + 1;
-        let body = Body::AccessReceipts { epoch: batch_epoch, receipts: receipts.clone() };
-        let transaction = Transaction::sign(node.chain, &node.identity, nonce, body);
-        let submitted = match client.submit(transaction.to_bytes()).await {
-            Ok(Ok(hash)) => Some(hash),
-            Ok(Err(reason)) => {
-                tracing::warn!(%reason, "node.receipts refused by the service");
-                None
+/// Sees how the transactions the replica now shows final ended.
+fn settle(node: &Node, state: &LedgerState, duties: &mut Duties) {
+    let confirmed = state.accounts.get(&node.account).map_or(0, |account| account.nonce);
+    for Pending { hash, purpose } in duties.submissions.confirm(confirmed) {
+        match purpose {
+            Purpose::Proofs(epoch) => {
+                if !strand_contracts::proofs::submitted(state, &node.account, epoch) {
+                    tracing::error!(epoch, tx = %hash.short(), "node.proofs submission rejected by the ledger");
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "node.receipts cannot reach the ledger service");
-                None
-            }
-        };
-        let Some(hash) = submitted else {
-            node.receipts().restore(batch_epoch, receipts);
-            return;
-        };
-        // Wait for it to land so the next transaction takes the next nonce.
-        for _ in 0..100 {
-            tokio::time::sleep(POLL).await;
-            let ledger = node.ledger();
-            if ledger.access.contains(&(node.account, batch_epoch)) {
-                node.metrics.receipts_submitted.inc_by(entries);
-                tracing::info!(epoch = batch_epoch, entries, tx = %hash.short(), "node.receipts on the ledger");
-                break;
-            }
-            if ledger.accounts.get(&node.account).map_or(0, |account| account.nonce) >= nonce {
-                // The nonce was used without the batch: rejected.
-                tracing::error!(epoch = batch_epoch, "node.receipts rejected by the ledger");
-                node.metrics.receipts_dropped.inc_by(entries);
-                break;
+            Purpose::Receipts(epoch) => {
+                let Some((_, receipts)) = duties.receipts_in_flight.remove(&hash) else { continue };
+                let landed = state.access.get(&(epoch, node.account)).is_some_and(|batch| batch.transaction == hash);
+                if landed {
+                    node.metrics.receipts_submitted.inc_by(receipts.len() as u64);
+                    tracing::info!(epoch, entries = receipts.len(), tx = %hash.short(), "node.receipts on the ledger");
+                } else {
+                    tracing::error!(epoch, tx = %hash.short(), "node.receipts rejected by the ledger");
+                    node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
+                }
             }
         }
     }
 }
 
-async fn answer_epoch(
-    node: &Arc<Node>,
-    client: &mut LedgerClient,
-    state: &strand_contracts::LedgerState,
-    epoch: u64,
-    beacon: Digest,
-    due: &[Digest],
-) -> anyhow::Result<()> {
+/// Asks the service about transactions pending for a while: one dropped
+/// after admission frees its nonce (and those after it) and its receipts
+/// go back to the pending set.
+async fn check_dropped(node: &Node, duties: &mut Duties) {
+    let hashes: Vec<Digest> = duties.submissions.pending().map(|pending| pending.hash).collect();
+    for hash in hashes {
+        let Some(client) = duties.client.as_mut() else { return };
+        let Ok(TransactionStatus::Dropped(reason)) = client.transaction(hash).await else { continue };
+        tracing::warn!(tx = %hash.short(), %reason, "node.submissions dropped by the ledger service");
+        for forgotten in duties.submissions.dropped(&hash) {
+            if let Some((epoch, receipts)) = duties.receipts_in_flight.remove(&forgotten.hash) {
+                node.receipts().restore(epoch, receipts);
+            }
+        }
+    }
+}
+
+/// Answers the current epoch's schedule, unless answered or pending.
+async fn answer_epoch(node: &Arc<Node>, state: &LedgerState, duties: &mut Duties) -> anyhow::Result<()> {
+    let epoch = state.epoch();
+    if strand_contracts::proofs::submitted(state, &node.account, epoch)
+        || duties.submissions.is_pending(Purpose::Proofs(epoch))
+    {
+        return Ok(());
+    }
+    let Some((beacon, scheduled)) = strand_contracts::proofs::schedule(state, &node.account, epoch) else {
+        return Ok(());
+    };
+    if scheduled.is_empty() {
+        return Ok(());
+    }
     let started = Instant::now();
     let mut proofs = Vec::new();
-    for id in due {
-        let Some(contract) = state.contracts.get(id) else { continue };
-        let Some(agreement) = node.holdings().agreement(id).cloned() else {
-            tracing::warn!(contract = %id.short(), "node.proofs owes proofs for a contract it does not hold");
+    for (id, challenges) in strand_contracts::proofs::by_contract(&scheduled) {
+        let Some(contract) = state.contracts.get(&id) else { continue };
+        if !contract.owes_proofs_for(epoch) {
+            continue;
+        }
+        let Some(fragment_ids) = node.core().holdings.agreement(&id).map(|agreement| agreement.fragment_ids.clone())
+        else {
+            node.metrics.proofs_unanswerable.inc();
+            tracing::warn!(contract = %id.short(), "node.proofs challenged on a contract it does not hold");
             continue;
         };
-        let commitment = strand_contracts::apply::commitment_of(id, &contract.terms);
-        match prove_contract(node, &commitment, &agreement.fragment_ids, &beacon, epoch).await {
-            Ok(answers) => proofs.push(ContractProof { contract: *id, answers }),
+        let commitment = strand_contracts::proofs::commitment_of(&id, &contract.terms);
+        match prove_contract(node, &commitment, fragment_ids, &challenges).await {
+            Ok(answers) => proofs.push(ContractProof { contract: id, answers }),
             Err(error) => {
                 node.metrics.proofs_unanswerable.inc();
                 tracing::error!(contract = %id.short(), epoch, %error, "node.proofs cannot answer a contract's challenges");
@@ -190,46 +217,59 @@ async fn answer_epoch(
         }
     }
     node.metrics.proof_seconds.observe(started.elapsed().as_secs_f64());
-    if proofs.is_empty() {
-        return Ok(());
-    }
-    let count = proofs.len() as u64;
-    let first = proofs[0].contract;
-    let nonce = state.accounts.get(&node.account).map_or(0, |account| account.nonce) + 1;
-    let transaction = Transaction::sign(node.chain, &node.identity, nonce, Body::SubmitProofs { epoch, proofs });
-    let hash = client
-        .submit(transaction.to_bytes())
-        .await?
-        .map_err(|reason| anyhow::anyhow!("proofs refused by the service: {reason}"))?;
-    node.metrics.proofs_submitted.inc_by(count);
-    tracing::info!(epoch, contracts = count, tx = %hash.short(), "node.proofs submitted");
-    // Wait for the verdict so the next submission uses the next nonce.
-    for _ in 0..100 {
-        tokio::time::sleep(POLL).await;
-        let ledger = node.ledger();
-        if ledger.proofs.contains(&(first, epoch)) || ledger.params.epoch_of(ledger.height) > epoch {
-            return Ok(());
-        }
-        if let Ok(strand_ledger_service::protocol::TransactionStatus::Dropped(reason)) = client.transaction(hash).await
-        {
-            anyhow::bail!("proofs dropped: {reason}");
-        }
-    }
+    let contracts = proofs.len() as u64;
+    let hash = submit(node, duties, state, Body::SubmitProofs { epoch, proofs }, Purpose::Proofs(epoch))
+        .await
+        .map_err(|reason| anyhow::anyhow!("proofs not submitted: {reason}"))?;
+    node.metrics.proofs_submitted.inc_by(contracts);
+    node.metrics.proof_challenges.inc_by(scheduled.len() as u64);
+    tracing::info!(epoch, contracts, challenges = scheduled.len(), beacon = %beacon.short(), tx = %hash.short(), "node.proofs submitted");
     Ok(())
 }
 
-/// The answers to one contract's challenges, from the store.
+/// Puts the access receipts of closed epochs on the ledger: the ledger
+/// takes a batch for the current or the previous epoch, one per provider
+/// and epoch; older ones are too late and are dropped (logged and counted).
+async fn submit_receipts(node: &Node, state: &LedgerState, duties: &mut Duties) {
+    let epoch = state.epoch();
+    let closed = node.receipts().take_closed(epoch);
+    let mut waiting = closed.into_iter();
+    while let Some((batch_epoch, receipts)) = waiting.next() {
+        let too_late = batch_epoch.checked_add(1).is_none_or(|next| next < epoch);
+        if too_late || state.access.contains(&(batch_epoch, node.account)) {
+            tracing::error!(epoch = batch_epoch, entries = receipts.len(), "node.receipts too late for the ledger; dropped");
+            node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
+            continue;
+        }
+        let body = Body::AccessReceipts { epoch: batch_epoch, receipts: receipts.clone() };
+        match submit(node, duties, state, body, Purpose::Receipts(batch_epoch)).await {
+            Ok(hash) => {
+                duties.receipts_in_flight.insert(hash, (batch_epoch, receipts));
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "node.receipts not submitted yet");
+                node.receipts().restore(batch_epoch, receipts);
+                for (later_epoch, later) in waiting {
+                    node.receipts().restore(later_epoch, later);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The answers to one contract's share of the schedule, from the store.
+/// The Merkle inclusion proof (work proportional to the contract's
+/// fragments) is built off the async executor.
 async fn prove_contract(
     node: &Arc<Node>,
     commitment: &Commitment,
-    fragment_ids: &[[u8; 32]],
-    beacon: &Digest,
-    epoch: u64,
+    fragment_ids: Vec<[u8; 32]>,
+    challenges: &[Challenge],
 ) -> anyhow::Result<Vec<u8>> {
-    let challenges = commitment.challenges(&beacon.0, epoch);
     let size = u64::from(commitment.fragment_size);
     let mut chunks: Vec<ChunkProof> = Vec::with_capacity(challenges.len());
-    for challenge in &challenges {
+    for challenge in challenges {
         let id = fragment_ids
             .get(challenge.fragment as usize)
             .ok_or_else(|| anyhow::anyhow!("challenged fragment {} is not in the agreement", challenge.fragment))?;
@@ -237,7 +277,10 @@ async fn prove_contract(
         let (parents, group) = read_group(node, id, size, chunk_index).await?;
         chunks.push(chunk::prove_from_group(size, chunk_index, &parents, &group)?);
     }
-    Ok(answers::build(fragment_ids, &challenges, chunks).to_bytes())
+    let challenges = challenges.to_vec();
+    let answers =
+        tokio::task::spawn_blocking(move || answers::build(&fragment_ids, &challenges, chunks).to_bytes()).await?;
+    Ok(answers)
 }
 
 /// The outboard's parent pairs down to `chunk`'s 16 KiB group, and the
@@ -294,18 +337,24 @@ async fn raw_bytes(node: &Arc<Node>, hash: iroh_blobs::Hash, from: u64, to: u64)
     Ok(bytes)
 }
 
-/// Counts the ledger's verdicts for `epoch` on the node's contracts.
-fn count_verdicts(node: &Node, state: &strand_contracts::LedgerState, epoch: u64) {
-    let held: Vec<Digest> = node.holdings().agreements().map(|(id, _)| *id).collect();
-    for id in held {
-        if let Some(record) = state.proofs.get(&(id, epoch)) {
-            let label = match record.status {
-                ProofStatus::Passed => "passed",
-                ProofStatus::Failed(_) => "failed",
-                ProofStatus::Missed => "missed",
-            };
-            node.metrics.proof_verdicts.with_label_values(&[label]).inc();
+/// Counts the ledger's checks of `epoch` on the node's contracts.
+fn count_verdicts(node: &Node, state: &LedgerState, epoch: u64) {
+    let from = (epoch, Digest([0; 32]));
+    let to = (epoch, Digest([0xff; 32]));
+    let core = node.core();
+    for ((_, id), record) in state.proofs.range(from..=to) {
+        if core.holdings.agreement(id).is_none() {
+            continue;
         }
+        let label = match record.status {
+            ProofStatus::Passed => "passed",
+            ProofStatus::Failed(_) => "failed",
+            ProofStatus::Missed => "missed",
+        };
+        node.metrics.proof_verdicts.with_label_values(&[label]).inc();
+    }
+    if matches!(state.proof_slots.get(&(epoch, node.account)), Some(strand_contracts::state::ProofSlot::Missed)) {
+        node.metrics.proof_verdicts.with_label_values(&["missed"]).inc();
     }
 }
 

@@ -12,9 +12,11 @@ use strand_net::p2p::PeerId;
 use strand_wire::{FragmentSource, Proposal, Refusal, Request, Response, Stage};
 
 use super::Node;
-use super::data::{STAGING_TAGS, staging_prefix, tag_of};
+use super::data::{STAGING_TAGS, contract_prefix, staging_prefix, tag_of};
 use crate::core::holdings::{Agreement, AgreementState};
-use crate::core::proposal::{self, AcceptancePolicy};
+use crate::core::keeper::Admission;
+use crate::core::limits::Kind;
+use crate::core::proposal;
 use crate::core::staging;
 
 /// How long one fragment may take to arrive.
@@ -33,39 +35,58 @@ const RECEIVE_BUDGET_UNIT_BYTES: u64 = 1 << 20;
 
 /// Answers one request from `peer`.
 pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Response {
+    let Some(account) = strand_net::p2p::account_of(&peer).map(AccountId) else {
+        return Response::Refused(Refusal::Terms("the peer's key is not an ed25519 account".into()));
+    };
     let request = match strand_wire::decode::<Request>(bytes) {
         Ok(request) => request,
         Err(error) => return Response::Refused(Refusal::Terms(format!("undecodable request: {error}"))),
     };
+    let kind = match &request {
+        Request::Propose(_) => Kind::Proposal,
+        Request::Present(_) => Kind::Presentation,
+        Request::Stage(_) => Kind::Stage,
+    };
+    let Some(_in_flight) = node.start(kind, account) else {
+        return match request {
+            Request::Present(_) => Response::Denied { code: "busy".into() },
+            _ => Response::Refused(Refusal::Busy(format!("too many {} requests in flight", kind.label()))),
+        };
+    };
     match request {
         Request::Propose(proposal) => {
             let outcome = propose(node, peer, proposal).await;
-            let label = if matches!(outcome, Response::Accepted { .. }) { "accepted" } else { "refused" };
-            node.metrics.proposals.with_label_values(&[label]).inc();
+            node.metrics.proposals.with_label_values(&[outcome_label(&outcome)]).inc();
             outcome
         }
-        Request::Present(presentation) => present(node, peer, presentation),
+        Request::Present(presentation) => present(node, account, presentation).await,
         Request::Stage(request) => {
-            let outcome = stage(node, peer, request).await;
-            let label = if matches!(outcome, Response::Staged { .. }) { "staged" } else { "refused" };
-            node.metrics.stagings.with_label_values(&[label]).inc();
+            let outcome = stage(node, account, request).await;
+            node.metrics.stagings.with_label_values(&[outcome_label(&outcome)]).inc();
             outcome
         }
     }
 }
 
+/// The `outcome` label of proposals and stagings: accepted, staged, or the
+/// refusal's reason.
+fn outcome_label(response: &Response) -> &'static str {
+    match response {
+        Response::Accepted { .. } => "accepted",
+        Response::Staged { .. } => "staged",
+        Response::Refused(refusal) => refusal.label(),
+        Response::Presented { .. } | Response::Denied { .. } => "other",
+    }
+}
+
 /// Pulls the fragments a staging request names that were not named before,
 /// under the owner's reservation for the upload.
-async fn stage(node: &Arc<Node>, peer: PeerId, request: Stage) -> Response {
-    let Some(owner) = strand_net::p2p::account_of(&peer).map(AccountId) else {
-        return Response::Refused(Refusal::Terms("the peer's key is not an ed25519 account".into()));
-    };
+async fn stage(node: &Arc<Node>, owner: AccountId, request: Stage) -> Response {
     if node.ledger().providers.get(&node.account).is_none() {
         return Response::Refused(Refusal::NotReady("this node is not registered on the ledger yet".into()));
     }
     let key = (owner, request.upload);
-    let free = node.capacity_bytes.saturating_sub(node.holdings().committed_bytes());
-    let admitted = node.staging().admit(owner, &request, free, &AcceptancePolicy::default(), Instant::now());
+    let admitted = node.core_mut().admit_stage(owner, &request, Instant::now());
     node.refresh_staging_metrics();
     let fresh = match admitted {
         Ok(fresh) => fresh,
@@ -73,18 +94,18 @@ async fn stage(node: &Arc<Node>, peer: PeerId, request: Stage) -> Response {
     };
     let prefix = staging_prefix(&key);
     let tag = |fragment: &[u8; 32]| format!("{prefix}{}", hex::encode(fragment));
-    let pulled = pull(node, &fresh, u64::from(request.fragment_size), &tag, async || {
+    let pulled = pull(node, &fresh, &fresh, u64::from(request.fragment_size), &tag, async || {
         staging_connection(node, &key, &request.source).await
     })
     .await;
     if let Err(reason) = pulled {
-        node.staging().unname(&key, &fresh);
+        node.core_mut().staging.unname(&key, &fresh);
         for fragment in &fresh {
             let _ = node.store.tags().delete(tag(fragment)).await;
         }
         return Response::Refused(Refusal::Fetch(reason));
     }
-    let held = node.staging().held(&key, &fresh, Instant::now());
+    let held = node.core_mut().staging.held(&key, &fresh, Instant::now());
     match held {
         Some(held) => Response::Staged { fragments: u32::try_from(held).unwrap_or(u32::MAX) },
         None => {
@@ -127,7 +148,7 @@ pub(super) async fn sweep_staging(node: Arc<Node>) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
         interval.tick().await;
-        let idle = node.staging().expire(Instant::now());
+        let idle = node.core_mut().staging.expire(Instant::now());
         for key in idle {
             tracing::info!(owner = %key.0.short(), "node.staging releasing an idle reservation");
             release_staging(&node, &key).await;
@@ -136,11 +157,9 @@ pub(super) async fn sweep_staging(node: Arc<Node>) {
 }
 
 /// Records a grantee's credential presentation after checking it against
-/// the replica (the libp2p connection proves the grantee's key).
-fn present(node: &Arc<Node>, peer: PeerId, presentation: strand_wire::Presentation) -> Response {
-    let Some(requester) = strand_net::p2p::account_of(&peer) else {
-        return Response::Denied { code: "not_grantee".into() };
-    };
+/// the replica (the libp2p connection proves the grantee's key). The Merkle
+/// checks run off the async executor and outside the locks the gate reads.
+async fn present(node: &Arc<Node>, requester: AccountId, presentation: strand_wire::Presentation) -> Response {
     if presentation.fragments.len() > strand_wire::PRESENTED_FRAGMENTS_MAX {
         return Response::Denied { code: "busy".into() };
     }
@@ -154,18 +173,18 @@ fn present(node: &Arc<Node>, peer: PeerId, presentation: strand_wire::Presentati
         })
         .collect();
     let ledger = node.ledger();
-    let outcome = {
-        let holdings = node.holdings();
-        crate::core::gate::present(
-            &AccountId(requester),
-            &presentation.credential,
-            &memberships,
-            &holdings,
-            &ledger,
-            node.freshness(),
-            &mut node.presentations_mut(),
-        )
+    let freshness = node.freshness();
+    let credential = presentation.credential;
+    let held = crate::core::gate::held_here(&credential, memberships, &node.core().holdings, &ledger);
+    let checked = match held {
+        Ok((held, whole)) => tokio::task::spawn_blocking(move || {
+            crate::core::gate::check_presentation(&requester, &credential, held, whole, &ledger, freshness)
+        })
+        .await
+        .unwrap_or(Err(crate::core::gate::Refusal::Busy)),
+        Err(refusal) => Err(refusal),
     };
+    let outcome = checked.and_then(|checked| node.presentations_mut().record(&requester, checked));
     match outcome {
         Ok(presented) => {
             node.metrics.presentations.with_label_values(&["accepted"]).inc();
@@ -185,65 +204,88 @@ async fn propose(node: &Arc<Node>, peer: PeerId, proposal: Proposal) -> Response
     if owner_peer != Some(peer) {
         return Response::Refused(Refusal::Terms("a proposal must come from the owner it names".into()));
     }
-    // The proposal ends the owner's staging for this upload: what it staged
-    // is found already held, and the rest is released whatever the outcome.
-    let key = (proposal.terms.owner, proposal.terms.upload);
-    let staged = node.staging().take(&key).is_some();
-    let response = propose_staged(node, proposal).await;
-    if staged {
-        release_staging(node, &key).await;
-    }
-    response
-}
-
-async fn propose_staged(node: &Arc<Node>, proposal: Proposal) -> Response {
     if node.ledger().providers.get(&node.account).is_none() {
         return Response::Refused(Refusal::NotReady("this node is not registered on the ledger yet".into()));
     }
-    let reserved = node.staging().reserved_bytes();
-    let free = node.capacity_bytes.saturating_sub(node.holdings().committed_bytes()).saturating_sub(reserved);
-    if let Err(refusal) = proposal::check(&proposal, &node.account, free, &AcceptancePolicy::default()) {
+    let policy = *node.core().policy();
+    if let Err(refusal) = proposal::check_terms(&proposal, &node.account, &policy) {
         return Response::Refused(refusal);
     }
-    let contract = proposal.terms.id();
-    if node.holdings().agreement(&contract).is_some() {
-        return Response::Refused(Refusal::Terms("this contract was already proposed".into()));
+    // The root costs work proportional to the fragments: off the executor.
+    let (proposal, checked) = tokio::task::spawn_blocking(move || {
+        let checked = proposal::check_root(&proposal);
+        (proposal, checked)
+    })
+    .await
+    .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+    if let Err(refusal) = checked {
+        return Response::Refused(refusal);
     }
-    let agreement = Agreement {
-        terms: proposal.terms.clone(),
-        fragment_ids: proposal.fragment_ids.clone(),
-        state: AgreementState::Fetching,
-    };
-    if let Err(error) = node.records.put(&agreement) {
-        return Response::Refused(Refusal::NotReady(format!("cannot record the agreement: {error}")));
-    }
-    node.holdings_mut().insert(agreement.clone());
-    match fetch_all(node, &proposal).await {
-        Ok(()) => {}
-        Err(reason) => {
-            forget(node, &agreement).await;
-            return Response::Refused(Refusal::Fetch(reason));
+    // One atomic step: the owner's reservation ends, capacity and
+    // ownership are checked, the agreement is recorded as fetching.
+    let admitted = node.core_mut().admit_proposal(&proposal);
+    let staged_key = (proposal.terms.owner, proposal.terms.upload);
+    let response = match admitted {
+        Ok(admission) => {
+            let had_reservation = admission.reservation.is_some();
+            let response = fetch_and_sign(node, &proposal, admission).await;
+            if had_reservation {
+                release_staging(node, &staged_key).await;
+            }
+            response
         }
-    }
-    let signed = Agreement { state: AgreementState::Signed { at_height: node.ledger().height }, ..agreement.clone() };
-    if let Err(error) = node.records.put(&signed) {
+        Err(refusal) => {
+            // A refused proposal still ends the owner's staging.
+            release_staging(node, &staged_key).await;
+            Response::Refused(refusal)
+        }
+    };
+    node.refresh_staging_metrics();
+    response
+}
+
+/// Records the admitted agreement, fetches what the proposer does not
+/// already hold here, and countersigns once every fragment is durable.
+async fn fetch_and_sign(node: &Arc<Node>, proposal: &Proposal, admission: Admission) -> Response {
+    let agreement = admission.agreement;
+    let contract = agreement.terms.id();
+    if let Err(error) = records_put(node, &agreement).await {
         forget(node, &agreement).await;
         return Response::Refused(Refusal::NotReady(format!("cannot record the agreement: {error}")));
     }
-    node.holdings_mut().insert(signed);
+    if let Err(reason) = fetch_all(node, proposal, &admission.fetch).await {
+        forget(node, &agreement).await;
+        return Response::Refused(Refusal::Fetch(reason));
+    }
+    let height = node.ledger().height;
+    let signed = Agreement { state: AgreementState::Signed { at_height: height }, ..agreement.clone() };
+    if let Err(error) = records_put(node, &signed).await {
+        forget(node, &agreement).await;
+        return Response::Refused(Refusal::NotReady(format!("cannot record the agreement: {error}")));
+    }
+    node.core_mut().signed(&contract, height);
     node.refresh_storage_metrics();
     let signature = Signature(node.identity.sign(&proposal.terms.signing_message(&node.chain)));
     tracing::info!(contract = %contract.short(), fragments = proposal.fragment_ids.len(), "node.proposal accepted");
     Response::Accepted { contract, signature }
 }
 
-/// Pulls every fragment of the proposal from its source into the store
-/// (those staged before are found held), verified against its id, and makes
-/// the store durable before returning.
-async fn fetch_all(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> {
+/// Stores an agreement in the node's records (a durable redb commit, off
+/// the async executor).
+async fn records_put(node: &Arc<Node>, agreement: &Agreement) -> anyhow::Result<()> {
+    let (writer, agreement) = (Arc::clone(node), agreement.clone());
+    tokio::task::spawn_blocking(move || writer.records.put(&agreement)).await?
+}
+
+/// Tags every fragment of the proposal for its contract, pulls `fetch`
+/// from the proposer's source (the rest it already holds here), each
+/// verified against its id, and makes the store durable before returning.
+async fn fetch_all(node: &Arc<Node>, proposal: &Proposal, fetch: &[[u8; 32]]) -> Result<(), String> {
     let mut opened = None;
     let fragment_size = u64::from(proposal.terms.fragment_size);
-    let pulled = pull(node, &proposal.fragment_ids, fragment_size, &tag_of, async || {
+    let contract = proposal.terms.id();
+    let tag = |fragment: &[u8; 32]| tag_of(&contract, fragment);
+    let pulled = pull(node, &proposal.fragment_ids, fetch, fragment_size, &tag, async || {
         let connection = connect(node, &proposal.source).await?;
         opened = Some(connection.clone());
         Ok(connection)
@@ -263,18 +305,20 @@ async fn connect(node: &Arc<Node>, source: &FragmentSource) -> Result<iroh::endp
     strand_net::blobs::connect(&node.endpoint, remote, FRAGMENT_TIMEOUT).await.map_err(|error| error.to_string())
 }
 
-/// Tags (`tag`) and pulls those of `fragments` not held yet, each verified
-/// against its id, over the connection `connect` opens (only if something
-/// is missing); fails unless every one is complete and of `fragment_size`.
+/// Tags (`tag`) every one of `fragments` and pulls `fetch` (those the
+/// requester does not already hold here; fetched even if the store has the
+/// bytes, which proves nothing about the requester), each verified against
+/// its id, over the connection `connect` opens (only if something is to be
+/// fetched); fails unless every fragment is complete and of `fragment_size`.
 async fn pull(
     node: &Arc<Node>,
     fragments: &[[u8; 32]],
+    fetch: &[[u8; 32]],
     fragment_size: u64,
     tag: &(dyn Fn(&[u8; 32]) -> String + Sync),
     connect: impl AsyncFnOnce() -> Result<iroh::endpoint::Connection, String>,
 ) -> Result<(), String> {
     // Tag first: a tagged blob is never garbage-collected, even mid-transfer.
-    let mut missing = Vec::new();
     for fragment in fragments {
         let hash = iroh_blobs::Hash::from_bytes(*fragment);
         node.store
@@ -282,13 +326,10 @@ async fn pull(
             .set(tag(fragment), iroh_blobs::HashAndFormat::raw(hash))
             .await
             .map_err(|error| format!("cannot tag a fragment: {error}"))?;
-        if !node.store.has(hash).await.map_err(|error| error.to_string())? {
-            missing.push(*fragment);
-        }
     }
-    if !missing.is_empty() {
+    if !fetch.is_empty() {
         let connection = connect().await?;
-        let results: Vec<Result<(), String>> = futures::stream::iter(missing)
+        let results: Vec<Result<(), String>> = futures::stream::iter(fetch.iter().copied())
             .map(|fragment| receive(node, &connection, fragment, fragment_size))
             .buffer_unordered(FETCHES_IN_FLIGHT)
             .collect()
@@ -346,14 +387,14 @@ async fn receive(
     Ok(())
 }
 
-/// Drops an agreement and its fragments (their tags; GC reclaims the bytes).
+/// Drops an agreement and its tags; garbage collection reclaims the bytes
+/// of fragments no other contract holds (tags are per contract).
 pub(super) async fn forget(node: &Arc<Node>, agreement: &Agreement) {
     let id = agreement.terms.id();
-    for fragment in &agreement.fragment_ids {
-        let _ = node.store.tags().delete(tag_of(fragment)).await;
-    }
-    let _ = node.records.remove(&id);
-    node.holdings_mut().remove(&id);
+    let _ = node.store.tags().delete_prefix(contract_prefix(&id)).await;
+    let remover = Arc::clone(node);
+    let _ = tokio::task::spawn_blocking(move || remover.records.remove(&id)).await;
+    node.core_mut().holdings.remove(&id);
     node.refresh_storage_metrics();
 }
 
@@ -361,7 +402,8 @@ pub(super) async fn forget(node: &Arc<Node>, agreement: &Agreement) {
 /// the previous process (their proposer got an error); drop them.
 pub(super) async fn forget_unfinished(node: &Arc<Node>) {
     let unfinished: Vec<Agreement> = node
-        .holdings()
+        .core()
+        .holdings
         .agreements()
         .filter(|(_, agreement)| agreement.state == AgreementState::Fetching)
         .map(|(_, agreement)| agreement.clone())
@@ -379,10 +421,10 @@ pub(super) async fn forget_unfinished(node: &Arc<Node>) {
 pub(super) async fn release_unneeded(node: &Arc<Node>) {
     let ledger = node.ledger();
     let releasable: Vec<Agreement> = {
-        let holdings = node.holdings();
-        crate::core::retention::releasable(&holdings, &ledger)
+        let core = node.core();
+        crate::core::retention::releasable(&core.holdings, &ledger)
             .iter()
-            .filter_map(|id| holdings.agreement(id).cloned())
+            .filter_map(|id| core.holdings.agreement(id).cloned())
             .collect()
     };
     for agreement in releasable {

@@ -129,6 +129,32 @@ pub enum Refusal {
     /// The node is not ready (not registered, ledger behind).
     #[error("node not ready: {0}")]
     NotReady(String),
+    /// A fragment named is held here for another owner: a fragment belongs
+    /// to the contracts that hold it, and ciphertext is never shared.
+    #[error("fragment {fragment} is held here for another owner")]
+    HeldForAnotherOwner {
+        /// The fragment (hex).
+        fragment: String,
+    },
+    /// Too much in flight from this peer or on this node: try later.
+    #[error("busy: {0}")]
+    Busy(String),
+}
+
+impl Refusal {
+    /// A short fixed label (metrics, logs).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotForThisNode => "not_for_this_node",
+            Self::FragmentsMismatch => "fragments_mismatch",
+            Self::NoCapacity { .. } => "no_capacity",
+            Self::Terms(_) => "terms",
+            Self::Fetch(_) => "fetch",
+            Self::NotReady(_) => "not_ready",
+            Self::HeldForAnotherOwner { .. } => "held_for_another_owner",
+            Self::Busy(_) => "busy",
+        }
+    }
 }
 
 /// What a node answers.
@@ -211,6 +237,21 @@ mod tests {
         // Variant 4 (Staged), count (LE).
         assert_eq!(hex(&encoded), "0402000000");
         assert_eq!(decode::<Response>(&encoded).expect("decodes"), staged);
+    }
+
+    /// Refusals added in version 1 of the protocol after the first ones:
+    /// appended variants, so the earlier ones keep their tags.
+    #[test]
+    fn refusal_fixed_vectors() {
+        let held = Response::Refused(Refusal::HeldForAnotherOwner { fragment: "ab".into() });
+        // Variant 1 (Refused), refusal variant 6, string "ab".
+        assert_eq!(hex(&encode(&held)), "0106020000006162");
+        let busy = Response::Refused(Refusal::Busy("x".into()));
+        assert_eq!(hex(&encode(&busy)), "01070100000078");
+        assert_eq!(hex(&encode(&Response::Refused(Refusal::NotForThisNode))), "0100");
+        for refusal in [held, busy] {
+            assert_eq!(decode::<Response>(&encode(&refusal)).expect("decodes"), refusal);
+        }
     }
 
     #[test]
