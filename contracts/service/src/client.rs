@@ -7,7 +7,9 @@ use strand_contracts::Digest;
 use strand_contracts::block::Genesis;
 use tokio::net::TcpStream;
 
-use crate::protocol::{FrameError, Request, Response, Status, TransactionStatus, read_frame, write_frame};
+use crate::protocol::{
+    FRAME_BYTES_MAX, FrameError, Request, Response, Status, TransactionStatus, read_frame, write_frame,
+};
 
 /// A request that failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +62,7 @@ impl LedgerClient {
     async fn request(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
         let exchange = async {
             write_frame(&mut self.stream, request).await?;
-            read_frame::<Response>(&mut self.stream).await
+            read_frame::<Response>(&mut self.stream, FRAME_BYTES_MAX).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(Response::Error(message))) => Err(ClientError::Service(message)),

@@ -13,8 +13,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Version of the framing and messages.
 pub const PROTOCOL_VERSION: u16 = 1;
-/// Largest frame payload.
+/// Largest frame payload (an answer of blocks).
 pub const FRAME_BYTES_MAX: usize = 32 << 20;
+/// Largest request a server reads: a transaction and its envelope.
+pub const REQUEST_BYTES_MAX: usize = strand_contracts::encoding::TRANSACTION_BYTES_MAX + 1024;
+/// Buffer reserved before a frame's bytes arrive: larger frames grow as
+/// their bytes come, so a length field alone never allocates.
+const RESERVE_BYTES_MAX: usize = 64 * 1024;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -128,9 +133,13 @@ pub async fn write_frame<T: BorshSerialize>(
     Ok(())
 }
 
-/// Reads one frame as a message, refusing oversized frames before reading
-/// their payload.
-pub async fn read_frame<T: BorshDeserialize>(stream: &mut (impl AsyncRead + Unpin)) -> Result<T, FrameError> {
+/// Reads one frame of at most `limit` payload bytes as a message, refusing
+/// an oversized frame before reading its payload; the buffer grows as the
+/// payload arrives.
+pub async fn read_frame<T: BorshDeserialize>(
+    stream: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+) -> Result<T, FrameError> {
     let mut header = [0u8; 6];
     stream.read_exact(&mut header).await?;
     let version = u16::from_le_bytes([header[0], header[1]]);
@@ -138,10 +147,44 @@ pub async fn read_frame<T: BorshDeserialize>(stream: &mut (impl AsyncRead + Unpi
         return Err(FrameError::Version(version));
     }
     let length = u32::from_le_bytes([header[2], header[3], header[4], header[5]]) as usize;
-    if length > FRAME_BYTES_MAX {
-        return Err(EncodingError::Oversized { bytes: length as u64, limit: FRAME_BYTES_MAX as u64 }.into());
+    if length > limit {
+        return Err(EncodingError::Oversized { bytes: length as u64, limit: limit as u64 }.into());
     }
-    let mut payload = vec![0u8; length];
-    stream.read_exact(&mut payload).await?;
-    Ok(encoding::decode(&payload, FRAME_BYTES_MAX)?)
+    let mut payload = Vec::with_capacity(length.min(RESERVE_BYTES_MAX));
+    let read = (&mut *stream).take(length as u64).read_to_end(&mut payload).await?;
+    if read != length {
+        return Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the frame ended after {read} of {length} bytes"),
+        )));
+    }
+    Ok(encoding::decode(&payload, limit)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(version: u16, length: u32, payload: &[u8]) -> Vec<u8> {
+        [&version.to_le_bytes()[..], &length.to_le_bytes(), payload].concat()
+    }
+
+    async fn read(bytes: Vec<u8>, limit: usize) -> Result<Request, FrameError> {
+        read_frame::<Request>(&mut std::io::Cursor::new(bytes), limit).await
+    }
+
+    #[tokio::test]
+    async fn hostile_frames_are_refused_without_allocating_their_length() {
+        let status = encoding::encode(&Request::Status);
+        assert_eq!(read(frame(1, status.len() as u32, &status), 64).await.expect("a request"), Request::Status);
+        // A length of 4 GiB: refused at the header, nothing allocated.
+        assert!(matches!(read(frame(1, u32::MAX, &[]), REQUEST_BYTES_MAX).await, Err(FrameError::Encoding(_))));
+        // A length within the limit whose bytes never come: an early end, not
+        // a 1 MiB buffer waiting.
+        let truncated = read(frame(1, REQUEST_BYTES_MAX as u32, &[1, 2, 3]), REQUEST_BYTES_MAX).await;
+        assert!(matches!(truncated, Err(FrameError::Io(ref error)) if error.kind() == std::io::ErrorKind::UnexpectedEof));
+        assert!(matches!(read(frame(2, 1, &[1]), 64).await, Err(FrameError::Version(2))));
+        assert!(matches!(read(frame(1, 3, &[9, 9, 9]), 64).await, Err(FrameError::Encoding(_))), "not a request");
+        assert!(matches!(read(vec![1, 0, 5], 64).await, Err(FrameError::Io(_))), "a truncated header");
+    }
 }

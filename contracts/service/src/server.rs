@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::ordering::OrderingService;
-use crate::protocol::{FrameError, Request, Response, read_frame, write_frame};
+use crate::protocol::{FrameError, REQUEST_BYTES_MAX, Request, Response, read_frame, write_frame};
 
 /// Most connections served at once; more wait for a free place.
 pub const CONNECTIONS_MAX: usize = 256;
@@ -59,7 +59,7 @@ async fn connection<O: OrderingService>(
     genesis: &Genesis,
 ) -> Result<(), FrameError> {
     loop {
-        let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream)).await {
+        let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, REQUEST_BYTES_MAX)).await {
             Ok(Ok(request)) => request,
             Ok(Err(FrameError::Io(error))) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(error)) => {

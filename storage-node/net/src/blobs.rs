@@ -43,8 +43,49 @@ pub async fn endpoint(secret: [u8; 32], bind: SocketAddr) -> anyhow::Result<Endp
     Ok(endpoint)
 }
 
+/// Connections one remote key may hold with a server at once.
+pub const CONNECTIONS_PER_REMOTE_MAX: usize = 16;
+/// Connections a server holds at once, all remotes together.
+pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Open connections by remote key, bounded per remote and in all.
+#[derive(Debug, Default)]
+struct Connections {
+    remotes: HashMap<u64, [u8; 32]>,
+    per_remote: HashMap<[u8; 32], usize>,
+}
+
+impl Connections {
+    /// Admits connection `id` from `remote` if both limits allow.
+    fn admit(&mut self, id: u64, remote: [u8; 32]) -> bool {
+        let mine = self.per_remote.get(&remote).copied().unwrap_or(0);
+        if self.remotes.len() >= CONNECTIONS_MAX || mine >= CONNECTIONS_PER_REMOTE_MAX {
+            return false;
+        }
+        self.remotes.insert(id, remote);
+        self.per_remote.insert(remote, mine + 1);
+        true
+    }
+
+    fn closed(&mut self, id: u64) {
+        let Some(remote) = self.remotes.remove(&id) else { return };
+        if let Some(count) = self.per_remote.get_mut(&remote) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_remote.remove(&remote);
+            }
+        }
+    }
+
+    fn remote(&self, id: u64) -> Option<[u8; 32]> {
+        self.remotes.get(&id).copied()
+    }
+}
+
 /// Serves `store` on `endpoint`, putting every connection, get and push to
-/// `gate`. Pushes are only served when the gate allows them.
+/// `gate`. Pushes are only served when the gate allows them. Connections are
+/// bounded per remote key ([`CONNECTIONS_PER_REMOTE_MAX`]) and in all
+/// ([`CONNECTIONS_MAX`]).
 pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
@@ -58,30 +99,27 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
     tokio::spawn(async move {
         // Request events carry only a connection id; the connection event,
         // decided before any request on it, carries the remote's key.
-        let mut remotes: HashMap<u64, [u8; 32]> = HashMap::new();
+        let mut connections = Connections::default();
         while let Some(message) = messages.recv().await {
             match message {
                 ProviderMessage::ClientConnected(message) => {
-                    let decision = match message.endpoint_id {
-                        Some(id) => {
-                            remotes.insert(message.connection_id, *id.as_bytes());
-                            Ok(())
-                        }
-                        None => Err(AbortReason::Permission),
-                    };
+                    let admitted = message
+                        .endpoint_id
+                        .is_some_and(|id| connections.admit(message.connection_id, *id.as_bytes()));
+                    let decision = if admitted { Ok(()) } else { Err(AbortReason::RateLimited) };
                     message.tx.send(decision).await.ok();
                 }
                 ProviderMessage::ConnectionClosed(message) => {
-                    remotes.remove(&message.connection_id);
+                    connections.closed(message.connection_id);
                 }
                 ProviderMessage::GetRequestReceived(message) => {
-                    let remote = remotes.get(&message.connection_id).copied();
+                    let remote = connections.remote(message.connection_id);
                     let allowed = message.request.ranges.is_blob()
                         && remote.is_some_and(|remote| decide(&gate, Operation::Get, remote, message.request.hash));
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
                 }
                 ProviderMessage::PushRequestReceived(message) => {
-                    let remote = remotes.get(&message.connection_id).copied();
+                    let remote = connections.remote(message.connection_id);
                     let allowed = message.request.ranges.is_blob()
                         && remote.is_some_and(|remote| decide(&gate, Operation::Push, remote, message.request.hash));
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
@@ -273,5 +311,32 @@ pub async fn fetch_into(
             Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason: error.to_string() })
         }
         Err(_) => Err(FetchError::Timeout { remote, timeout }),
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+
+    #[test]
+    fn one_remote_cannot_take_every_connection() {
+        let mut connections = Connections::default();
+        for id in 0..CONNECTIONS_PER_REMOTE_MAX as u64 {
+            assert!(connections.admit(id, [1; 32]));
+        }
+        assert!(!connections.admit(100, [1; 32]), "over its own limit");
+        assert!(connections.admit(101, [2; 32]), "another remote still connects");
+        connections.closed(0);
+        assert!(connections.admit(102, [1; 32]), "a closed connection frees its place");
+        connections.closed(12345);
+        let mut full = Connections::default();
+        let admitted = (0..CONNECTIONS_MAX as u64 + 10)
+            .filter(|id| {
+                let mut remote = [0u8; 32];
+                remote[..8].copy_from_slice(&id.to_le_bytes());
+                full.admit(*id, remote)
+            })
+            .count();
+        assert_eq!(admitted, CONNECTIONS_MAX);
     }
 }

@@ -10,7 +10,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 pub use libp2p::{Multiaddr, PeerId};
-use libp2p::{StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, identity, kad, noise, tcp, yamux};
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, kad, noise, tcp, yamux,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Identify's protocol version: peers announcing another are disconnected.
@@ -23,6 +25,16 @@ pub const BLOCKS_TOPIC: &str = "strand/ledger/blocks/1";
 pub const GOSSIP_BYTES_MAX: usize = 16 << 20;
 /// Commands and events waiting at most.
 const QUEUE_MAX: usize = 256;
+/// Request-response streams open at once on one connection.
+const STREAMS_PER_CONNECTION_MAX: usize = 16;
+/// Connections one peer may hold with this one.
+const CONNECTIONS_PER_PEER_MAX: u32 = 4;
+/// Incoming connections established, and being set up, at once.
+const INCOMING_CONNECTIONS_MAX: u32 = 1024;
+const PENDING_INCOMING_MAX: u32 = 128;
+/// Buffer reserved before a message's bytes arrive: larger messages grow as
+/// their bytes come, so a length field alone never allocates.
+const RESERVE_BYTES_MAX: usize = 64 * 1024;
 
 /// Length-prefixed byte messages, with size limits enforced before reading.
 #[derive(Clone, Debug)]
@@ -38,8 +50,11 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io
     if length > limit {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message of {length} bytes exceeds {limit}")));
     }
-    let mut buffer = vec![0u8; length];
-    io.read_exact(&mut buffer).await?;
+    let mut buffer = Vec::with_capacity(length.min(RESERVE_BYTES_MAX));
+    let read = (&mut *io).take(length as u64).read_to_end(&mut buffer).await?;
+    if read != length {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("message ended after {read} of {length} bytes")));
+    }
     Ok(buffer)
 }
 
@@ -95,6 +110,7 @@ impl request_response::Codec for BytesCodec {
 /// event enum that is an implementation detail).
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
@@ -114,6 +130,9 @@ pub struct P2pConfig {
     pub message_bytes_max: usize,
     /// How long a request may take (a proposal includes the fragment pull).
     pub request_timeout: Duration,
+    /// The answer given at once when requests arrive faster than the
+    /// program takes them (its queue is full), instead of stalling the swarm.
+    pub busy_response: Vec<u8>,
 }
 
 /// Something the swarm saw.
@@ -228,9 +247,17 @@ fn behaviour(
     let rpc = request_response::Behaviour::with_codec(
         BytesCodec { request_bytes_max: config.message_bytes_max, response_bytes_max: config.message_bytes_max },
         [(StreamProtocol::new(config.protocol), ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(config.request_timeout),
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout)
+            .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX),
     );
-    Ok(Behaviour { identify, kad, gossipsub, rpc })
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
+            .with_max_established_incoming(Some(INCOMING_CONNECTIONS_MAX))
+            .with_max_pending_incoming(Some(PENDING_INCOMING_MAX)),
+    );
+    Ok(Behaviour { limits, identify, kad, gossipsub, rpc })
 }
 
 /// Starts a peer; returns its handle, its events and its task.
@@ -260,11 +287,16 @@ pub async fn start(
     let (commands, incoming) = mpsc::channel(QUEUE_MAX);
     let (events, received) = mpsc::channel(QUEUE_MAX);
     let handle = P2pHandle { commands, peer_id, listen_address };
-    let task = tokio::spawn(run(swarm, incoming, events));
+    let task = tokio::spawn(run(swarm, incoming, events, config.busy_response));
     Ok((handle, received, task))
 }
 
-async fn run(mut swarm: Swarm<Behaviour>, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<P2pEvent>) {
+async fn run(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<P2pEvent>,
+    busy: Vec<u8>,
+) {
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> = HashMap::new();
     loop {
         tokio::select! {
@@ -272,7 +304,7 @@ async fn run(mut swarm: Swarm<Behaviour>, mut commands: mpsc::Receiver<Command>,
                 Some(command) => on_command(&mut swarm, command, &mut pending),
                 None => return,
             },
-            event = swarm.select_next_some() => on_event(&mut swarm, event, &events, &mut pending).await,
+            event = swarm.select_next_some() => on_event(&mut swarm, event, &events, &mut pending, &busy),
         }
     }
 }
@@ -301,17 +333,24 @@ fn on_command(
     }
 }
 
-async fn on_event(
+fn on_event(
     swarm: &mut Swarm<Behaviour>,
     event: SwarmEvent<BehaviourEvent>,
     events: &mpsc::Sender<P2pEvent>,
     pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
+    busy: &[u8],
 ) {
     use request_response::{Event as Rpc, Message};
     match event {
         SwarmEvent::Behaviour(BehaviourEvent::Rpc(Rpc::Message { peer, message, .. })) => match message {
             Message::Request { request, channel, .. } => {
-                let _ = events.send(P2pEvent::Request { peer, bytes: request, channel }).await;
+                // Never wait on the program here: the swarm would stop for
+                // everyone. A full queue is answered busy at once.
+                if let Err(error) = events.try_send(P2pEvent::Request { peer, bytes: request, channel }) {
+                    if let P2pEvent::Request { channel, .. } = error.into_inner() {
+                        let _ = swarm.behaviour_mut().rpc.send_response(channel, busy.to_vec());
+                    }
+                }
             }
             Message::Response { request_id, response } => {
                 if let Some(reply) = pending.remove(&request_id) {
@@ -342,6 +381,25 @@ async fn on_event(
             let _ = events.try_send(P2pEvent::Peers(swarm.connected_peers().count()));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    async fn read(bytes: Vec<u8>, limit: usize) -> io::Result<Vec<u8>> {
+        read_frame(&mut futures::io::Cursor::new(bytes), limit).await
+    }
+
+    #[tokio::test]
+    async fn hostile_frames_are_refused_without_allocating_their_length() {
+        assert_eq!(read([&3u32.to_be_bytes()[..], b"abc"].concat(), 16).await.expect("a message"), b"abc");
+        let huge = read(u32::MAX.to_be_bytes().to_vec(), 16 << 20).await;
+        assert_eq!(huge.expect_err("refused").kind(), io::ErrorKind::InvalidData);
+        let truncated = read([&(16u32 << 20).to_be_bytes()[..], b"abc"].concat(), 16 << 20).await;
+        assert_eq!(truncated.expect_err("refused").kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(read(vec![0, 0], 16).await.expect_err("refused").kind(), io::ErrorKind::UnexpectedEof);
     }
 }
 

@@ -203,6 +203,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         protocol: strand_wire::CONTRACT_PROTOCOL,
         message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
         request_timeout: PROPOSAL_TIMEOUT,
+        busy_response: strand_wire::encode(&strand_wire::Response::Refused(strand_wire::Refusal::Busy(
+            "the node's request queue is full".into(),
+        ))),
     })
     .await?;
     let p2p_address = network.listen_address.clone().context("the libp2p listener has no address")?;
