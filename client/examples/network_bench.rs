@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     let network = devnet::start(&config)?;
     let owner = Identity::generate(&mut rand::rng());
     let home = work.path().join("home");
-    let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
+    let (mut client, genesis) = strand_client::ledger::connect(&network.ledger, &home).await?;
     let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let options = UploadOptions { params: CodecParams::default(), term_epochs: 1000, threads: 2 };
     let file_hash = strand_client::offline::hash_file(&file)?;

@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let network = devnet::start(&config)?;
     let (owner, grantee) = (Identity::generate(&mut rand::rng()), Identity::generate(&mut rand::rng()));
     let home = work.path().join("home");
-    let (mut client, genesis) = strand_client::ledger::connect(&network.ledger).await?;
+    let (mut client, genesis) = strand_client::ledger::connect(&network.ledger, &home).await?;
     let mut follower = strand_client::ledger::sync(&mut client, &genesis, &home).await?;
     let params = CodecParams { chunk_size: 64 * 1024, ..CodecParams::default() };
     let options = UploadOptions { params, term_epochs: 1000, threads: 2 };

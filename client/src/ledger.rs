@@ -17,10 +17,13 @@ use strand_ledger_service::follower::Follower;
 use strand_ledger_service::protocol::TransactionStatus;
 use strand_ledger_service::store::LedgerStore;
 
-/// Connects to the ledger service at `address`.
-pub async fn connect(address: &str) -> anyhow::Result<(LedgerClient, Genesis)> {
+/// Connects to the ledger service at `address` and checks the chain it
+/// presents against the one pinned for that address in `home`
+/// ([`crate::known_ledgers`]; pinned on first contact).
+pub async fn connect(address: &str, home: &Path) -> anyhow::Result<(LedgerClient, Genesis)> {
     let mut client = LedgerClient::connect(address).await?;
     let genesis = client.genesis().await?;
+    crate::known_ledgers::check(home, address, &genesis)?;
     Ok((client, genesis))
 }
 

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod devnet;
 pub mod download;
 pub mod exit;
+pub mod known_ledgers;
 pub mod ledger;
 pub mod network;
 pub mod offline;

@@ -35,8 +35,8 @@ pub async fn upload(
     threads: usize,
 ) -> anyhow::Result<Value> {
     let Session { ledger: address, identity, json, .. } = *session;
-    let (mut client, genesis) = ledger::connect(address).await?;
     let home = session.home.to_path_buf();
+    let (mut client, genesis) = ledger::connect(address, &home).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let length = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
     let bar = bytes_bar(length, "uploading", json);
@@ -61,7 +61,7 @@ pub async fn download(
 ) -> anyhow::Result<Value> {
     let Session { ledger: address, identity, json, .. } = *session;
     let home = session.home.to_path_buf();
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, &home).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let state = follower.replica().state();
     let (granted, presentations) = match source {
@@ -156,7 +156,7 @@ pub async fn grant(
     let Session { ledger: address, identity, .. } = *session;
     let record = UploadRecord::load(session.home, upload, identity)?;
     let grantee = credentials::parse_public_key(grantee)?;
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, session.home).await?;
     let follower = ledger::sync(&mut client, &genesis, session.home).await?;
     let state = follower.replica().state();
     let expires_at_height = credentials::parse_expiry(expires, state.height)?;
@@ -194,7 +194,7 @@ pub async fn revoke(session: &Session<'_>, credential: &str) -> anyhow::Result<V
     let Session { ledger: address, identity, .. } = *session;
     let credential: Digest =
         credential.parse().map_err(|error| anyhow::anyhow!("'{credential}' is not a credential id: {error}"))?;
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, session.home).await?;
     let follower = ledger::sync(&mut client, &genesis, session.home).await?;
     let body = strand_contracts::transaction::Body::RevokeCredential { credential };
     let (_, height) = credentials::submit_and_wait(identity, &mut client, follower.replica().state(), body).await?;
@@ -207,8 +207,9 @@ async fn upload_and_replica(
     upload: &str,
 ) -> anyhow::Result<(strand_core::UploadId, strand_ledger_service::follower::Follower)> {
     let key = upload.parse().map_err(|error| anyhow::anyhow!("'{upload}' is not an upload id: {error}"))?;
-    let (mut client, genesis) = ledger::connect(address).await?;
-    Ok((key, ledger::sync(&mut client, &genesis, &keyfile::strand_home()).await?))
+    let home = keyfile::strand_home();
+    let (mut client, genesis) = ledger::connect(address, &home).await?;
+    Ok((key, ledger::sync(&mut client, &genesis, &home).await?))
 }
 
 /// The credentials of an upload, from the ledger.
@@ -221,7 +222,7 @@ pub async fn list_credentials(address: &str, upload: &str) -> anyhow::Result<Val
 /// Lists the owner's uploads with their contracts' state on the ledger.
 pub async fn list(address: &str, identity: &Identity) -> anyhow::Result<Value> {
     let home = keyfile::strand_home();
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, &home).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let state = follower.replica().state();
     let mut uploads = Vec::new();
@@ -251,7 +252,7 @@ pub async fn list(address: &str, identity: &Identity) -> anyhow::Result<Value> {
 pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow::Result<Value> {
     let home = keyfile::strand_home();
     let record = UploadRecord::load(&home, upload, identity)?;
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, &home).await?;
     let follower = ledger::sync(&mut client, &genesis, &home).await?;
     let state = follower.replica().state();
     let key = *record.index.upload_id.as_bytes();

@@ -89,8 +89,9 @@ fn the_access_matrix() {
     let ledger_address = network.ledger.clone();
     let ledger_state = || {
         runtime.block_on(async {
-            let (mut client, genesis) = strand_client::ledger::connect(&ledger_address).await.expect("ledger");
             let home = tempfile::tempdir().expect("replica home");
+            let (mut client, genesis) =
+                strand_client::ledger::connect(&ledger_address, home.path()).await.expect("ledger");
             strand_client::ledger::sync(&mut client, &genesis, home.path())
                 .await
                 .expect("sync")
@@ -257,7 +258,7 @@ fn the_access_matrix() {
         sealed_key_material: Vec::new(),
     });
     let rejected = runtime.block_on(async {
-        let (mut client, _) = strand_client::ledger::connect(&network.ledger).await.expect("ledger");
+        let (mut client, _) = strand_client::ledger::connect(&network.ledger, network.home.path()).await.expect("ledger");
         credentials::submit_and_wait(&stranger, &mut client, &state, forged).await
     });
     let error = rejected.expect_err("a non-owner's grant is rejected").to_string();
