@@ -28,20 +28,21 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
         tempfile::Builder::new().prefix("strand-demo-").tempdir().context("cannot create a work directory")?;
     let work = directory.unwrap_or(temporary.path());
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    let say = |line: String| {
+    let say = |line: String| -> std::io::Result<()> {
         if !json {
-            println!("{line}");
+            out!("{line}")?;
         }
+        Ok(())
     };
 
     let identity = Identity::generate(&mut rand::rng());
     keyfile::write(&work.join("identity.pem"), &identity, true)?;
-    say(format!("1. identity   {} (key in {})", identity.public_key(), work.join("identity.pem").display()));
+    say(format!("1. identity   {} (key in {})", identity.public_key(), work.join("identity.pem").display()))?;
 
     let sample = work.join("sample.bin");
     write_sample(&sample, size, json)?;
     let original = offline::hash_file(&sample)?;
-    say(format!("2. sample     {} bytes of random data, blake3 {}", size, original.to_hex()));
+    say(format!("2. sample     {} bytes of random data, blake3 {}", size, original.to_hex()))?;
 
     let fragments = work.join("fragments");
     let params = CodecParams::default();
@@ -58,11 +59,11 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
         encode.fragment_bytes,
         encode.seconds,
         encode.bytes_per_second / 1e6
-    ));
+    ))?;
 
     let index = offline::read_index(&encode.index, &identity)?;
     let damaged = damage(&index, &fragments)?;
-    say(format!("4. damaged    {}", damaged.join("; ")));
+    say(format!("4. damaged    {}", damaged.join("; ")))?;
 
     let restored = work.join("restored.bin");
     let bar = bytes_bar(size, "decoding", json);
@@ -75,7 +76,7 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
         decode.seconds,
         decode.bytes_per_second / 1e6,
         decode.degraded_stripes.len()
-    ));
+    ))?;
 
     let (start, end) = (size / 3, (size / 3 + (1 << 20)).min(size));
     let slice = work.join("slice.bin");
@@ -84,7 +85,7 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
     say(format!(
         "6. range      bytes {start}..{end} decoded alone: {}",
         if range_ok { "equal to the original slice" } else { "DIFFERENT" }
-    ));
+    ))?;
 
     let check = decoded == original && range_ok;
     say(format!(
@@ -92,7 +93,7 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
         &original.to_hex()[..16],
         if check { "==" } else { "!=" },
         &decoded.to_hex()[..16]
-    ));
+    ))?;
     if json {
         let report = DemoReport {
             encode,
@@ -103,7 +104,7 @@ pub fn run(size: u64, directory: Option<&Path>, json: bool) -> anyhow::Result<()
             decoded_blake3: decoded.to_hex().to_string(),
             check,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?)?;
     }
     if !check {
         bail!("the restored file differs from the original");

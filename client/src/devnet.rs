@@ -126,6 +126,46 @@ pub struct Devnet {
     pub ledger: String,
     /// The sequencer, then the nodes.
     pub processes: Vec<Process>,
+    /// The directory's lock, held while the devnet runs.
+    _lock: std::fs::File,
+}
+
+/// The lock file of a devnet directory: locked while a devnet runs there,
+/// holding that process's id.
+const LOCK_FILE: &str = "devnet.lock";
+
+/// Locks `directory` for this process, or says which process uses it.
+fn lock(directory: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = directory.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { "another process".to_string() } else { format!("process {holder}") };
+            bail!(
+                "the devnet directory {} is in use by {who} (another `strand devnet`): stop it, or give this one \
+                 another directory with --dir",
+                directory.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 /// How to start a devnet.
@@ -147,6 +187,7 @@ pub struct DevnetConfig {
 pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
     let directory = &config.directory;
     std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+    let lock = lock(directory)?;
     let (block_interval_ms, epoch_blocks) = (config.block_interval_ms, config.epoch_blocks);
     let mut command = Command::new(sibling_binary(&config.binaries, "strand-sequencer")?);
     command
@@ -156,7 +197,7 @@ pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
     let sequencer = Process::start("sequencer", command, "listening on", &directory.join("sequencer.log"))?;
     let ledger =
         sequencer.ready_line.split_whitespace().nth(3).context("no address in the sequencer's ready line")?.to_string();
-    let mut devnet = Devnet { ledger, processes: vec![sequencer] };
+    let mut devnet = Devnet { ledger, processes: vec![sequencer], _lock: lock };
     for index in 1..=config.nodes {
         match start_node(config, &devnet.ledger, index) {
             Ok(process) => devnet.processes.push(process),
@@ -227,5 +268,20 @@ pub fn stop(devnet: Devnet) {
     }
     for process in devnet.processes.into_iter().rev() {
         process.wait(STOP_GRACE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_in_use_names_the_process_that_uses_it() {
+        let directory = tempfile::tempdir().expect("directory");
+        let held = lock(directory.path()).expect("the first devnet locks it");
+        let error = lock(directory.path()).expect_err("a second one is refused").to_string();
+        assert!(error.contains(&format!("in use by process {}", std::process::id())), "{error}");
+        drop(held);
+        lock(directory.path()).expect("free again once the first stops");
     }
 }

@@ -7,13 +7,17 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use strand_client::exit::ExitStatus;
-use strand_client::offline::{self, DecodeSummary, EncodeSummary};
+use strand_client::offline;
 use strand_client::progress::bytes_bar;
 use strand_client::{keyfile, ledger, units};
 use strand_core::{CodecParams, Identity};
 
+#[macro_use]
+mod output;
 mod demo;
 mod netcmd;
+
+use output::{print, print_decode, print_encode, print_ledger, print_proofs};
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 failure, 2 usage error, 3 data unrecoverable \
 (too many fragments of a stripe lost or damaged), 4 integrity failure (tampered data or mismatched \
@@ -290,13 +294,16 @@ fn main() -> ExitCode {
     let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`strand proofs UPLOAD | head`): nothing more
+        // to say to anyone.
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let status = ExitStatus::of(&error);
             let message = strand_client::exit::describe(&error);
             eprintln!("error: {message}");
             if json {
                 let report = serde_json::json!({ "error": message, "exit_code": status as u8 });
-                println!("{report}");
+                let _ = out!("{report}");
             }
             ExitCode::from(status as u8)
         }
@@ -429,6 +436,19 @@ fn devnet_command(
         epoch_blocks,
     };
     let mut network = devnet::start(&config)?;
+    let outcome = devnet_running(&mut network, directory, demo, json);
+    eprintln!("stopping the devnet ...");
+    devnet::stop(network);
+    outcome
+}
+
+/// Says what the devnet is, runs the demo if asked, and waits for Ctrl-C.
+fn devnet_running(
+    network: &mut strand_client::devnet::Devnet,
+    directory: &Path,
+    demo: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let nodes_info: Vec<serde_json::Value> = network.processes[1..]
         .iter()
         .map(|process| {
@@ -441,39 +461,34 @@ fn devnet_command(
         .collect();
     let summary = serde_json::json!({ "ledger": network.ledger, "directory": directory, "nodes": nodes_info });
     if json {
-        println!("{summary}");
+        out!("{summary}")?;
     } else {
-        println!(
+        out!(
             "devnet ready: ledger {} with {} storage nodes (logs and data in {})",
             network.ledger,
             nodes_info.len(),
             directory.display()
-        );
+        )?;
         for node in &nodes_info {
-            println!(
+            let account = node["account"].as_str().unwrap_or("");
+            out!(
                 "  {}  {}..  metrics {}",
                 node["name"].as_str().unwrap_or(""),
-                &node["account"].as_str().unwrap_or("")[..12.min(node["account"].as_str().unwrap_or("").len())],
+                &account[..12.min(account.len())],
                 node["metrics"].as_str().unwrap_or("")
-            );
+            )?;
         }
-        println!("use it from another terminal:");
-        println!("  export STRAND_LEDGER={}", network.ledger);
-        println!("  strand keygen && strand upload FILE && strand ls && strand download UPLOAD_ID --out COPY");
+        out!("use it from another terminal:")?;
+        out!("  export STRAND_LEDGER={}", network.ledger)?;
+        out!("  strand keygen && strand upload FILE && strand ls && strand download UPLOAD_ID --out COPY")?;
     }
-    let outcome = match demo {
-        Some(size) => devnet_demo(&network.ledger, directory, size, json),
-        None => Ok(()),
-    };
+    if let Some(size) = demo {
+        devnet_demo(&network.ledger, directory, size, json)?;
+    }
     if !json {
-        println!("press Ctrl-C to stop every process");
+        out!("press Ctrl-C to stop every process")?;
     }
-    if outcome.is_ok() {
-        wait_for_ctrl_c(&mut network, json)?;
-    }
-    eprintln!("stopping the devnet ...");
-    devnet::stop(network);
-    outcome
+    wait_for_ctrl_c(network, json)
 }
 
 /// Waits for Ctrl-C (or SIGTERM), saying meanwhile which devnet process
@@ -491,9 +506,9 @@ fn wait_for_ctrl_c(network: &mut strand_client::devnet::Devnet, json: bool) -> a
                 _ = check.tick() => {
                     for (name, how, log) in strand_client::devnet::newly_exited(network, &mut reported) {
                         if json {
-                            println!("{}", serde_json::json!({ "exited": name, "how": how, "log": log }));
+                            out!("{}", serde_json::json!({ "exited": name, "how": how, "log": log }))?;
                         } else {
-                            println!("{name} exited ({how}); its log: {}", log.display());
+                            out!("{name} exited ({how}); its log: {}", log.display())?;
                         }
                     }
                 }
@@ -527,19 +542,19 @@ fn devnet_demo(ledger: &str, directory: &Path, size: u64, json: bool) -> anyhow:
         "original_blake3": original.to_hex().to_string(), "downloaded_blake3": restored.to_hex().to_string(), "check": check,
     });
     if json {
-        println!("{report}");
+        out!("{report}")?;
     } else {
-        println!(
+        out!(
             "demo: uploaded {size} bytes as {upload} in {:.2} s, downloaded in {:.2} s",
             uploaded["seconds"].as_f64().unwrap_or(0.0),
             downloaded["seconds"].as_f64().unwrap_or(0.0)
-        );
-        println!(
+        )?;
+        out!(
             "check  original {} {} downloaded {}",
             &original.to_hex()[..16],
             if check { "==" } else { "!=" },
             &restored.to_hex()[..16]
-        );
+        )?;
     }
     if !check {
         anyhow::bail!("the downloaded file differs from the original");
@@ -552,7 +567,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde_json::Value> {
-    let (mut client, genesis) = ledger::connect(address).await?;
+    let (mut client, genesis) = ledger::connect(address, &keyfile::strand_home()).await?;
     match query {
         LedgerQuery::Status => ledger::status(&mut client, &genesis).await,
         LedgerQuery::Block { height } => ledger::block(&mut client, height).await,
@@ -568,73 +583,6 @@ async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde
     }
 }
 
-/// Human form of a ledger answer: one `key: value` line per field, nested
-/// lists indented.
-fn print_proofs(value: &serde_json::Value) {
-    let text = |value: &serde_json::Value| value.as_str().map_or_else(|| value.to_string(), str::to_string);
-    println!("upload {}  (ledger epoch {}, height {})", text(&value["upload"]), value["epoch"], value["height"]);
-    for provider in value["providers"].as_array().into_iter().flatten() {
-        println!(
-            "provider {}  contract {}  {}  passed {} failed {} missed {}  strikes {}/{}",
-            &text(&provider["provider"])[..16.min(text(&provider["provider"]).len())],
-            &text(&provider["contract"])[..16.min(text(&provider["contract"]).len())],
-            text(&provider["status"]),
-            provider["passed"],
-            provider["failed"],
-            provider["missed"],
-            provider["strikes"],
-            provider["strikes_max"]
-        );
-        for epoch in provider["epochs"].as_array().into_iter().flatten() {
-            let reason = epoch["reason"].as_str().map(|reason| format!("  {reason}")).unwrap_or_default();
-            println!(
-                "  epoch {:>6}  {:<6}  height {}{reason}",
-                epoch["epoch"],
-                text(&epoch["verdict"]),
-                epoch["height"]
-            );
-        }
-    }
-}
-
-fn print_ledger(value: &serde_json::Value) {
-    fn walk(value: &serde_json::Value, indent: usize) {
-        let pad = " ".repeat(indent);
-        match value {
-            serde_json::Value::Object(fields) => {
-                for (key, field) in fields {
-                    match field {
-                        serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
-                            println!("{pad}{key}:");
-                            walk(field, indent + 2);
-                        }
-                        scalar => println!(
-                            "{pad}{key}: {}",
-                            scalar.as_str().map_or_else(|| scalar.to_string(), str::to_string)
-                        ),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) if items.is_empty() => println!("{pad}(none)"),
-            serde_json::Value::Array(items) => {
-                for item in items {
-                    match item {
-                        serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
-                            println!("{pad}-");
-                            walk(item, indent + 2);
-                        }
-                        scalar => {
-                            println!("{pad}- {}", scalar.as_str().map_or_else(|| scalar.to_string(), str::to_string))
-                        }
-                    }
-                }
-            }
-            scalar => println!("{pad}{scalar}"),
-        }
-    }
-    walk(value, 0);
-}
-
 fn keygen(path: &Path, force: bool, json: bool) -> anyhow::Result<()> {
     let identity = Identity::generate(&mut rand::rng());
     keyfile::write(path, &identity, force)?;
@@ -645,60 +593,9 @@ fn keygen(path: &Path, force: bool, json: bool) -> anyhow::Result<()> {
     }
     let summary = Keygen { public_key: identity.public_key().to_string(), key_file: path.to_path_buf() };
     print(json, &summary, |summary| {
-        println!("{}", summary.public_key);
+        out!("{}", summary.public_key)?;
         eprintln!("identity written to {} (mode 0600); the line above is your public key", summary.key_file.display());
+        Ok(())
     })
 }
 
-/// Prints `value` as JSON, or as text with `text`.
-fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        text(value);
-    }
-    Ok(())
-}
-
-fn print_encode(summary: &EncodeSummary) {
-    println!("upload    {}", summary.upload_id);
-    println!(
-        "encoded   {} ({} bytes) in {:.2} s, {:.0} MB/s",
-        summary.file.display(),
-        summary.file_bytes,
-        summary.seconds,
-        summary.bytes_per_second / 1e6
-    );
-    println!(
-        "code      RS({}+{}), chunk {} bytes: {} stripes, {} fragments of {} bytes",
-        summary.data_shards,
-        summary.parity_shards,
-        summary.chunk_size,
-        summary.stripes,
-        summary.fragments,
-        summary.fragment_bytes
-    );
-    println!("fragments {}", summary.fragment_directory.display());
-    println!("index     {} (sealed to {})", summary.index.display(), &summary.owner[..10]);
-    println!("blake3    {}", summary.file_blake3);
-}
-
-fn print_decode(summary: &DecodeSummary) {
-    println!(
-        "decoded   {} bytes [{}..{}) to {} in {:.2} s, {:.0} MB/s",
-        summary.bytes,
-        summary.range[0],
-        summary.range[1],
-        summary.output.display(),
-        summary.seconds,
-        summary.bytes_per_second / 1e6
-    );
-    if summary.file_blake3_verified {
-        println!("check     blake3 {} verified", summary.file_blake3);
-    } else {
-        println!("check     every chunk authenticated (a range: the whole-file hash is not checked)");
-    }
-    for stripe in &summary.degraded_stripes {
-        println!("degraded  stripe {} rebuilt from parity: {}", stripe.stripe, stripe.problems.join("; "));
-    }
-}

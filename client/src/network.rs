@@ -418,6 +418,8 @@ pub async fn node_client(
         protocol: strand_wire::CONTRACT_PROTOCOL,
         message_bytes_max: strand_wire::MESSAGE_BYTES_MAX,
         request_timeout,
+        // A client takes no requests.
+        busy_response: Vec::new(),
     })
     .await?;
     Ok((network, task))

@@ -213,3 +213,26 @@ fn demo_runs_end_to_end_and_reports_the_check() {
     let degraded = report["decode"]["degraded_stripes"].as_array().map_or(0, Vec::len);
     assert_eq!(degraded, 2, "{}", describe(&output));
 }
+
+/// `strand demo | head -1`: the reader goes away after one line; the
+/// command ends quietly instead of panicking on the closed pipe.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::BufRead as _;
+    let home = tempfile::tempdir().expect("home");
+    let mut demo = std::process::Command::new(strand_tests::binary("strand-client", "strand"))
+        .args(["demo", "--size", "256KiB"])
+        .env("STRAND_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strand demo starts");
+    let mut first = String::new();
+    std::io::BufReader::new(demo.stdout.take().expect("piped")).read_line(&mut first).expect("a first line");
+    assert!(first.starts_with("1. identity"), "{first}");
+    // The reader is gone: every later line finds the pipe closed.
+    let output = demo.wait_with_output().expect("the demo ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+}

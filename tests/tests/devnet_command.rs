@@ -99,3 +99,66 @@ fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
     let left = processes_under(&directory);
     assert!(left.is_empty(), "no process is left behind: {left:?}");
 }
+
+/// Waits (at most `limit`) for `child` to exit.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_second_devnet_names_the_first_and_a_closed_pipe_stops_a_devnet_quietly() {
+    let home = tempfile::tempdir().expect("home");
+    let directory = home.path().join("devnet");
+    let stderr = home.path().join("devnet-stderr.txt");
+    let mut first = Command::new(binary("strand-client", "strand"))
+        .args(["devnet", "--nodes", "2", "--block-interval-ms", "200"])
+        .env("STRAND_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("strand devnet starts");
+    let mut stdout = BufReader::new(first.stdout.take().expect("piped"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut line = String::new();
+    while !line.contains("press Ctrl-C") {
+        assert!(Instant::now() < deadline, "the devnet did not become ready");
+        line.clear();
+        assert!(stdout.read_line(&mut line).expect("read") > 0, "the devnet stopped early");
+    }
+
+    // A second devnet in the same directory says who holds it, at once.
+    let started = Instant::now();
+    let second = Command::new(binary("strand-client", "strand"))
+        .args(["devnet", "--nodes", "2", "--dir", directory.to_str().expect("utf-8")])
+        .env("STRAND_HOME", home.path())
+        .output()
+        .expect("a second strand devnet runs");
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(message.contains(&format!("is in use by process {}", first.id())), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(30), "refused at once, not after a readiness timeout");
+    assert_eq!(processes_under(&directory).len(), 3, "the first devnet's processes are untouched");
+
+    // Its reader goes away; the next line it prints (a node's exit) finds
+    // the pipe closed: it stops every process and exits quietly.
+    drop(stdout);
+    let node_one = processes_under(&directory.join("node-1.toml"));
+    assert_eq!(node_one.len(), 1);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(node_one[0]), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let status = wait_exit(&mut first, Duration::from_secs(60));
+    let said = std::fs::read_to_string(&stderr).expect("stderr");
+    assert!(status.success(), "{status}: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(processes_under(&directory).is_empty(), "no process is left behind");
+}
