@@ -11,6 +11,10 @@ pub struct Metrics {
     pub fragments_stored: IntGauge,
     /// Agreements held (signed or being fetched).
     pub contracts_held: IntGauge,
+    /// Bytes the node offers.
+    pub capacity_bytes: IntGauge,
+    /// Bytes promised under agreements (signed or being fetched).
+    pub committed_bytes: IntGauge,
     /// Requests refused as busy (over a per-peer or node-wide limit), by
     /// kind.
     pub requests_busy: IntCounterVec,
@@ -86,6 +90,11 @@ impl Metrics {
         Self {
             fragments_stored: gauge("strand_node_fragments_stored", "Fragments held"),
             contracts_held: gauge("strand_node_contracts_held", "Agreements held (signed or being fetched)"),
+            capacity_bytes: gauge("strand_node_capacity_bytes", "Bytes the node offers for fragments"),
+            committed_bytes: gauge(
+                "strand_node_committed_bytes",
+                "Bytes promised under agreements (signed or being fetched)",
+            ),
             requests_busy: counter(
                 "strand_node_requests_busy_total",
                 "Control-plane requests refused as busy (over a per-peer or node-wide limit)",

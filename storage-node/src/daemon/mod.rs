@@ -130,6 +130,8 @@ impl Node {
         self.metrics.fragments_stored.set(core.holdings.fragment_count() as i64);
         self.metrics.fragment_bytes_stored.set(i64::try_from(core.holdings.stored_bytes()).unwrap_or(i64::MAX));
         self.metrics.contracts_held.set(core.holdings.len() as i64);
+        self.metrics.capacity_bytes.set(i64::try_from(core.capacity_bytes()).unwrap_or(i64::MAX));
+        self.metrics.committed_bytes.set(i64::try_from(core.holdings.committed_bytes()).unwrap_or(i64::MAX));
     }
 }
 

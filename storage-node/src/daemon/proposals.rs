@@ -224,6 +224,7 @@ async fn propose(node: &Arc<Node>, peer: PeerId, proposal: Proposal) -> Response
     // One atomic step: the owner's reservation ends, capacity and
     // ownership are checked, the agreement is recorded as fetching.
     let admitted = node.core_mut().admit_proposal(&proposal);
+    node.refresh_storage_metrics();
     let staged_key = (proposal.terms.owner, proposal.terms.upload);
     let response = match admitted {
         Ok(admission) => {

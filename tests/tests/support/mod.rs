@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -134,6 +136,18 @@ impl Network {
     pub fn signal(&self, index: usize, signal: nix::sys::signal::Signal) {
         let pid = self.nodes[index].as_ref().expect("node running").id();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal the node");
+    }
+
+    /// Where node `index` listens, for a peer that speaks to it directly.
+    pub fn node_address(&self, index: usize) -> hostile::NodeAddress {
+        let line = &self.nodes[index].as_ref().expect("node running").ready_line;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|word| *word == "libp2p").expect("libp2p address");
+        hostile::NodeAddress {
+            account: strand_contracts::AccountId(self.node_account(index)),
+            libp2p: words[at + 1].parse().expect("multiaddr"),
+            iroh: self.node_iroh(index),
+        }
     }
 
     pub fn node_iroh(&self, index: usize) -> std::net::SocketAddr {
