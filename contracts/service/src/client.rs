@@ -38,9 +38,13 @@ pub enum ClientError {
     Timeout(Duration),
 }
 
-/// A connection to a ledger service.
+/// A connection to a ledger service. A connection the service closed (it
+/// closes idle ones after a minute, and restarts) is opened again once per
+/// request: every request is safe to repeat (a resubmitted transaction is
+/// admitted again without change).
 pub struct LedgerClient {
     stream: TcpStream,
+    address: String,
 }
 
 /// Connections [`LedgerClient::submit_all`] opens at once.
@@ -52,14 +56,30 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 impl LedgerClient {
     /// Connects to `address` (`host:port`).
     pub async fn connect(address: &str) -> Result<Self, ClientError> {
+        Ok(Self { stream: Self::open(address).await?, address: address.to_string() })
+    }
+
+    async fn open(address: &str) -> Result<TcpStream, ClientError> {
         let stream = TcpStream::connect(address)
             .await
             .map_err(|source| ClientError::Connect { address: address.to_string(), source })?;
         stream.set_nodelay(true).ok();
-        Ok(Self { stream })
+        Ok(stream)
     }
 
     async fn request(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
+        match self.exchange(request, timeout).await {
+            // The service closed the connection (idle, or restarted): once
+            // more on a fresh one.
+            Err(ClientError::Frame(FrameError::Io(_))) => {
+                self.stream = Self::open(&self.address).await?;
+                self.exchange(request, timeout).await
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
         let exchange = async {
             write_frame(&mut self.stream, request).await?;
             read_frame::<Response>(&mut self.stream, FRAME_BYTES_MAX).await
@@ -105,7 +125,7 @@ impl LedgerClient {
     /// and releases them in nonce order.
     pub async fn submit_all(&mut self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, String>>, ClientError> {
         use futures::StreamExt as _;
-        let address = self.stream.peer_addr().map_err(FrameError::Io)?.to_string();
+        let address = self.address.clone();
         let answers: Vec<Result<Result<Digest, String>, ClientError>> = futures::stream::iter(transactions)
             .map(|bytes| {
                 let address = address.clone();
@@ -140,5 +160,36 @@ impl LedgerClient {
             Response::Status(status) => Ok(status),
             _ => Err(ClientError::Unexpected),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::REQUEST_BYTES_MAX;
+
+    /// A service that answers one request per connection, then closes it
+    /// (as the real one does with idle connections).
+    async fn one_answer_per_connection() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let address = listener.local_addr().expect("address").to_string();
+        tokio::spawn(async move {
+            for height in 1u64.. {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let _: Request = read_frame(&mut stream, REQUEST_BYTES_MAX).await.expect("a request");
+                let status = Status { chain: Digest([1; 32]), height, head: Digest([2; 32]), epoch: 0, mempool: 0 };
+                write_frame(&mut stream, &Response::Status(status)).await.expect("answered");
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_service_closed_is_opened_again() {
+        let mut client = LedgerClient::connect(&one_answer_per_connection().await).await.expect("connects");
+        assert_eq!(client.status().await.expect("first").height, 1);
+        // The service closed that connection; the client opens another.
+        assert_eq!(client.status().await.expect("second").height, 2);
+        assert_eq!(client.status().await.expect("third").height, 3);
     }
 }
