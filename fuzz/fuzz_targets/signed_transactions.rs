@@ -18,12 +18,18 @@
 //! transactions, and the input ends with the rest of the epoch and one more
 //! boundary.
 //!
+//! Set `STRAND_FUZZ_TRACE` to have every block's transactions and outcomes
+//! printed (to see what an input or a corpus reaches).
+//!
 //! # Seeds
 //! Run the target with `STRAND_FUZZ_SEEDS=<directory>` set (for example
-//! `cargo fuzz run --fuzz-dir fuzz signed_transactions -- -runs=0`) to
-//! write inputs with a valid body of every kind into the directory, among
-//! them a contract countersigned by its provider and honest proofs for an
-//! epoch, so that the fuzzer starts deep in the rules.
+//! `STRAND_FUZZ_SEEDS=fuzz/corpus/signed_transactions cargo fuzz run
+//! --fuzz-dir fuzz signed_transactions -- -runs=0`) to write inputs with a
+//! valid body of every kind into the directory, among them a contract
+//! countersigned by its provider and honest proofs for an epoch, and
+//! sequences that reach the rules only a repeat or an expiry reaches; each
+//! seed is checked to do what it is named for. The fuzzer starts deep in
+//! the rules from them.
 #![no_main]
 
 use std::collections::HashMap;
@@ -35,12 +41,14 @@ use libfuzzer_sys::fuzz_target;
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::encoding::{self, TRANSACTION_BYTES_MAX};
 use strand_contracts::query::{self, FragmentMembership};
+use strand_contracts::state::ProofStatus;
 use strand_contracts::transaction::{
     AccessReceipt, Body, ContractProof, ContractTerms, CredentialGrant, FailureDomain, ProofPolicy,
     ProviderRegistration, Scope, transaction_hash,
 };
-use strand_contracts::state::ProofStatus;
-use strand_contracts::{AccountId, Block, Digest, LedgerState, Outcome, Replica, Signature, Transaction};
+use strand_contracts::{
+    AccountId, Block, Digest, LedgerState, Outcome, Receipt, Rejection, Replica, Signature, Transaction,
+};
 use strand_core::Identity;
 use strand_proof_of_storage::merkle::InclusionProof;
 
@@ -194,7 +202,8 @@ impl Setup {
             (OWNER_B, PROVIDER_P, terms(&accounts[OWNER_B], &accounts[PROVIDER_P], 3, 40)),
         ];
         let contracts: Vec<Digest> = contract_terms.iter().map(|(_, _, terms)| terms.id()).collect();
-        let mut bodies = vec![(PROVIDER_P, registration("gene-bank-p", 1 << 40)), (PROVIDER_Q, registration("cloud-q", 1 << 30))];
+        let mut bodies =
+            vec![(PROVIDER_P, registration("gene-bank-p", 1 << 40)), (PROVIDER_Q, registration("cloud-q", 1 << 30))];
         for (owner, provider, terms) in contract_terms {
             bodies.push((owner, open_contract(&chain, terms, &participants[provider])));
         }
@@ -289,7 +298,10 @@ impl<'a> Run<'a> {
             assert_eq!(receipt.transaction, *hash);
             assert_eq!(receipt.height, height);
             if let Outcome::Rejected(rejection) = &receipt.outcome {
-                assert!(rejection.consumes_nonce(), "a signed transaction with the next nonce refused as {rejection:?}");
+                assert!(
+                    rejection.consumes_nonce(),
+                    "a signed transaction with the next nonce refused as {rejection:?}"
+                );
             }
         }
         let received = Block::from_bytes(&block.to_bytes()).expect("a proposed block decodes");
@@ -298,6 +310,9 @@ impl<'a> Run<'a> {
         assert_eq!(followed, receipts, "the follower's receipts differ");
         assert_eq!(self.follower.state().root(), self.sequencer.state().root(), "the follower's state differs");
         assert_eq!(self.follower.head(), self.sequencer.head());
+        if tracing() {
+            trace(self.setup, &block, &receipts, self.sequencer.state().epoch());
+        }
         self.outcomes.extend(receipts.into_iter().map(|receipt| receipt.outcome));
     }
 
@@ -336,9 +351,43 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Whether to print what each block did (`STRAND_FUZZ_TRACE` set), to see
+/// what an input reaches when triaging it or judging the corpus.
+fn tracing() -> bool {
+    static TRACING: OnceLock<bool> = OnceLock::new();
+    *TRACING.get_or_init(|| std::env::var_os("STRAND_FUZZ_TRACE").is_some())
+}
+
+/// Prints a block's transactions (sender, nonce, kind of body) and outcomes.
+fn trace(setup: &Setup, block: &Block, receipts: &[Receipt], epoch: u64) {
+    let height = block.header.height;
+    if block.transactions.is_empty() {
+        eprintln!("height {height} epoch {epoch}: empty");
+    }
+    for (bytes, receipt) in block.transactions.iter().zip(receipts) {
+        let transaction = Transaction::from_bytes(bytes).expect("a transaction the harness signed decodes");
+        let sender = setup.accounts.iter().position(|account| *account == transaction.sender);
+        let kind = match transaction.body {
+            Body::RegisterProvider(_) => "RegisterProvider",
+            Body::OpenContract { .. } => "OpenContract",
+            Body::CloseContract { .. } => "CloseContract",
+            Body::GrantCredential(_) => "GrantCredential",
+            Body::RevokeCredential { .. } => "RevokeCredential",
+            Body::SubmitProofs { .. } => "SubmitProofs",
+            Body::RecordRepair { .. } => "RecordRepair",
+            Body::AccessReceipts { .. } => "AccessReceipts",
+        };
+        eprintln!(
+            "height {height} epoch {epoch}: sender {sender:?} nonce {} {kind}: {:?}",
+            transaction.nonce, receipt.outcome
+        );
+    }
+}
+
 /// What nodes and clients ask their replica, over whatever the input left.
 fn queries(state: &LedgerState, setup: &Setup) {
-    let membership = FragmentMembership { index: 0, fragment: fragment_ids(1)[0], proof: InclusionProof { nodes: Vec::new() } };
+    let membership =
+        FragmentMembership { index: 0, fragment: fragment_ids(1)[0], proof: InclusionProof { nodes: Vec::new() } };
     for account in &setup.accounts {
         let _ = query::contracts_of_account(state, account);
         let _ = query::credentials_of_account(state, account);
@@ -396,7 +445,8 @@ fn honest_proofs(run: &Run<'_>, provider: usize) -> Body {
                     .expect("a challenged chunk of a stored fragment proves")
                 })
                 .collect();
-            let answers = strand_proof_of_storage::answers::build(&fragment_ids(upload), &challenges, chunks).to_bytes();
+            let answers =
+                strand_proof_of_storage::answers::build(&fragment_ids(upload), &challenges, chunks).to_bytes();
             ContractProof { contract: id, answers }
         })
         .collect();
@@ -425,8 +475,18 @@ fn write_seeds(directory: &Path) {
         ("close_contract", OWNER_A, true, Body::CloseContract { contract: setup.contracts[1] }),
         // Accepted after the open-contract seed's body (in `everything`).
         ("close_new_contract", OWNER_B, false, Body::CloseContract { contract: new_contract_id }),
-        ("record_repair", PROVIDER_Q, false, Body::RecordRepair { order: Digest([5; 32]), contract: setup.contracts[0] }),
-        ("access_receipts_epoch_max", PROVIDER_P, false, Body::AccessReceipts { epoch: u64::MAX, receipts: Vec::new() }),
+        (
+            "record_repair",
+            PROVIDER_Q,
+            false,
+            Body::RecordRepair { order: Digest([5; 32]), contract: setup.contracts[0] },
+        ),
+        (
+            "access_receipts_epoch_max",
+            PROVIDER_P,
+            false,
+            Body::AccessReceipts { epoch: u64::MAX, receipts: Vec::new() },
+        ),
         (
             "access_receipts",
             PROVIDER_P,
@@ -447,7 +507,10 @@ fn write_seeds(directory: &Path) {
             "submit_proofs_wrong",
             PROVIDER_P,
             true,
-            Body::SubmitProofs { epoch: 1, proofs: vec![ContractProof { contract: setup.contracts[0], answers: vec![1] }] },
+            Body::SubmitProofs {
+                epoch: 1,
+                proofs: vec![ContractProof { contract: setup.contracts[0], answers: vec![1] }],
+            },
         ),
     ];
     let mut everything = Vec::new();
@@ -477,6 +540,74 @@ fn write_seeds(directory: &Path) {
         if provider == PROVIDER_P {
             everything = [seed.clone(), everything].concat();
         }
+        seeds.push((name, seed));
+    }
+
+    // Sequences whose last transaction meets a rule only a repeat or the
+    // passing of epochs reaches.
+    let advance = |blocks: usize| {
+        vec![
+            (EMPTY_BLOCK | STRANGER as u8, Body::RecordRepair { order: Digest([6; 32]), contract: Digest([6; 32]) });
+            blocks
+        ]
+    };
+    let mut run = Run::new(setup);
+    run.close_block();
+    let proofs_p = honest_proofs(&run, PROVIDER_P);
+    let reopened = terms(&accounts[OWNER_B], &accounts[PROVIDER_Q], 4, 5);
+    let mut oversized = terms(&accounts[OWNER_B], &accounts[PROVIDER_Q], 5, 5);
+    oversized.fragment_count = strand_proof_of_storage::policy::FRAGMENTS_PER_CONTRACT_MAX;
+    let short = terms(&accounts[OWNER_B], &accounts[STRANGER], 6, 1);
+    let revoke = Body::RevokeCredential { credential: setup.credentials[0] };
+    let close = Body::CloseContract { contract: setup.contracts[1] };
+    let sequences: [(&str, Vec<(u8, Body)>, fn(&Outcome) -> bool); 6] = [
+        ("revoke_twice", vec![(OWNER_A as u8, revoke.clone()), (OWNER_A as u8, revoke)], |outcome| {
+            matches!(outcome, Outcome::Rejected(Rejection::AlreadyRevoked(_)))
+        }),
+        ("close_twice", vec![(OWNER_A as u8, close.clone()), (OWNER_A as u8, close)], |outcome| {
+            matches!(outcome, Outcome::Rejected(Rejection::ContractNotActive(_)))
+        }),
+        (
+            "open_twice",
+            vec![
+                (OWNER_B as u8, open_contract(&setup.chain, reopened.clone(), &setup.participants[PROVIDER_Q])),
+                (OWNER_B as u8, open_contract(&setup.chain, reopened, &setup.participants[PROVIDER_Q])),
+            ],
+            |outcome| matches!(outcome, Outcome::Rejected(Rejection::ContractExists(_))),
+        ),
+        (
+            "open_over_capacity",
+            vec![(OWNER_B as u8, open_contract(&setup.chain, oversized, &setup.participants[PROVIDER_Q]))],
+            |outcome| matches!(outcome, Outcome::Rejected(Rejection::InsufficientCapacity { .. })),
+        ),
+        (
+            "proofs_twice",
+            vec![(EMPTY_BLOCK | PROVIDER_P as u8, proofs_p.clone()), (PROVIDER_P as u8, proofs_p)],
+            |outcome| matches!(outcome, Outcome::Rejected(Rejection::DuplicateSubmission(1))),
+        ),
+        // A one-epoch contract with a new provider, past its term (one
+        // silent epoch does not make its provider unresponsive).
+        (
+            "close_expired",
+            [
+                vec![
+                    (STRANGER as u8, registration("newcomer", 1 << 35)),
+                    (OWNER_B as u8, open_contract(&setup.chain, short.clone(), &setup.participants[STRANGER])),
+                ],
+                advance(3),
+                vec![(OWNER_B as u8, Body::CloseContract { contract: short.id() })],
+            ]
+            .concat(),
+            |outcome| matches!(outcome, Outcome::Rejected(Rejection::ContractExpired { .. })),
+        ),
+    ];
+    for (name, items, expected) in sequences {
+        let seed: Vec<u8> = items.iter().flat_map(|(control, body)| item(*control, body)).collect();
+        let mut check = Run::new(setup);
+        check.items(&seed);
+        check.close_block();
+        let last = check.outcomes.last().expect("a sequence has transactions");
+        assert!(expected(last), "seed {name} ends with {last:?}");
         seeds.push((name, seed));
     }
     seeds.push(("everything", everything));
