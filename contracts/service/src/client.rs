@@ -41,10 +41,15 @@ pub enum ClientError {
 /// A connection to a ledger service. A connection the service closed (it
 /// closes idle ones after a minute, and restarts) is opened again once per
 /// request: every request is safe to repeat (a resubmitted transaction is
-/// admitted again without change).
+/// admitted again without change). A request whose future was dropped
+/// between sending and reading its answer (a `select!` that took another
+/// branch) leaves that answer on the connection: the next request opens a
+/// fresh one rather than read it as its own.
 pub struct LedgerClient {
     stream: TcpStream,
     address: String,
+    /// A request was sent and its answer not read.
+    unread: bool,
 }
 
 /// Connections [`LedgerClient::submit_all`] opens at once.
@@ -56,7 +61,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 impl LedgerClient {
     /// Connects to `address` (`host:port`).
     pub async fn connect(address: &str) -> Result<Self, ClientError> {
-        Ok(Self { stream: Self::open(address).await?, address: address.to_string() })
+        Ok(Self { stream: Self::open(address).await?, address: address.to_string(), unread: false })
     }
 
     async fn open(address: &str) -> Result<TcpStream, ClientError> {
@@ -68,6 +73,10 @@ impl LedgerClient {
     }
 
     async fn request(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
+        if self.unread {
+            self.stream = Self::open(&self.address).await?;
+            self.unread = false;
+        }
         match self.exchange(request, timeout).await {
             // The service closed the connection (idle, or restarted): once
             // more on a fresh one.
@@ -80,11 +89,16 @@ impl LedgerClient {
     }
 
     async fn exchange(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
+        self.unread = true;
         let exchange = async {
             write_frame(&mut self.stream, request).await?;
             read_frame::<Response>(&mut self.stream, FRAME_BYTES_MAX).await
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let answer = tokio::time::timeout(timeout, exchange).await;
+        // Whatever the outcome, nothing of this exchange is left to read
+        // unless it timed out mid-way (then the connection is abandoned).
+        self.unread = answer.is_err();
+        match answer {
             Ok(Ok(Response::Error(message))) => Err(ClientError::Service(message)),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(error.into()),
@@ -182,6 +196,17 @@ mod tests {
             }
         });
         address
+    }
+
+    #[tokio::test]
+    async fn an_answer_left_unread_by_a_dropped_request_is_never_taken_for_the_next() {
+        let mut client = LedgerClient::connect(&one_answer_per_connection().await).await.expect("connects");
+        // The request is sent, then its future dropped before the answer is read.
+        let dropped = tokio::time::timeout(Duration::from_millis(1), client.wait_for_height(99, Duration::from_secs(5)));
+        let _ = dropped.await;
+        // The first connection's answer (height 1) is never read as this one's.
+        let status = client.status().await.expect("answered on a fresh connection");
+        assert_eq!(status.height, 2);
     }
 
     #[tokio::test]
