@@ -10,7 +10,7 @@ use strand_client::progress::bytes_bar;
 use strand_client::record::UploadRecord;
 use strand_client::{credentials, keyfile, ledger, units};
 use strand_contracts::query;
-use strand_contracts::state::{ProofSlot, ProofStatus};
+use strand_contracts::state::ProofStatus;
 use strand_contracts::{AccountId, Digest};
 use strand_core::{CodecParams, Identity};
 
@@ -312,7 +312,8 @@ pub fn identity(key: &Option<PathBuf>) -> anyhow::Result<Identity> {
 /// Proof history of an upload, from the ledger alone: per provider and
 /// epoch, each check of its contract (passed, failed with the reason, or
 /// left unanswered) and every epoch its provider submitted nothing, over
-/// the history the ledger keeps (`PROOF_HISTORY_EPOCHS`).
+/// the history the ledger keeps (failures `PROOF_HISTORY_EPOCHS`, passes
+/// and silent epochs the last 64).
 pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
@@ -326,6 +327,7 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     for (id, contract) in &contracts {
         let provider = contract.terms.provider;
         let last = contract.last_epoch().min(current);
+        let liveness = state.providers.get(&provider).map(|record| record.liveness).unwrap_or_default();
         let mut epochs = Vec::new();
         for epoch in contract.first_proof_epoch().max(kept_from)..=last {
             let (verdict, reason, height) = match state.proofs.get(&(epoch, *id)) {
@@ -339,17 +341,18 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
                     };
                     (verdict, reason, Some(record.at_height))
                 }
-                None if state.proof_slots.get(&(epoch, provider)) == Some(&ProofSlot::Missed) => {
+                None if contract.proofs.passed_in(epoch) => ("passed", None, None),
+                None if liveness.missed_in(epoch) => {
                     ("missed", Some("the provider submitted nothing by the epoch's last block".to_string()), None)
                 }
                 // Not challenged this epoch (the schedule reaches every
-                // contract in turn), or the epoch is still open.
+                // contract in turn), the epoch is still open, or a pass
+                // older than the 64 epochs the tally remembers.
                 None => continue,
             };
             epochs.push(json!({ "epoch": epoch, "verdict": verdict, "reason": reason, "height": height }));
         }
         let tally = contract.proofs;
-        let liveness = state.providers.get(&provider).map(|record| record.liveness).unwrap_or_default();
         providers.push(json!({
             "provider": provider.to_string(),
             "contract": id.to_string(),

@@ -65,10 +65,11 @@ fn close_epoch(state: &mut LedgerState, epoch: u64, previous: u64) {
         state.providers.update(&provider, |record| {
             let roster = &mut record.roster;
             roster.cursor = roster.cursor.wrapping_add(u64::from(rotation_step(roster.contracts, roster.demand)));
+            let liveness = &mut record.liveness;
+            liveness.closed(previous, !submitted);
             if submitted {
                 return;
             }
-            let liveness = &mut record.liveness;
             liveness.missed_epochs = liveness.missed_epochs.saturating_add(1);
             liveness.missed_in_row = liveness.missed_in_row.saturating_add(1);
             if liveness.missed_in_row >= PROVIDER_MISSED_EPOCHS_MAX && liveness.unresponsive_since.is_none() {
@@ -143,19 +144,21 @@ fn change_rosters(state: &mut LedgerState, epoch: u64) {
     }
 }
 
-/// Drops history past its horizon: beacons before the previous epoch,
-/// proof checks and slots older than [`PROOF_HISTORY_EPOCHS`], and access
-/// batches older than [`ACCESS_HISTORY_EPOCHS`] (summed into totals first).
+/// Drops history past its horizon: beacons and proof slots before the
+/// previous epoch (the providers' liveness keeps their last 64 epochs),
+/// failed checks older than [`PROOF_HISTORY_EPOCHS`], and access batches
+/// older than [`ACCESS_HISTORY_EPOCHS`] (summed into totals first).
 fn prune(state: &mut LedgerState, epoch: u64) {
-    for key in state.beacons.keys_in(..epoch.saturating_sub(1), PRUNES_PER_EPOCH_MAX) {
+    let previous = epoch.saturating_sub(1);
+    for key in state.beacons.keys_in(..previous, PRUNES_PER_EPOCH_MAX) {
         state.beacons.remove(&key);
+    }
+    for key in state.proof_slots.keys_in(..(previous, AccountId([0; 32])), PRUNES_PER_EPOCH_MAX) {
+        state.proof_slots.remove(&key);
     }
     let horizon = epoch.saturating_sub(PROOF_HISTORY_EPOCHS);
     for key in state.proofs.keys_in(..(horizon, Digest([0; 32])), PRUNES_PER_EPOCH_MAX) {
         state.proofs.remove(&key);
-    }
-    for key in state.proof_slots.keys_in(..(horizon, AccountId([0; 32])), PRUNES_PER_EPOCH_MAX) {
-        state.proof_slots.remove(&key);
     }
     let horizon = epoch.saturating_sub(ACCESS_HISTORY_EPOCHS);
     for key in state.access.keys_in(..(horizon, AccountId([0; 32])), ACCESS_COMPACTIONS_PER_EPOCH_MAX) {

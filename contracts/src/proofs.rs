@@ -113,15 +113,19 @@ pub fn submit(
     Ok(())
 }
 
-/// Records one check of contract `id`: its tally, its strikes (consecutive
+/// Records one check of contract `id`: its tally (a pass there only; a
+/// failure also gets a record with its reason), its strikes (consecutive
 /// failures; a pass clears them), its place among its provider's suspects,
 /// and its loss at the policy's limit.
 fn record_check(state: &mut LedgerState, epoch: u64, id: &Digest, status: ProofStatus, transaction: Digest) {
     let height = state.height;
-    state.proofs.insert((epoch, *id), ProofRecord { transaction: Some(transaction), at_height: height, status });
+    if status != ProofStatus::Passed {
+        state.proofs.insert((epoch, *id), ProofRecord { transaction: Some(transaction), at_height: height, status });
+    }
     let mut lost = false;
     state.contracts.update(id, |contract| {
         let tally = &mut contract.proofs;
+        tally.checked(epoch, status == ProofStatus::Passed);
         match status {
             ProofStatus::Passed => {
                 tally.submitted += 1;

@@ -75,6 +75,29 @@ pub struct Liveness {
     /// epoch: its contracts are being declared lost, a bounded number per
     /// epoch, until it submits again.
     pub unresponsive_since: Option<u64>,
+    /// The last epoch closed while it held contracts.
+    pub last_closed_epoch: Option<u64>,
+    /// Missed epochs among the last 64 closed: bit `k` is a miss in epoch
+    /// `last_closed_epoch - k`.
+    pub recent_misses: u64,
+}
+
+impl Liveness {
+    /// Records the close of `epoch`, missed or not.
+    pub fn closed(&mut self, epoch: u64, missed: bool) {
+        let shift = self.last_closed_epoch.map_or(64, |last| epoch.saturating_sub(last));
+        self.recent_misses = if shift >= 64 { 0 } else { self.recent_misses << shift };
+        self.recent_misses |= u64::from(missed);
+        self.last_closed_epoch = Some(epoch);
+    }
+
+    /// Whether the provider missed `epoch` (known for the 64 epochs up to
+    /// the last closed).
+    pub fn missed_in(&self, epoch: u64) -> bool {
+        let Some(last) = self.last_closed_epoch else { return false };
+        let Some(back) = last.checked_sub(epoch) else { return false };
+        back < 64 && self.recent_misses >> back & 1 == 1
+    }
 }
 
 impl Provider {
@@ -121,6 +144,31 @@ pub struct ProofTally {
     /// Consecutive failed or unanswered checks (a pass clears them),
     /// against the policy's limit.
     pub strikes: u64,
+    /// Epoch of the last check, if any.
+    pub last_checked_epoch: Option<u64>,
+    /// Passed checks of the last 64 epochs: bit `k` is a pass in epoch
+    /// `last_checked_epoch - k`. Passes are the common case: they are kept
+    /// here, in the contract's own record, and only failures get a record
+    /// of their own ([`LedgerState::proofs`]).
+    pub recent_passes: u64,
+}
+
+impl ProofTally {
+    /// Records a check in `epoch` (not before the last one).
+    pub fn checked(&mut self, epoch: u64, passed: bool) {
+        let shift = self.last_checked_epoch.map_or(64, |last| epoch.saturating_sub(last));
+        self.recent_passes = if shift >= 64 { 0 } else { self.recent_passes << shift };
+        self.recent_passes |= u64::from(passed);
+        self.last_checked_epoch = Some(epoch);
+    }
+
+    /// Whether a check in `epoch` passed (known for the 64 epochs up to the
+    /// last check).
+    pub fn passed_in(&self, epoch: u64) -> bool {
+        let Some(last) = self.last_checked_epoch else { return false };
+        let Some(back) = last.checked_sub(epoch) else { return false };
+        back < 64 && self.recent_passes >> back & 1 == 1
+    }
 }
 
 /// A storage contract on the ledger.
@@ -288,11 +336,12 @@ pub struct LedgerState {
     pub uploads: Table<UploadKey, Upload>,
     /// Credentials.
     pub credentials: Table<Digest, Credential>,
-    /// Per (epoch, contract): the check recorded; kept for
-    /// [`PROOF_HISTORY_EPOCHS`].
+    /// Per (epoch, contract): a check that failed or went unanswered, with
+    /// the reason; kept for [`PROOF_HISTORY_EPOCHS`]. (Passes are in the
+    /// contract's tally.)
     pub proofs: Table<(u64, Digest), ProofRecord>,
-    /// Per (epoch, provider): its one submission, or the miss; kept for
-    /// [`PROOF_HISTORY_EPOCHS`].
+    /// Per (epoch, provider): its one submission, or the miss; the current
+    /// and previous epoch's only (the provider's liveness keeps the rest).
     pub proof_slots: Table<(u64, AccountId), ProofSlot>,
     /// Per (epoch, provider): access receipts; kept in full for
     /// [`ACCESS_HISTORY_EPOCHS`], then summed into `access_totals`.
@@ -344,8 +393,9 @@ struct Snapshot {
 /// history; the rules of block version 2).
 pub const SNAPSHOT_VERSION: u16 = 2;
 
-/// Epochs of proof checks and slots kept in the state (a week of one-hour
-/// epochs); older ones live on in the contracts' tallies and in the blocks.
+/// Epochs a failed or unanswered check is kept in the state with its reason
+/// (a week of one-hour epochs); it lives on in the contract's tally and in
+/// the blocks.
 pub const PROOF_HISTORY_EPOCHS: u64 = 168;
 /// Epochs of access batches kept in full (30 days of one-hour epochs);
 /// older ones are summed per (upload, reader, credential).
@@ -461,5 +511,33 @@ impl LedgerState {
             expiries: Table::from_entries(snapshot.expiries),
             repair_orders: Table::from_entries(snapshot.repair_orders),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_and_misses_are_remembered_for_64_epochs() {
+        let mut tally = ProofTally::default();
+        assert!(!tally.passed_in(0));
+        tally.checked(10, true);
+        tally.checked(12, false);
+        tally.checked(13, true);
+        assert!(tally.passed_in(10) && !tally.passed_in(11) && !tally.passed_in(12) && tally.passed_in(13));
+        assert!(!tally.passed_in(14), "not checked yet");
+        tally.checked(13 + 63, true);
+        assert!(tally.passed_in(13), "63 epochs back");
+        assert!(!tally.passed_in(10), "beyond 64 epochs: forgotten");
+        tally.checked(1_000, false);
+        assert_eq!(tally.recent_passes, 0, "a jump of more than 64 epochs forgets everything");
+
+        let mut liveness = Liveness::default();
+        liveness.closed(5, true);
+        liveness.closed(6, false);
+        liveness.closed(9, true);
+        assert!(liveness.missed_in(5) && !liveness.missed_in(6) && !liveness.missed_in(7) && liveness.missed_in(9));
+        assert!(!liveness.missed_in(10) && !liveness.missed_in(u64::MAX));
     }
 }

@@ -35,8 +35,14 @@ fn with_contracts(uploads: &[u8]) -> (Chain, Identity, Identity, Vec<Digest>) {
     (chain, owner, provider, ids)
 }
 
+/// The check of `id` in `epoch`: a failure's record, or a pass in the
+/// contract's tally.
 fn record(chain: &Chain, epoch: u64, id: &Digest) -> Option<ProofStatus> {
-    chain.replica.state().proofs.get(&(epoch, *id)).map(|record| record.status)
+    let state = chain.replica.state();
+    if let Some(record) = state.proofs.get(&(epoch, *id)) {
+        return Some(record.status);
+    }
+    state.contracts.get(id).filter(|contract| contract.proofs.passed_in(epoch)).map(|_| ProofStatus::Passed)
 }
 
 fn tally(chain: &Chain, id: &Digest) -> (u64, u64, u64, u64, u64) {
@@ -66,8 +72,9 @@ fn honest_proofs_pass_and_a_silent_epoch_is_the_providers_miss() {
     enter_epoch(&mut chain, 3);
     let state = chain.replica.state();
     assert_eq!(state.proof_slots.get(&(2, account(&provider))), Some(&ProofSlot::Missed));
-    assert!(matches!(state.proof_slots.get(&(1, account(&provider))), Some(ProofSlot::Submitted(_))));
+    assert_eq!(state.proof_slots.get(&(1, account(&provider))), None, "slots are kept for two epochs");
     let liveness = state.providers.get(&account(&provider)).expect("provider").liveness;
+    assert!(liveness.missed_in(2) && !liveness.missed_in(1), "the last 64 epochs, in the provider's record");
     assert_eq!((liveness.submitted_epochs, liveness.missed_epochs, liveness.missed_in_row), (1, 1, 1));
     assert_eq!(tally(&chain, &id), (1, 1, 0, 0, 0), "the contract's own checks are untouched");
     // Answering again clears the run of misses.
@@ -301,7 +308,7 @@ fn a_provider_with_a_thousand_contracts_answers_48_challenges_and_the_rotation_r
 
 #[test]
 fn history_is_pruned_past_its_horizon_so_state_per_contract_stays_bounded() {
-    use strand_contracts::state::{ACCESS_HISTORY_EPOCHS, PROOF_HISTORY_EPOCHS};
+    use strand_contracts::state::ACCESS_HISTORY_EPOCHS;
     let (mut chain, provider, stored) = provider_with(2, 10_000);
     let owner = identity(1);
     let epochs = ACCESS_HISTORY_EPOCHS + 5;
@@ -323,8 +330,11 @@ fn history_is_pruned_past_its_horizon_so_state_per_contract_stays_bounded() {
         assert!(chain.block(transactions).iter().all(|receipt| receipt.outcome == Outcome::Accepted));
     }
     let state = chain.replica.state();
-    assert!(state.proofs.len() as u64 <= 2 * (PROOF_HISTORY_EPOCHS + 1), "{} checks kept", state.proofs.len());
-    assert!(state.proof_slots.len() as u64 <= PROOF_HISTORY_EPOCHS + 1);
+    assert!(state.proofs.is_empty(), "passes live in the tallies: {} records", state.proofs.len());
+    assert!(state.proof_slots.len() <= 2, "{} slots", state.proof_slots.len());
+    for (_, contract) in state.contracts.iter() {
+        assert!(contract.proofs.passed >= 1 && contract.proofs.passed_in(epochs));
+    }
     assert!(state.beacons.len() <= 2);
     assert!(state.access.len() as u64 <= ACCESS_HISTORY_EPOCHS + 1);
     let total = state.access_totals.get(&([0; 16], account(&owner), None)).expect("older reads summed");

@@ -18,6 +18,8 @@ pub struct Metrics {
     /// Requests refused as busy (over a per-peer or node-wide limit), by
     /// kind.
     pub requests_busy: IntCounterVec,
+    /// Requests in flight, by kind.
+    pub requests_in_flight: prometheus::IntGaugeVec,
     /// Bytes of fragments held.
     pub fragment_bytes_stored: IntGauge,
     /// Gets and pushes allowed, by operation.
@@ -100,6 +102,15 @@ impl Metrics {
                 "Control-plane requests refused as busy (over a per-peer or node-wide limit)",
                 &["kind"],
             ),
+            requests_in_flight: {
+                let gauge = prometheus::IntGaugeVec::new(
+                    Opts::new("strand_node_requests_in_flight", "Control-plane requests in flight by kind"),
+                    &["kind"],
+                )
+                .expect("valid metric name");
+                registry.register(Box::new(gauge.clone())).expect("registered once");
+                gauge
+            },
             fragment_bytes_stored: gauge("strand_node_fragment_bytes_stored", "Bytes of fragments held"),
             requests_served: counter("strand_node_requests_served_total", "Gets and pushes allowed", &["operation"]),
             requests_refused: counter(

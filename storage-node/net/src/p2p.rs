@@ -380,6 +380,15 @@ fn on_event(
         SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
             let _ = events.try_send(P2pEvent::Peers(swarm.connected_peers().count()));
         }
+        SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
+            tracing::info!(%error, from = %send_back_addr, "p2p.connection refused or failed (incoming)");
+        }
+        SwarmEvent::OutgoingConnectionError { error, peer_id, .. } => {
+            tracing::info!(%error, peer = ?peer_id, "p2p.connection failed (outgoing)");
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Rpc(Rpc::InboundFailure { peer, error, .. })) => {
+            tracing::debug!(%peer, %error, "p2p.request inbound failure");
+        }
         _ => {}
     }
 }

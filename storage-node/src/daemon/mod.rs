@@ -85,7 +85,11 @@ impl Node {
     /// Starts a request of `kind` from `peer` within the limits; the guard
     /// ends it when dropped. `None`: refuse it as busy.
     fn start(self: &Arc<Self>, kind: Kind, peer: AccountId) -> Option<InFlightGuard> {
-        let started = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).start(kind, peer);
+        let (started, total) = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (in_flight.start(kind, peer), in_flight.total(kind))
+        };
+        self.metrics.requests_in_flight.with_label_values(&[kind.label()]).set(i64::from(total));
         if !started {
             self.metrics.requests_busy.with_label_values(&[kind.label()]).inc();
         }
@@ -144,7 +148,12 @@ pub(crate) struct InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.node.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).finish(self.kind, self.peer);
+        let total = {
+            let mut in_flight = self.node.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            in_flight.finish(self.kind, self.peer);
+            in_flight.total(self.kind)
+        };
+        self.node.metrics.requests_in_flight.with_label_values(&[self.kind.label()]).set(i64::from(total));
     }
 }
 
@@ -221,6 +230,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let iroh_address = endpoint.bound_sockets().first().copied().context("the iroh endpoint has no socket")?;
     let endpoints = vec![format!("libp2p:{p2p_address}"), format!("iroh:{iroh_address}")];
     ledger::register(&node, &mut follower, &mut client, &config, endpoints).await?;
+    tracing::info!(account = %node.account, libp2p = %p2p_address, iroh = %iroh_address, "node.ready");
     // One line on stdout that scripts and tests wait for.
     println!(
         "strand-node ready account {} libp2p {p2p_address} iroh {iroh_address} metrics http://{metrics_address}/metrics",

@@ -42,6 +42,9 @@ struct Duties {
     receipts_in_flight: HashMap<Digest, (u64, Vec<AccessReceipt>)>,
     /// Epochs whose verdicts were counted in metrics.
     counted: Option<u64>,
+    /// Per epoch answered, the contracts its schedule challenged (their
+    /// verdicts are counted once the epoch closes).
+    challenged: std::collections::BTreeMap<u64, Vec<Digest>>,
 }
 
 /// Runs until `stopped` fires.
@@ -63,7 +66,11 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
         if let Some(previous) = state.epoch().checked_sub(1)
             && duties.counted.is_none_or(|done| done < previous)
         {
-            count_verdicts(&node, &state, previous);
+            let later = duties.challenged.split_off(&state.epoch());
+            for (epoch, contracts) in std::mem::replace(&mut duties.challenged, later) {
+                count_verdicts(&node, &state, epoch, &contracts);
+            }
+            count_silence(&node, &state, previous);
             duties.counted = Some(previous);
         }
         if duties.client.is_none() {
@@ -218,9 +225,11 @@ async fn answer_epoch(node: &Arc<Node>, state: &LedgerState, duties: &mut Duties
     }
     node.metrics.proof_seconds.observe(started.elapsed().as_secs_f64());
     let contracts = proofs.len() as u64;
+    let challenged: Vec<Digest> = strand_contracts::proofs::by_contract(&scheduled).into_keys().collect();
     let hash = submit(node, duties, state, Body::SubmitProofs { epoch, proofs }, Purpose::Proofs(epoch))
         .await
         .map_err(|reason| anyhow::anyhow!("proofs not submitted: {reason}"))?;
+    duties.challenged.insert(epoch, challenged);
     node.metrics.proofs_submitted.inc_by(contracts);
     node.metrics.proof_challenges.inc_by(scheduled.len() as u64);
     tracing::info!(epoch, contracts, challenges = scheduled.len(), beacon = %beacon.short(), tx = %hash.short(), "node.proofs submitted");
@@ -337,22 +346,26 @@ async fn raw_bytes(node: &Arc<Node>, hash: iroh_blobs::Hash, from: u64, to: u64)
     Ok(bytes)
 }
 
-/// Counts the ledger's checks of `epoch` on the node's contracts.
-fn count_verdicts(node: &Node, state: &LedgerState, epoch: u64) {
-    let from = (epoch, Digest([0; 32]));
-    let to = (epoch, Digest([0xff; 32]));
-    let core = node.core();
-    for ((_, id), record) in state.proofs.range(from..=to) {
-        if core.holdings.agreement(id).is_none() {
-            continue;
-        }
-        let label = match record.status {
-            ProofStatus::Passed => "passed",
-            ProofStatus::Failed(_) => "failed",
-            ProofStatus::Missed => "missed",
+/// Counts the ledger's verdicts on the contracts `epoch`'s schedule
+/// challenged: a pass in the contract's tally, or a failure's record.
+fn count_verdicts(node: &Node, state: &LedgerState, epoch: u64, challenged: &[Digest]) {
+    for id in challenged {
+        let label = match (state.proofs.get(&(epoch, *id)), state.contracts.get(id)) {
+            (Some(record), _) => match record.status {
+                ProofStatus::Passed => "passed",
+                ProofStatus::Failed(_) => "failed",
+                ProofStatus::Missed => "missed",
+            },
+            (None, Some(contract)) if contract.proofs.passed_in(epoch) => "passed",
+            // No longer owing proofs when its check came: not counted.
+            _ => continue,
         };
         node.metrics.proof_verdicts.with_label_values(&[label]).inc();
     }
+}
+
+/// Counts an epoch the node owed proofs and submitted nothing.
+fn count_silence(node: &Node, state: &LedgerState, epoch: u64) {
     if matches!(state.proof_slots.get(&(epoch, node.account)), Some(strand_contracts::state::ProofSlot::Missed)) {
         node.metrics.proof_verdicts.with_label_values(&["missed"]).inc();
     }
