@@ -110,11 +110,25 @@ fn a_contract_with_no_term_or_no_capacity_is_rejected() {
     no_term.term_epochs = 0;
     let body = open_contract(&chain, no_term, &provider);
     assert!(matches!(rejected(chain.submit(&owner, body)), Rejection::InvalidField(_)));
+    // 64 TiB, within the ledger's bounds on terms, beyond the provider's 1 TiB.
     let mut huge = terms(&owner, &provider, 1);
-    huge.fragment_count = u32::MAX;
-    huge.fragment_size = u32::MAX;
+    huge.fragment_count = strand_proof_of_storage::policy::FRAGMENTS_PER_CONTRACT_MAX;
+    huge.fragment_size = 64 << 20;
     let body = open_contract(&chain, huge, &provider);
     assert!(matches!(rejected(chain.submit(&owner, body)), Rejection::InsufficientCapacity { .. }));
+    // Beyond the ledger's bounds on terms, whatever the capacity.
+    for (count, size) in [(u32::MAX, 1024), (1, u32::MAX), (0, 1024), (1, 0)] {
+        let mut outside = terms(&owner, &provider, 1);
+        (outside.fragment_count, outside.fragment_size) = (count, size);
+        let body = open_contract(&chain, outside, &provider);
+        assert!(matches!(rejected(chain.submit(&owner, body)), Rejection::InvalidField(_)), "{count} × {size}");
+    }
+    for (challenges, strikes) in [(0, 3), (49, 3), (20, 0), (20, 101)] {
+        let mut outside = terms(&owner, &provider, 1);
+        outside.proof_policy = strand_contracts::transaction::ProofPolicy { challenges_per_epoch: challenges, strikes_max: strikes };
+        let body = open_contract(&chain, outside, &provider);
+        assert!(matches!(rejected(chain.submit(&owner, body)), Rejection::InvalidField(_)), "{challenges}, {strikes}");
+    }
 }
 
 #[test]

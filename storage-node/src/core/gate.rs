@@ -144,11 +144,13 @@ impl Presentations {
         self.len() == 0
     }
 
-    /// Drops entries whose credential does not exist, or expired or was
+    /// The entries whose credential does not exist, or expired or was
     /// revoked more than [`PRUNE_AFTER_BLOCKS`] blocks before `ledger`'s
     /// height (until then a replayed presentation is refused with the
     /// precise reason, expired or revoked, rather than "no credential").
-    pub fn prune(&mut self, ledger: &LedgerState) {
+    /// Reads only: the daemon finds them under a read lock and removes them
+    /// with [`Presentations::remove`] under a short write lock.
+    pub fn stale(&self, ledger: &LedgerState) -> Stale {
         let horizon = ledger.height.saturating_sub(PRUNE_AFTER_BLOCKS);
         let live = |credential: &Digest| {
             ledger.credentials.get(credential).is_some_and(|record| {
@@ -156,8 +158,40 @@ impl Presentations {
                     && record.grant.expires_at_height >= horizon
             })
         };
-        self.whole.retain(|_, credential| live(credential));
-        self.ranged.retain(|_, (credential, _)| live(credential));
+        Stale {
+            whole: self.whole.iter().filter(|(_, credential)| !live(credential)).map(|(key, _)| *key).collect(),
+            ranged: self.ranged.iter().filter(|(_, (credential, _))| !live(credential)).map(|(key, _)| *key).collect(),
+        }
+    }
+
+    /// Removes what [`Presentations::stale`] found.
+    pub fn remove(&mut self, stale: &Stale) {
+        for key in &stale.whole {
+            self.whole.remove(key);
+        }
+        for key in &stale.ranged {
+            self.ranged.remove(key);
+        }
+    }
+
+    /// Drops the stale entries ([`Presentations::stale`]).
+    pub fn prune(&mut self, ledger: &LedgerState) {
+        let stale = self.stale(ledger);
+        self.remove(&stale);
+    }
+}
+
+/// Presentations to drop.
+#[derive(Clone, Debug, Default)]
+pub struct Stale {
+    whole: Vec<(AccountId, UploadKey)>,
+    ranged: Vec<(AccountId, [u8; 32])>,
+}
+
+impl Stale {
+    /// Whether there is nothing to drop.
+    pub fn is_empty(&self) -> bool {
+        self.whole.is_empty() && self.ranged.is_empty()
     }
 }
 

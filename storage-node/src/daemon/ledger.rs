@@ -160,8 +160,13 @@ pub(super) async fn follow(
                     }
                     publish_state(&node, &follower, service_height);
                     super::proposals::release_unneeded(&node).await;
+                    // Found under the read lock the gate shares; removed
+                    // under a short write lock.
                     let ledger = node.ledger();
-                    node.presentations_mut().prune(&ledger);
+                    let stale = node.presentations().stale(&ledger);
+                    if !stale.is_empty() {
+                        node.presentations_mut().remove(&stale);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "node.ledger.follow lost the ledger service; reconnecting");
