@@ -266,7 +266,12 @@ pub async fn upload(
 
     // Serve each chosen provider exactly the fragments it was asked to stage.
     let blobs = strand_net::memory::MemoryBlobs::new();
-    let endpoint = blobs::endpoint(*owner.secret_bytes(), "127.0.0.1:0".parse()?).await?;
+    // The window's endpoint has a key of its own for this upload: providers
+    // pull from it by address and it serves by their keys, so nothing needs
+    // it to be the owner's, and the owner's uploads one after another (or
+    // at once) must not share an endpoint id: a provider's iroh endpoint
+    // would keep trying the address of one that has closed.
+    let endpoint = blobs::endpoint(rand::random(), "127.0.0.1:0".parse()?).await?;
     let source = WireSource {
         endpoint: *endpoint.id().as_bytes(),
         addresses: endpoint.bound_sockets().iter().map(ToString::to_string).collect(),

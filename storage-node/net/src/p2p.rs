@@ -13,7 +13,9 @@ pub use libp2p::{Multiaddr, PeerId};
 use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, kad, noise, tcp, yamux,
 };
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Identify's protocol version: peers announcing another are disconnected.
 pub const PROTOCOL_VERSION: &str = "/strand/1";
@@ -36,26 +38,63 @@ const PENDING_INCOMING_MAX: u32 = 128;
 /// their bytes come, so a length field alone never allocates.
 const RESERVE_BYTES_MAX: usize = 64 * 1024;
 
-/// Length-prefixed byte messages, with size limits enforced before reading.
+/// Bytes of messages being read or waiting to be handled, all peers
+/// together: a message takes its share before its body is read and keeps it
+/// until the program is done with it, so many peers each sending large
+/// messages on many streams cannot make the node hold more than this.
+pub const INBOUND_BUDGET_BYTES: usize = 256 << 20;
+/// The budget's unit.
+const BUDGET_UNIT_BYTES: usize = 64 << 10;
+
+/// Length-prefixed byte messages, with size limits enforced before reading
+/// and a shared budget for what is read.
 #[derive(Clone, Debug)]
 pub struct BytesCodec {
     request_bytes_max: usize,
     response_bytes_max: usize,
+    budget: Arc<Semaphore>,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
+/// A message read from a peer, holding its share of the inbound budget
+/// until dropped.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The message.
+    pub bytes: Vec<u8>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Vec<u8>> for Inbound {
+    /// A message to send (outbound messages take no inbound budget).
+    fn from(bytes: Vec<u8>) -> Self {
+        Self { bytes, _budget: None }
+    }
+}
+
+/// A fresh inbound budget of [`INBOUND_BUDGET_BYTES`].
+fn budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(INBOUND_BUDGET_BYTES / BUDGET_UNIT_BYTES))
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize, budget: &Arc<Semaphore>) -> io::Result<Inbound> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
     if length > limit {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message of {length} bytes exceeds {limit}")));
     }
+    // Its share of the budget first, without waiting: over the budget the
+    // stream is refused (the sender sees it fail) instead of queueing.
+    let units = u32::try_from(length.div_ceil(BUDGET_UNIT_BYTES).max(1)).unwrap_or(u32::MAX);
+    let permit = Arc::clone(budget).try_acquire_many_owned(units).map_err(|_| {
+        io::Error::new(io::ErrorKind::OutOfMemory, "the inbound message budget is spent: try later")
+    })?;
     let mut buffer = Vec::with_capacity(length.min(RESERVE_BYTES_MAX));
     let read = (&mut *io).take(length as u64).read_to_end(&mut buffer).await?;
     if read != length {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("message ended after {read} of {length} bytes")));
     }
-    Ok(buffer)
+    Ok(Inbound { bytes: buffer, _budget: Some(permit) })
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8], limit: usize) -> io::Result<()> {
@@ -68,41 +107,41 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8], limi
 
 impl request_response::Codec for BytesCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
+    type Request = Inbound;
+    type Response = Inbound;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io, self.request_bytes_max).await
+    ) -> io::Result<Inbound> {
+        read_frame(io, self.request_bytes_max, &self.budget).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io, self.response_bytes_max).await
+    ) -> io::Result<Inbound> {
+        read_frame(io, self.response_bytes_max, &self.budget).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Vec<u8>,
+        request: Inbound,
     ) -> io::Result<()> {
-        write_frame(io, &request, self.request_bytes_max).await
+        write_frame(io, &request.bytes, self.request_bytes_max).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: Vec<u8>,
+        response: Inbound,
     ) -> io::Result<()> {
-        write_frame(io, &response, self.response_bytes_max).await
+        write_frame(io, &response.bytes, self.response_bytes_max).await
     }
 }
 
@@ -142,10 +181,11 @@ pub enum P2pEvent {
     Request {
         /// Who.
         peer: PeerId,
-        /// The request bytes.
-        bytes: Vec<u8>,
+        /// The request, holding its share of the inbound budget until
+        /// dropped (drop it when done with it).
+        request: Inbound,
         /// Where the answer goes.
-        channel: ResponseChannel<Vec<u8>>,
+        channel: ResponseChannel<Inbound>,
     },
     /// A gossiped ledger block.
     Block(Vec<u8>),
@@ -161,7 +201,7 @@ enum Command {
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
     Respond {
-        channel: ResponseChannel<Vec<u8>>,
+        channel: ResponseChannel<Inbound>,
         bytes: Vec<u8>,
     },
     Publish {
@@ -208,7 +248,7 @@ impl P2pHandle {
     }
 
     /// Answers a request.
-    pub async fn respond(&self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
+    pub async fn respond(&self, channel: ResponseChannel<Inbound>, bytes: Vec<u8>) {
         let _ = self.commands.send(Command::Respond { channel, bytes }).await;
     }
 
@@ -245,7 +285,11 @@ fn behaviour(
     let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
     gossipsub.subscribe(&gossipsub::IdentTopic::new(BLOCKS_TOPIC))?;
     let rpc = request_response::Behaviour::with_codec(
-        BytesCodec { request_bytes_max: config.message_bytes_max, response_bytes_max: config.message_bytes_max },
+        BytesCodec {
+            request_bytes_max: config.message_bytes_max,
+            response_bytes_max: config.message_bytes_max,
+            budget: budget(),
+        },
         [(StreamProtocol::new(config.protocol), ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(config.request_timeout)
@@ -319,11 +363,11 @@ fn on_command(
             if let Some(address) = address {
                 swarm.add_peer_address(peer, address);
             }
-            let id = swarm.behaviour_mut().rpc.send_request(&peer, bytes);
+            let id = swarm.behaviour_mut().rpc.send_request(&peer, Inbound::from(bytes));
             pending.insert(id, reply);
         }
         Command::Respond { channel, bytes } => {
-            let _ = swarm.behaviour_mut().rpc.send_response(channel, bytes);
+            let _ = swarm.behaviour_mut().rpc.send_response(channel, Inbound::from(bytes));
         }
         Command::Publish { bytes } => {
             let topic = gossipsub::IdentTopic::new(BLOCKS_TOPIC);
@@ -346,15 +390,15 @@ fn on_event(
             Message::Request { request, channel, .. } => {
                 // Never wait on the program here: the swarm would stop for
                 // everyone. A full queue is answered busy at once.
-                if let Err(error) = events.try_send(P2pEvent::Request { peer, bytes: request, channel }) {
+                if let Err(error) = events.try_send(P2pEvent::Request { peer, request, channel }) {
                     if let P2pEvent::Request { channel, .. } = error.into_inner() {
-                        let _ = swarm.behaviour_mut().rpc.send_response(channel, busy.to_vec());
+                        let _ = swarm.behaviour_mut().rpc.send_response(channel, Inbound::from(busy.to_vec()));
                     }
                 }
             }
             Message::Response { request_id, response } => {
                 if let Some(reply) = pending.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                    let _ = reply.send(Ok(response.bytes));
                 }
             }
         },
@@ -398,7 +442,23 @@ mod frame_tests {
     use super::*;
 
     async fn read(bytes: Vec<u8>, limit: usize) -> io::Result<Vec<u8>> {
-        read_frame(&mut futures::io::Cursor::new(bytes), limit).await
+        read_frame(&mut futures::io::Cursor::new(bytes), limit, &budget()).await.map(|inbound| inbound.bytes)
+    }
+
+    #[tokio::test]
+    async fn messages_hold_their_share_of_the_budget_until_dropped() {
+        async fn message(length: usize, budget: &Arc<Semaphore>) -> io::Result<Inbound> {
+            let bytes = [&(length as u32).to_be_bytes()[..], &vec![7u8; length]].concat();
+            read_frame(&mut futures::io::Cursor::new(bytes), 1 << 20, budget).await
+        }
+        let budget = Arc::new(Semaphore::new(4));
+        let big = message(3 * BUDGET_UNIT_BYTES, &budget).await.expect("three units of four");
+        let small = message(10, &budget).await.expect("the last unit");
+        let refused = message(10, &budget).await.expect_err("the budget is spent");
+        assert_eq!(refused.kind(), io::ErrorKind::OutOfMemory);
+        drop(big);
+        message(2 * BUDGET_UNIT_BYTES, &budget).await.expect("room again once the big one is done with");
+        drop(small);
     }
 
     #[tokio::test]

@@ -249,7 +249,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             event = events.recv() => match event {
-                Some(P2pEvent::Request { peer, bytes, channel }) => {
+                Some(P2pEvent::Request { peer, request, channel }) => {
                     let (node, network) = (Arc::clone(&node), network.clone());
                     // Bounded per peer and node-wide before any work.
                     let guard = strand_net::p2p::account_of(&peer)
@@ -258,9 +258,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     match guard {
                         Some(guard) => {
                             tokio::spawn(async move {
-                                let response = proposals::handle(&node, peer, &bytes).await;
+                                let response = proposals::handle(&node, peer, &request.bytes).await;
                                 network.respond(channel, strand_wire::encode(&response)).await;
-                                drop(guard);
+                                // Its place and its share of the inbound budget.
+                                drop((guard, request));
                             });
                         }
                         None => {
