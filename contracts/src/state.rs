@@ -85,18 +85,14 @@ pub struct Liveness {
 impl Liveness {
     /// Records the close of `epoch`, missed or not.
     pub fn closed(&mut self, epoch: u64, missed: bool) {
-        let shift = self.last_closed_epoch.map_or(64, |last| epoch.saturating_sub(last));
-        self.recent_misses = if shift >= 64 { 0 } else { self.recent_misses << shift };
-        self.recent_misses |= u64::from(missed);
+        self.recent_misses = remember(self.recent_misses, self.last_closed_epoch, epoch, missed);
         self.last_closed_epoch = Some(epoch);
     }
 
     /// Whether the provider missed `epoch` (known for the 64 epochs up to
     /// the last closed).
     pub fn missed_in(&self, epoch: u64) -> bool {
-        let Some(last) = self.last_closed_epoch else { return false };
-        let Some(back) = last.checked_sub(epoch) else { return false };
-        back < 64 && self.recent_misses >> back & 1 == 1
+        remembered(self.recent_misses, self.last_closed_epoch, epoch)
     }
 }
 
@@ -153,21 +149,31 @@ pub struct ProofTally {
     pub recent_passes: u64,
 }
 
+/// `bits`, a bitmap of the 64 epochs up to `last` (bit `k` is epoch
+/// `last - k`), moved on to `epoch` with that epoch's bit `set`.
+fn remember(bits: u64, last: Option<u64>, epoch: u64, set: bool) -> u64 {
+    let shift = last.map_or(64, |last| epoch.saturating_sub(last));
+    let kept = if shift >= 64 { 0 } else { bits << shift };
+    kept | u64::from(set)
+}
+
+/// Whether `epoch`'s bit is set in `bits`, the 64 epochs up to `last`.
+fn remembered(bits: u64, last: Option<u64>, epoch: u64) -> bool {
+    let Some(back) = last.and_then(|last| last.checked_sub(epoch)) else { return false };
+    back < 64 && bits >> back & 1 == 1
+}
+
 impl ProofTally {
     /// Records a check in `epoch` (not before the last one).
     pub fn checked(&mut self, epoch: u64, passed: bool) {
-        let shift = self.last_checked_epoch.map_or(64, |last| epoch.saturating_sub(last));
-        self.recent_passes = if shift >= 64 { 0 } else { self.recent_passes << shift };
-        self.recent_passes |= u64::from(passed);
+        self.recent_passes = remember(self.recent_passes, self.last_checked_epoch, epoch, passed);
         self.last_checked_epoch = Some(epoch);
     }
 
     /// Whether a check in `epoch` passed (known for the 64 epochs up to the
     /// last check).
     pub fn passed_in(&self, epoch: u64) -> bool {
-        let Some(last) = self.last_checked_epoch else { return false };
-        let Some(back) = last.checked_sub(epoch) else { return false };
-        back < 64 && self.recent_passes >> back & 1 == 1
+        remembered(self.recent_passes, self.last_checked_epoch, epoch)
     }
 }
 

@@ -381,6 +381,13 @@ pub fn raw_frame(runtime: &tokio::runtime::Runtime, seed: u8, node: &NodeAddress
 #[derive(Clone, Debug, Default)]
 struct RawCodec;
 
+/// Whatever the stream holds, up to 1 MiB.
+async fn read_all<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io.take(1 << 20).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
 impl request_response::Codec for RawCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -391,9 +398,7 @@ impl request_response::Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        io.take(1 << 20).read_to_end(&mut bytes).await?;
-        Ok(bytes)
+        read_all(io).await
     }
 
     async fn read_response<T: futures::AsyncRead + Unpin + Send>(
@@ -401,9 +406,7 @@ impl request_response::Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        io.take(1 << 20).read_to_end(&mut bytes).await?;
-        Ok(bytes)
+        read_all(io).await
     }
 
     async fn write_request<T: futures::AsyncWrite + Unpin + Send>(
