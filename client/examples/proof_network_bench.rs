@@ -113,10 +113,16 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect()
     };
+    // Snapshots half an epoch after an epoch starts: by then every node has
+    // submitted its answers for the epoch before (a snapshot at the very
+    // start would count one submission too many).
+    let half_epoch = Duration::from_millis(config.block_interval_ms * config.epoch_blocks / 2);
+    tokio::time::sleep(half_epoch).await;
     let before = read(&urls)?;
     while epoch(&network.ledger).await? < from + epochs {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(half_epoch).await;
     let after = read(&urls)?;
     println!(
         "| node | contracts held | submission bytes per epoch | store bytes read per epoch | challenges per epoch | \

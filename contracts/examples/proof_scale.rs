@@ -137,11 +137,32 @@ struct Measured {
     prove: Vec<Duration>,
     state_start: usize,
     state_end: usize,
+    tables_start: Vec<(&'static str, usize)>,
+    tables_end: Vec<(&'static str, usize)>,
+}
+
+/// Encoded bytes of each table of the state that can grow.
+fn tables(state: &strand_contracts::LedgerState) -> Vec<(&'static str, usize)> {
+    use strand_contracts::encoding::encode;
+    vec![
+        ("accounts", encode(&state.accounts.to_entries()).len()),
+        ("providers", encode(&state.providers.to_entries()).len()),
+        ("contracts", encode(&state.contracts.to_entries()).len()),
+        ("proofs", encode(&state.proofs.to_entries()).len()),
+        ("proof_slots", encode(&state.proof_slots.to_entries()).len()),
+        ("access", encode(&state.access.to_entries()).len()),
+        ("beacons", encode(&state.beacons.to_entries()).len()),
+        ("roster", encode(&state.roster.to_entries()).len()),
+        ("suspects", encode(&state.suspects.to_entries()).len()),
+        ("roster_changes", encode(&state.roster_changes.to_entries()).len()),
+        ("expiries", encode(&state.expiries.to_entries()).len()),
+    ]
 }
 
 fn run(count: u32, epochs: u64) -> Measured {
     let (mut chain, opened) = open(count);
     let state_start = chain.replica.state().to_snapshot().len();
+    let tables_start = tables(chain.replica.state());
     let provider = Identity::from_secret_bytes(&chain.provider.secret_bytes());
     let account = AccountId::of(&provider.public_key());
     let mut measured = Measured {
@@ -151,6 +172,8 @@ fn run(count: u32, epochs: u64) -> Measured {
         prove: Vec::new(),
         state_start,
         state_end: 0,
+        tables_start,
+        tables_end: Vec::new(),
     };
     let first = chain.replica.state().epoch() + 1;
     for epoch in first..first + epochs {
@@ -188,6 +211,7 @@ fn run(count: u32, epochs: u64) -> Measured {
     let failed = state.contracts.iter().filter(|(_, c)| c.proofs.failed + c.proofs.missed > 0).count();
     assert_eq!(failed, 0, "every check passes");
     measured.state_end = state.to_snapshot().len();
+    measured.tables_end = tables(state);
     measured
 }
 
@@ -219,6 +243,17 @@ fn main() {
             measured.state_start as f64 / f64::from(count),
             measured.state_end as f64 / f64::from(count),
         );
-        eprintln!("({count} contracts: {:.1} s)", started.elapsed().as_secs_f64());
+        let growth: Vec<String> = measured
+            .tables_start
+            .iter()
+            .zip(&measured.tables_end)
+            .filter(|(start, end)| start.1 != end.1)
+            .map(|(start, end)| format!("{} {:+}", start.0, end.1 as i64 - start.1 as i64))
+            .collect();
+        eprintln!(
+            "({count} contracts: {:.1} s; state growth in bytes by table: {})",
+            started.elapsed().as_secs_f64(),
+            growth.join(", ")
+        );
     }
 }
