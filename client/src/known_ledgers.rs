@@ -51,9 +51,9 @@ pub enum KnownLedgerError {
 
 /// Checks `genesis`, presented by the service at `address`, against the
 /// chain pinned for that address in `home`, pinning it on first contact.
-pub fn check(home: &Path, address: &str, genesis: &Genesis) -> Result<(), KnownLedgerError> {
+pub fn check(home: &Path, address: &str, genesis: &Genesis) -> Result<(), Box<KnownLedgerError>> {
     let file = home.join(FILE_NAME);
-    let io = |source| KnownLedgerError::Io { file: file.clone(), source };
+    let io = |source| Box::new(KnownLedgerError::Io { file: file.clone(), source });
     let found = genesis.chain();
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
@@ -69,14 +69,14 @@ pub fn check(home: &Path, address: &str, genesis: &Genesis) -> Result<(), KnownL
         if pinned == Some(found) {
             return Ok(());
         }
-        return Err(KnownLedgerError::ChainChanged {
+        return Err(Box::new(KnownLedgerError::ChainChanged {
             address: address.to_string(),
             expected: pinned.unwrap_or_default(),
             found,
             name: genesis.name.clone(),
             file,
             line: number + 1,
-        });
+        }));
     }
     std::fs::create_dir_all(home).map_err(io)?;
     let mut pins = std::fs::OpenOptions::new().create(true).append(true).open(&file).map_err(io)?;

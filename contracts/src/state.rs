@@ -353,7 +353,7 @@ pub struct LedgerState {
     /// [`ACCESS_HISTORY_EPOCHS`], then summed into `access_totals`.
     pub access: Table<(u64, AccountId), AccessBatch>,
     /// Per (upload, reader, credential): reads older than the full history.
-    pub access_totals: Table<(UploadKey, AccountId, Option<Digest>), AccessTotal>,
+    pub access_totals: Table<AccessTotalKey, AccessTotal>,
     /// Per epoch: the beacon challenges derive from (hash of the block that
     /// closed the previous epoch); the current and previous epoch's.
     pub beacons: Table<u64, Digest>,
@@ -372,6 +372,10 @@ pub struct LedgerState {
 }
 
 /// The encoded form of a state, for snapshots.
+/// Key of an access total: the upload, the reader, and the credential read
+/// under (none for the owner).
+pub type AccessTotalKey = (UploadKey, AccountId, Option<Digest>);
+
 #[derive(BorshSerialize, BorshDeserialize)]
 struct Snapshot {
     version: u16,
@@ -386,7 +390,7 @@ struct Snapshot {
     proofs: Vec<((u64, Digest), ProofRecord)>,
     proof_slots: Vec<((u64, AccountId), ProofSlot)>,
     access: Vec<((u64, AccountId), AccessBatch)>,
-    access_totals: Vec<((UploadKey, AccountId, Option<Digest>), AccessTotal)>,
+    access_totals: Vec<(AccessTotalKey, AccessTotal)>,
     beacons: Vec<(u64, Digest)>,
     roster: Vec<((AccountId, u32), RosterSlot)>,
     suspects: Vec<((AccountId, Digest), u64)>,

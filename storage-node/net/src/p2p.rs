@@ -390,10 +390,10 @@ fn on_event(
             Message::Request { request, channel, .. } => {
                 // Never wait on the program here: the swarm would stop for
                 // everyone. A full queue is answered busy at once.
-                if let Err(error) = events.try_send(P2pEvent::Request { peer, request, channel }) {
-                    if let P2pEvent::Request { channel, .. } = error.into_inner() {
-                        let _ = swarm.behaviour_mut().rpc.send_response(channel, Inbound::from(busy.to_vec()));
-                    }
+                if let Err(error) = events.try_send(P2pEvent::Request { peer, request, channel })
+                    && let P2pEvent::Request { channel, .. } = error.into_inner()
+                {
+                    let _ = swarm.behaviour_mut().rpc.send_response(channel, Inbound::from(busy.to_vec()));
                 }
             }
             Message::Response { request_id, response } => {
