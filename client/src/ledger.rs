@@ -106,6 +106,7 @@ fn body_kind(body: &strand_contracts::Body) -> &'static str {
         Body::SubmitProofs { .. } => "submit-proofs",
         Body::RecordRepair { .. } => "record-repair",
         Body::AccessReceipts { .. } => "access-receipts",
+        Body::Drain => "drain",
     }
 }
 
@@ -144,7 +145,7 @@ pub fn account(follower: &Follower, key: &str) -> anyhow::Result<Value> {
                 "upload": hex::encode(contract.terms.upload),
                 "role": if contract.terms.owner == account { "owner" } else { "provider" },
                 "owner": contract.terms.owner.to_string(),
-                "provider": contract.terms.provider.to_string(),
+                "provider": contract.holder.to_string(),
                 "fragments": contract.terms.fragment_count,
                 "fragment_bytes": contract.terms.fragment_size,
                 "term_epochs": contract.terms.term_epochs,

@@ -325,7 +325,7 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     let kept_from = current.saturating_sub(strand_contracts::state::PROOF_HISTORY_EPOCHS);
     let mut providers = Vec::new();
     for (id, contract) in &contracts {
-        let provider = contract.terms.provider;
+        let provider = contract.holder;
         let last = contract.last_epoch().min(current);
         let liveness = state.providers.get(&provider).map(|record| record.liveness).unwrap_or_default();
         let mut epochs = Vec::new();

@@ -91,14 +91,9 @@ fn apply_body(state: &mut LedgerState, sender: &AccountId, body: &Body, hash: &D
         Body::GrantCredential(grant) => grant_credential(state, sender, grant, hash),
         Body::RevokeCredential { credential } => revoke_credential(state, sender, credential),
         Body::SubmitProofs { epoch, proofs } => crate::proofs::submit(state, sender, *epoch, proofs, hash),
-        Body::RecordRepair { order, .. } => {
-            // Orders are issued by the repair rules; until one exists there is
-            // nothing a repairer can report against.
-            Err(state.repair_orders.get(order).map_or(Rejection::UnknownRepairOrder(*order), |_| {
-                Rejection::InvalidField("repair reports are accepted once the repair rules are in force".into())
-            }))
-        }
+        Body::RecordRepair { order, contract } => crate::repair::report(state, sender, order, contract),
         Body::AccessReceipts { epoch, receipts } => access_receipts(state, sender, *epoch, receipts, hash),
+        Body::Drain => crate::repair::drain(state, sender),
     }
 }
 
@@ -126,13 +121,12 @@ fn register_provider(
     let provider = match state.providers.get(sender) {
         // An update keeps everything the ledger recorded of the provider.
         Some(existing) => Provider { registration: registration.clone(), ..existing.clone() },
-        None => Provider {
-            registration: registration.clone(),
-            registered_at_height: state.height,
-            committed_bytes: 0,
-            roster: Default::default(),
-            liveness: Default::default(),
-        },
+        None => {
+            let index = u32::try_from(state.provider_index.len())
+                .map_err(|_| Rejection::InvalidField("the ledger holds no more providers".into()))?;
+            state.provider_index.insert(index, *sender);
+            Provider::registered(registration.clone(), state.height, index)
+        }
     };
     state.providers.insert(*sender, provider);
     Ok(())
@@ -152,6 +146,9 @@ fn open_contract(
         return Err(Rejection::OwnerMismatch);
     }
     let provider = registered_provider(state, &terms.provider)?;
+    if provider.draining_since.is_some() {
+        return Err(Rejection::ProviderDraining(terms.provider));
+    }
     if !provider_signature.verify(&terms.provider, &terms.signing_message(&state.params.chain)) {
         return Err(Rejection::ProviderSignatureInvalid(terms.provider));
     }
@@ -172,21 +169,20 @@ fn open_contract(
         });
     }
     let mut upload =
-        state.uploads.get(&terms.upload).cloned().unwrap_or(Upload { owner: *sender, contracts: Vec::new() });
+        state.uploads.get(&terms.upload).cloned().unwrap_or(Upload {
+            owner: *sender,
+            contracts: Vec::new(),
+            lost: 0,
+            queued: 0,
+        });
     if upload.owner != *sender {
         return Err(Rejection::NotUploadOwner { owner: upload.owner });
     }
     upload.contracts.push(id);
     state.uploads.insert(terms.upload, upload);
     state.providers.update(&terms.provider, |provider| provider.committed_bytes += needed_bytes);
-    let contract = Contract {
-        terms: terms.clone(),
-        opened_at_height: state.height,
-        opened_in_epoch: state.epoch(),
-        status: ContractStatus::Active,
-        proofs: Default::default(),
-        roster_slot: None,
-    };
+    crate::repair::opened(state, &terms.upload, &terms.provider);
+    let contract = Contract::opened(terms.clone(), state.height, state.epoch());
     // It joins its provider's roster at the next epoch's first block (proofs
     // are owed from then) and expires after its term.
     let joins = contract.first_proof_epoch();

@@ -17,8 +17,8 @@ use crate::transaction::transaction_hash;
 use crate::types::{AccountId, Digest, Signature};
 
 /// Version of the block format and of the rules its transactions are
-/// applied under (2: per-provider bounded proof schedules).
-pub const BLOCK_VERSION: u16 = 2;
+/// applied under (2: per-provider bounded proof schedules; 3: repair).
+pub const BLOCK_VERSION: u16 = 3;
 /// Domain string of finality signatures.
 pub const BLOCK_SIGNATURE_DOMAIN: &[u8] = b"strand block signature v1";
 

@@ -36,7 +36,7 @@ pub const PRUNES_PER_EPOCH_MAX: usize = 100_000;
 /// stores them for the ledger).
 pub fn release(state: &mut LedgerState, contract: &Contract) {
     let bytes = contract.bytes();
-    state.providers.update(&contract.terms.provider, |provider| {
+    state.providers.update(&contract.holder, |provider| {
         provider.committed_bytes = provider.committed_bytes.saturating_sub(bytes);
     });
 }
@@ -48,6 +48,7 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
     close_epoch(state, epoch, previous);
     sweep_unresponsive(state, epoch);
     expire(state, epoch);
+    crate::repair::begin_epoch(state, epoch, &beacon);
     change_rosters(state, epoch);
     prune(state, epoch);
 }
@@ -107,10 +108,13 @@ fn sweep_unresponsive(state: &mut LedgerState, epoch: u64) {
 fn end(state: &mut LedgerState, id: &Digest, status: ContractStatus) {
     roster::remove(state, id);
     let Some(contract) = state.contracts.get(id).cloned() else { return };
-    state.suspects.remove(&(contract.terms.provider, *id));
+    state.suspects.remove(&(contract.holder, *id));
     if contract.status == ContractStatus::Active {
         state.contracts.update(id, |contract| contract.status = status);
         release(state, &contract);
+        if matches!(status, ContractStatus::Lost { .. }) {
+            crate::repair::declared_lost(state, id, state.epoch());
+        }
     }
 }
 
@@ -119,6 +123,7 @@ fn expire(state: &mut LedgerState, epoch: u64) {
     let due = state.expiries.keys_in(..=(epoch, Digest([0xff; 32])), EXPIRIES_PER_EPOCH_MAX);
     for key in due {
         state.expiries.remove(&key);
+        crate::repair::cancel(state, &key.1);
         end(state, &key.1, ContractStatus::Expired { at_epoch: epoch });
     }
 }
@@ -133,9 +138,17 @@ fn change_rosters(state: &mut LedgerState, epoch: u64) {
         let Some(contract) = state.contracts.get(&id) else { continue };
         let owes = contract.status == ContractStatus::Active && epoch <= contract.last_epoch();
         match (owes, contract.roster_slot.is_some()) {
-            (true, false) => roster::add(state, &id),
+            (true, false) => {
+                let draining =
+                    state.providers.get(&contract.holder).is_some_and(|provider| provider.draining_since.is_some());
+                roster::add(state, &id);
+                if draining {
+                    // Joined after its provider began to drain.
+                    crate::repair::queue(state, &id, epoch);
+                }
+            }
             (false, true) => {
-                let provider = contract.terms.provider;
+                let provider = contract.holder;
                 roster::remove(state, &id);
                 state.suspects.remove(&(provider, id));
             }

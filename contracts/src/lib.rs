@@ -32,6 +32,7 @@ pub mod mempool;
 pub mod proofs;
 pub mod query;
 pub mod rejection;
+pub mod repair;
 pub mod replica;
 pub mod roster;
 pub mod state;

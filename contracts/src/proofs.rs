@@ -148,7 +148,7 @@ fn record_check(state: &mut LedgerState, epoch: u64, id: &Digest, status: ProofS
         }
     });
     let Some(contract) = state.contracts.get(id).cloned() else { return };
-    let key = (contract.terms.provider, *id);
+    let key = (contract.holder, *id);
     if status == ProofStatus::Passed || lost {
         state.suspects.remove(&key);
     } else if !state.suspects.contains(&key) {
@@ -157,6 +157,7 @@ fn record_check(state: &mut LedgerState, epoch: u64, id: &Digest, status: ProofS
     if lost {
         crate::epoch::release(state, &contract);
         state.roster_changes.insert((epoch.saturating_add(1), *id), ());
+        crate::repair::declared_lost(state, id, epoch);
     }
 }
 

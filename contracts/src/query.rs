@@ -17,7 +17,7 @@ pub fn contracts_of_account(state: &LedgerState, account: &AccountId) -> Vec<(Di
     state
         .contracts
         .iter()
-        .filter(|(_, contract)| contract.terms.owner == *account || contract.terms.provider == *account)
+        .filter(|(_, contract)| contract.terms.owner == *account || contract.holder == *account)
         .map(|(id, contract)| (*id, contract.clone()))
         .collect()
 }
@@ -51,7 +51,7 @@ pub fn contract_holding(state: &LedgerState, provider: &AccountId, membership: &
     state
         .contracts
         .iter()
-        .filter(|(_, contract)| contract.terms.provider == *provider && contract.status == ContractStatus::Active)
+        .filter(|(_, contract)| contract.holder == *provider && contract.status == ContractStatus::Active)
         .find(|(_, contract)| {
             merkle::verify(
                 &contract.terms.fragment_root.0,

@@ -124,6 +124,24 @@ pub enum Rejection {
     /// No such repair order.
     #[error("unknown repair order {0}")]
     UnknownRepairOrder(Digest),
+    /// A repair report from another than the order's repairer, or for
+    /// another contract.
+    #[error("repair order {0} names another repairer or contract")]
+    NotTheRepairer(Digest),
+    /// A repair report after the order's deadline.
+    #[error("repair order {order} ended with epoch {deadline_epoch}")]
+    RepairOrderExpired {
+        /// The order.
+        order: Digest,
+        /// Its last epoch.
+        deadline_epoch: u64,
+    },
+    /// A repair order reported twice.
+    #[error("repair order {0} is already reported")]
+    RepairAlreadyReported(Digest),
+    /// The provider is leaving the network.
+    #[error("provider {0} is draining: it takes no new contracts")]
+    ProviderDraining(AccountId),
 }
 
 impl Rejection {

@@ -56,7 +56,7 @@ pub fn add(state: &mut LedgerState, id: &Digest) {
     if contract.roster_slot.is_some() {
         return;
     }
-    let provider = contract.terms.provider;
+    let provider = contract.holder;
     let before = summary(state, &provider);
     let Some(index) = before.contracts.checked_add(1) else { return };
     let chunks = contract.chunks();
@@ -77,7 +77,7 @@ pub fn add(state: &mut LedgerState, id: &Digest) {
 pub fn remove(state: &mut LedgerState, id: &Digest) {
     let Some(contract) = state.contracts.get(id).cloned() else { return };
     let Some(index) = contract.roster_slot else { return };
-    let provider = contract.terms.provider;
+    let provider = contract.holder;
     let len = summary(state, &provider).contracts;
     let Some(removed) = slot(state, &provider, index) else { return };
     if index != len
@@ -193,7 +193,7 @@ impl Roster for RosterView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Contract, ContractStatus, Liveness, Provider};
+    use crate::state::{Contract, Provider};
     use crate::transaction::{ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration};
     use strand_proof_of_storage::schedule::MemoryRoster;
 
@@ -209,13 +209,7 @@ mod tests {
         };
         state.providers.insert(
             PROVIDER,
-            Provider {
-                registration,
-                registered_at_height: 0,
-                committed_bytes: 0,
-                roster: RosterSummary::default(),
-                liveness: Liveness::default(),
-            },
+            Provider::registered(registration, 0, 0),
         );
         state
     }
@@ -238,15 +232,7 @@ mod tests {
             proof_policy: ProofPolicy { challenges_per_epoch: 20, strikes_max: 3 },
         };
         let id = terms.id();
-        let contract = Contract {
-            terms,
-            opened_at_height: 0,
-            opened_in_epoch: 0,
-            status: ContractStatus::Active,
-            proofs: Default::default(),
-            roster_slot: None,
-        };
-        state.contracts.insert(id, contract);
+        state.contracts.insert(id, Contract::opened(terms, 0, 0));
         add(state, &id);
         id
     }

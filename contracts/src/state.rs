@@ -44,6 +44,17 @@ pub struct Provider {
     pub roster: RosterSummary,
     /// Whether it answers at all.
     pub liveness: Liveness,
+    /// Its place in registration order ([`LedgerState::provider_index`]),
+    /// where repair draws candidates from.
+    pub index: u32,
+    /// Epoch it asked to leave in ([`crate::transaction::Body::Drain`]): it
+    /// gets no new contracts or repair orders, and its contracts are moved
+    /// to other providers by repair.
+    pub draining_since: Option<u64>,
+    /// Draining: roster slots not yet queued for repair are `1..=cursor`.
+    pub drain_cursor: u32,
+    /// Repair orders it is working on.
+    pub repairs_in_flight: u32,
 }
 
 /// A provider's roster of contracts owing proofs, in summary; the slots
@@ -97,6 +108,21 @@ impl Liveness {
 }
 
 impl Provider {
+    /// A provider registered now with `registration`, the `index`-th one.
+    pub fn registered(registration: ProviderRegistration, height: u64, index: u32) -> Self {
+        Self {
+            registration,
+            registered_at_height: height,
+            committed_bytes: 0,
+            roster: RosterSummary::default(),
+            liveness: Liveness::default(),
+            index,
+            draining_since: None,
+            drain_cursor: 0,
+            repairs_in_flight: 0,
+        }
+    }
+
     /// Capacity not yet promised.
     pub fn free_bytes(&self) -> u64 {
         self.registration.capacity_bytes.saturating_sub(self.committed_bytes)
@@ -192,9 +218,56 @@ pub struct Contract {
     pub proofs: ProofTally,
     /// Its slot in its provider's roster while it owes proofs.
     pub roster_slot: Option<u32>,
+    /// The provider holding it now: the one in the terms until a repair
+    /// moves it (the owner's signature on the terms and the repair order
+    /// authorise the move; the id stays).
+    pub holder: AccountId,
+    /// Where it is in repair.
+    pub repair: RepairState,
+    /// Times it was moved to another provider.
+    pub repairs: u32,
+}
+
+/// A contract's place in repair ([`crate::repair`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum RepairState {
+    /// Not being repaired.
+    #[default]
+    None,
+    /// Waiting for an order since an epoch (lost, or its holder drains).
+    Queued {
+        /// Epoch it was queued in.
+        since: u64,
+        /// Orders it had before (each ran past its deadline).
+        attempt: u32,
+        /// The repairer of the last order that ran past its deadline (not
+        /// drawn again for it).
+        failed: Option<AccountId>,
+    },
+    /// An order names a repairer.
+    Ordered {
+        /// The order's id.
+        order: Digest,
+    },
 }
 
 impl Contract {
+    /// A contract opened now with `terms`, held by their provider.
+    pub fn opened(terms: ContractTerms, height: u64, epoch: u64) -> Self {
+        let holder = terms.provider;
+        Self {
+            terms,
+            opened_at_height: height,
+            opened_in_epoch: epoch,
+            status: ContractStatus::Active,
+            proofs: ProofTally::default(),
+            roster_slot: None,
+            holder,
+            repair: RepairState::None,
+            repairs: 0,
+        }
+    }
+
     /// First epoch for which proofs are owed.
     pub fn first_proof_epoch(&self) -> u64 {
         self.opened_in_epoch + 1
@@ -228,6 +301,12 @@ pub struct Upload {
     pub owner: AccountId,
     /// Its contracts, in the order opened.
     pub contracts: Vec<Digest>,
+    /// Its contracts lost and not yet repaired (repair priority: a
+    /// contract holds at most one fragment of a stripe, so this bounds the
+    /// fragments any stripe lost).
+    pub lost: u32,
+    /// Its contracts in the repair queue.
+    pub queued: u32,
 }
 
 /// A granted credential.
@@ -311,16 +390,38 @@ pub struct AccessBatch {
     pub receipts: Vec<AccessReceipt>,
 }
 
-/// An order to rebuild lost fragments on a new provider (issued by the
-/// repair rules; none are issued yet).
+/// Why a contract is repaired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum RepairReason {
+    /// Declared lost (strikes, or an unresponsive provider).
+    Lost,
+    /// Its provider drains (leaves on purpose; it still holds the bytes).
+    Drain,
+}
+
+/// An order to rebuild a contract's fragments on a new provider
+/// ([`crate::repair`]).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct RepairOrder {
-    /// The contract whose fragments were lost.
-    pub lost_contract: Digest,
-    /// The provider named to rebuild them.
+    /// The contract to rebuild.
+    pub contract: Digest,
+    /// Its upload (the siblings a repairer may read).
+    pub upload: UploadKey,
+    /// The provider named to rebuild it.
     pub repairer: AccountId,
-    /// Height of the order.
-    pub at_height: u64,
+    /// The provider that held it.
+    pub previous: AccountId,
+    /// Why.
+    pub reason: RepairReason,
+    /// Epoch of the order (issued at its first block).
+    pub issued_epoch: u64,
+    /// Last epoch in which the repairer may report; past it the order is
+    /// reassigned.
+    pub deadline_epoch: u64,
+    /// Orders issued for this contract before this one (0: the first).
+    pub attempt: u32,
+    /// Reported done: the contract moves at the next epoch's first block.
+    pub reported: bool,
 }
 
 /// The whole ledger state after some block.
@@ -369,6 +470,21 @@ pub struct LedgerState {
     pub expiries: Table<(u64, Digest), ()>,
     /// Open repair orders.
     pub repair_orders: Table<Digest, RepairOrder>,
+    /// Every provider by registration order (repair samples it).
+    pub provider_index: Table<u32, AccountId>,
+    /// Uploads with queued contracts, most lost contracts first
+    /// (`u32::MAX - lost`).
+    pub repair_uploads: Table<(u32, UploadKey), ()>,
+    /// Queued contracts per upload, oldest first.
+    pub repair_queue: Table<(UploadKey, u64, Digest), ()>,
+    /// Open orders by deadline.
+    pub repair_deadlines: Table<(u64, Digest), ()>,
+    /// Reported orders' contracts, by the epoch they move in.
+    pub repair_moves: Table<(u64, Digest), ()>,
+    /// Contracts per (upload, holder): who already holds part of an upload.
+    pub upload_holders: Table<(UploadKey, AccountId), u32>,
+    /// Contracts per (upload, organisation of the holder when it got it).
+    pub upload_domains: Table<(UploadKey, String), u32>,
 }
 
 /// The encoded form of a state, for snapshots.
@@ -397,11 +513,18 @@ struct Snapshot {
     roster_changes: Vec<((u64, Digest), ())>,
     expiries: Vec<((u64, Digest), ())>,
     repair_orders: Vec<(Digest, RepairOrder)>,
+    provider_index: Vec<(u32, AccountId)>,
+    repair_uploads: Vec<((u32, UploadKey), ())>,
+    repair_queue: Vec<((UploadKey, u64, Digest), ())>,
+    repair_deadlines: Vec<((u64, Digest), ())>,
+    repair_moves: Vec<((u64, Digest), ())>,
+    upload_holders: Vec<((UploadKey, AccountId), u32)>,
+    upload_domains: Vec<((UploadKey, String), u32)>,
 }
 
-/// Version of the snapshot encoding (2: rosters, suspects and bounded
-/// history; the rules of block version 2).
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// Version of the snapshot encoding (3: repair; the rules of block
+/// version 3).
+pub const SNAPSHOT_VERSION: u16 = 3;
 
 /// Epochs a failed or unanswered check is kept in the state with its reason
 /// (a week of one-hour epochs); it lives on in the contract's tally and in
@@ -433,6 +556,13 @@ impl LedgerState {
             roster_changes: Table::default(),
             expiries: Table::default(),
             repair_orders: Table::default(),
+            provider_index: Table::default(),
+            repair_uploads: Table::default(),
+            repair_queue: Table::default(),
+            repair_deadlines: Table::default(),
+            repair_moves: Table::default(),
+            upload_holders: Table::default(),
+            upload_domains: Table::default(),
         }
     }
 
@@ -459,6 +589,13 @@ impl LedgerState {
             self.roster_changes.root("roster_changes"),
             self.expiries.root("expiries"),
             self.repair_orders.root("repair_orders"),
+            self.provider_index.root("provider_index"),
+            self.repair_uploads.root("repair_uploads"),
+            self.repair_queue.root("repair_queue"),
+            self.repair_deadlines.root("repair_deadlines"),
+            self.repair_moves.root("repair_moves"),
+            self.upload_holders.root("upload_holders"),
+            self.upload_domains.root("upload_domains"),
         ];
         // Not `head`: the state root goes into the header whose hash becomes
         // the head, so it cannot commit to it.
@@ -488,6 +625,13 @@ impl LedgerState {
             roster_changes: self.roster_changes.to_entries(),
             expiries: self.expiries.to_entries(),
             repair_orders: self.repair_orders.to_entries(),
+            provider_index: self.provider_index.to_entries(),
+            repair_uploads: self.repair_uploads.to_entries(),
+            repair_queue: self.repair_queue.to_entries(),
+            repair_deadlines: self.repair_deadlines.to_entries(),
+            repair_moves: self.repair_moves.to_entries(),
+            upload_holders: self.upload_holders.to_entries(),
+            upload_domains: self.upload_domains.to_entries(),
         })
     }
 
@@ -520,6 +664,13 @@ impl LedgerState {
             roster_changes: Table::from_entries(snapshot.roster_changes),
             expiries: Table::from_entries(snapshot.expiries),
             repair_orders: Table::from_entries(snapshot.repair_orders),
+            provider_index: Table::from_entries(snapshot.provider_index),
+            repair_uploads: Table::from_entries(snapshot.repair_uploads),
+            repair_queue: Table::from_entries(snapshot.repair_queue),
+            repair_deadlines: Table::from_entries(snapshot.repair_deadlines),
+            repair_moves: Table::from_entries(snapshot.repair_moves),
+            upload_holders: Table::from_entries(snapshot.upload_holders),
+            upload_domains: Table::from_entries(snapshot.upload_domains),
         })
     }
 }

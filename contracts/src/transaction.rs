@@ -184,11 +184,13 @@ pub enum Body {
         /// Per contract.
         proofs: Vec<ContractProof>,
     },
-    /// A repairer reports a repaired fragment set (acts on repair orders).
+    /// A repairer reports that it rebuilt and stores a contract's
+    /// fragments under a repair order; the contract moves to it at the next
+    /// epoch's first block and it owes proofs from then.
     RecordRepair {
         /// The repair order fulfilled.
         order: Digest,
-        /// The new contract's id.
+        /// The contract (the order's).
         contract: Digest,
     },
     /// A provider's access receipts for one epoch.
@@ -198,6 +200,10 @@ pub enum Body {
         /// What was released.
         receipts: Vec<AccessReceipt>,
     },
+    /// The sender, a provider, leaves: no new contracts or repair orders
+    /// from now on; repair moves its contracts to other providers while it
+    /// keeps holding and proving them.
+    Drain,
 }
 
 /// The signed part of a transaction.

@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use strand_contracts::block::{Genesis, ValidatorSet};
-use strand_contracts::state::{Contract, ContractStatus, Credential, LedgerState, ProofTally};
+use strand_contracts::state::{Contract, Credential, LedgerState};
 use strand_contracts::transaction::{ContractTerms, CredentialGrant, ProofPolicy, Scope};
 use strand_contracts::{AccountId, Digest};
 use strand_node::core::gate::{self, Freshness, Presentations};
@@ -56,14 +56,7 @@ fn benches(c: &mut Criterion) {
         let id = terms.id();
         state.contracts.insert(
             id,
-            Contract {
-                terms: terms.clone(),
-                opened_at_height: 1,
-                opened_in_epoch: 0,
-                status: ContractStatus::Active,
-                proofs: ProofTally::default(),
-                roster_slot: None,
-            },
+            Contract::opened(terms.clone(), 1, 0),
         );
         holdings.insert(Agreement {
             terms: terms.clone(),

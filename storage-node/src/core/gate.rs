@@ -395,7 +395,7 @@ mod tests {
     use super::*;
     use crate::core::fixtures::{empty_ledger, terms};
     use crate::core::holdings::Agreement;
-    use strand_contracts::state::{Contract, Credential, ProofTally};
+    use strand_contracts::state::{Contract, Credential};
     use strand_contracts::transaction::CredentialGrant;
     use strand_proof_of_storage::merkle;
 
@@ -416,14 +416,7 @@ mod tests {
         let terms = terms(OWNER, 1);
         state.contracts.insert(
             terms.id(),
-            Contract {
-                terms,
-                opened_at_height: 1,
-                opened_in_epoch: 0,
-                status: ContractStatus::Active,
-                proofs: ProofTally::default(),
-                roster_slot: None,
-            },
+            Contract::opened(terms, 1, 0),
         );
         for (id, grantee, scope, expires_at_height, revoked_at_height) in credentials {
             let grant = CredentialGrant {

@@ -46,14 +46,7 @@ mod tests {
     }
 
     fn with_status(ledger: &mut LedgerState, terms: &ContractTerms, status: ContractStatus) {
-        let contract = Contract {
-            terms: terms.clone(),
-            opened_at_height: 1,
-            opened_in_epoch: 0,
-            status,
-            proofs: Default::default(),
-            roster_slot: None,
-        };
+        let contract = Contract { status, ..Contract::opened(terms.clone(), 1, 0) };
         ledger.contracts.insert(terms.id(), contract);
     }
 

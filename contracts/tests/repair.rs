@@ -1,0 +1,278 @@
+//! The repair rules: lost and drained contracts queued, orders issued from
+//! the beacon to eligible providers (bounded, failure domains apart), reports
+//! moving contracts to their repairers, late orders reassigned, and a
+//! provider back within the strike window never repaired away.
+
+mod support;
+
+use strand_contracts::repair::{REPAIR_DEADLINE_EPOCHS, REPAIR_ORDERS_PER_PROVIDER_MAX};
+use strand_contracts::state::{ContractStatus, LedgerState, RepairOrder, RepairReason, RepairState};
+use strand_contracts::transaction::Body;
+use strand_contracts::{AccountId, Digest, Outcome, Rejection};
+use strand_core::Identity;
+use support::*;
+
+/// A network of providers: `a` and `b` hold upload 1 (org-a, org-b), `c`
+/// is free in org-c, `d` free in org-a (the upload's organisation).
+struct Network {
+    chain: Chain,
+    a: Identity,
+    c: Identity,
+    d: Identity,
+}
+
+fn network(uploads_on_a: &[u8]) -> (Network, Vec<Digest>) {
+    let mut chain = Chain::new();
+    let (owner, a, b, c, d) = (identity(1), identity(2), identity(3), identity(4), identity(5));
+    // Everything in the first block, so the contracts owe proofs from epoch 1.
+    let mut transactions = Vec::new();
+    for (provider, organisation) in [(&a, "org-a"), (&b, "org-b"), (&c, "org-c"), (&d, "org-a")] {
+        transactions.push(chain.transaction(provider, registration(organisation)));
+    }
+    let mut ids = Vec::new();
+    for &upload in uploads_on_a {
+        for provider in [&a, &b] {
+            let mut terms = terms(&owner, provider, upload);
+            terms.term_epochs = 100;
+            if provider.public_key() == a.public_key() {
+                ids.push(terms.id());
+            }
+            let body = open_contract(&chain, terms, provider);
+            transactions.push(chain.transaction(&owner, body));
+        }
+    }
+    let receipts = chain.block(transactions);
+    assert!(receipts.iter().all(|receipt| receipt.outcome == Outcome::Accepted), "{receipts:?}");
+    assert_eq!(chain.replica.state().epoch(), 0);
+    (Network { chain, a, c, d }, ids)
+}
+
+/// Enters each epoch up to `to`, every provider in `answering` submitting
+/// honest proofs in each (those owing none skip).
+fn run_to(chain: &mut Chain, to: u64, answering: &[&Identity]) {
+    while chain.replica.state().epoch() < to {
+        let next = chain.replica.state().epoch() + 1;
+        chain.advance_to_epoch(next);
+        chain.block(Vec::new());
+        for provider in answering {
+            let body = honest_submission(chain, provider);
+            let Body::SubmitProofs { proofs, .. } = &body else { unreachable!() };
+            if !proofs.is_empty() {
+                assert_eq!(chain.submit(provider, body), Outcome::Accepted);
+            }
+        }
+    }
+}
+
+fn contract_state(state: &LedgerState, id: &Digest) -> (ContractStatus, RepairState, AccountId) {
+    let contract = state.contracts.get(id).expect("contract");
+    (contract.status, contract.repair, contract.holder)
+}
+
+fn order_of(state: &LedgerState, id: &Digest) -> (Digest, RepairOrder) {
+    let RepairState::Ordered { order } = state.contracts.get(id).expect("contract").repair else {
+        panic!("contract {id} has no order: {:?}", state.contracts.get(id).map(|c| c.repair));
+    };
+    (order, state.repair_orders.get(&order).expect("order").clone())
+}
+
+/// Every contract that is lost is in the queue or has an order: never
+/// silently under-replicated.
+fn assert_every_lost_contract_in_repair(state: &LedgerState) {
+    for (id, contract) in state.contracts.iter() {
+        if matches!(contract.status, ContractStatus::Lost { .. }) {
+            assert_ne!(contract.repair, RepairState::None, "lost contract {id} is neither queued nor ordered");
+        }
+    }
+}
+
+#[test]
+fn a_lost_contract_is_ordered_to_another_organisation_rebuilt_moved_and_proven() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let (b, c) = (identity(3), identity(4));
+    // a goes silent: lost after three silent epochs, ordered at once.
+    run_to(&mut net.chain, 4, &[&b]);
+    let state = net.chain.replica.state();
+    let (status, _, holder) = contract_state(state, &id);
+    assert_eq!((status, holder), (ContractStatus::Lost { at_epoch: 4 }, account(&net.a)));
+    let (order_id, order) = order_of(state, &id);
+    // b holds a contract of the upload, d is in org-a like the lost holder:
+    // c is the only candidate in another failure domain.
+    assert_eq!(order.repairer, account(&c));
+    assert_eq!((order.reason, order.issued_epoch, order.deadline_epoch), (RepairReason::Lost, 4, 4 + REPAIR_DEADLINE_EPOCHS));
+    assert_eq!(order.previous, account(&net.a));
+    let bytes = state.contracts.get(&id).expect("contract").bytes();
+    let repairer = state.providers.get(&account(&c)).expect("c");
+    assert_eq!((repairer.repairs_in_flight, repairer.committed_bytes), (1, bytes), "the order reserves capacity");
+    assert_eq!(state.uploads.get(&[1; 16]).expect("upload").lost, 1);
+
+    // Strangers, wrong contracts and the old holder cannot report it (all
+    // in one block, still in epoch 4).
+    let report = Body::RecordRepair { order: order_id, contract: id };
+    let wrong = Body::RecordRepair { order: order_id, contract: Digest([7; 32]) };
+    let transactions = vec![
+        net.chain.transaction(&identity(5), report.clone()),
+        net.chain.transaction(&identity(2), report.clone()),
+        net.chain.transaction(&identity(1), report.clone()),
+        net.chain.transaction(&c, wrong),
+        net.chain.transaction(&c, report.clone()),
+        net.chain.transaction(&c, report),
+    ];
+    let outcomes: Vec<Outcome> = net.chain.block(transactions).into_iter().map(|receipt| receipt.outcome).collect();
+    let not_the_repairer = Outcome::Rejected(Rejection::NotTheRepairer(order_id));
+    assert_eq!(outcomes[..4], vec![not_the_repairer; 4][..]);
+    assert_eq!(outcomes[4], Outcome::Accepted);
+    assert_eq!(outcomes[5], Outcome::Rejected(Rejection::RepairAlreadyReported(order_id)));
+    assert_eq!(net.chain.replica.state().epoch(), 4);
+
+    // The move happens at the next epoch's first block; c owes proofs from
+    // then and its honest proofs pass.
+    run_to(&mut net.chain, 5, &[&b, &c]);
+    let state = net.chain.replica.state();
+    assert_eq!(contract_state(state, &id), (ContractStatus::Active, RepairState::None, account(&c)));
+    let contract = state.contracts.get(&id).expect("contract");
+    assert_eq!((contract.repairs, contract.proofs.strikes), (1, 0));
+    assert!(contract.roster_slot.is_some());
+    assert!(contract.proofs.passed_in(5), "the repairer's proofs pass");
+    assert!(state.repair_orders.is_empty() && state.repair_deadlines.is_empty() && state.repair_queue.is_empty());
+    let repairer = state.providers.get(&account(&c)).expect("c");
+    assert_eq!((repairer.repairs_in_flight, repairer.committed_bytes, repairer.roster.contracts), (0, bytes, 1));
+    assert_eq!(state.uploads.get(&[1; 16]).expect("upload").lost, 0);
+    assert!(!state.upload_holders.contains(&([1; 16], account(&net.a))));
+    assert!(state.upload_holders.contains(&([1; 16], account(&c))));
+}
+
+#[test]
+fn a_provider_back_within_the_strike_window_is_never_repaired_away() {
+    let (mut net, ids) = network(&[1]);
+    let (a, b) = (identity(2), identity(3));
+    // Two silent epochs (a restart), then a answers again.
+    run_to(&mut net.chain, 2, &[&b]);
+    run_to(&mut net.chain, 12, &[&a, &b]);
+    let state = net.chain.replica.state();
+    assert_eq!(contract_state(state, &ids[0]), (ContractStatus::Active, RepairState::None, account(&a)));
+    assert!(state.repair_orders.is_empty() && state.repair_queue.is_empty());
+}
+
+#[test]
+fn a_late_order_goes_to_another_repairer() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let b = identity(3);
+    run_to(&mut net.chain, 4, &[&b]);
+    let (first_id, first) = order_of(net.chain.replica.state(), &id);
+    // The repairer never reports: past the deadline the order is withdrawn
+    // and drawn again, without it.
+    run_to(&mut net.chain, first.deadline_epoch, &[&b]);
+    assert_eq!(order_of(net.chain.replica.state(), &id).0, first_id, "in force until its deadline ends");
+    run_to(&mut net.chain, first.deadline_epoch + 1, &[&b]);
+    let state = net.chain.replica.state();
+    let (second_id, second) = order_of(state, &id);
+    assert_ne!(second_id, first_id);
+    assert_ne!(second.repairer, first.repairer, "the late repairer is not drawn again");
+    assert_eq!(second.repairer, account(&net.d), "the only other eligible provider (same organisation as a)");
+    assert_eq!(second.attempt, 1);
+    let late = state.providers.get(&first.repairer).expect("late repairer");
+    assert_eq!((late.repairs_in_flight, late.committed_bytes), (0, 0), "its reservation is released");
+    // The late report is refused.
+    let report = Body::RecordRepair { order: first_id, contract: id };
+    let repairer = if first.repairer == account(&net.c) { identity(4) } else { identity(5) };
+    assert_eq!(rejected(net.chain.submit(&repairer, report)), Rejection::UnknownRepairOrder(first_id));
+    assert_every_lost_contract_in_repair(net.chain.replica.state());
+}
+
+#[test]
+fn orders_are_bounded_per_provider_and_the_rest_wait_in_the_queue() {
+    let uploads: Vec<u8> = (1..=6).collect();
+    let (mut net, ids) = network(&uploads);
+    let b = identity(3);
+    // d drains: c is the only eligible repairer.
+    assert_eq!(net.chain.submit(&identity(5), Body::Drain), Outcome::Accepted);
+    run_to(&mut net.chain, 4, &[&b]);
+    let state = net.chain.replica.state();
+    let ordered = ids.iter().filter(|id| matches!(state.contracts.get(id).expect("c").repair, RepairState::Ordered { .. }));
+    assert_eq!(ordered.count(), REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
+    assert_eq!(state.repair_queue.len(), ids.len() - REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
+    assert_eq!(state.providers.get(&account(&net.c)).expect("c").repairs_in_flight, REPAIR_ORDERS_PER_PROVIDER_MAX);
+    assert_every_lost_contract_in_repair(state);
+}
+
+#[test]
+fn uploads_with_more_lost_contracts_come_first() {
+    let (mut net, _) = network(&[1, 2]);
+    let (owner, b, c) = (identity(1), identity(3), identity(4));
+    // Upload 2 also has a contract on c: when a and c fall silent, upload 2
+    // has lost two contracts and upload 1 one.
+    let mut terms = terms(&owner, &c, 2);
+    terms.term_epochs = 100;
+    let body = open_contract(&net.chain, terms, &c);
+    assert_eq!(net.chain.submit(&owner, body), Outcome::Accepted);
+    run_to(&mut net.chain, 4, &[&b]);
+    let state = net.chain.replica.state();
+    assert_eq!(state.uploads.get(&[2; 16]).expect("upload 2").lost, 2);
+    assert_eq!(state.uploads.get(&[1; 16]).expect("upload 1").lost, 1);
+    // d is the only eligible provider (b holds both uploads; a and c are
+    // silent): upload 2's contracts were drawn first.
+    let d_orders: Vec<_> = state.repair_orders.iter().map(|(_, order)| order.upload).collect();
+    assert!(d_orders.iter().filter(|upload| **upload == [2; 16]).count() == 2, "orders: {d_orders:?}");
+    assert_every_lost_contract_in_repair(state);
+}
+
+#[test]
+fn a_draining_provider_takes_no_contracts_and_its_contracts_move_without_strikes() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let (owner, a, b, c) = (identity(1), identity(2), identity(3), identity(4));
+    run_to(&mut net.chain, 1, &[&a, &b]);
+    let mut terms = terms(&owner, &a, 9);
+    terms.term_epochs = 100;
+    let body = open_contract(&net.chain, terms, &a);
+    let transactions = vec![net.chain.transaction(&a, Body::Drain), net.chain.transaction(&owner, body)];
+    let outcomes: Vec<Outcome> = net.chain.block(transactions).into_iter().map(|receipt| receipt.outcome).collect();
+    assert_eq!(outcomes, vec![Outcome::Accepted, Outcome::Rejected(Rejection::ProviderDraining(account(&a)))]);
+    assert_eq!(net.chain.replica.state().epoch(), 1);
+    // At the next boundary its contract is queued and ordered; it stays
+    // active and a keeps proving it until it moves.
+    run_to(&mut net.chain, 2, &[&a, &b]);
+    let state = net.chain.replica.state();
+    let (order_id, order) = order_of(state, &id);
+    assert_eq!((order.reason, order.repairer), (RepairReason::Drain, account(&c)));
+    assert_eq!(contract_state(state, &id).0, ContractStatus::Active);
+    assert!(state.contracts.get(&id).expect("contract").proofs.passed_in(2), "the drainer still proves it");
+    assert_eq!(net.chain.submit(&c, Body::RecordRepair { order: order_id, contract: id }), Outcome::Accepted);
+    run_to(&mut net.chain, 3, &[&a, &b, &c]);
+    let state = net.chain.replica.state();
+    assert_eq!(contract_state(state, &id), (ContractStatus::Active, RepairState::None, account(&c)));
+    let drained = state.providers.get(&account(&a)).expect("a");
+    assert_eq!((drained.roster.contracts, drained.committed_bytes), (0, 0), "a holds nothing for the ledger");
+    assert_eq!(state.contracts.get(&id).expect("contract").proofs.strikes, 0);
+}
+
+#[test]
+fn a_contract_that_ends_leaves_repair_and_releases_the_reservation() {
+    // (The owner cannot close a lost contract; its term ending is the way
+    // out of repair.)
+    let (mut net, _) = network(&[]);
+    let (owner, a, b, c) = (identity(1), identity(2), identity(3), identity(4));
+    let mut short = terms(&owner, &a, 3);
+    short.term_epochs = 5;
+    let id = short.id();
+    let body = open_contract(&net.chain, short, &a);
+    assert_eq!(net.chain.submit(&owner, body), Outcome::Accepted);
+    let mut sibling = terms(&owner, &b, 3);
+    sibling.term_epochs = 100;
+    let body = open_contract(&net.chain, sibling, &b);
+    assert_eq!(net.chain.submit(&owner, body), Outcome::Accepted);
+    run_to(&mut net.chain, 4, &[&b]);
+    let (_, order) = order_of(net.chain.replica.state(), &id);
+    assert_eq!(order.repairer, account(&c));
+    // Its term ends with epoch 5: at epoch 6 it expires, the order goes.
+    run_to(&mut net.chain, 6, &[&b]);
+    let state = net.chain.replica.state();
+    assert_eq!(contract_state(state, &id).1, RepairState::None);
+    assert!(state.repair_orders.is_empty() && state.repair_queue.is_empty() && state.repair_uploads.is_empty());
+    let repairer = state.providers.get(&account(&c)).expect("c");
+    assert_eq!((repairer.repairs_in_flight, repairer.committed_bytes), (0, 0));
+    assert_eq!(state.uploads.get(&[3; 16]).expect("upload").lost, 0);
+}
