@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use strand_contracts::state::{LedgerState, Provider};
+use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{Body, ContractTerms, ProofPolicy};
 use strand_contracts::{AccountId, Digest, Outcome, Signature, Transaction};
 
-use strand_core::{CodecParams, FragmentId, Identity, RecoveryIndex, UploadSecrets};
+use strand_core::{CodecParams, Identity, RecoveryIndex, UploadSecrets};
 use strand_ledger_service::client::LedgerClient;
 use strand_ledger_service::protocol::TransactionStatus;
 use strand_net::blobs::{self, Operation};
@@ -104,12 +105,22 @@ const STAGE_BATCH: usize = 8;
 /// Staging requests in flight to one provider.
 const STAGE_REQUESTS_PER_PROVIDER: usize = 2;
 
-fn stripe_digest(ids: &[FragmentId]) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key("strand stripe v1");
-    for id in ids {
-        hasher.update(id.as_bytes());
-    }
-    *hasher.finalize().as_bytes()
+/// The upload's stripe map: slots are the providers given fragments, in
+/// candidate order; each stripe's shards name their fragment and slot.
+fn stripe_map(placements: &[Vec<usize>], candidates: &[Candidate], index: &RecoveryIndex) -> StripeMap {
+    let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    let slot_of = |candidate: usize| used.binary_search(&candidate).unwrap_or_default() as u16;
+    let stripes = placements
+        .iter()
+        .enumerate()
+        .map(|(stripe, chosen)| {
+            let ids = index.stripe(stripe as u64);
+            chosen.iter().enumerate().map(|(shard, &candidate)| (*ids[shard].as_bytes(), slot_of(candidate))).collect()
+        })
+        .collect();
+    StripeMap { slots: used.iter().map(|&candidate| candidates[candidate].account).collect(), stripes }
 }
 
 /// (provider, fragment) pairs the upload's blob server may serve now.
@@ -355,11 +366,16 @@ pub async fn upload(
             placement.push(provider as u16);
         }
     }
-    let stripe_digests: Vec<[u8; 32]> =
-        (0..index.layout.stripe_count).map(|stripe| stripe_digest(index.stripe(stripe))).collect();
-    let stripes_root = Digest(merkle::root(&stripe_digests));
+    let stripe_map = stripe_map(&placements, &candidates, &index);
+    let stripes_root = stripe_map.root();
     let mut proposals: Vec<(usize, Proposal)> = Vec::new();
     for (&provider, ids) in &assigned {
+        // The map a repairer will check against the terms names exactly
+        // these fragments for this provider, in this order.
+        if stripe_map.fragments_of(&candidates[provider].account) != *ids {
+            network_task.abort();
+            bail!("internal error: the stripe map disagrees with the placement of {}", candidates[provider].account);
+        }
         let terms = ContractTerms {
             upload: *secrets.upload_id.as_bytes(),
             owner: account,
@@ -377,7 +393,9 @@ pub async fn upload(
                 strikes_max: strand_proof_of_storage::policy::DEFAULT_STRIKES_MAX,
             },
         };
-        proposals.push((provider, Proposal { terms, fragment_ids: ids.clone(), source: source.clone() }));
+        let proposal =
+            Proposal { terms, fragment_ids: ids.clone(), source: source.clone(), stripe_map: stripe_map.clone() };
+        proposals.push((provider, proposal));
     }
 
     let signed = negotiate(&network, state, &providers, proposals).await;

@@ -36,6 +36,7 @@ pub mod repair;
 pub mod replica;
 pub mod roster;
 pub mod state;
+pub mod stripes;
 pub mod table;
 pub mod transaction;
 pub mod types;

@@ -6,6 +6,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use strand_contracts::Digest;
 use strand_contracts::encoding;
+use strand_contracts::stripes::StripeMap;
 
 use crate::core::holdings::Agreement;
 
@@ -13,6 +14,9 @@ const AGREEMENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("agre
 /// One entry, `pending`: the borsh encoding of the pending receipt batches.
 const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
 const PENDING: &str = "pending";
+/// Per contract held: the upload's stripe map (borsh), what a repairer asks
+/// for.
+const STRIPE_MAPS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("stripe_maps");
 
 /// Pending access receipts as stored: per epoch, its batch.
 pub type PendingReceipts = Vec<(u64, Vec<strand_contracts::transaction::AccessReceipt>)>;
@@ -33,6 +37,7 @@ impl Records {
         let write = database.begin_write().map_err(db)?;
         write.open_table(AGREEMENTS).map_err(db)?;
         write.open_table(RECEIPTS).map_err(db)?;
+        write.open_table(STRIPE_MAPS).map_err(db)?;
         write.commit().map_err(db)?;
         Ok(Self { database })
     }
@@ -77,11 +82,29 @@ impl Records {
         write.commit().map_err(db)
     }
 
-    /// Removes an agreement (durably).
+    /// Removes an agreement and its stripe map (durably).
     pub fn remove(&self, id: &Digest) -> anyhow::Result<()> {
         let write = self.database.begin_write().map_err(db)?;
         write.open_table(AGREEMENTS).map_err(db)?.remove(&id.0).map_err(db)?;
+        write.open_table(STRIPE_MAPS).map_err(db)?.remove(&id.0).map_err(db)?;
         write.commit().map_err(db)
+    }
+
+    /// Stores the stripe map of contract `id`'s upload (durably).
+    pub fn put_stripe_map(&self, id: &Digest, map: &StripeMap) -> anyhow::Result<()> {
+        let write = self.database.begin_write().map_err(db)?;
+        write.open_table(STRIPE_MAPS).map_err(db)?.insert(&id.0, encoding::encode(map).as_slice()).map_err(db)?;
+        write.commit().map_err(db)
+    }
+
+    /// The stripe map stored with contract `id`.
+    pub fn stripe_map(&self, id: &Digest) -> anyhow::Result<Option<StripeMap>> {
+        let read = self.database.begin_read().map_err(db)?;
+        let table = read.open_table(STRIPE_MAPS).map_err(db)?;
+        match table.get(&id.0).map_err(db)? {
+            Some(value) => Ok(Some(encoding::decode(value.value(), usize::MAX)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -112,5 +135,22 @@ mod tests {
         }
         let records = Records::open(&path).expect("reopen");
         assert_eq!(records.pending_receipts().expect("read"), pending);
+    }
+
+    #[test]
+    fn a_stripe_map_lives_and_goes_with_its_agreement() {
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("node.redb");
+        let map = StripeMap { slots: vec![AccountId([1; 32])], stripes: vec![vec![([2; 32], 0)]] };
+        let contract = Digest([3; 32]);
+        {
+            let records = Records::open(&path).expect("open");
+            assert_eq!(records.stripe_map(&contract).expect("read"), None);
+            records.put_stripe_map(&contract, &map).expect("put");
+        }
+        let records = Records::open(&path).expect("reopen");
+        assert_eq!(records.stripe_map(&contract).expect("read"), Some(map));
+        records.remove(&contract).expect("remove");
+        assert_eq!(records.stripe_map(&contract).expect("read"), None);
     }
 }

@@ -2,6 +2,7 @@
 
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::state::LedgerState;
+use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{ContractTerms, ProofPolicy};
 use strand_contracts::{AccountId, Digest};
 
@@ -21,6 +22,20 @@ pub(crate) fn terms(owner: AccountId, upload: u8) -> ContractTerms {
         term_epochs: 10,
         proof_policy: ProofPolicy { challenges_per_epoch: 4, strikes_max: 3 },
     }
+}
+
+/// A stripe map placing `ids` on `terms.provider`, one per stripe of 1+1
+/// (the parity shards on another account), with `terms` set to match.
+pub(crate) fn with_stripe_map(terms: &mut ContractTerms, ids: &[[u8; 32]]) -> StripeMap {
+    let map = StripeMap {
+        slots: vec![terms.provider, AccountId([0xee; 32])],
+        stripes: ids.iter().map(|id| vec![(*id, 0), ([0xee; 32], 1)]).collect(),
+    };
+    terms.data_shards = 1;
+    terms.parity_shards = 1;
+    terms.stripe_count = ids.len() as u64;
+    terms.stripes_root = map.root();
+    map
 }
 
 /// The state of an empty chain.

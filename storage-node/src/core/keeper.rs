@@ -157,7 +157,8 @@ mod tests {
         let fragment_ids: Vec<[u8; 32]> = fragments.iter().map(|byte| [*byte; 32]).collect();
         terms.fragment_count = fragment_ids.len() as u32;
         terms.fragment_root = Digest(merkle::root(&fragment_ids));
-        Proposal { terms, fragment_ids, source: FragmentSource { endpoint: owner.0, addresses: vec![] } }
+        let stripe_map = crate::core::fixtures::with_stripe_map(&mut terms, &fragment_ids);
+        Proposal { terms, fragment_ids, source: FragmentSource { endpoint: owner.0, addresses: vec![] }, stripe_map }
     }
 
     fn stage(upload: u8, count: u32, fragments: &[u8]) -> Stage {

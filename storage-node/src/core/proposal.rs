@@ -117,11 +117,18 @@ pub fn check_terms(proposal: &Proposal, me: &AccountId, policy: &AcceptancePolic
     Ok(())
 }
 
-/// Whether the fragment ids are the ones the terms' root commits to (work
-/// proportional to the fragment count: run it off the async executor).
+/// Whether the fragment ids are the ones the terms' root commits to, and
+/// the stripe map the one `stripes_root` commits to, placing exactly these
+/// fragments on this provider (work proportional to the upload's fragment
+/// count: run it off the async executor).
 pub fn check_root(proposal: &Proposal) -> Result<(), Refusal> {
     if merkle::root(&proposal.fragment_ids) != proposal.terms.fragment_root.0 {
         return Err(Refusal::FragmentsMismatch);
+    }
+    let map = &proposal.stripe_map;
+    map.check(&proposal.terms).map_err(|error| Refusal::StripeMap(error.to_string()))?;
+    if map.fragments_of(&proposal.terms.provider) != proposal.fragment_ids {
+        return Err(Refusal::StripeMap("it places other fragments on this provider".into()));
     }
     Ok(())
 }
@@ -129,7 +136,7 @@ pub fn check_root(proposal: &Proposal) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::fixtures::terms;
+    use crate::core::fixtures::{terms, with_stripe_map};
     use strand_wire::FragmentSource;
 
     const ME: AccountId = AccountId([2; 32]);
@@ -138,7 +145,8 @@ mod tests {
         let mut terms = terms(AccountId([9; 32]), 1);
         let fragment_ids = vec![[5; 32], [6; 32]];
         terms.fragment_root = strand_contracts::Digest(merkle::root(&fragment_ids));
-        Proposal { terms, fragment_ids, source: FragmentSource { endpoint: [9; 32], addresses: vec![] } }
+        let stripe_map = with_stripe_map(&mut terms, &fragment_ids);
+        Proposal { terms, fragment_ids, source: FragmentSource { endpoint: [9; 32], addresses: vec![] }, stripe_map }
     }
 
     #[test]
@@ -168,6 +176,20 @@ mod tests {
         assert!(reason(refused(&|p| p.terms.parity_shards = 0)).contains("k and m"));
         assert_eq!(refused(&|p| p.fragment_ids.push([7; 32])), Err(Refusal::FragmentsMismatch));
         assert_eq!(refused(&|p| p.fragment_ids[1] = [7; 32]), Err(Refusal::FragmentsMismatch));
+        let stripe_map = |result: Result<(), Refusal>| match result {
+            Err(Refusal::StripeMap(reason)) => reason,
+            other => panic!("expected a stripe map refusal, got {other:?}"),
+        };
+        assert!(stripe_map(refused(&|p| p.stripe_map.stripes[0].swap(0, 1))).contains("root"));
+        assert!(stripe_map(refused(&|p| p.stripe_map.stripes.pop().map(drop).unwrap_or_default())).contains("stripes"));
+        assert!(stripe_map(refused(&|p| p.stripe_map.stripes[0][0].1 = 7)).contains("slot"));
+        // A map that commits correctly but gives this provider other
+        // fragments than the proposal lists.
+        let other = |p: &mut Proposal| {
+            p.stripe_map.slots.swap(0, 1);
+            p.terms.stripes_root = p.stripe_map.root();
+        };
+        assert!(stripe_map(refused(&other)).contains("other fragments"));
     }
 
     #[test]

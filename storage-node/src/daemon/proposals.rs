@@ -260,6 +260,12 @@ async fn fetch_and_sign(node: &Arc<Node>, proposal: &Proposal, admission: Admiss
     }
     let height = node.ledger().height;
     let signed = Agreement { state: AgreementState::Signed { at_height: height }, ..agreement.clone() };
+    let (writer, map) = (Arc::clone(node), proposal.stripe_map.clone());
+    let kept = tokio::task::spawn_blocking(move || writer.records.put_stripe_map(&contract, &map)).await;
+    if let Err(error) = kept.map_err(anyhow::Error::from).and_then(|kept| kept) {
+        forget(node, &agreement).await;
+        return Response::Refused(Refusal::NotReady(format!("cannot record the stripe map: {error}")));
+    }
     if let Err(error) = records_put(node, &signed).await {
         forget(node, &agreement).await;
         return Response::Refused(Refusal::NotReady(format!("cannot record the agreement: {error}")));

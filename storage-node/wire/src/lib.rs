@@ -45,6 +45,10 @@ pub struct Proposal {
     pub fragment_ids: Vec<[u8; 32]>,
     /// Where to pull them from.
     pub source: FragmentSource,
+    /// The upload's stripe map, committed by `terms.stripes_root`: kept by
+    /// the node so a repairer can rebuild a lost contract of the upload
+    /// without the owner.
+    pub stripe_map: strand_contracts::stripes::StripeMap,
 }
 
 /// A fragment's place in a credential's range scope: the proof that it is
@@ -139,6 +143,9 @@ pub enum Refusal {
     /// Too much in flight from this peer or on this node: try later.
     #[error("busy: {0}")]
     Busy(String),
+    /// The stripe map does not match the terms or the fragment list.
+    #[error("the stripe map does not match: {0}")]
+    StripeMap(String),
 }
 
 impl Refusal {
@@ -153,6 +160,7 @@ impl Refusal {
             Self::NotReady(_) => "not_ready",
             Self::HeldForAnotherOwner { .. } => "held_for_another_owner",
             Self::Busy(_) => "busy",
+            Self::StripeMap(_) => "stripe_map",
         }
     }
 }

@@ -16,6 +16,7 @@ use iroh_blobs::store::mem::MemStore;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{Body, ContractTerms, ProofPolicy};
 use strand_contracts::{AccountId, Digest, Transaction};
 use strand_core::Identity;
@@ -232,11 +233,15 @@ impl Hostile {
 
     /// A proposal of this key to `node`.
     pub fn proposal(&self, node: &NodeAddress, upload: u8, fragment_ids: &[[u8; 32]], size: u32, source: &Source) -> Request {
-        Request::Propose(Proposal {
-            terms: self.terms(node.account, upload, fragment_ids, size),
-            fragment_ids: fragment_ids.to_vec(),
-            source: source.address.clone(),
-        })
+        let mut terms = self.terms(node.account, upload, fragment_ids, size);
+        // One fragment per stripe of 1+1, the parity on another account.
+        let stripe_map = StripeMap {
+            slots: vec![node.account, AccountId([0xee; 32])],
+            stripes: fragment_ids.iter().map(|id| vec![(*id, 0), ([0xee; 32], 1)]).collect(),
+        };
+        (terms.data_shards, terms.parity_shards, terms.stripe_count) = (1, 1, fragment_ids.len() as u64);
+        terms.stripes_root = stripe_map.root();
+        Request::Propose(Proposal { terms, fragment_ids: fragment_ids.to_vec(), source: source.address.clone(), stripe_map })
     }
 
     /// A source of this key: `serving` blobs (none: a source that serves
