@@ -598,4 +598,3 @@ fn keygen(path: &Path, force: bool, json: bool) -> anyhow::Result<()> {
         Ok(())
     })
 }
-

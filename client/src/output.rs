@@ -26,17 +26,13 @@ pub fn line(arguments: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 
 /// Whether `error` comes from writing to a reader that went away.
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints `value` as JSON, or as text with `text`.
-pub fn print<T: Serialize>(
-    json: bool,
-    value: &T,
-    text: impl FnOnce(&T) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
+pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> std::io::Result<()>) -> anyhow::Result<()> {
     if json {
         out!("{}", serde_json::to_string_pretty(value)?)?;
     } else {

@@ -168,13 +168,12 @@ fn open_contract(
             needed_bytes,
         });
     }
-    let mut upload =
-        state.uploads.get(&terms.upload).cloned().unwrap_or(Upload {
-            owner: *sender,
-            contracts: Vec::new(),
-            lost: 0,
-            queued: 0,
-        });
+    let mut upload = state.uploads.get(&terms.upload).cloned().unwrap_or(Upload {
+        owner: *sender,
+        contracts: Vec::new(),
+        lost: 0,
+        queued: 0,
+    });
     if upload.owner != *sender {
         return Err(Rejection::NotUploadOwner { owner: upload.owner });
     }
@@ -200,18 +199,14 @@ fn check_terms(terms: &ContractTerms) -> Result<(), Rejection> {
     use strand_proof_of_storage::policy::{FRAGMENT_BYTES_MAX, FRAGMENTS_PER_CONTRACT_MAX};
     use strand_proof_of_storage::schedule::CHALLENGES_PER_PROVIDER_MAX;
     if terms.fragment_count == 0 || terms.fragment_count > FRAGMENTS_PER_CONTRACT_MAX {
-        return Err(Rejection::InvalidField(format!(
-            "a contract holds 1 to {FRAGMENTS_PER_CONTRACT_MAX} fragments"
-        )));
+        return Err(Rejection::InvalidField(format!("a contract holds 1 to {FRAGMENTS_PER_CONTRACT_MAX} fragments")));
     }
     if terms.fragment_size == 0 || terms.fragment_size > FRAGMENT_BYTES_MAX {
         return Err(Rejection::InvalidField(format!("fragments are 1 to {FRAGMENT_BYTES_MAX} bytes")));
     }
     let shards = u32::from(terms.data_shards) + u32::from(terms.parity_shards);
     if terms.data_shards == 0 || terms.parity_shards == 0 || shards > STRIPE_SHARDS_MAX {
-        return Err(Rejection::InvalidField(format!(
-            "k and m must be positive and k + m at most {STRIPE_SHARDS_MAX}"
-        )));
+        return Err(Rejection::InvalidField(format!("k and m must be positive and k + m at most {STRIPE_SHARDS_MAX}")));
     }
     let policy = terms.proof_policy;
     if policy.challenges_per_epoch == 0 || u32::from(policy.challenges_per_epoch) > CHALLENGES_PER_PROVIDER_MAX {

@@ -178,10 +178,11 @@ fn prune(state: &mut LedgerState, epoch: u64) {
         let Some(batch) = state.access.remove(&key) else { continue };
         for receipt in batch.receipts {
             let total_key = (receipt.upload, receipt.requester, receipt.credential);
-            let mut total = state.access_totals.get(&total_key).copied().unwrap_or(AccessTotal {
-                first_epoch: key.0,
-                ..Default::default()
-            });
+            let mut total = state
+                .access_totals
+                .get(&total_key)
+                .copied()
+                .unwrap_or(AccessTotal { first_epoch: key.0, ..Default::default() });
             total.fragments = total.fragments.saturating_add(u64::from(receipt.fragments));
             total.bytes = total.bytes.saturating_add(receipt.bytes);
             total.first_epoch = total.first_epoch.min(key.0);

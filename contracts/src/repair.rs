@@ -239,8 +239,11 @@ pub fn report(
 /// Adds one to (or takes one from) the holders and organisations of an
 /// upload.
 fn count_holder(state: &mut LedgerState, upload: &UploadKey, holder: &AccountId, add: bool) {
-    let organisation =
-        state.providers.get(holder).map(|provider| provider.registration.domain.organisation.clone()).unwrap_or_default();
+    let organisation = state
+        .providers
+        .get(holder)
+        .map(|provider| provider.registration.domain.organisation.clone())
+        .unwrap_or_default();
     let holders = state.upload_holders.get(&(*upload, *holder)).copied().unwrap_or(0);
     let domains = state.upload_domains.get(&(*upload, organisation.clone())).copied().unwrap_or(0);
     let (holders, domains) =

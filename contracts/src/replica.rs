@@ -3,12 +3,12 @@
 //! and applying someone else's (a follower).
 
 use crate::apply::{Receipt, apply_transaction};
-use crate::epoch::begin_epoch;
 use crate::block::{
     BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
     transactions_root,
 };
 use crate::encoding::{self, BLOCK_BYTES_MAX};
+use crate::epoch::begin_epoch;
 use crate::state::LedgerState;
 use crate::types::{AccountId, Digest};
 use strand_core::Identity;

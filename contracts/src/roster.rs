@@ -207,10 +207,7 @@ mod tests {
             capacity_bytes: u64::MAX,
             domain: FailureDomain { organisation: "o".into(), site: "s".into(), jurisdiction: "j".into() },
         };
-        state.providers.insert(
-            PROVIDER,
-            Provider::registered(registration, 0, 0),
-        );
+        state.providers.insert(PROVIDER, Provider::registered(registration, 0, 0));
         state
     }
 

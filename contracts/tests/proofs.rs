@@ -210,7 +210,8 @@ fn submissions_must_answer_the_providers_own_schedule_once() {
 fn contracts_join_and_leave_rosters_only_at_epoch_boundaries() {
     let (mut chain, owner, provider, ids) = with_contracts(&[1]);
     let id = ids[0];
-    let roster_len = |chain: &Chain| chain.replica.state().providers.get(&account(&provider)).expect("p").roster.contracts;
+    let roster_len =
+        |chain: &Chain| chain.replica.state().providers.get(&account(&provider)).expect("p").roster.contracts;
     assert_eq!(roster_len(&chain), 0, "opened in epoch 0: owes proofs from epoch 1");
     enter_epoch(&mut chain, 1);
     assert_eq!(roster_len(&chain), 1);
@@ -325,8 +326,10 @@ fn history_is_pruned_past_its_horizon_so_state_per_contract_stays_bounded() {
                 bytes: 4096,
             }],
         };
-        let transactions =
-            vec![chain.transaction(&provider, Body::SubmitProofs { epoch, proofs }), chain.transaction(&provider, receipts)];
+        let transactions = vec![
+            chain.transaction(&provider, Body::SubmitProofs { epoch, proofs }),
+            chain.transaction(&provider, receipts),
+        ];
         assert!(chain.block(transactions).iter().all(|receipt| receipt.outcome == Outcome::Accepted));
     }
     let state = chain.replica.state();

@@ -100,7 +100,10 @@ fn a_lost_contract_is_ordered_to_another_organisation_rebuilt_moved_and_proven()
     // b holds a contract of the upload, d is in org-a like the lost holder:
     // c is the only candidate in another failure domain.
     assert_eq!(order.repairer, account(&c));
-    assert_eq!((order.reason, order.issued_epoch, order.deadline_epoch), (RepairReason::Lost, 4, 4 + REPAIR_DEADLINE_EPOCHS));
+    assert_eq!(
+        (order.reason, order.issued_epoch, order.deadline_epoch),
+        (RepairReason::Lost, 4, 4 + REPAIR_DEADLINE_EPOCHS)
+    );
     assert_eq!(order.previous, account(&net.a));
     let bytes = state.contracts.get(&id).expect("contract").bytes();
     let repairer = state.providers.get(&account(&c)).expect("c");
@@ -191,7 +194,8 @@ fn orders_are_bounded_per_provider_and_the_rest_wait_in_the_queue() {
     assert_eq!(net.chain.submit(&identity(5), Body::Drain), Outcome::Accepted);
     run_to(&mut net.chain, 4, &[&b]);
     let state = net.chain.replica.state();
-    let ordered = ids.iter().filter(|id| matches!(state.contracts.get(id).expect("c").repair, RepairState::Ordered { .. }));
+    let ordered =
+        ids.iter().filter(|id| matches!(state.contracts.get(id).expect("c").repair, RepairState::Ordered { .. }));
     assert_eq!(ordered.count(), REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
     assert_eq!(state.repair_queue.len(), ids.len() - REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
     assert_eq!(state.providers.get(&account(&net.c)).expect("c").repairs_in_flight, REPAIR_ORDERS_PER_PROVIDER_MAX);

@@ -125,7 +125,8 @@ fn a_contract_with_no_term_or_no_capacity_is_rejected() {
     }
     for (challenges, strikes) in [(0, 3), (49, 3), (20, 0), (20, 101)] {
         let mut outside = terms(&owner, &provider, 1);
-        outside.proof_policy = strand_contracts::transaction::ProofPolicy { challenges_per_epoch: challenges, strikes_max: strikes };
+        outside.proof_policy =
+            strand_contracts::transaction::ProofPolicy { challenges_per_epoch: challenges, strikes_max: strikes };
         let body = open_contract(&chain, outside, &provider);
         assert!(matches!(rejected(chain.submit(&owner, body)), Rejection::InvalidField(_)), "{challenges}, {strikes}");
     }

@@ -12,8 +12,8 @@ use bao_tree::{BlockSize, ChunkNum, ChunkRanges};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, RngExt, SeedableRng};
 use strand_proof_of_storage::answers::{self, Commitment};
-use strand_proof_of_storage::chunk::{self, GROUP_CHUNKS};
 use strand_proof_of_storage::challenge::Challenge;
+use strand_proof_of_storage::chunk::{self, GROUP_CHUNKS};
 use strand_proof_of_storage::merkle;
 use strand_proof_of_storage::schedule::{self, MemoryRoster, RosterContract};
 

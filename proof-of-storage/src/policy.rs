@@ -119,8 +119,7 @@ pub fn answer_bytes_max(fragment_size: u32, fragment_count: u32) -> u64 {
 /// at [`answer_bytes_max`] for the ledger's largest fragments and contracts.
 pub fn submission_bytes_max() -> u64 {
     let envelope = 32 + 32 + 8 + 1 + 8 + 4 + 64;
-    envelope
-        + u64::from(CHALLENGES_PER_PROVIDER_MAX) * answer_bytes_max(FRAGMENT_BYTES_MAX, FRAGMENTS_PER_CONTRACT_MAX)
+    envelope + u64::from(CHALLENGES_PER_PROVIDER_MAX) * answer_bytes_max(FRAGMENT_BYTES_MAX, FRAGMENTS_PER_CONTRACT_MAX)
 }
 
 #[cfg(test)]

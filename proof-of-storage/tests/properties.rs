@@ -6,9 +6,9 @@ use bao_tree::{BlockSize, ChunkNum, ChunkRanges};
 use proptest::prelude::*;
 use strand_proof_of_storage::answers::{self, Answers, Commitment, Fault};
 use strand_proof_of_storage::challenge::Challenge;
-use strand_proof_of_storage::schedule::{self, MemoryRoster, RosterContract};
 use strand_proof_of_storage::chunk::{self, ChunkProof};
 use strand_proof_of_storage::merkle;
+use strand_proof_of_storage::schedule::{self, MemoryRoster, RosterContract};
 
 fn mismatch(result: &Result<(), Fault>) -> bool {
     matches!(result, Err(Fault::ChunkMismatch { .. }))
@@ -236,9 +236,10 @@ fn sampling_passes_at_the_predicted_rate() {
         let passed = (0..epochs)
             .filter(|epoch| {
                 let beacon = *blake3::hash(&epoch.to_le_bytes()).as_bytes();
-                schedule::derive(&beacon, &[1; 32], *epoch, &roster).iter().map(|s| s.challenge).all(|ch| {
-                    !missing.contains(&(u64::from(ch.fragment) * per_fragment + u64::from(ch.chunk)))
-                })
+                schedule::derive(&beacon, &[1; 32], *epoch, &roster)
+                    .iter()
+                    .map(|s| s.challenge)
+                    .all(|ch| !missing.contains(&(u64::from(ch.fragment) * per_fragment + u64::from(ch.chunk))))
             })
             .count();
         let rate = passed as f64 / epochs as f64;
@@ -256,10 +257,8 @@ fn sampling_passes_at_the_predicted_rate() {
 #[test]
 fn answers_encoding_fixed_vector() {
     let contract = contract(3, 2500, 3, 9);
-    let challenges = [Challenge { fragment: 2, chunk: 1 }, Challenge { fragment: 0, chunk: 2 }, Challenge {
-        fragment: 2,
-        chunk: 0,
-    }];
+    let challenges =
+        [Challenge { fragment: 2, chunk: 1 }, Challenge { fragment: 0, chunk: 2 }, Challenge { fragment: 2, chunk: 0 }];
     let (_, answers) = honest_to(&contract, &challenges);
     let bytes = answers.to_bytes();
     assert_eq!(bytes[0], answers::VERSION);

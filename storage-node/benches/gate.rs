@@ -54,10 +54,7 @@ fn benches(c: &mut Criterion) {
     for upload in 0..1000u32 {
         let terms = terms(upload);
         let id = terms.id();
-        state.contracts.insert(
-            id,
-            Contract::opened(terms.clone(), 1, 0),
-        );
+        state.contracts.insert(id, Contract::opened(terms.clone(), 1, 0));
         holdings.insert(Agreement {
             terms: terms.clone(),
             fragment_ids: vec![fragment(upload, 1), fragment(upload, 2)],

@@ -144,7 +144,11 @@ mod tests {
         let config: NodeConfig = toml::from_str(&text).expect("default parses");
         assert_eq!(config.capacity_bytes().expect("size"), 100 << 30);
         assert_eq!(config.key_path(), PathBuf::from("/var/lib/strand/identity.pem"));
-        assert_eq!(config.acceptance, crate::core::proposal::AcceptancePolicy::default(), "the file states the defaults");
+        assert_eq!(
+            config.acceptance,
+            crate::core::proposal::AcceptancePolicy::default(),
+            "the file states the defaults"
+        );
         let typo = text.replace("capacity =", "capacty =");
         assert!(toml::from_str::<NodeConfig>(&typo).is_err());
         let without = text.split("[acceptance]").next().expect("head").to_string();

@@ -176,7 +176,12 @@ fn random_ids(count: usize, seed: u8) -> Vec<[u8; 32]> {
 }
 
 /// A proposal with its terms changed by `change`.
-fn proposal_with(hostile: &Hostile, node: &NodeAddress, source: &Source, change: impl FnOnce(&mut strand_wire::Proposal)) -> Request {
+fn proposal_with(
+    hostile: &Hostile,
+    node: &NodeAddress,
+    source: &Source,
+    change: impl FnOnce(&mut strand_wire::Proposal),
+) -> Request {
     let Request::Propose(mut proposal) = hostile.proposal(node, 7, &source.ids, 4096, source) else { unreachable!() };
     change(&mut proposal);
     Request::Propose(proposal)
@@ -346,7 +351,8 @@ fn the_attack_and_fault_matrix() {
                 .collect();
             asks.into_iter().map(|ask| ask.join().expect("asked")).collect()
         });
-        let no_capacity = answers.iter().filter(|answer| matches!(answer, Ok(Response::Refused(Refusal::NoCapacity { .. })))).count();
+        let no_capacity =
+            answers.iter().filter(|answer| matches!(answer, Ok(Response::Refused(Refusal::NoCapacity { .. })))).count();
         let stalled = answers.iter().filter(|answer| answer.is_err()).count();
         assert_eq!((no_capacity, stalled), (1, 1), "{answers:?}");
         let capacity = m.metric(5, "strand_node_capacity_bytes");
@@ -359,7 +365,9 @@ fn the_attack_and_fault_matrix() {
         let hostile = m.hostile();
         let source = hostile.source(SourceKind::Stalling);
         let node = m.node(0);
-        let requests = (0..12u8).map(|index| hostile.proposal(&node, 20 + index, &random_ids(1, 20 + index), 4096, &source)).collect();
+        let requests = (0..12u8)
+            .map(|index| hostile.proposal(&node, 20 + index, &random_ids(1, 20 + index), 4096, &source))
+            .collect();
         let answers = hostile.ask_many(&node, requests, Duration::from_secs(10));
         let busy = answers
             .iter()
@@ -512,10 +520,15 @@ fn the_attack_and_fault_matrix() {
             domain: FailureDomain { organisation: "hostile".into(), site: "h".into(), jurisdiction: "h".into() },
         });
         let registered = provider.transact(&ledger, m.chain, registration);
-        assert!(matches!(registered, TransactionStatus::Finalised { outcome: Outcome::Accepted, .. }), "{registered:?}");
+        assert!(
+            matches!(registered, TransactionStatus::Finalised { outcome: Outcome::Accepted, .. }),
+            "{registered:?}"
+        );
         let receipts = Body::AccessReceipts { epoch: u64::MAX, receipts: Vec::new() };
         match provider.transact(&ledger, m.chain, receipts) {
-            TransactionStatus::Finalised { outcome: Outcome::Rejected(Rejection::WrongEpoch { found, .. }), .. } => {
+            TransactionStatus::Finalised {
+                outcome: Outcome::Rejected(Rejection::WrongEpoch { found, .. }), ..
+            } => {
                 assert_eq!(found, u64::MAX)
             }
             other => panic!("{other:?}"),
@@ -540,10 +553,9 @@ fn the_attack_and_fault_matrix() {
             proofs: vec![strand_contracts::transaction::ContractProof { contract: contract.0, answers: vec![1] }],
         };
         match provider.transact(&ledger, m.chain, body) {
-            TransactionStatus::Finalised { outcome: Outcome::Rejected(rejection), .. } => assert!(
-                matches!(rejection, Rejection::ProofsNotDue(_) | Rejection::WrongEpoch { .. }),
-                "{rejection:?}"
-            ),
+            TransactionStatus::Finalised { outcome: Outcome::Rejected(rejection), .. } => {
+                assert!(matches!(rejection, Rejection::ProofsNotDue(_) | Rejection::WrongEpoch { .. }), "{rejection:?}")
+            }
             other => panic!("{other:?}"),
         }
         Got::default()
@@ -556,14 +568,14 @@ fn the_attack_and_fault_matrix() {
                 .iter()
                 .filter_map(|bytes| strand_contracts::Block::from_bytes(bytes).ok())
                 .flat_map(|block| block.transactions)
-                .find(|bytes| {
-                    Transaction::from_bytes(bytes).is_ok_and(|t| matches!(t.body, Body::OpenContract { .. }))
-                })
+                .find(|bytes| Transaction::from_bytes(bytes).is_ok_and(|t| matches!(t.body, Body::OpenContract { .. })))
                 .expect("the owner's contract opening is on the chain");
             submit_and_wait(&mut client, opening).await
         });
         match status {
-            TransactionStatus::Dropped(reason) => assert!(reason.contains("already used") || reason.contains("reused"), "{reason}"),
+            TransactionStatus::Dropped(reason) => {
+                assert!(reason.contains("already used") || reason.contains("reused"), "{reason}")
+            }
             TransactionStatus::Finalised { outcome: Outcome::Rejected(Rejection::NonceReused { .. }), .. } => {}
             other => panic!("{other:?}"),
         }
@@ -583,7 +595,8 @@ fn the_attack_and_fault_matrix() {
     matrix.grantee_reads_everything("at the end");
     // No node panicked on anything it was sent.
     for node in 1..=6 {
-        let log = std::fs::read_to_string(matrix.network.config.directory.join(format!("node-{node}.log"))).expect("log");
+        let log =
+            std::fs::read_to_string(matrix.network.config.directory.join(format!("node-{node}.log"))).expect("log");
         assert!(!log.contains("panicked"), "node-{node} panicked:\n{log}");
     }
     eprintln!("{} cases in {:.0} s", matrix.cases, started.elapsed().as_secs_f64());

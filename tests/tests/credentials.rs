@@ -258,7 +258,8 @@ fn the_access_matrix() {
         sealed_key_material: Vec::new(),
     });
     let rejected = runtime.block_on(async {
-        let (mut client, _) = strand_client::ledger::connect(&network.ledger, network.home.path()).await.expect("ledger");
+        let (mut client, _) =
+            strand_client::ledger::connect(&network.ledger, network.home.path()).await.expect("ledger");
         credentials::submit_and_wait(&stranger, &mut client, &state, forged).await
     });
     let error = rejected.expect_err("a non-owner's grant is rejected").to_string();

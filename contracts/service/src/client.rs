@@ -202,7 +202,8 @@ mod tests {
     async fn an_answer_left_unread_by_a_dropped_request_is_never_taken_for_the_next() {
         let mut client = LedgerClient::connect(&one_answer_per_connection().await).await.expect("connects");
         // The request is sent, then its future dropped before the answer is read.
-        let dropped = tokio::time::timeout(Duration::from_millis(1), client.wait_for_height(99, Duration::from_secs(5)));
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(1), client.wait_for_height(99, Duration::from_secs(5)));
         let _ = dropped.await;
         // The first connection's answer (height 1) is never read as this one's.
         let status = client.status().await.expect("answered on a fresh connection");

@@ -182,7 +182,9 @@ mod tests {
         // A length within the limit whose bytes never come: an early end, not
         // a 1 MiB buffer waiting.
         let truncated = read(frame(1, REQUEST_BYTES_MAX as u32, &[1, 2, 3]), REQUEST_BYTES_MAX).await;
-        assert!(matches!(truncated, Err(FrameError::Io(ref error)) if error.kind() == std::io::ErrorKind::UnexpectedEof));
+        assert!(
+            matches!(truncated, Err(FrameError::Io(ref error)) if error.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
         assert!(matches!(read(frame(2, 1, &[1]), 64).await, Err(FrameError::Version(2))));
         assert!(matches!(read(frame(1, 3, &[9, 9, 9]), 64).await, Err(FrameError::Encoding(_))), "not a request");
         assert!(matches!(read(vec![1, 0, 5], 64).await, Err(FrameError::Io(_))), "a truncated header");

@@ -59,16 +59,17 @@ async fn connection<O: OrderingService>(
     genesis: &Genesis,
 ) -> Result<(), FrameError> {
     loop {
-        let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, REQUEST_BYTES_MAX)).await {
-            Ok(Ok(request)) => request,
-            Ok(Err(FrameError::Io(error))) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(error)) => {
-                // Tell the peer what was wrong before closing.
-                let _ = write_frame(&mut stream, &Response::Error(error.to_string())).await;
-                return Err(error);
-            }
-            Err(_) => return Ok(()),
-        };
+        let request: Request =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, REQUEST_BYTES_MAX)).await {
+                Ok(Ok(request)) => request,
+                Ok(Err(FrameError::Io(error))) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(error)) => {
+                    // Tell the peer what was wrong before closing.
+                    let _ = write_frame(&mut stream, &Response::Error(error.to_string())).await;
+                    return Err(error);
+                }
+                Err(_) => return Ok(()),
+            };
         let response = answer(request, sequencer, genesis).await;
         write_frame(&mut stream, &response).await?;
     }

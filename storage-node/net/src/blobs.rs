@@ -103,9 +103,8 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
         while let Some(message) = messages.recv().await {
             match message {
                 ProviderMessage::ClientConnected(message) => {
-                    let admitted = message
-                        .endpoint_id
-                        .is_some_and(|id| connections.admit(message.connection_id, *id.as_bytes()));
+                    let admitted =
+                        message.endpoint_id.is_some_and(|id| connections.admit(message.connection_id, *id.as_bytes()));
                     let decision = if admitted { Ok(()) } else { Err(AbortReason::RateLimited) };
                     message.tx.send(decision).await.ok();
                 }

@@ -76,7 +76,11 @@ fn budget() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(INBOUND_BUDGET_BYTES / BUDGET_UNIT_BYTES))
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize, budget: &Arc<Semaphore>) -> io::Result<Inbound> {
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> io::Result<Inbound> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
@@ -86,13 +90,16 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize, budge
     // Its share of the budget first, without waiting: over the budget the
     // stream is refused (the sender sees it fail) instead of queueing.
     let units = u32::try_from(length.div_ceil(BUDGET_UNIT_BYTES).max(1)).unwrap_or(u32::MAX);
-    let permit = Arc::clone(budget).try_acquire_many_owned(units).map_err(|_| {
-        io::Error::new(io::ErrorKind::OutOfMemory, "the inbound message budget is spent: try later")
-    })?;
+    let permit = Arc::clone(budget)
+        .try_acquire_many_owned(units)
+        .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the inbound message budget is spent: try later"))?;
     let mut buffer = Vec::with_capacity(length.min(RESERVE_BYTES_MAX));
     let read = (&mut *io).take(length as u64).read_to_end(&mut buffer).await?;
     if read != length {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("message ended after {read} of {length} bytes")));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("message ended after {read} of {length} bytes"),
+        ));
     }
     Ok(Inbound { bytes: buffer, _budget: Some(permit) })
 }

@@ -228,7 +228,9 @@ pub fn held_here(
     let upload = record.grant.upload;
     let held = memberships
         .into_iter()
-        .filter(|membership| holdings.holders(&membership.fragment).any(|(_, agreement)| agreement.terms.upload == upload))
+        .filter(|membership| {
+            holdings.holders(&membership.fragment).any(|(_, agreement)| agreement.terms.upload == upload)
+        })
         .collect();
     let whole = holdings.of_upload(&upload).map(|(_, agreement)| agreement.fragment_ids.len()).sum();
     Ok((held, whole))
@@ -414,10 +416,7 @@ mod tests {
         let mut state = empty_ledger();
         state.height = height;
         let terms = terms(OWNER, 1);
-        state.contracts.insert(
-            terms.id(),
-            Contract::opened(terms, 1, 0),
-        );
+        state.contracts.insert(terms.id(), Contract::opened(terms, 1, 0));
         for (id, grantee, scope, expires_at_height, revoked_at_height) in credentials {
             let grant = CredentialGrant {
                 upload: [1; 16],

@@ -113,11 +113,7 @@ impl Holdings {
 
     /// The agreements holding a fragment.
     pub fn holders(&self, fragment: &[u8; 32]) -> impl Iterator<Item = (&Digest, &Agreement)> {
-        self.by_fragment
-            .get(fragment)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.agreements.get_key_value(id))
+        self.by_fragment.get(fragment).into_iter().flatten().filter_map(|id| self.agreements.get_key_value(id))
     }
 
     /// Whether any agreement holds the fragment.

@@ -63,7 +63,9 @@ impl Keeper {
 
     /// Capacity neither promised under agreements nor reserved by staging.
     pub fn free_bytes(&self) -> u64 {
-        self.capacity_bytes.saturating_sub(self.holdings.committed_bytes()).saturating_sub(self.staging.reserved_bytes())
+        self.capacity_bytes
+            .saturating_sub(self.holdings.committed_bytes())
+            .saturating_sub(self.staging.reserved_bytes())
     }
 
     /// The first fragment of `fragments` another owner holds or stages here.

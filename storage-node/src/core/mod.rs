@@ -11,6 +11,7 @@ pub mod keeper;
 pub mod limits;
 pub mod proposal;
 pub mod receipts;
+pub mod repair;
 pub mod retention;
 pub mod staging;
 pub mod submissions;

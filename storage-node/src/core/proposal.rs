@@ -67,7 +67,12 @@ impl AcceptancePolicy {
                 u64::from(self.challenges_per_epoch_min.max(1)),
                 u64::from(CHALLENGES_PER_PROVIDER_MAX),
             ),
-            ("strikes_max", u64::from(self.strikes_max), u64::from(self.strikes_min.max(1)), u64::from(STRIKES_MAX_LIMIT)),
+            (
+                "strikes_max",
+                u64::from(self.strikes_max),
+                u64::from(self.strikes_min.max(1)),
+                u64::from(STRIKES_MAX_LIMIT),
+            ),
             ("contracts_max", u64::from(self.contracts_max), 1, u64::from(u32::MAX)),
         ];
         for (name, value, low, high) in ranges {
@@ -79,7 +84,12 @@ impl AcceptancePolicy {
     }
 }
 
-fn outside(what: &str, value: impl std::fmt::Display, low: impl std::fmt::Display, high: impl std::fmt::Display) -> Refusal {
+fn outside(
+    what: &str,
+    value: impl std::fmt::Display,
+    low: impl std::fmt::Display,
+    high: impl std::fmt::Display,
+) -> Refusal {
     Refusal::Terms(format!("{what} {value} is outside {low}..={high}, which this node accepts"))
 }
 

@@ -172,12 +172,8 @@ pub(super) async fn migrate_tags(node: &Arc<Node>) -> anyhow::Result<()> {
         return Ok(());
     }
     drop(old);
-    let agreements: Vec<(strand_contracts::Digest, Vec<[u8; 32]>)> = node
-        .core()
-        .holdings
-        .agreements()
-        .map(|(id, agreement)| (*id, agreement.fragment_ids.clone()))
-        .collect();
+    let agreements: Vec<(strand_contracts::Digest, Vec<[u8; 32]>)> =
+        node.core().holdings.agreements().map(|(id, agreement)| (*id, agreement.fragment_ids.clone())).collect();
     let mut tagged = 0usize;
     for (contract, fragments) in &agreements {
         for fragment in fragments {

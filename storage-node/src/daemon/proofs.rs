@@ -123,7 +123,13 @@ pub(super) async fn save_receipts(
 
 /// Signs `body` with the next nonce and hands it to the service; `Ok` once
 /// it is durably queued there.
-async fn submit(node: &Node, duties: &mut Duties, state: &LedgerState, body: Body, purpose: Purpose) -> Result<Digest, String> {
+async fn submit(
+    node: &Node,
+    duties: &mut Duties,
+    state: &LedgerState,
+    body: Body,
+    purpose: Purpose,
+) -> Result<Digest, String> {
     let confirmed = state.accounts.get(&node.account).map_or(0, |account| account.nonce);
     let nonce = duties.submissions.next_nonce(confirmed);
     let bytes = Transaction::sign(node.chain, &node.identity, nonce, body).to_bytes();
@@ -246,7 +252,11 @@ async fn submit_receipts(node: &Node, state: &LedgerState, duties: &mut Duties) 
     while let Some((batch_epoch, receipts)) = waiting.next() {
         let too_late = batch_epoch.checked_add(1).is_none_or(|next| next < epoch);
         if too_late || state.access.contains(&(batch_epoch, node.account)) {
-            tracing::error!(epoch = batch_epoch, entries = receipts.len(), "node.receipts too late for the ledger; dropped");
+            tracing::error!(
+                epoch = batch_epoch,
+                entries = receipts.len(),
+                "node.receipts too late for the ledger; dropped"
+            );
             node.metrics.receipts_dropped.inc_by(receipts.len() as u64);
             continue;
         }

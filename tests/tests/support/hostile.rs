@@ -72,9 +72,10 @@ impl Hostile {
             })
             .await
             .expect("libp2p client");
-            let endpoint = strand_net::blobs::endpoint(*identity.secret_bytes(), "127.0.0.1:0".parse().expect("address"))
-                .await
-                .expect("iroh endpoint");
+            let endpoint =
+                strand_net::blobs::endpoint(*identity.secret_bytes(), "127.0.0.1:0".parse().expect("address"))
+                    .await
+                    .expect("iroh endpoint");
             (network, task, endpoint)
         });
         Self { identity, account, runtime: Arc::clone(runtime), network, network_task, endpoint }
@@ -101,7 +102,12 @@ impl Hostile {
 
     /// Sends many requests at once; the answers that came within `wait`
     /// (the rest are still in flight).
-    pub fn ask_many(&self, node: &NodeAddress, requests: Vec<Request>, wait: Duration) -> Vec<Result<Response, String>> {
+    pub fn ask_many(
+        &self,
+        node: &NodeAddress,
+        requests: Vec<Request>,
+        wait: Duration,
+    ) -> Vec<Result<Response, String>> {
         self.block_on(async {
             let mut pending = futures::stream::FuturesUnordered::new();
             for request in requests {
@@ -141,7 +147,8 @@ impl Hostile {
             let Ok(connection) = self.connect(node).await else { return 0 };
             let store = MemStore::new();
             let ranges = bao_tree::ChunkRanges::from(bao_tree::ChunkNum(chunks.start)..bao_tree::ChunkNum(chunks.end));
-            let request = iroh_blobs::protocol::GetRequest::builder().root(ranges).build(iroh_blobs::Hash::from_bytes(fragment));
+            let request =
+                iroh_blobs::protocol::GetRequest::builder().root(ranges).build(iroh_blobs::Hash::from_bytes(fragment));
             let progress = store.remote().execute_get(connection, request);
             match tokio::time::timeout(Duration::from_secs(10), progress.complete()).await {
                 Ok(Ok(stats)) => stats.payload_bytes_read,
@@ -177,7 +184,8 @@ impl Hostile {
             let Ok(connection) = self.connect(node).await else { return false };
             let store = MemStore::new();
             let Ok(tag) = store.add_slice(data).await else { return false };
-            let request = iroh_blobs::protocol::PushRequest::new(tag.hash, iroh_blobs::protocol::ChunkRangesSeq::root());
+            let request =
+                iroh_blobs::protocol::PushRequest::new(tag.hash, iroh_blobs::protocol::ChunkRangesSeq::root());
             let pushed = tokio::time::timeout(
                 Duration::from_secs(10),
                 store.remote().execute_push(connection.clone(), request).complete(),
@@ -214,7 +222,13 @@ impl Hostile {
     }
 
     /// Terms of this key for `provider`, over `fragment_ids` of `fragment_size`.
-    pub fn terms(&self, provider: AccountId, upload: u8, fragment_ids: &[[u8; 32]], fragment_size: u32) -> ContractTerms {
+    pub fn terms(
+        &self,
+        provider: AccountId,
+        upload: u8,
+        fragment_ids: &[[u8; 32]],
+        fragment_size: u32,
+    ) -> ContractTerms {
         ContractTerms {
             upload: [upload; 16],
             owner: self.account,
@@ -232,7 +246,14 @@ impl Hostile {
     }
 
     /// A proposal of this key to `node`.
-    pub fn proposal(&self, node: &NodeAddress, upload: u8, fragment_ids: &[[u8; 32]], size: u32, source: &Source) -> Request {
+    pub fn proposal(
+        &self,
+        node: &NodeAddress,
+        upload: u8,
+        fragment_ids: &[[u8; 32]],
+        size: u32,
+        source: &Source,
+    ) -> Request {
         let mut terms = self.terms(node.account, upload, fragment_ids, size);
         // One fragment per stripe of 1+1, the parity on another account.
         let stripe_map = StripeMap {
@@ -241,7 +262,12 @@ impl Hostile {
         };
         (terms.data_shards, terms.parity_shards, terms.stripe_count) = (1, 1, fragment_ids.len() as u64);
         terms.stripes_root = stripe_map.root();
-        Request::Propose(Proposal { terms, fragment_ids: fragment_ids.to_vec(), source: source.address.clone(), stripe_map })
+        Request::Propose(Proposal {
+            terms,
+            fragment_ids: fragment_ids.to_vec(),
+            source: source.address.clone(),
+            stripe_map,
+        })
     }
 
     /// A source of this key: `serving` blobs (none: a source that serves
@@ -265,7 +291,9 @@ impl Hostile {
                     let gate: strand_net::blobs::Gate = Arc::new(|_, _, _| Ok(()));
                     strand_net::blobs::serve(endpoint, (*store).clone(), gate)
                 }
-                SourceKind::Stalling => iroh::protocol::Router::builder(endpoint).accept(iroh_blobs::ALPN, Stall).spawn(),
+                SourceKind::Stalling => {
+                    iroh::protocol::Router::builder(endpoint).accept(iroh_blobs::ALPN, Stall).spawn()
+                }
             };
             Source { address, ids, _router: router, _store: store }
         })
@@ -273,7 +301,12 @@ impl Hostile {
 
     /// Signs `body` with this key's next nonce on the ledger at `address`,
     /// submits it and waits for its outcome.
-    pub fn transact(&self, address: &str, chain: Digest, body: Body) -> strand_ledger_service::protocol::TransactionStatus {
+    pub fn transact(
+        &self,
+        address: &str,
+        chain: Digest,
+        body: Body,
+    ) -> strand_ledger_service::protocol::TransactionStatus {
         self.block_on(async {
             let mut client = strand_ledger_service::client::LedgerClient::connect(address).await.expect("ledger");
             let nonce = self.next_nonce(&mut client).await;
@@ -344,7 +377,12 @@ impl iroh::protocol::ProtocolHandler for Stall {
 /// Sends `bytes` on one fresh libp2p stream of the contract protocol,
 /// exactly as given (no length prefix added: the bytes may lie about their
 /// length), then closes the stream for writing; the node's answer if any.
-pub fn raw_frame(runtime: &tokio::runtime::Runtime, seed: u8, node: &NodeAddress, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+pub fn raw_frame(
+    runtime: &tokio::runtime::Runtime,
+    seed: u8,
+    node: &NodeAddress,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     runtime.block_on(async {
         let mut secret = [seed; 32];
         let key = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret).map_err(|e| e.to_string())?;
