@@ -54,6 +54,35 @@ impl Placement {
         }
     }
 
+    /// The same placement with every provider whose contract repair moved
+    /// replaced by the contract's holder now (the ledger's record), so an
+    /// owner's record stays valid after repair.
+    pub fn current(self, state: &LedgerState, upload: &[u8; 16]) -> Self {
+        let moved: HashMap<AccountId, AccountId> = state
+            .uploads
+            .get(upload)
+            .map(|upload| upload.contracts.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| state.contracts.get(id))
+            .filter(|contract| contract.holder != contract.terms.provider)
+            .map(|contract| (contract.terms.provider, contract.holder))
+            .collect();
+        let now = |account: AccountId| moved.get(&account).copied().unwrap_or(account);
+        match self {
+            Self::Whole(mut record) => {
+                record.providers = record.providers.into_iter().map(now).collect();
+                Self::Whole(record)
+            }
+            Self::Stripes(stripes) => Self::Stripes(
+                stripes
+                    .into_iter()
+                    .map(|(stripe, providers)| (stripe, providers.into_iter().map(now).collect()))
+                    .collect(),
+            ),
+        }
+    }
+
     fn providers(&self) -> Vec<AccountId> {
         let mut providers: Vec<AccountId> = match self {
             Self::Whole(record) => record.providers.clone(),
@@ -88,7 +117,8 @@ type Fetched = (usize, std::io::Result<bool>, Vec<u8>);
 impl NetworkSource {
     /// A source for `record`'s fragments, with addresses from the ledger.
     pub async fn new(owner: &Identity, record: UploadRecord, state: &LedgerState) -> anyhow::Result<Self> {
-        Self::with_placement(owner, Placement::Whole(Box::new(record)), state).await
+        let upload = *record.index.upload_id.as_bytes();
+        Self::with_placement(owner, Placement::Whole(Box::new(record)).current(state, &upload), state).await
     }
 
     /// A source reading as `reader` from the providers `placement` names,
@@ -330,7 +360,9 @@ pub async fn download_partial(
     threads: usize,
     progress: impl FnMut(u64) + Send + 'static,
 ) -> anyhow::Result<(DecodeSummary, Vec<String>)> {
-    let source = NetworkSource::with_placement(reader, Placement::Stripes(stripes), state).await?;
+    let upload = *partial.upload_id.as_bytes();
+    let placement = Placement::Stripes(stripes).current(state, &upload);
+    let source = NetworkSource::with_placement(reader, placement, state).await?;
     let output = output.to_path_buf();
     decode_from(source, move |source| {
         crate::offline::decode_partial_with(&partial, source, &output, range, threads, progress)

@@ -9,7 +9,6 @@
 //! record. Download is in [`crate::download`].
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,26 +77,11 @@ pub struct UploadSummary {
     pub bytes_per_second: f64,
 }
 
-/// A provider's endpoints as registered on the ledger.
-#[derive(Clone, Debug)]
-pub struct Endpoints {
-    /// libp2p multiaddress (with `/p2p/`).
-    pub libp2p: Option<p2p::Multiaddr>,
-    /// iroh sockets.
-    pub iroh: Vec<SocketAddr>,
-}
+pub use strand_net::Endpoints;
 
 /// Parses `libp2p:<multiaddr>` and `iroh:<socket>` entries.
 pub fn endpoints_of(provider: &Provider) -> Endpoints {
-    let mut endpoints = Endpoints { libp2p: None, iroh: Vec::new() };
-    for entry in &provider.registration.endpoints {
-        if let Some(address) = entry.strip_prefix("libp2p:") {
-            endpoints.libp2p = address.parse().ok();
-        } else if let Some(address) = entry.strip_prefix("iroh:") {
-            endpoints.iroh.extend(address.parse::<SocketAddr>().ok());
-        }
-    }
-    endpoints
+    strand_net::Endpoints::parse(&provider.registration.endpoints)
 }
 
 /// Fragments named in one staging request to a busy provider.
@@ -473,7 +457,10 @@ async fn negotiate(
                     Ok((proposal.terms, signature))
                 }
                 Response::Refused(reason) => bail!("provider {} refused the contract: {reason}", account.short()),
-                Response::Presented { .. } | Response::Denied { .. } | Response::Staged { .. } => {
+                Response::Presented { .. }
+                | Response::Denied { .. }
+                | Response::Staged { .. }
+                | Response::RepairOpen { .. } => {
                     bail!("provider {} answered a proposal with another response", account.short())
                 }
             }

@@ -68,6 +68,20 @@ pub struct Metrics {
     pub receipts_submitted: IntCounter,
     /// Access receipts that could not be put on the ledger.
     pub receipts_dropped: IntCounter,
+    /// Repair orders naming this node, by outcome (`received`,
+    /// `completed`, or `failed_<reason>`).
+    pub repair_orders: IntCounterVec,
+    /// Bytes of sibling fragments read to repair.
+    pub repair_bytes_read: IntCounter,
+    /// Bytes of rebuilt fragments stored.
+    pub repair_bytes_written: IntCounter,
+    /// Time from taking an order to reporting it.
+    pub repair_seconds: Histogram,
+    /// Repair reads opened for repairers, by outcome (`opened` or the
+    /// refusal).
+    pub repair_reads: IntCounterVec,
+    /// Bytes of fragments released to repairers.
+    pub repair_bytes_released: IntCounter,
 }
 
 impl Metrics {
@@ -163,6 +177,35 @@ impl Metrics {
             receipts_dropped: total(
                 "strand_node_receipts_dropped_total",
                 "Access receipts that could not be put on the ledger",
+            ),
+            repair_orders: counter(
+                "strand_node_repair_orders_total",
+                "Repair orders naming this node by outcome",
+                &["outcome"],
+            ),
+            repair_bytes_read: total(
+                "strand_node_repair_bytes_read_total",
+                "Bytes of sibling fragments read to repair",
+            ),
+            repair_bytes_written: total("strand_node_repair_bytes_written_total", "Bytes of rebuilt fragments stored"),
+            repair_seconds: {
+                let buckets = vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new("strand_node_repair_seconds", "Time from taking a repair order to reporting it")
+                        .buckets(buckets),
+                )
+                .expect("valid metric");
+                registry.register(Box::new(histogram.clone())).expect("registered once");
+                histogram
+            },
+            repair_reads: counter(
+                "strand_node_repair_reads_total",
+                "Repair reads opened for repairers by outcome",
+                &["outcome"],
+            ),
+            repair_bytes_released: total(
+                "strand_node_repair_bytes_released_total",
+                "Bytes of fragments released to repairers",
             ),
             proof_seconds: {
                 let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];

@@ -19,3 +19,28 @@ pub mod blobs;
 pub mod memory;
 pub mod p2p;
 pub mod recycle;
+
+/// A provider's endpoints as registered on the ledger.
+#[derive(Clone, Debug, Default)]
+pub struct Endpoints {
+    /// libp2p multiaddress (with `/p2p/`).
+    pub libp2p: Option<p2p::Multiaddr>,
+    /// iroh sockets.
+    pub iroh: Vec<std::net::SocketAddr>,
+}
+
+impl Endpoints {
+    /// Parses `libp2p:<multiaddr>` and `iroh:<socket>` entries (others, and
+    /// unparsable ones, are skipped).
+    pub fn parse(entries: &[String]) -> Self {
+        let mut endpoints = Self::default();
+        for entry in entries {
+            if let Some(address) = entry.strip_prefix("libp2p:") {
+                endpoints.libp2p = address.parse().ok();
+            } else if let Some(address) = entry.strip_prefix("iroh:") {
+                endpoints.iroh.extend(address.parse::<std::net::SocketAddr>().ok());
+            }
+        }
+        endpoints
+    }
+}

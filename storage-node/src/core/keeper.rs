@@ -15,6 +15,7 @@
 
 use std::time::Instant;
 
+use strand_contracts::transaction::ContractTerms;
 use strand_contracts::{AccountId, Digest};
 use strand_wire::{Proposal, Refusal, Stage};
 
@@ -118,6 +119,33 @@ impl Keeper {
         };
         self.holdings.insert(agreement.clone());
         Ok(Admission { agreement, fetch, reservation })
+    }
+
+    /// Admits the rebuilding of a contract under a repair order (the caller
+    /// checked the order on the ledger and the fragment list against the
+    /// terms): capacity, ownership and the contract limit as for a
+    /// proposal; the agreement is recorded as fetching until every rebuilt
+    /// fragment is stored.
+    pub fn admit_repair(&mut self, terms: &ContractTerms, fragment_ids: &[[u8; 32]]) -> Result<Agreement, Refusal> {
+        let id = terms.id();
+        if self.holdings.agreement(&id).is_some() {
+            return Err(Refusal::Terms("this contract is already held here".into()));
+        }
+        if self.holdings.len() >= self.policy.contracts_max as usize {
+            return Err(Refusal::Busy(format!("this node holds its limit of {} contracts", self.policy.contracts_max)));
+        }
+        let needed_bytes = u64::from(terms.fragment_count) * u64::from(terms.fragment_size);
+        let free_bytes = self.free_bytes();
+        if needed_bytes > free_bytes {
+            return Err(Refusal::NoCapacity { free_bytes, needed_bytes });
+        }
+        if let Some(fragment) = self.claimed_by_another(&terms.owner, fragment_ids) {
+            return Err(Refusal::HeldForAnotherOwner { fragment: hex::encode(fragment) });
+        }
+        let agreement =
+            Agreement { terms: terms.clone(), fragment_ids: fragment_ids.to_vec(), state: AgreementState::Fetching };
+        self.holdings.insert(agreement.clone());
+        Ok(agreement)
     }
 
     /// Admits a staging request of `owner`: capacity (shared with the other

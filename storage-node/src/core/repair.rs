@@ -237,7 +237,11 @@ pub enum RebuildError {
 pub fn rebuild(k: u16, m: u16, lost: u16, shards: &[(u16, Vec<u8>)]) -> Result<Vec<u8>, RebuildError> {
     let (k_count, m_count) = (usize::from(k), usize::from(m));
     let size = shards.first().map(|(_, bytes)| bytes.len()).unwrap_or(0);
-    if shards.len() < k_count || shards.iter().any(|(_, bytes)| bytes.len() != size) || size == 0 || size % 2 != 0 {
+    if shards.len() < k_count
+        || shards.iter().any(|(_, bytes)| bytes.len() != size)
+        || size == 0
+        || !size.is_multiple_of(2)
+    {
         return Err(RebuildError::Shards(format!(
             "{} shards of sizes {size}.., {k} needed of one even size",
             shards.len()

@@ -4,12 +4,14 @@
 //!   [`UNOPENED_BLOCKS_MAX`] blocks: the owner gave up (or failed); holding
 //!   its fragments would leak capacity forever.
 //! - A contract the ledger records as closed by its owner or expired.
+//! - A contract repair moved to another provider (active, held by someone
+//!   else now).
 //!
 //! Never a contract the ledger marks lost (strikes): the owner, and repair,
 //! may still need what the node holds.
 
-use strand_contracts::Digest;
 use strand_contracts::state::{ContractStatus, LedgerState};
+use strand_contracts::{AccountId, Digest};
 
 use crate::core::holdings::{AgreementState, Holdings};
 
@@ -17,12 +19,13 @@ use crate::core::holdings::{AgreementState, Holdings};
 pub const UNOPENED_BLOCKS_MAX: u64 = 600;
 
 /// The agreements to release at `ledger`'s height.
-pub fn releasable(holdings: &Holdings, ledger: &LedgerState) -> Vec<Digest> {
+pub fn releasable(holdings: &Holdings, ledger: &LedgerState, me: &AccountId) -> Vec<Digest> {
     holdings
         .agreements()
-        .filter(|(id, agreement)| match ledger.contracts.get(id).map(|contract| contract.status) {
-            Some(ContractStatus::Closed { .. } | ContractStatus::Expired { .. }) => true,
-            Some(ContractStatus::Active | ContractStatus::Lost { .. }) => false,
+        .filter(|(id, agreement)| match ledger.contracts.get(id).map(|contract| (contract.status, contract.holder)) {
+            Some((ContractStatus::Closed { .. } | ContractStatus::Expired { .. }, _)) => true,
+            Some((ContractStatus::Active, holder)) => holder != *me,
+            Some((ContractStatus::Lost { .. }, _)) => false,
             None => match agreement.state {
                 AgreementState::Signed { at_height } => ledger.height > at_height + UNOPENED_BLOCKS_MAX,
                 AgreementState::Fetching => false,
@@ -37,9 +40,11 @@ mod tests {
     use super::*;
     use crate::core::fixtures::{empty_ledger, terms};
     use crate::core::holdings::Agreement;
-    use strand_contracts::AccountId;
     use strand_contracts::state::Contract;
     use strand_contracts::transaction::ContractTerms;
+
+    /// The provider the fixture terms name.
+    const ME: AccountId = AccountId([2; 32]);
 
     fn terms_of(upload: u8) -> ContractTerms {
         terms(AccountId([1; 32]), upload)
@@ -64,6 +69,7 @@ mod tests {
             signed(3, 0),   // expired
             signed(4, 0),   // lost
             signed(5, 0),   // active
+            signed(8, 0),   // active, moved to another provider by repair
             signed(6, 500), // not opened yet, still within the wait
             Agreement { terms: terms_of(7), fragment_ids: vec![[7; 32]], state: AgreementState::Fetching },
         ]);
@@ -71,13 +77,15 @@ mod tests {
         with_status(&mut ledger, &terms_of(3), ContractStatus::Expired { at_epoch: 9 });
         with_status(&mut ledger, &terms_of(4), ContractStatus::Lost { at_epoch: 9 });
         with_status(&mut ledger, &terms_of(5), ContractStatus::Active);
+        with_status(&mut ledger, &terms_of(8), ContractStatus::Active);
+        ledger.contracts.update(&terms_of(8).id(), |contract| contract.holder = AccountId([77; 32]));
         ledger.height = UNOPENED_BLOCKS_MAX + 1;
-        let mut released = releasable(&holdings, &ledger);
+        let mut released = releasable(&holdings, &ledger, &ME);
         released.sort();
-        let mut expected = vec![terms_of(1).id(), terms_of(2).id(), terms_of(3).id()];
+        let mut expected = vec![terms_of(1).id(), terms_of(2).id(), terms_of(3).id(), terms_of(8).id()];
         expected.sort();
         assert_eq!(released, expected);
         ledger.height = UNOPENED_BLOCKS_MAX;
-        assert!(!releasable(&holdings, &ledger).contains(&terms_of(1).id()), "not before the wait is over");
+        assert!(!releasable(&holdings, &ledger, &ME).contains(&terms_of(1).id()), "not before the wait is over");
     }
 }

@@ -24,6 +24,8 @@ pub enum Purpose {
     Proofs(u64),
     /// Access receipts of an epoch.
     Receipts(u64),
+    /// A repair report for an order.
+    Repair(Digest),
 }
 
 /// A transaction admitted and not yet seen final.

@@ -243,6 +243,24 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 Ok(())
             }
             Err(refusal) => {
+                // A repairer under an open order reads each fragment of the
+                // upload once (`core::repair`).
+                let repair = (operation == Operation::Get)
+                    .then(|| decider.repair_reads().decide(&requester, &fragment, holdings, &ledger))
+                    .flatten();
+                if let Some((order, upload)) = repair {
+                    let bytes = holdings
+                        .holders(&fragment)
+                        .next()
+                        .map_or(0, |(_, agreement)| u64::from(agreement.terms.fragment_size));
+                    decider.uncacher.served(fragment);
+                    decider.metrics.requests_served.with_label_values(&["repair"]).inc();
+                    decider.metrics.repair_bytes_released.inc_by(bytes);
+                    decider.metrics.fragment_bytes_released.inc_by(bytes);
+                    decider.metrics.fragment_bytes_released_to.with_label_values(&["repairer"]).inc_by(bytes);
+                    tracing::debug!(order = %order.short(), upload = %hex::encode(upload), "node.repair read released");
+                    return Ok(());
+                }
                 decider.metrics.requests_refused.with_label_values(&[label, refusal.label()]).inc();
                 Err(refusal.label())
             }

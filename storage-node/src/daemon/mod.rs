@@ -5,6 +5,7 @@ mod data;
 mod ledger;
 mod proofs;
 mod proposals;
+mod repair;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -46,6 +47,10 @@ pub(crate) struct Node {
     presentations: RwLock<Presentations>,
     /// Releases to be receipted on the ledger.
     receipts: std::sync::Mutex<Receipts>,
+    /// Repair reads opened for repairers (`core::repair`).
+    repair_reads: std::sync::Mutex<crate::core::repair::RepairReads>,
+    /// Repairs done, to be reported on the ledger: (order, contract).
+    repair_reports: std::sync::Mutex<Vec<(Digest, Digest)>>,
     /// Agreements, staging reservations and capacity, decided together
     /// (`core::keeper`). Read by the gate at every get: held for lookups
     /// and short updates only, never across I/O or heavy work.
@@ -115,6 +120,14 @@ impl Node {
     fn refresh_staging_metrics(&self) {
         let reserved = self.core().staging.reserved_bytes();
         self.metrics.staging_reserved_bytes.set(i64::try_from(reserved).unwrap_or(i64::MAX));
+    }
+
+    fn repair_reads(&self) -> std::sync::MutexGuard<'_, crate::core::repair::RepairReads> {
+        self.repair_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn repair_reports(&self) -> std::sync::MutexGuard<'_, Vec<(Digest, Digest)>> {
+        self.repair_reports.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn receipts(&self) -> std::sync::MutexGuard<'_, Receipts> {
@@ -188,6 +201,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         last_block_at: std::sync::Mutex::new(std::time::Instant::now()),
         presentations: RwLock::new(Presentations::default()),
         receipts: std::sync::Mutex::new(pending_receipts),
+        repair_reads: std::sync::Mutex::new(Default::default()),
+        repair_reports: std::sync::Mutex::new(Vec::new()),
         keeper: RwLock::new(Keeper::new(holdings, capacity_bytes, policy)),
         in_flight: std::sync::Mutex::new(InFlight::default()),
         staging_connections: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -241,7 +256,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (gossip, gossiped) = ledger::gossip_queue();
     let following = ledger::Following { follower, client, address: config.ledger.clone(), gossiped };
     let follow = tokio::spawn(ledger::follow(Arc::clone(&node), following, network.clone(), stopped.clone()));
-    let prover = tokio::spawn(proofs::run(Arc::clone(&node), config.ledger.clone(), stopped));
+    let prover = tokio::spawn(proofs::run(Arc::clone(&node), config.ledger.clone(), stopped.clone()));
+    let repairer = tokio::spawn(repair::run(Arc::clone(&node), network.clone(), stopped));
     let staging_sweeper = tokio::spawn(proposals::sweep_staging(Arc::clone(&node)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -286,6 +302,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // The prover's only state worth keeping is the pending receipts: stop
     // it where it is and save them.
     prover.abort();
+    repairer.abort();
     staging_sweeper.abort();
     let _ = proofs::save_receipts(&node, Vec::new()).await;
     network_task.abort();

@@ -86,8 +86,22 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
             tracing::warn!(%error, epoch = state.epoch(), "node.proofs epoch not answered yet");
         }
         submit_receipts(&node, &state, &mut duties).await;
+        submit_repair_reports(&node, &state, &mut duties).await;
         if polls.is_multiple_of(PENDING_CHECK_POLLS) {
             check_dropped(&node, &mut duties).await;
+        }
+    }
+}
+
+/// Reports the repairs the repairer finished (`RecordRepair`), each once.
+async fn submit_repair_reports(node: &Node, state: &LedgerState, duties: &mut Duties) {
+    let reports: Vec<(Digest, Digest)> = std::mem::take(&mut *node.repair_reports());
+    for (index, (order, contract)) in reports.iter().enumerate() {
+        let body = Body::RecordRepair { order: *order, contract: *contract };
+        if let Err(error) = submit(node, duties, state, body, Purpose::Repair(*order)).await {
+            tracing::warn!(%error, order = %order.short(), "node.repair report not sent yet");
+            node.repair_reports().extend_from_slice(&reports[index..]);
+            return;
         }
     }
 }
@@ -159,6 +173,15 @@ fn settle(node: &Node, state: &LedgerState, duties: &mut Duties) {
             Purpose::Proofs(epoch) => {
                 if !strand_contracts::proofs::submitted(state, &node.account, epoch) {
                     tracing::error!(epoch, tx = %hash.short(), "node.proofs submission rejected by the ledger");
+                }
+            }
+            Purpose::Repair(order) => {
+                // Reported, or already moved (the order is gone); an open
+                // order not marked reported refused the report.
+                if state.repair_orders.get(&order).is_some_and(|record| !record.reported) {
+                    tracing::error!(order = %order.short(), tx = %hash.short(), "node.repair report rejected by the ledger");
+                } else {
+                    tracing::info!(order = %order.short(), tx = %hash.short(), "node.repair report final");
                 }
             }
             Purpose::Receipts(epoch) => {

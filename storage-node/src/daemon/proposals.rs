@@ -46,10 +46,11 @@ pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Resp
         Request::Propose(_) => Kind::Proposal,
         Request::Present(_) => Kind::Presentation,
         Request::Stage(_) => Kind::Stage,
+        Request::Repair { .. } => Kind::Presentation,
     };
     let Some(_in_flight) = node.start(kind, account) else {
         return match request {
-            Request::Present(_) => Response::Denied { code: "busy".into() },
+            Request::Present(_) | Request::Repair { .. } => Response::Denied { code: "busy".into() },
             _ => Response::Refused(Refusal::Busy(format!("too many {} requests in flight", kind.label()))),
         };
     };
@@ -60,6 +61,7 @@ pub(super) async fn handle(node: &Arc<Node>, peer: PeerId, bytes: &[u8]) -> Resp
             outcome
         }
         Request::Present(presentation) => present(node, account, presentation).await,
+        Request::Repair { order } => super::repair::open_reads(node, account, order).await,
         Request::Stage(request) => {
             let outcome = stage(node, account, request).await;
             node.metrics.stagings.with_label_values(&[outcome_label(&outcome)]).inc();
@@ -75,7 +77,7 @@ fn outcome_label(response: &Response) -> &'static str {
         Response::Accepted { .. } => "accepted",
         Response::Staged { .. } => "staged",
         Response::Refused(refusal) => refusal.label(),
-        Response::Presented { .. } | Response::Denied { .. } => "other",
+        Response::Presented { .. } | Response::Denied { .. } | Response::RepairOpen { .. } => "other",
     }
 }
 
@@ -429,7 +431,7 @@ pub(super) async fn release_unneeded(node: &Arc<Node>) {
     let ledger = node.ledger();
     let releasable: Vec<Agreement> = {
         let core = node.core();
-        crate::core::retention::releasable(&core.holdings, &ledger)
+        crate::core::retention::releasable(&core.holdings, &ledger, &node.account)
             .iter()
             .filter_map(|id| core.holdings.agreement(id).cloned())
             .collect()

@@ -105,6 +105,13 @@ pub enum Request {
     Present(Presentation),
     /// Pull these fragments now, ahead of the proposal.
     Stage(Stage),
+    /// A repairer opens repair reads under a ledger repair order: the
+    /// node answers with the upload's stripe map and releases each fragment
+    /// of the upload it holds once, while the order is open.
+    Repair {
+        /// The order's id.
+        order: Digest,
+    },
 }
 
 /// Why a node refused a proposal.
@@ -195,6 +202,12 @@ pub enum Response {
     Staged {
         /// Fragments of this upload now held here.
         fragments: u32,
+    },
+    /// Repair reads are open: the upload's stripe map (the repairer checks
+    /// it against the terms' `stripes_root`).
+    RepairOpen {
+        /// The map.
+        stripe_map: strand_contracts::stripes::StripeMap,
     },
 }
 

@@ -30,6 +30,12 @@ impl Network {
 
     /// A network whose epochs last `epoch_blocks` blocks of 200 ms.
     pub fn start_with_epochs(epoch_blocks: u64) -> Self {
+        Self::start_sized(6, epoch_blocks)
+    }
+
+    /// A network of `nodes` nodes whose epochs last `epoch_blocks` blocks
+    /// of 200 ms.
+    pub fn start_sized(nodes: usize, epoch_blocks: u64) -> Self {
         let strand = binary("strand-client", "strand");
         binary("strand-node", "strand-node");
         binary("strand-ledger-service", "strand-sequencer");
@@ -37,7 +43,7 @@ impl Network {
         let config = DevnetConfig {
             directory: data.path().to_path_buf(),
             binaries: strand.parent().expect("binary directory").to_path_buf(),
-            nodes: 6,
+            nodes,
             block_interval_ms: 200,
             epoch_blocks,
         };

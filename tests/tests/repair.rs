@@ -1,0 +1,116 @@
+//! Repair on a real local network: eight nodes, an upload of one stripe of
+//! RS(4+2) (six providers, two free). One provider is killed for good: the
+//! ledger declares its contract lost, orders it to a free node, which reads
+//! four siblings under the order, rebuilds the lost fragment, reports, and
+//! then passes its proofs. Two more of the original providers are killed:
+//! the download is still byte-identical (without the repair, the stripe
+//! would have three of six fragments left, fewer than k = 4).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strand_tests::{describe, json};
+use support::*;
+
+/// Blocks of 200 ms per epoch: 3 s epochs.
+const EPOCH_BLOCKS: u64 = 15;
+
+fn proofs(network: &Network, upload: &str) -> Value {
+    let output = network.strand(&["proofs", upload, "--json"]);
+    assert!(output.status.success(), "strand proofs: {}", describe(&output));
+    json(&output)
+}
+
+/// The (provider, status, passed) of every contract of the upload.
+fn contracts(report: &Value) -> Vec<(String, String, u64)> {
+    report["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .map(|entry| {
+            (
+                entry["provider"].as_str().expect("provider").to_string(),
+                entry["status"].as_str().unwrap_or_default().to_string(),
+                entry["passed"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn wait_for(network: &Network, upload: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let report = proofs(network, upload);
+        if done(&report) {
+            return report;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}; the ledger says {report:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_more_losses() {
+    let started = Instant::now();
+    let mut network = Network::start_sized(8, EPOCH_BLOCKS);
+    let original = sample(&network.path("one-stripe.bin"), 200_000, 21);
+    let upload = network.upload("one-stripe.bin", &["--chunk-size", "64KiB"]);
+    eprintln!("[{:?}] uploaded", started.elapsed());
+    let accounts: Vec<String> = (0..8).map(|index| hex::encode(network.node_account(index))).collect();
+    let index_of = |account: &str| accounts.iter().position(|known| known == account).expect("a devnet node");
+
+    let report = wait_for(&network, &upload, Duration::from_secs(60), "every contract to pass once", |report| {
+        let all = contracts(report);
+        all.len() == 6 && all.iter().all(|(_, status, passed)| status == "Active" && *passed >= 1)
+    });
+    let holders: Vec<usize> = contracts(&report).iter().map(|(provider, _, _)| index_of(provider)).collect();
+    let free: Vec<usize> = (0..8).filter(|index| !holders.contains(index)).collect();
+    assert_eq!(free.len(), 2);
+    let victim = holders[0];
+    eprintln!("[{:?}] holders {holders:?}, free {free:?}; killing node {victim}", started.elapsed());
+    network.kill(victim);
+
+    // Lost after three silent epochs, ordered at once, rebuilt and moved
+    // within the order's deadline: about eight epochs in all.
+    let limit = Duration::from_millis(200 * EPOCH_BLOCKS * 12) + Duration::from_secs(30);
+    let report = wait_for(&network, &upload, limit, "the lost contract to be repaired onto a free node", |report| {
+        contracts(report).iter().all(|(provider, status, _)| *provider != accounts[victim] && status == "Active")
+    });
+    let repaired_at = started.elapsed();
+    let repairer = contracts(&report)
+        .iter()
+        .map(|(provider, _, _)| index_of(provider))
+        .find(|index| free.contains(index))
+        .expect("one contract moved to a free node");
+    eprintln!("[{:?}] repaired onto node {repairer} at epoch {}", repaired_at, report["epoch"]);
+
+    // The repairer's proofs pass from then on.
+    wait_for(&network, &upload, Duration::from_secs(60), "the repairer to pass its proofs", |report| {
+        let repaired = report["providers"]
+            .as_array()
+            .expect("providers")
+            .iter()
+            .find(|entry| entry["provider"].as_str() == Some(&accounts[repairer]))
+            .cloned()
+            .unwrap_or_default();
+        repaired["passed"].as_u64() >= Some(2) && repaired["failed"] == 0
+    });
+    let metrics = network.metrics(repairer);
+    assert_eq!(metric(&metrics, "strand_node_repair_orders_total{outcome=\"completed\"}"), 1.0, "{metrics}");
+    let read = metric(&metrics, "strand_node_repair_bytes_read_total");
+    let written = metric(&metrics, "strand_node_repair_bytes_written_total");
+    eprintln!("repair read {read} bytes to write {written}");
+    assert_eq!(read, 4.0 * written, "k siblings read per rebuilt fragment");
+
+    // Two more original providers die: the stripe keeps four fragments.
+    let others: Vec<usize> = holders.iter().copied().filter(|index| *index != victim).take(2).collect();
+    for index in &others {
+        network.kill(*index);
+    }
+    let output = network.download(&upload, "copy.bin", &[]);
+    assert!(output.status.success(), "download after three losses and one repair: {}", describe(&output));
+    assert_eq!(std::fs::read(network.path("copy.bin")).expect("copy"), original, "byte-identical");
+    eprintln!("[{:?}] download byte-identical with nodes {victim} and {others:?} dead", started.elapsed());
+}
