@@ -280,3 +280,25 @@ fn a_contract_that_ends_leaves_repair_and_releases_the_reservation() {
     assert_eq!((repairer.repairs_in_flight, repairer.committed_bytes), (0, 0));
     assert_eq!(state.uploads.get(&[3; 16]).expect("upload").lost, 0);
 }
+
+#[test]
+fn a_repairer_that_reports_without_storing_fails_its_proofs_and_loses_the_contract_again() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let (b, c) = (identity(3), identity(4));
+    run_to(&mut net.chain, 4, &[&b]);
+    let (order_id, order) = order_of(net.chain.replica.state(), &id);
+    assert_eq!(order.repairer, account(&c));
+    assert_eq!(net.chain.submit(&c, Body::RecordRepair { order: order_id, contract: id }), Outcome::Accepted);
+    // c holds nothing and so answers nothing: three silent epochs after the
+    // move, the contract is lost again and goes to the next repairer.
+    run_to(&mut net.chain, 5, &[&b]);
+    assert_eq!(contract_state(net.chain.replica.state(), &id).2, account(&c));
+    run_to(&mut net.chain, 8, &[&b]);
+    let state = net.chain.replica.state();
+    assert_eq!(contract_state(state, &id).0, ContractStatus::Lost { at_epoch: 8 });
+    let (_, second) = order_of(state, &id);
+    assert_eq!(second.repairer, account(&net.d), "neither the lost holder nor the false repairer");
+    assert_eq!(state.providers.get(&account(&c)).expect("c").committed_bytes, 0, "its commitment is released");
+    assert_every_lost_contract_in_repair(state);
+}

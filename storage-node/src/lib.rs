@@ -11,6 +11,7 @@
 pub mod config;
 pub mod core;
 mod daemon;
+pub mod drain;
 pub mod metrics;
 pub mod records;
 

@@ -35,6 +35,16 @@ enum Command {
         #[arg(long, default_value = "strand-node.toml")]
         config: PathBuf,
     },
+    /// Leave the network gracefully: no new contracts; repair moves this
+    /// node's contracts to other providers while it keeps running.
+    Drain {
+        /// The configuration file.
+        #[arg(long, default_value = "strand-node.toml")]
+        config: PathBuf,
+        /// Follow until no contract is left (then the node can be stopped).
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +70,11 @@ fn main() -> anyhow::Result<()> {
             let config = NodeConfig::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(strand_node::run(config))
+        }
+        Command::Drain { config, wait } => {
+            let config = NodeConfig::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(strand_node::drain::drain(&config, wait))
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Repair on a real local network: eight nodes, an upload of one stripe of
-//! RS(4+2) (six providers, two free). One provider is killed for good: the
-//! ledger declares its contract lost, orders it to a free node, which reads
-//! four siblings under the order, rebuilds the lost fragment, reports, and
-//! then passes its proofs. Two more of the original providers are killed:
-//! the download is still byte-identical (without the repair, the stripe
-//! would have three of six fragments left, fewer than k = 4).
+//! RS(4+2) (six providers, two free). One provider restarts at once and
+//! keeps its contract. One is killed for good: the ledger declares its
+//! contract lost, orders it to a free node, which reads four siblings under
+//! the order, rebuilds the lost fragment, reports, and then passes its
+//! proofs. One drains: its contract moves to the other free node with no
+//! strike. Two more of the original providers are killed: the download is
+//! still byte-identical (without the repairs, the stripe would have two of
+//! six fragments left, fewer than k = 4).
 
 mod support;
 
@@ -60,6 +62,9 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
     eprintln!("[{:?}] uploaded", started.elapsed());
     let accounts: Vec<String> = (0..8).map(|index| hex::encode(network.node_account(index))).collect();
     let index_of = |account: &str| accounts.iter().position(|known| known == account).expect("a devnet node");
+    for (index, account) in accounts.iter().enumerate() {
+        eprintln!("node {index}: {}", &account[..10]);
+    }
 
     let report = wait_for(&network, &upload, Duration::from_secs(60), "every contract to pass once", |report| {
         let all = contracts(report);
@@ -68,6 +73,11 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
     let holders: Vec<usize> = contracts(&report).iter().map(|(provider, _, _)| index_of(provider)).collect();
     let free: Vec<usize> = (0..8).filter(|index| !holders.contains(index)).collect();
     assert_eq!(free.len(), 2);
+    // A restart within the strike window is never repaired away.
+    let restarted = holders[4];
+    network.kill(restarted);
+    network.restart(restarted);
+    eprintln!("[{:?}] node {restarted} restarted", started.elapsed());
     let victim = holders[0];
     eprintln!("[{:?}] holders {holders:?}, free {free:?}; killing node {victim}", started.elapsed());
     network.kill(victim);
@@ -104,13 +114,58 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
     eprintln!("repair read {read} bytes to write {written}");
     assert_eq!(read, 4.0 * written, "k siblings read per rebuilt fragment");
 
+    // A provider that drains moves its contract without any strike: to
+    // the other free node (the first holds the upload now).
+    let drained = holders[3];
+    let config = network.config.directory.join(format!("node-{}.toml", drained + 1));
+    let node_binary = strand_tests::binary("strand-node", "strand-node");
+    let output = std::process::Command::new(node_binary)
+        .args(["drain", "--config", config.to_str().expect("utf-8")])
+        .output()
+        .expect("strand-node drain runs");
+    assert!(output.status.success(), "strand-node drain: {}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("is draining"), "{}", describe(&output));
+    let other_free = free.iter().copied().find(|index| *index != repairer).expect("a second free node");
+    let report = wait_for(&network, &upload, limit, "the drained contract to move", |report| {
+        contracts(report).iter().all(|(provider, status, _)| *provider != accounts[drained] && status == "Active")
+    });
+    let moved_to: Vec<usize> = contracts(&report).iter().map(|(provider, _, _)| index_of(provider)).collect();
+    assert!(moved_to.contains(&other_free), "moved to the other free node: {moved_to:?}");
+    let drained_record = report["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|entry| entry["provider"].as_str() == Some(&accounts[other_free]))
+        .cloned()
+        .expect("the moved contract");
+    assert_eq!(drained_record["failed"], 0, "no strikes needed: {drained_record:#}");
+    eprintln!("[{:?}] node {drained} drained onto node {other_free}", started.elapsed());
+    // The restarted node kept its contract all along.
+    let kept = contracts(&report);
+    assert!(
+        kept.iter().any(|(provider, status, _)| *provider == accounts[restarted] && status == "Active"),
+        "{kept:?}"
+    );
+
     // Two more original providers die: the stripe keeps four fragments.
-    let others: Vec<usize> = holders.iter().copied().filter(|index| *index != victim).take(2).collect();
+    let others: Vec<usize> =
+        holders.iter().copied().filter(|index| *index != victim && *index != drained).take(2).collect();
     for index in &others {
         network.kill(*index);
     }
     let output = network.download(&upload, "copy.bin", &[]);
-    assert!(output.status.success(), "download after three losses and one repair: {}", describe(&output));
+    if !output.status.success() {
+        for index in [repairer, other_free, restarted, drained] {
+            if let Some(process) = network.nodes[index].as_ref() {
+                let log = std::fs::read(&process.log)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_else(|error| format!("{}: {error}", process.log.display()));
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!("--- node {index} log (last lines, newest first):\n{}", tail.join("\n"));
+            }
+        }
+    }
+    assert!(output.status.success(), "download after three losses and two repairs: {}", describe(&output));
     assert_eq!(std::fs::read(network.path("copy.bin")).expect("copy"), original, "byte-identical");
     eprintln!("[{:?}] download byte-identical with nodes {victim} and {others:?} dead", started.elapsed());
 }

@@ -10,7 +10,7 @@
 //! Never a contract the ledger marks lost (strikes): the owner, and repair,
 //! may still need what the node holds.
 
-use strand_contracts::state::{ContractStatus, LedgerState};
+use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::{AccountId, Digest};
 
 use crate::core::holdings::{AgreementState, Holdings};
@@ -22,9 +22,12 @@ pub const UNOPENED_BLOCKS_MAX: u64 = 600;
 pub fn releasable(holdings: &Holdings, ledger: &LedgerState, me: &AccountId) -> Vec<Digest> {
     holdings
         .agreements()
-        .filter(|(id, agreement)| match ledger.contracts.get(id).map(|contract| (contract.status, contract.holder)) {
+        .filter(|(id, agreement)| match ledger.contracts.get(id).map(|contract| (contract.status, contract)) {
             Some((ContractStatus::Closed { .. } | ContractStatus::Expired { .. }, _)) => true,
-            Some((ContractStatus::Active, holder)) => holder != *me,
+            // Moved away, unless this node is rebuilding it under an order
+            // (a drained contract stays active with its old holder until
+            // the move).
+            Some((ContractStatus::Active, contract)) => contract.holder != *me && !repairing(ledger, contract, me),
             Some((ContractStatus::Lost { .. }, _)) => false,
             None => match agreement.state {
                 AgreementState::Signed { at_height } => ledger.height > at_height + UNOPENED_BLOCKS_MAX,
@@ -33,6 +36,14 @@ pub fn releasable(holdings: &Holdings, ledger: &LedgerState, me: &AccountId) -> 
         })
         .map(|(id, _)| *id)
         .collect()
+}
+
+/// Whether `me` holds an open repair order for `contract`.
+fn repairing(ledger: &LedgerState, contract: &strand_contracts::state::Contract, me: &AccountId) -> bool {
+    match contract.repair {
+        RepairState::Ordered { order } => ledger.repair_orders.get(&order).is_some_and(|order| order.repairer == *me),
+        RepairState::None | RepairState::Queued { .. } => false,
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +81,7 @@ mod tests {
             signed(4, 0),   // lost
             signed(5, 0),   // active
             signed(8, 0),   // active, moved to another provider by repair
+            signed(9, 0),   // active, held by another, being rebuilt here under an order
             signed(6, 500), // not opened yet, still within the wait
             Agreement { terms: terms_of(7), fragment_ids: vec![[7; 32]], state: AgreementState::Fetching },
         ]);
@@ -79,6 +91,26 @@ mod tests {
         with_status(&mut ledger, &terms_of(5), ContractStatus::Active);
         with_status(&mut ledger, &terms_of(8), ContractStatus::Active);
         ledger.contracts.update(&terms_of(8).id(), |contract| contract.holder = AccountId([77; 32]));
+        with_status(&mut ledger, &terms_of(9), ContractStatus::Active);
+        let order = Digest([5; 32]);
+        ledger.contracts.update(&terms_of(9).id(), |contract| {
+            contract.holder = AccountId([77; 32]);
+            contract.repair = RepairState::Ordered { order };
+        });
+        ledger.repair_orders.insert(
+            order,
+            strand_contracts::state::RepairOrder {
+                contract: terms_of(9).id(),
+                upload: [9; 16],
+                repairer: ME,
+                previous: AccountId([77; 32]),
+                reason: strand_contracts::state::RepairReason::Drain,
+                issued_epoch: 0,
+                deadline_epoch: 2,
+                attempt: 0,
+                reported: true,
+            },
+        );
         ledger.height = UNOPENED_BLOCKS_MAX + 1;
         let mut released = releasable(&holdings, &ledger, &ME);
         released.sort();
