@@ -264,9 +264,10 @@ pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow:
         let contract = contracts.iter().find(|(_, contract)| contract.terms.provider == *provider);
         let Some((id, contract)) = contract else { continue };
         let active = contract.status == strand_contracts::state::ContractStatus::Active;
-        let sockets =
-            state.providers.get(provider).map(|record| network::endpoints_of(record).iroh).unwrap_or_default();
-        let reachable = match strand_net::blobs::remote_address(provider.0, &sockets) {
+        // The contract's holder now (repair may have moved it).
+        let holder = contract.holder;
+        let sockets = state.providers.get(&holder).map(|record| network::endpoints_of(record).iroh).unwrap_or_default();
+        let reachable = match strand_net::blobs::remote_address(holder.0, &sockets) {
             Ok(remote) => strand_net::blobs::connect(&endpoint, remote, Duration::from_secs(3)).await.is_ok(),
             Err(_) => false,
         };
@@ -274,7 +275,8 @@ pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow:
             healthy_providers.insert(*provider);
         }
         providers.push(json!({
-            "provider": provider.to_string(), "contract": id.to_string(), "status": format!("{:?}", contract.status),
+            "provider": holder.to_string(), "original_provider": provider.to_string(), "contract": id.to_string(),
+            "status": format!("{:?}", contract.status), "repair": repair_json(state, contract),
             "reachable": reachable, "proofs": { "submitted": contract.proofs.submitted, "missed": contract.proofs.missed },
         }));
     }
@@ -302,6 +304,37 @@ pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow:
         "unrecoverable_stripes": lost,
         "providers": providers,
     }))
+}
+
+/// Where a contract is in repair: `health` is healthy, repaired (moved by
+/// repair, now healthy), lost (queued for a repairer), under repair (an
+/// order names the repairer), or draining (its provider leaves; queued or
+/// ordered).
+fn repair_json(state: &strand_contracts::LedgerState, contract: &strand_contracts::state::Contract) -> Value {
+    use strand_contracts::state::{ContractStatus, RepairState};
+    let lost = matches!(contract.status, ContractStatus::Lost { .. });
+    match contract.repair {
+        RepairState::None => json!({
+            "health": if lost { "lost" } else if contract.repairs > 0 { "repaired" } else { "healthy" },
+            "repairs": contract.repairs,
+        }),
+        RepairState::Queued { since, attempt, .. } => json!({
+            "health": if lost { "lost" } else { "draining" },
+            "queued_since_epoch": since, "attempt": attempt, "repairs": contract.repairs,
+        }),
+        RepairState::Ordered { order } => {
+            let record = state.repair_orders.get(&order);
+            json!({
+                "health": if lost { "under repair" } else { "draining" },
+                "order": order.to_string(),
+                "repairer": record.map(|order| order.repairer.to_string()),
+                "since_epoch": record.map(|order| order.issued_epoch),
+                "deadline_epoch": record.map(|order| order.deadline_epoch),
+                "reported": record.map(|order| order.reported),
+                "repairs": contract.repairs,
+            })
+        }
+    }
 }
 
 /// The key file argument or the default.
@@ -362,6 +395,8 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
             "challenges_per_epoch": contract.terms.proof_policy.challenges_per_epoch,
             "provider_missed_epochs": liveness.missed_epochs,
             "provider_unresponsive_since": liveness.unresponsive_since,
+            "original_provider": contract.terms.provider.to_string(),
+            "repair": repair_json(state, contract),
             "epochs": epochs,
         }));
     }

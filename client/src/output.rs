@@ -66,6 +66,24 @@ pub fn print_proofs(value: &serde_json::Value) -> std::io::Result<()> {
             provider["strikes_max"],
             provider["provider_missed_epochs"],
         )?;
+        let repair = &provider["repair"];
+        let health = text(&repair["health"]);
+        match health.as_str() {
+            "healthy" | "" => {}
+            "repaired" => out!(
+                "  repaired ({} move(s)); first held by {}",
+                repair["repairs"],
+                short(&provider["original_provider"])
+            )?,
+            "lost" => out!("  lost: queued for a repairer since epoch {}", repair["queued_since_epoch"])?,
+            other => out!(
+                "  {other}: repairer {} since epoch {}, deadline epoch {}{}",
+                short(&repair["repairer"]),
+                repair["since_epoch"],
+                repair["deadline_epoch"],
+                if repair["reported"] == true { ", reported" } else { "" },
+            )?,
+        }
         for epoch in provider["epochs"].as_array().into_iter().flatten() {
             let reason = epoch["reason"].as_str().map(|reason| format!("  {reason}")).unwrap_or_default();
             let height = epoch["height"].as_u64().map(|height| format!("  height {height}")).unwrap_or_default();

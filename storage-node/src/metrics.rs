@@ -82,6 +82,10 @@ pub struct Metrics {
     pub repair_reads: IntCounterVec,
     /// Bytes of fragments released to repairers.
     pub repair_bytes_released: IntCounter,
+    /// Ledger-wide, from the node's replica: contracts by status.
+    pub ledger_contracts: prometheus::IntGaugeVec,
+    /// Ledger-wide: repair orders open, and contracts queued for one.
+    pub ledger_repairs: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -207,6 +211,30 @@ impl Metrics {
                 "strand_node_repair_bytes_released_total",
                 "Bytes of fragments released to repairers",
             ),
+            ledger_contracts: {
+                let gauge = prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "strand_ledger_contracts",
+                        "Contracts on the ledger by status (from this node's replica)",
+                    ),
+                    &["status"],
+                )
+                .expect("valid metric name");
+                registry.register(Box::new(gauge.clone())).expect("registered once");
+                gauge
+            },
+            ledger_repairs: {
+                let gauge = prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "strand_ledger_repairs",
+                        "Repair orders open and contracts queued (from this node's replica)",
+                    ),
+                    &["state"],
+                )
+                .expect("valid metric name");
+                registry.register(Box::new(gauge.clone())).expect("registered once");
+                gauge
+            },
             proof_seconds: {
                 let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
                 let histogram = Histogram::with_opts(

@@ -105,14 +105,35 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
             .find(|entry| entry["provider"].as_str() == Some(&accounts[repairer]))
             .cloned()
             .unwrap_or_default();
-        repaired["passed"].as_u64() >= Some(2) && repaired["failed"] == 0
+        repaired["passed"].as_u64() >= Some(2) && repaired["failed"] == 0 && repaired["repair"]["health"] == "repaired"
     });
+    let status = network.strand(&["status", &upload, "--json"]);
+    assert!(status.status.success(), "strand status: {}", describe(&status));
+    let status = json(&status);
+    assert_eq!(status["unrecoverable_stripes"], serde_json::json!([]), "{status:#}");
+    let moved = status["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|entry| entry["provider"].as_str() == Some(&accounts[repairer]))
+        .cloned()
+        .expect("the repaired contract in the status");
+    assert_eq!(
+        (moved["reachable"].as_bool(), moved["repair"]["health"].as_str()),
+        (Some(true), Some("repaired")),
+        "{moved:#}"
+    );
+    assert_eq!(moved["original_provider"].as_str(), Some(accounts[victim].as_str()));
     let metrics = network.metrics(repairer);
     assert_eq!(metric(&metrics, "strand_node_repair_orders_total{outcome=\"completed\"}"), 1.0, "{metrics}");
     let read = metric(&metrics, "strand_node_repair_bytes_read_total");
     let written = metric(&metrics, "strand_node_repair_bytes_written_total");
     eprintln!("repair read {read} bytes to write {written}");
     assert_eq!(read, 4.0 * written, "k siblings read per rebuilt fragment");
+    // Ledger-wide counts, from any node's replica.
+    // (counted every 10 s: the upload's six contracts are there by now)
+    assert!(metric(&metrics, "strand_ledger_contracts{status=\"active\"}") >= 6.0, "{metrics}");
+    assert!(metrics.contains("strand_ledger_repairs{state=\"orders_open\"}"), "{metrics}");
 
     // A provider that drains moves its contract without any strike: to
     // the other free node (the first holds the upload now).

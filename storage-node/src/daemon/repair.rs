@@ -36,6 +36,28 @@ const POLL: Duration = Duration::from_millis(500);
 const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a holder may take to open repair reads.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Polls between counts of the ledger's contracts by status (a pass over
+/// every contract of the replica: every 10 s).
+const LEDGER_COUNT_POLLS: u64 = 20;
+
+/// Sets the ledger-wide gauges from the replica.
+fn count_ledger(node: &Node, ledger: &LedgerState) {
+    let mut counts = [0i64; 4];
+    for (_, contract) in ledger.contracts.iter() {
+        let slot = match contract.status {
+            ContractStatus::Active => 0,
+            ContractStatus::Lost { .. } => 1,
+            ContractStatus::Closed { .. } => 2,
+            ContractStatus::Expired { .. } => 3,
+        };
+        counts[slot] += 1;
+    }
+    for (label, count) in ["active", "lost", "closed", "expired"].iter().zip(counts) {
+        node.metrics.ledger_contracts.with_label_values(&[label]).set(count);
+    }
+    node.metrics.ledger_repairs.with_label_values(&["orders_open"]).set(ledger.repair_orders.len() as i64);
+    node.metrics.ledger_repairs.with_label_values(&["queued"]).set(ledger.repair_queue.len() as i64);
+}
 
 /// Answers a repairer's request to open repair reads under `order`.
 pub(super) async fn open_reads(node: &Arc<Node>, requester: AccountId, order: Digest) -> Response {
@@ -68,12 +90,17 @@ pub(super) async fn open_reads(node: &Arc<Node>, requester: AccountId, order: Di
 pub(super) async fn run(node: Arc<Node>, network: P2pHandle, mut stopped: watch::Receiver<bool>) {
     // Orders worked on (done or given up) while they stay on the ledger.
     let mut handled: HashSet<Digest> = HashSet::new();
+    let mut polls: u64 = 0;
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(POLL) => {}
         }
         let ledger = node.ledger();
+        if polls.is_multiple_of(LEDGER_COUNT_POLLS) {
+            count_ledger(&node, &ledger);
+        }
+        polls += 1;
         node.repair_reads().prune(&ledger);
         handled.retain(|id| ledger.repair_orders.contains(id));
         let mine: Vec<(Digest, RepairOrder)> = ledger
