@@ -435,6 +435,14 @@ fn the_attack_and_fault_matrix() {
         Got { unentitled: m.steal(&hostile, 3), entitled: 0 }
     });
     matrix.grantee_reads_everything("after another key presented the credential");
+    matrix.case("a stranger asks for repair reads under an order that does not exist", |m| {
+        let hostile = m.hostile();
+        for node in 0..6 {
+            let answer = hostile.ask(&m.node(node), &Request::Repair { order: Digest([0x42; 32]) });
+            assert_eq!(answer, Ok(Response::Denied { code: "unknown_order".into() }), "node {node}");
+        }
+        Got { unentitled: (0..6).map(|node| m.steal(&hostile, node)).sum(), entitled: 0 }
+    });
 
     // Bytes that are not messages, to every listener.
     matrix.case("an oversized libp2p frame", |m| {
