@@ -9,17 +9,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use strand_tests::{describe, json};
 use support::*;
 
 /// Blocks of 200 ms per epoch: 3 s epochs.
 const EPOCH_BLOCKS: u64 = 15;
-
-fn proofs(network: &Network, upload: &str) -> Value {
-    let output = network.strand(&["proofs", upload, "--json"]);
-    assert!(output.status.success(), "strand proofs: {}", describe(&output));
-    json(&output)
-}
 
 fn provider_of(report: &Value, account: &str) -> Value {
     report["providers"]
@@ -39,19 +32,6 @@ fn epochs_with(provider: &Value, verdict: &str) -> Vec<u64> {
         .filter(|epoch| epoch["verdict"] == verdict)
         .map(|epoch| epoch["epoch"].as_u64().expect("epoch number"))
         .collect()
-}
-
-/// Polls the ledger until `done` holds (at most `limit`).
-fn wait_for(network: &Network, upload: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let report = proofs(network, upload);
-        if done(&report) {
-            return report;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}; the ledger says {report:#}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]

@@ -19,12 +19,6 @@ use support::*;
 /// Blocks of 200 ms per epoch: 3 s epochs.
 const EPOCH_BLOCKS: u64 = 15;
 
-fn proofs(network: &Network, upload: &str) -> Value {
-    let output = network.strand(&["proofs", upload, "--json"]);
-    assert!(output.status.success(), "strand proofs: {}", describe(&output));
-    json(&output)
-}
-
 /// The (provider, status, passed) of every contract of the upload.
 fn contracts(report: &Value) -> Vec<(String, String, u64)> {
     report["providers"]
@@ -39,18 +33,6 @@ fn contracts(report: &Value) -> Vec<(String, String, u64)> {
             )
         })
         .collect()
-}
-
-fn wait_for(network: &Network, upload: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let report = proofs(network, upload);
-        if done(&report) {
-            return report;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}; the ledger says {report:#}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]

@@ -77,6 +77,27 @@ impl Keeper {
         })
     }
 
+    /// Whether a new agreement for `terms` over `fragment_ids` fits: not
+    /// held yet (else refused as `held`), under the contract limit, within
+    /// the free capacity, and no fragment held or staged for another owner.
+    fn admissible(&self, terms: &ContractTerms, fragment_ids: &[[u8; 32]], held: &str) -> Result<(), Refusal> {
+        if self.holdings.agreement(&terms.id()).is_some() {
+            return Err(Refusal::Terms(held.into()));
+        }
+        if self.holdings.len() >= self.policy.contracts_max as usize {
+            return Err(Refusal::Busy(format!("this node holds its limit of {} contracts", self.policy.contracts_max)));
+        }
+        let needed_bytes = u64::from(terms.fragment_count) * u64::from(terms.fragment_size);
+        let free_bytes = self.free_bytes();
+        if needed_bytes > free_bytes {
+            return Err(Refusal::NoCapacity { free_bytes, needed_bytes });
+        }
+        if let Some(fragment) = self.claimed_by_another(&terms.owner, fragment_ids) {
+            return Err(Refusal::HeldForAnotherOwner { fragment: hex::encode(fragment) });
+        }
+        Ok(())
+    }
+
     /// Admits `proposal` from its owner (the caller checked that the peer is
     /// the owner named, and the terms and root with
     /// [`super::proposal::check_terms`] and [`super::proposal::check_root`]):
@@ -90,21 +111,7 @@ impl Keeper {
         // The proposal ends the owner's staging for this upload whatever
         // its outcome: its reservation no longer holds capacity.
         let reservation = self.staging.take(&key);
-        let id = terms.id();
-        if self.holdings.agreement(&id).is_some() {
-            return Err(Refusal::Terms("this contract was already proposed".into()));
-        }
-        if self.holdings.len() >= self.policy.contracts_max as usize {
-            return Err(Refusal::Busy(format!("this node holds its limit of {} contracts", self.policy.contracts_max)));
-        }
-        let needed_bytes = u64::from(terms.fragment_count) * u64::from(terms.fragment_size);
-        let free_bytes = self.free_bytes();
-        if needed_bytes > free_bytes {
-            return Err(Refusal::NoCapacity { free_bytes, needed_bytes });
-        }
-        if let Some(fragment) = self.claimed_by_another(&owner, &proposal.fragment_ids) {
-            return Err(Refusal::HeldForAnotherOwner { fragment: hex::encode(fragment) });
-        }
+        self.admissible(terms, &proposal.fragment_ids, "this contract was already proposed")?;
         let staged = |fragment: &[u8; 32]| reservation.as_ref().is_some_and(|held| held.held.contains(fragment));
         let fetch = proposal
             .fragment_ids
@@ -127,21 +134,7 @@ impl Keeper {
     /// proposal; the agreement is recorded as fetching until every rebuilt
     /// fragment is stored.
     pub fn admit_repair(&mut self, terms: &ContractTerms, fragment_ids: &[[u8; 32]]) -> Result<Agreement, Refusal> {
-        let id = terms.id();
-        if self.holdings.agreement(&id).is_some() {
-            return Err(Refusal::Terms("this contract is already held here".into()));
-        }
-        if self.holdings.len() >= self.policy.contracts_max as usize {
-            return Err(Refusal::Busy(format!("this node holds its limit of {} contracts", self.policy.contracts_max)));
-        }
-        let needed_bytes = u64::from(terms.fragment_count) * u64::from(terms.fragment_size);
-        let free_bytes = self.free_bytes();
-        if needed_bytes > free_bytes {
-            return Err(Refusal::NoCapacity { free_bytes, needed_bytes });
-        }
-        if let Some(fragment) = self.claimed_by_another(&terms.owner, fragment_ids) {
-            return Err(Refusal::HeldForAnotherOwner { fragment: hex::encode(fragment) });
-        }
+        self.admissible(terms, fragment_ids, "this contract is already held here")?;
         let agreement =
             Agreement { terms: terms.clone(), fragment_ids: fragment_ids.to_vec(), state: AgreementState::Fetching };
         self.holdings.insert(agreement.clone());

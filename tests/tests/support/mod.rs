@@ -200,3 +200,29 @@ pub fn sample(path: &Path, length: usize, seed: u64) -> Vec<u8> {
     std::fs::write(path, &bytes).expect("write sample");
     bytes
 }
+
+/// `strand proofs UPLOAD --json` on `network`.
+pub fn proofs(network: &Network, upload: &str) -> serde_json::Value {
+    let output = network.strand(&["proofs", upload, "--json"]);
+    assert!(output.status.success(), "strand proofs: {}", describe(&output));
+    json(&output)
+}
+
+/// Polls `strand proofs` until `done` holds (at most `limit`).
+pub fn wait_for(
+    network: &Network,
+    upload: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let report = proofs(network, upload);
+        if done(&report) {
+            return report;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}; the ledger says {report:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
