@@ -282,8 +282,8 @@ fn move_reported(state: &mut LedgerState, epoch: u64) {
         let id = key.1;
         let Some(contract) = state.contracts.get(&id).cloned() else { continue };
         let RepairState::Ordered { order } = contract.repair else { continue };
-        let Some(order) = state.repair_orders.remove(&order).map(|record| (order, record)) else { continue };
-        let (order_id, order) = order;
+        let order_id = order;
+        let Some(order) = state.repair_orders.remove(&order_id) else { continue };
         state.repair_deadlines.remove(&(order.deadline_epoch, order_id));
         // Out of the old holder's roster and commitment.
         roster::remove(state, &id);

@@ -107,6 +107,17 @@ impl Metrics {
             registry.register(Box::new(counter.clone())).expect("registered once");
             counter
         };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let gauge = prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric name");
+            registry.register(Box::new(gauge.clone())).expect("registered once");
+            gauge
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let histogram =
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+            registry.register(Box::new(histogram.clone())).expect("registered once");
+            histogram
+        };
         Self {
             fragments_stored: gauge("strand_node_fragments_stored", "Fragments held"),
             contracts_held: gauge("strand_node_contracts_held", "Agreements held (signed or being fetched)"),
@@ -120,15 +131,11 @@ impl Metrics {
                 "Control-plane requests refused as busy (over a per-peer or node-wide limit)",
                 &["kind"],
             ),
-            requests_in_flight: {
-                let gauge = prometheus::IntGaugeVec::new(
-                    Opts::new("strand_node_requests_in_flight", "Control-plane requests in flight by kind"),
-                    &["kind"],
-                )
-                .expect("valid metric name");
-                registry.register(Box::new(gauge.clone())).expect("registered once");
-                gauge
-            },
+            requests_in_flight: gauges(
+                "strand_node_requests_in_flight",
+                "Control-plane requests in flight by kind",
+                &["kind"],
+            ),
             fragment_bytes_stored: gauge("strand_node_fragment_bytes_stored", "Bytes of fragments held"),
             requests_served: counter("strand_node_requests_served_total", "Gets and pushes allowed", &["operation"]),
             requests_refused: counter(
@@ -192,16 +199,11 @@ impl Metrics {
                 "Bytes of sibling fragments read to repair",
             ),
             repair_bytes_written: total("strand_node_repair_bytes_written_total", "Bytes of rebuilt fragments stored"),
-            repair_seconds: {
-                let buckets = vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-                let histogram = Histogram::with_opts(
-                    HistogramOpts::new("strand_node_repair_seconds", "Time from taking a repair order to reporting it")
-                        .buckets(buckets),
-                )
-                .expect("valid metric");
-                registry.register(Box::new(histogram.clone())).expect("registered once");
-                histogram
-            },
+            repair_seconds: histogram(
+                "strand_node_repair_seconds",
+                "Time from taking a repair order to reporting it",
+                vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0],
+            ),
             repair_reads: counter(
                 "strand_node_repair_reads_total",
                 "Repair reads opened for repairers by outcome",
@@ -211,40 +213,21 @@ impl Metrics {
                 "strand_node_repair_bytes_released_total",
                 "Bytes of fragments released to repairers",
             ),
-            ledger_contracts: {
-                let gauge = prometheus::IntGaugeVec::new(
-                    Opts::new(
-                        "strand_ledger_contracts",
-                        "Contracts on the ledger by status (from this node's replica)",
-                    ),
-                    &["status"],
-                )
-                .expect("valid metric name");
-                registry.register(Box::new(gauge.clone())).expect("registered once");
-                gauge
-            },
-            ledger_repairs: {
-                let gauge = prometheus::IntGaugeVec::new(
-                    Opts::new(
-                        "strand_ledger_repairs",
-                        "Repair orders open and contracts queued (from this node's replica)",
-                    ),
-                    &["state"],
-                )
-                .expect("valid metric name");
-                registry.register(Box::new(gauge.clone())).expect("registered once");
-                gauge
-            },
-            proof_seconds: {
-                let buckets = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
-                let histogram = Histogram::with_opts(
-                    HistogramOpts::new("strand_node_proof_seconds", "Time to build an epoch's answers")
-                        .buckets(buckets),
-                )
-                .expect("valid metric");
-                registry.register(Box::new(histogram.clone())).expect("registered once");
-                histogram
-            },
+            ledger_contracts: gauges(
+                "strand_ledger_contracts",
+                "Contracts on the ledger by status (from this node's replica)",
+                &["status"],
+            ),
+            ledger_repairs: gauges(
+                "strand_ledger_repairs",
+                "Repair orders open and contracts queued (from this node's replica)",
+                &["state"],
+            ),
+            proof_seconds: histogram(
+                "strand_node_proof_seconds",
+                "Time to build an epoch's answers",
+                vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
+            ),
             registry,
         }
     }

@@ -35,6 +35,11 @@ fn contracts(report: &Value) -> Vec<(String, String, u64)> {
         .collect()
 }
 
+/// The `strand proofs` / `strand status` entry of the contract `account` holds.
+fn entry_of(report: &Value, account: &str) -> Option<Value> {
+    report["providers"].as_array()?.iter().find(|entry| entry["provider"].as_str() == Some(account)).cloned()
+}
+
 #[test]
 fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_more_losses() {
     let started = Instant::now();
@@ -80,26 +85,14 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
 
     // The repairer's proofs pass from then on.
     wait_for(&network, &upload, Duration::from_secs(60), "the repairer to pass its proofs", |report| {
-        let repaired = report["providers"]
-            .as_array()
-            .expect("providers")
-            .iter()
-            .find(|entry| entry["provider"].as_str() == Some(&accounts[repairer]))
-            .cloned()
-            .unwrap_or_default();
+        let repaired = entry_of(report, &accounts[repairer]).unwrap_or_default();
         repaired["passed"].as_u64() >= Some(2) && repaired["failed"] == 0 && repaired["repair"]["health"] == "repaired"
     });
     let status = network.strand(&["status", &upload, "--json"]);
     assert!(status.status.success(), "strand status: {}", describe(&status));
     let status = json(&status);
     assert_eq!(status["unrecoverable_stripes"], serde_json::json!([]), "{status:#}");
-    let moved = status["providers"]
-        .as_array()
-        .expect("providers")
-        .iter()
-        .find(|entry| entry["provider"].as_str() == Some(&accounts[repairer]))
-        .cloned()
-        .expect("the repaired contract in the status");
+    let moved = entry_of(&status, &accounts[repairer]).expect("the repaired contract in the status");
     assert_eq!(
         (moved["reachable"].as_bool(), moved["repair"]["health"].as_str()),
         (Some(true), Some("repaired")),
@@ -134,13 +127,7 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
     });
     let moved_to: Vec<usize> = contracts(&report).iter().map(|(provider, _, _)| index_of(provider)).collect();
     assert!(moved_to.contains(&other_free), "moved to the other free node: {moved_to:?}");
-    let drained_record = report["providers"]
-        .as_array()
-        .expect("providers")
-        .iter()
-        .find(|entry| entry["provider"].as_str() == Some(&accounts[other_free]))
-        .cloned()
-        .expect("the moved contract");
+    let drained_record = entry_of(&report, &accounts[other_free]).expect("the moved contract");
     assert_eq!(drained_record["failed"], 0, "no strikes needed: {drained_record:#}");
     eprintln!("[{:?}] node {drained} drained onto node {other_free}", started.elapsed());
     // The restarted node kept its contract all along.

@@ -223,7 +223,7 @@ async fn open_map(
         .collect();
     let mut last = String::from("no other holder of the upload is active");
     for holder in holders {
-        match open_at(node, network, ledger, id, &holder).await {
+        match open_at(network, ledger, id, &holder).await {
             Ok(map) => match repair::plan(terms, &map, ledger) {
                 Ok(work) => {
                     sources.opened.insert(holder);
@@ -242,7 +242,6 @@ async fn open_map(
 
 /// Asks `holder` to open repair reads under order `id`.
 async fn open_at(
-    node: &Node,
     network: &P2pHandle,
     ledger: &LedgerState,
     id: &Digest,
@@ -255,7 +254,6 @@ async fn open_at(
     let answer = tokio::time::timeout(OPEN_TIMEOUT, network.request(peer, endpoints.libp2p, request))
         .await
         .map_err(|_| "no answer in time".to_string())??;
-    let _ = node;
     match strand_wire::decode::<Response>(&answer).map_err(|error| error.to_string())? {
         Response::RepairOpen { stripe_map } => Ok(stripe_map),
         Response::Denied { code } => Err(format!("refused: {code}")),
@@ -346,7 +344,7 @@ async fn fetch_sibling(
     }
     let ledger = node.ledger();
     if !sources.opened.contains(holder) {
-        match open_at(node, network, &ledger, id, holder).await {
+        match open_at(network, &ledger, id, holder).await {
             Ok(_) => {
                 sources.opened.insert(*holder);
             }
