@@ -105,6 +105,7 @@ fn body_kind(body: &strand_contracts::Body) -> &'static str {
         Body::RevokeCredential { .. } => "revoke-credential",
         Body::SubmitProofs { .. } => "submit-proofs",
         Body::RecordRepair { .. } => "record-repair",
+        Body::ReportBadSibling { .. } => "report-bad-sibling",
         Body::AccessReceipts { .. } => "access-receipts",
         Body::Drain => "drain",
     }

@@ -11,6 +11,7 @@ use strand_client::record::UploadRecord;
 use strand_client::{credentials, keyfile, ledger, units};
 use strand_contracts::query;
 use strand_contracts::state::ProofStatus;
+use strand_contracts::transaction::ReadAuthority;
 use strand_contracts::{AccountId, Digest};
 use strand_core::{CodecParams, Identity};
 
@@ -403,26 +404,35 @@ pub async fn proofs(address: &str, upload: &str) -> anyhow::Result<Value> {
     Ok(json!({ "upload": upload, "epoch": current, "height": state.height, "providers": providers }))
 }
 
+/// The repair order a read was under, when it was a repair read.
+fn repair_order(authority: &ReadAuthority) -> Option<String> {
+    match authority {
+        ReadAuthority::Repair(order) => Some(order.to_string()),
+        ReadAuthority::Owner | ReadAuthority::Credential(_) => None,
+    }
+}
+
 /// Who read what of an upload and when, from the ledger alone: every access
 /// receipt the providers put on the ledger (refused requests are never
 /// receipted).
 pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
     let (key, follower) = upload_and_replica(address, upload).await?;
     let state = follower.replica().state();
-    let owner = state.uploads.get(key.as_bytes()).map(|upload| upload.owner);
     let mut reads = Vec::new();
     for ((epoch, provider), batch) in state.access.iter() {
         for receipt in batch.receipts.iter().filter(|receipt| receipt.upload == *key.as_bytes()) {
             let purpose = receipt
-                .credential
+                .authority
+                .credential()
                 .and_then(|credential| state.credentials.get(&credential).map(|record| record.grant.purpose.clone()));
             reads.push(json!({
                 "epoch": epoch,
                 "height": batch.at_height,
                 "provider": provider.to_string(),
                 "reader": receipt.requester.to_string(),
-                "as": if Some(receipt.requester) == owner { "owner" } else { "grantee" },
-                "credential": receipt.credential.map(|credential| credential.to_string()),
+                "as": receipt.authority.reader(),
+                "credential": receipt.authority.credential().map(|credential| credential.to_string()),
+                "repair_order": repair_order(&receipt.authority),
                 "purpose": purpose,
                 "fragments": receipt.fragments,
                 "bytes": receipt.bytes,
@@ -431,14 +441,15 @@ pub async fn audit(address: &str, upload: &str) -> anyhow::Result<Value> {
     }
     // Reads older than the history kept in full, summed per reader.
     let mut earlier = Vec::new();
-    let from = (*key.as_bytes(), AccountId([0; 32]), None);
-    let to = (*key.as_bytes(), AccountId([0xff; 32]), Some(Digest([0xff; 32])));
-    for ((_, reader, credential), total) in state.access_totals.range(from..=to) {
+    let from = (*key.as_bytes(), AccountId([0; 32]), ReadAuthority::Owner);
+    let to = (*key.as_bytes(), AccountId([0xff; 32]), ReadAuthority::Repair(Digest([0xff; 32])));
+    for ((_, reader, authority), total) in state.access_totals.range(from..=to) {
         earlier.push(json!({
             "epochs": [total.first_epoch, total.last_epoch],
             "reader": reader.to_string(),
-            "as": if Some(*reader) == owner { "owner" } else { "grantee" },
-            "credential": credential.map(|credential| credential.to_string()),
+            "as": authority.reader(),
+            "credential": authority.credential().map(|credential| credential.to_string()),
+            "repair_order": repair_order(authority),
             "fragments": total.fragments,
             "bytes": total.bytes,
         }));

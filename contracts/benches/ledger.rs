@@ -163,7 +163,7 @@ impl Setup {
                     let receipts = (0..4)
                         .map(|reader| AccessReceipt {
                             upload: [reader as u8; 16],
-                            credential: None,
+                            authority: strand_contracts::transaction::ReadAuthority::Owner,
                             requester: account(&self.owners[reader]),
                             fragments: 6,
                             bytes: 6 << 20,

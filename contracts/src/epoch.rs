@@ -177,7 +177,7 @@ fn prune(state: &mut LedgerState, epoch: u64) {
     for key in state.access.keys_in(..(horizon, AccountId([0; 32])), ACCESS_COMPACTIONS_PER_EPOCH_MAX) {
         let Some(batch) = state.access.remove(&key) else { continue };
         for receipt in batch.receipts {
-            let total_key = (receipt.upload, receipt.requester, receipt.credential);
+            let total_key = (receipt.upload, receipt.requester, receipt.authority);
             let mut total = state
                 .access_totals
                 .get(&total_key)

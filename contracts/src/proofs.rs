@@ -152,7 +152,7 @@ fn record_check(state: &mut LedgerState, epoch: u64, id: &Digest, status: ProofS
     if status == ProofStatus::Passed || lost {
         state.suspects.remove(&key);
     } else if !state.suspects.contains(&key) {
-        state.suspects.insert(key, epoch);
+        state.suspects.insert(key, crate::state::Suspect { since: epoch, accusation: None });
     }
     if lost {
         crate::epoch::release(state, &contract);

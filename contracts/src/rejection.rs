@@ -142,6 +142,13 @@ pub enum Rejection {
     /// The provider is leaving the network.
     #[error("provider {0} is draining: it takes no new contracts")]
     ProviderDraining(AccountId),
+    /// A bad-sibling report naming a contract that is not an active sibling
+    /// of the order's contract.
+    #[error("contract {0} is not an active sibling under this repair order")]
+    NotASibling(Digest),
+    /// A bad-sibling report against a contract already under accusation.
+    #[error("contract {0} is already accused; its next checks answer the accusation")]
+    AlreadyAccused(Digest),
 }
 
 impl Rejection {

@@ -30,7 +30,7 @@
 //!   or the contract's end (closed or expired).
 
 use crate::roster;
-use crate::state::{ContractStatus, LedgerState, RepairOrder, RepairReason, RepairState, Upload};
+use crate::state::{Accusation, ContractStatus, LedgerState, RepairOrder, RepairReason, RepairState, Suspect, Upload};
 use crate::types::{AccountId, Digest, UploadKey};
 
 /// Orders issued per epoch boundary, network-wide (a repair storm must not
@@ -233,6 +233,61 @@ pub fn report(
     }
     state.repair_orders.update(order_id, |order| order.reported = true);
     state.repair_moves.insert((epoch.saturating_add(1), *contract), ());
+    Ok(())
+}
+
+/// A repairer's report of a sibling that served bad bytes (the body of
+/// `ReportBadSibling`): the accused fragment becomes its holder's suspect,
+/// challenged from the next epoch until a check passes (accusation
+/// answered) or the strikes declare the contract lost. One accusation per
+/// contract at a time, only by the repairer of an open order of the same
+/// upload: a hostile repairer can cost each sibling one targeted challenge
+/// per epoch (within the 8 suspects a provider answers), nothing more.
+pub fn accuse(
+    state: &mut LedgerState,
+    sender: &AccountId,
+    order_id: &Digest,
+    accused: &Digest,
+    fragment: u32,
+    transaction: &Digest,
+) -> Result<(), crate::Rejection> {
+    use crate::Rejection;
+    let order = state.repair_orders.get(order_id).ok_or(Rejection::UnknownRepairOrder(*order_id))?;
+    if order.repairer != *sender {
+        return Err(Rejection::NotTheRepairer(*order_id));
+    }
+    let epoch = state.epoch();
+    if epoch > order.deadline_epoch {
+        return Err(Rejection::RepairOrderExpired { order: *order_id, deadline_epoch: order.deadline_epoch });
+    }
+    if order.reported {
+        return Err(Rejection::RepairAlreadyReported(*order_id));
+    }
+    let contract = state.contracts.get(accused).ok_or(Rejection::NotASibling(*accused))?;
+    let sibling = contract.terms.upload == order.upload
+        && *accused != order.contract
+        && contract.status == ContractStatus::Active
+        && contract.roster_slot.is_some()
+        && contract.holder != *sender;
+    if !sibling {
+        return Err(Rejection::NotASibling(*accused));
+    }
+    if fragment >= contract.terms.fragment_count {
+        return Err(Rejection::InvalidField(format!(
+            "fragment {fragment} of a contract of {} fragments",
+            contract.terms.fragment_count
+        )));
+    }
+    let key = (contract.holder, *accused);
+    let previous = state.suspects.get(&key).cloned();
+    if previous.as_ref().is_some_and(|suspect| suspect.accusation.is_some()) {
+        return Err(Rejection::AlreadyAccused(*accused));
+    }
+    let accusation = Accusation { reporter: *sender, order: *order_id, fragment, epoch, transaction: *transaction };
+    // A contract already suspect keeps its place (its epoch); a new one is
+    // re-checked from the next epoch.
+    let since = previous.map_or(epoch, |suspect| suspect.since);
+    state.suspects.insert(key, Suspect { since, accusation: Some(accusation) });
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 //! Rosters change only at epoch boundaries ([`crate::epoch`]): the schedule
 //! a provider answers is fixed for the whole epoch.
 
-use strand_proof_of_storage::schedule::{Roster, RosterContract};
+use strand_proof_of_storage::schedule::{Roster, RosterContract, Suspect};
 
 use crate::state::{LedgerState, RosterSlot, RosterSummary};
 use crate::types::{AccountId, Digest};
@@ -177,15 +177,18 @@ impl Roster for RosterView<'_> {
         (position < len).then_some((position, remaining))
     }
 
-    fn suspects(&self, max: u32) -> Vec<RosterContract> {
+    fn suspects(&self, max: u32) -> Vec<Suspect> {
         let from = (self.provider, Digest([0; 32]));
         let to = (self.provider, Digest([0xff; 32]));
         self.state
             .suspects
             .range(from..=to)
-            .filter(|(_, since)| **since < self.epoch)
+            .filter(|(_, suspect)| suspect.since < self.epoch)
             .take(max as usize)
-            .filter_map(|((_, id), _)| self.contract(id))
+            .filter_map(|((_, id), suspect)| {
+                let fragment = suspect.accusation.as_ref().map(|accusation| accusation.fragment);
+                self.contract(id).map(|contract| Suspect { contract, fragment })
+            })
             .collect()
     }
 }

@@ -4,7 +4,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::encoding::{self, EncodingError};
 use crate::table::Table;
-use crate::transaction::{AccessReceipt, ContractTerms, CredentialGrant, ProviderRegistration};
+use crate::transaction::{AccessReceipt, ContractTerms, CredentialGrant, ProviderRegistration, ReadAuthority};
 use crate::types::{AccountId, Digest, UploadKey};
 pub use strand_proof_of_storage::answers::Fault;
 
@@ -379,6 +379,36 @@ pub struct RosterSlot {
     pub tree: u64,
 }
 
+/// A contract its provider's next challenges re-check first: its last check
+/// failed or was missed, or a repairer accused it of serving bad bytes.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Suspect {
+    /// Epoch it became suspect (re-checked from the next one).
+    pub since: u64,
+    /// The accusation, when a repairer made one (kept until the contract
+    /// passes a check, leaves the roster, or is lost).
+    pub accusation: Option<Accusation>,
+}
+
+/// A repairer's report that a holder served a fragment whose bytes did not
+/// verify against its id (`ReportBadSibling`). The ledger saw no transfer:
+/// the report is a claim, answered by challenging that very fragment in
+/// the holder's next epochs; a failed check there is the ledger's evidence
+/// (a proof record with its reason, and a strike as for any failure).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Accusation {
+    /// The repairer that reported.
+    pub reporter: AccountId,
+    /// The repair order it read under.
+    pub order: Digest,
+    /// Index of the fragment in the accused contract's committed list.
+    pub fragment: u32,
+    /// Epoch of the report.
+    pub epoch: u64,
+    /// The transaction that carried it.
+    pub transaction: Digest,
+}
+
 /// One provider's access receipts for one epoch.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct AccessBatch {
@@ -453,16 +483,16 @@ pub struct LedgerState {
     /// Per (epoch, provider): access receipts; kept in full for
     /// [`ACCESS_HISTORY_EPOCHS`], then summed into `access_totals`.
     pub access: Table<(u64, AccountId), AccessBatch>,
-    /// Per (upload, reader, credential): reads older than the full history.
+    /// Per (upload, reader, authority): reads older than the full history.
     pub access_totals: Table<AccessTotalKey, AccessTotal>,
     /// Per epoch: the beacon challenges derive from (hash of the block that
     /// closed the previous epoch); the current and previous epoch's.
     pub beacons: Table<u64, Digest>,
     /// Per (provider, slot 1..): its contracts owing proofs.
     pub roster: Table<(AccountId, u32), RosterSlot>,
-    /// Per (provider, contract): contracts whose last check failed, with the
-    /// epoch they became suspect.
-    pub suspects: Table<(AccountId, Digest), u64>,
+    /// Per (provider, contract): contracts whose last check failed or that
+    /// a repairer accused of serving bad bytes.
+    pub suspects: Table<(AccountId, Digest), Suspect>,
     /// Per (epoch, contract): contracts to add to or remove from their
     /// provider's roster at that epoch's first block.
     pub roster_changes: Table<(u64, Digest), ()>,
@@ -487,11 +517,10 @@ pub struct LedgerState {
     pub upload_domains: Table<(UploadKey, String), u32>,
 }
 
-/// The encoded form of a state, for snapshots.
-/// Key of an access total: the upload, the reader, and the credential read
-/// under (none for the owner).
-pub type AccessTotalKey = (UploadKey, AccountId, Option<Digest>);
+/// Key of an access total: the upload, the reader, and what it read under.
+pub type AccessTotalKey = (UploadKey, AccountId, ReadAuthority);
 
+/// The encoded form of a state, for snapshots.
 #[derive(BorshSerialize, BorshDeserialize)]
 struct Snapshot {
     version: u16,
@@ -509,7 +538,7 @@ struct Snapshot {
     access_totals: Vec<(AccessTotalKey, AccessTotal)>,
     beacons: Vec<(u64, Digest)>,
     roster: Vec<((AccountId, u32), RosterSlot)>,
-    suspects: Vec<((AccountId, Digest), u64)>,
+    suspects: Vec<((AccountId, Digest), Suspect)>,
     roster_changes: Vec<((u64, Digest), ())>,
     expiries: Vec<((u64, Digest), ())>,
     repair_orders: Vec<(Digest, RepairOrder)>,

@@ -138,13 +138,45 @@ pub struct ContractProof {
     pub answers: Vec<u8>,
 }
 
+/// Under what a provider released fragments: the owner's own read, a
+/// credential, or a repair order (a repairer reading siblings to rebuild a
+/// lost contract; it never gets keys, so it reads ciphertext only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub enum ReadAuthority {
+    /// The upload's owner.
+    Owner,
+    /// A credential granted by the owner.
+    Credential(Digest),
+    /// A repair order on the ledger.
+    Repair(Digest),
+}
+
+impl ReadAuthority {
+    /// The credential, when the read was under one.
+    pub fn credential(&self) -> Option<Digest> {
+        match self {
+            Self::Credential(credential) => Some(*credential),
+            Self::Owner | Self::Repair(_) => None,
+        }
+    }
+
+    /// Who read, as an audit names it: `owner`, `grantee` or `repairer`.
+    pub fn reader(&self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Credential(_) => "grantee",
+            Self::Repair(_) => "repairer",
+        }
+    }
+}
+
 /// One batch line of fragments a provider released.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct AccessReceipt {
     /// The upload read.
     pub upload: UploadKey,
-    /// The credential used; `None` when the owner read.
-    pub credential: Option<Digest>,
+    /// Under what.
+    pub authority: ReadAuthority,
     /// Who read.
     pub requester: AccountId,
     /// Fragments released.
@@ -192,6 +224,17 @@ pub enum Body {
         order: Digest,
         /// The contract (the order's).
         contract: Digest,
+    },
+    /// A repairer reports that the holder of a sibling contract served a
+    /// fragment whose bytes did not verify against its id: that fragment is
+    /// challenged in the holder's next epochs (`state::Accusation`).
+    ReportBadSibling {
+        /// The repair order the repairer read under (open, its own).
+        order: Digest,
+        /// The sibling contract (same upload) whose holder served bad bytes.
+        contract: Digest,
+        /// Index of the fragment in that contract's committed list.
+        fragment: u32,
     },
     /// A provider's access receipts for one epoch.
     AccessReceipts {

@@ -117,7 +117,7 @@ fn wrong_answers_fail_with_the_reason_are_rechecked_and_lost_at_the_limit() {
     assert_eq!(chain.submit(&provider, submission_with(&chain, &provider, &id, answers.to_bytes())), Outcome::Accepted);
     assert!(matches!(record(&chain, 1, &id), Some(ProofStatus::Failed(Fault::ChunkMismatch { challenge: 0, .. }))));
     assert_eq!(tally(&chain, &id), (1, 0, 1, 0, 1));
-    assert_eq!(chain.replica.state().suspects.get(&(account(&provider), id)), Some(&1));
+    assert_eq!(chain.replica.state().suspects.get(&(account(&provider), id)).map(|suspect| suspect.since), Some(1));
 
     // Epoch 2: the suspect is re-checked (one challenge more for it), and
     // garbage answers are undecodable.
@@ -320,7 +320,7 @@ fn history_is_pruned_past_its_horizon_so_state_per_contract_stays_bounded() {
             epoch: epoch - 1,
             receipts: vec![strand_contracts::transaction::AccessReceipt {
                 upload: [0; 16],
-                credential: None,
+                authority: strand_contracts::transaction::ReadAuthority::Owner,
                 requester: account(&owner),
                 fragments: 1,
                 bytes: 4096,
@@ -340,7 +340,10 @@ fn history_is_pruned_past_its_horizon_so_state_per_contract_stays_bounded() {
     }
     assert!(state.beacons.len() <= 2);
     assert!(state.access.len() as u64 <= ACCESS_HISTORY_EPOCHS + 1);
-    let total = state.access_totals.get(&([0; 16], account(&owner), None)).expect("older reads summed");
+    let total = state
+        .access_totals
+        .get(&([0; 16], account(&owner), strand_contracts::transaction::ReadAuthority::Owner))
+        .expect("older reads summed");
     let kept: u64 = state.access.iter().map(|(_, batch)| batch.receipts.iter().map(|r| r.bytes).sum::<u64>()).sum();
     assert_eq!(total.bytes + kept, epochs * 4096, "no read is forgotten, only summed");
     assert_eq!(total.first_epoch, 0);

@@ -302,3 +302,70 @@ fn a_repairer_that_reports_without_storing_fails_its_proofs_and_loses_the_contra
     assert_eq!(state.providers.get(&account(&c)).expect("c").committed_bytes, 0, "its commitment is released");
     assert_every_lost_contract_in_repair(state);
 }
+
+#[test]
+fn a_sibling_accused_of_bad_bytes_has_that_fragment_challenged_until_it_answers() {
+    use strand_contracts::state::ProofStatus;
+    use strand_proof_of_storage::schedule::Reason;
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let (owner, b, c) = (identity(1), identity(3), identity(4));
+    let mut sibling_terms = terms(&owner, &b, 1);
+    sibling_terms.term_epochs = 100;
+    let sibling = sibling_terms.id();
+    run_to(&mut net.chain, 4, &[&b]);
+    let (order_id, order) = order_of(net.chain.replica.state(), &id);
+    assert_eq!(order.repairer, account(&c));
+    let accuse = |contract, fragment| Body::ReportBadSibling { order: order_id, contract, fragment };
+    // Only the order's repairer, only against an active sibling of the
+    // upload, only a fragment the contract has, once.
+    let transactions = vec![
+        net.chain.transaction(&net.d, accuse(sibling, 1)),
+        net.chain.transaction(&c, accuse(id, 0)),
+        net.chain.transaction(&c, accuse(Digest([7; 32]), 0)),
+        net.chain.transaction(&c, accuse(sibling, 10)),
+        net.chain.transaction(&c, accuse(sibling, 1)),
+        net.chain.transaction(&c, accuse(sibling, 0)),
+    ];
+    let outcomes: Vec<Outcome> = net.chain.block(transactions).into_iter().map(|receipt| receipt.outcome).collect();
+    assert_eq!(rejected(outcomes[0].clone()), Rejection::NotTheRepairer(order_id));
+    assert_eq!(rejected(outcomes[1].clone()), Rejection::NotASibling(id), "the lost contract is no sibling");
+    assert_eq!(rejected(outcomes[2].clone()), Rejection::NotASibling(Digest([7; 32])));
+    assert!(matches!(rejected(outcomes[3].clone()), Rejection::InvalidField(_)));
+    assert_eq!(outcomes[4], Outcome::Accepted);
+    assert_eq!(rejected(outcomes[5].clone()), Rejection::AlreadyAccused(sibling));
+    let state = net.chain.replica.state();
+    let suspect = state.suspects.get(&(account(&b), sibling)).expect("accused sibling is suspect");
+    let accusation = suspect.accusation.as_ref().expect("accusation recorded");
+    assert_eq!(
+        (accusation.reporter, accusation.order, accusation.fragment, accusation.epoch),
+        (account(&c), order_id, 1, 4)
+    );
+
+    // Epoch 5: b's challenges include the accused fragment; b's copy of it is
+    // corrupt, so the check fails (recorded with its reason, a strike) and
+    // the accusation stands.
+    run_to(&mut net.chain, 5, &[]);
+    let (_, scheduled) =
+        strand_contracts::proofs::schedule(net.chain.replica.state(), &account(&b), 5).expect("beacon");
+    let targeted: Vec<_> = scheduled.iter().filter(|s| s.reason == Reason::Suspect).collect();
+    assert_eq!(targeted.len(), 1);
+    assert_eq!((Digest(targeted[0].contract), targeted[0].challenge.fragment), (sibling, 1));
+    let corrupt = |_: &Digest| {
+        let mut stored = fragments(1);
+        stored[1].iter_mut().for_each(|byte| *byte ^= 0xff);
+        stored
+    };
+    let (epoch, proofs) = honest_submission_from(&net.chain, &b, corrupt);
+    assert_eq!(net.chain.submit(&b, Body::SubmitProofs { epoch, proofs }), Outcome::Accepted);
+    let state = net.chain.replica.state();
+    assert!(matches!(state.proofs.get(&(5, sibling)).map(|record| record.status), Some(ProofStatus::Failed(_))));
+    assert_eq!(state.contracts.get(&sibling).expect("sibling").proofs.strikes, 1);
+    assert!(state.suspects.get(&(account(&b), sibling)).and_then(|s| s.accusation.as_ref()).is_some());
+
+    // Epoch 6: an honest answer clears strikes, suspicion and accusation.
+    run_to(&mut net.chain, 6, &[&b]);
+    let state = net.chain.replica.state();
+    assert_eq!(state.contracts.get(&sibling).expect("sibling").proofs.strikes, 0);
+    assert!(state.suspects.get(&(account(&b), sibling)).is_none(), "accusation answered");
+}

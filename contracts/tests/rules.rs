@@ -189,7 +189,7 @@ fn access_receipts_take_one_slot_per_provider_and_epoch() {
         epoch,
         receipts: vec![strand_contracts::transaction::AccessReceipt {
             upload: [1; 16],
-            credential: None,
+            authority: strand_contracts::transaction::ReadAuthority::Owner,
             requester: account(&owner),
             fragments: 6,
             bytes: 6 << 20,

@@ -43,7 +43,7 @@ use strand_contracts::encoding::{self, TRANSACTION_BYTES_MAX};
 use strand_contracts::query::{self, FragmentMembership};
 use strand_contracts::state::ProofStatus;
 use strand_contracts::transaction::{
-    AccessReceipt, Body, ContractProof, ContractTerms, CredentialGrant, FailureDomain, ProofPolicy,
+    AccessReceipt, Body, ReadAuthority, ContractProof, ContractTerms, CredentialGrant, FailureDomain, ProofPolicy,
     ProviderRegistration, Scope, transaction_hash,
 };
 use strand_contracts::{
@@ -375,7 +375,9 @@ fn trace(setup: &Setup, block: &Block, receipts: &[Receipt], epoch: u64) {
             Body::RevokeCredential { .. } => "RevokeCredential",
             Body::SubmitProofs { .. } => "SubmitProofs",
             Body::RecordRepair { .. } => "RecordRepair",
+            Body::ReportBadSibling { .. } => "ReportBadSibling",
             Body::AccessReceipts { .. } => "AccessReceipts",
+            Body::Drain => "Drain",
         };
         eprintln!(
             "height {height} epoch {epoch}: sender {sender:?} nonce {} {kind}: {:?}",
@@ -482,6 +484,12 @@ fn write_seeds(directory: &Path) {
             Body::RecordRepair { order: Digest([5; 32]), contract: setup.contracts[0] },
         ),
         (
+            "report_bad_sibling",
+            PROVIDER_Q,
+            false,
+            Body::ReportBadSibling { order: Digest([5; 32]), contract: setup.contracts[0], fragment: 0 },
+        ),
+        (
             "access_receipts_epoch_max",
             PROVIDER_P,
             false,
@@ -495,7 +503,7 @@ fn write_seeds(directory: &Path) {
                 epoch: 1,
                 receipts: vec![AccessReceipt {
                     upload: [1; 16],
-                    credential: Some(setup.credentials[0]),
+                    authority: ReadAuthority::Credential(setup.credentials[0]),
                     requester: accounts[GRANTEE],
                     fragments: 4,
                     bytes: 4 * u64::from(FRAGMENT_SIZE),

@@ -10,8 +10,10 @@
 //!
 //! 1. **Suspects** (`suspects = min(available, SUSPECTS_PER_EPOCH_MAX,
 //!    total - rotation)`): contracts whose last check failed or was not
-//!    answered, in the roster's fixed suspect order; one uniformly drawn
-//!    chunk each, so a failure is confirmed or cleared in the next epochs.
+//!    answered, or that a repairer accused of serving bad bytes, in the
+//!    roster's fixed suspect order; one uniformly drawn chunk each (of the
+//!    accused fragment when a fragment is named), so a failure or an
+//!    accusation is confirmed or cleared in the next epochs.
 //! 2. **Rotation** (`rotation = min(len, ROTATION_PER_EPOCH_MAX, total)`):
 //!    the slots `(cursor + j) mod len` for `j < rotation`; one uniformly
 //!    drawn chunk each. The ledger advances the cursor by `rotation` every
@@ -72,7 +74,23 @@ pub trait Roster {
     /// slot), and that chunk's index within the slot's contract.
     fn locate(&self, chunk: u64) -> Option<(u32, u64)>;
     /// At most `max` suspects, in the roster's fixed order.
-    fn suspects(&self, max: u32) -> Vec<RosterContract>;
+    fn suspects(&self, max: u32) -> Vec<Suspect>;
+}
+
+/// A contract re-checked first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suspect {
+    /// The contract.
+    pub contract: RosterContract,
+    /// The fragment (index in the contract's committed list) the chunk is
+    /// drawn from, when one is accused; any chunk of the contract otherwise.
+    pub fragment: Option<u32>,
+}
+
+impl From<RosterContract> for Suspect {
+    fn from(contract: RosterContract) -> Self {
+        Self { contract, fragment: None }
+    }
 }
 
 /// Why a challenge was drawn.
@@ -144,7 +162,16 @@ pub fn derive(beacon: &[u8; 32], provider: &[u8; 32], epoch: u64, roster: &impl 
         Scheduled { contract: contract.contract, challenge: challenge::at(index, contract.fragment_size), reason }
     };
     for suspect in suspects.into_iter().take(budget.suspects as usize) {
-        scheduled.push(one_chunk_of(suspect, Reason::Suspect, &mut stream));
+        let contract = suspect.contract;
+        match suspect.fragment.filter(|fragment| *fragment < contract.fragment_count) {
+            Some(fragment) => {
+                let chunk = stream.below(u64::from(challenge::chunks_in(contract.fragment_size)));
+                let chunk = u32::try_from(chunk).unwrap_or(0);
+                let challenge = Challenge { fragment, chunk };
+                scheduled.push(Scheduled { contract: contract.contract, challenge, reason: Reason::Suspect });
+            }
+            None => scheduled.push(one_chunk_of(contract, Reason::Suspect, &mut stream)),
+        }
     }
     let start = roster.cursor() % u64::from(len);
     for offset in 0..u64::from(budget.rotation) {
@@ -179,7 +206,7 @@ pub struct MemoryRoster {
     /// The rotation cursor.
     pub cursor: u64,
     /// Suspects, in order.
-    pub suspects: Vec<RosterContract>,
+    pub suspects: Vec<Suspect>,
 }
 
 impl Roster for MemoryRoster {
@@ -213,7 +240,7 @@ impl Roster for MemoryRoster {
         None
     }
 
-    fn suspects(&self, max: u32) -> Vec<RosterContract> {
+    fn suspects(&self, max: u32) -> Vec<Suspect> {
         self.suspects.iter().take(max as usize).copied().collect()
     }
 }
@@ -258,7 +285,7 @@ mod tests {
     #[test]
     fn a_schedule_is_deterministic_in_range_and_follows_its_budget() {
         let mut roster = roster(1_000, 20);
-        roster.suspects = vec![roster.contracts[7], roster.contracts[900]];
+        roster.suspects = vec![roster.contracts[7].into(), roster.contracts[900].into()];
         roster.cursor = 995;
         let schedule = derive(&[1; 32], &[2; 32], 40, &roster);
         assert_eq!(schedule, derive(&[1; 32], &[2; 32], 40, &roster));
@@ -276,6 +303,25 @@ mod tests {
         assert_ne!(schedule, derive(&[1; 32], &[2; 32], 41, &roster), "another epoch, other challenges");
         assert_ne!(schedule, derive(&[3; 32], &[2; 32], 40, &roster), "another beacon, other challenges");
         assert_ne!(schedule, derive(&[1; 32], &[4; 32], 40, &roster), "another provider, other challenges");
+    }
+
+    #[test]
+    fn an_accused_fragment_is_the_one_challenged() {
+        let mut roster = roster(10, 20);
+        roster.suspects =
+            vec![Suspect { contract: roster.contracts[3], fragment: Some(5) }, roster.contracts[4].into()];
+        for epoch in 0..200 {
+            let schedule = derive(&[1; 32], &[2; 32], epoch, &roster);
+            let suspects: Vec<&Scheduled> = schedule.iter().filter(|s| s.reason == Reason::Suspect).collect();
+            assert_eq!(suspects.len(), 2);
+            assert_eq!((suspects[0].contract, suspects[0].challenge.fragment), (roster.contracts[3].contract, 5));
+            assert!(suspects[0].challenge.chunk < 1025);
+        }
+        // A fragment past the contract's end is not trusted: any chunk of it.
+        roster.suspects = vec![Suspect { contract: roster.contracts[3], fragment: Some(8) }];
+        let schedule = derive(&[1; 32], &[2; 32], 7, &roster);
+        let suspect = schedule.iter().find(|s| s.reason == Reason::Suspect).expect("suspect");
+        assert!(suspect.challenge.fragment < 8);
     }
 
     #[test]

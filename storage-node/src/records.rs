@@ -70,7 +70,13 @@ impl Records {
         let read = self.database.begin_read().map_err(db)?;
         let table = read.open_table(RECEIPTS).map_err(db)?;
         match table.get(PENDING).map_err(db)? {
-            Some(value) => Ok(encoding::decode(value.value(), usize::MAX)?),
+            Some(value) => encoding::decode(value.value(), usize::MAX).map_err(|error| {
+                anyhow::anyhow!(
+                    "the node's saved access receipts do not decode ({error}): this node.redb was written by \
+                     an incompatible version of strand-node; submit them with that version, or start this one \
+                     on a new data directory"
+                )
+            }),
             None => Ok(Vec::new()),
         }
     }
@@ -122,7 +128,7 @@ mod tests {
             4,
             vec![AccessReceipt {
                 upload: [1; 16],
-                credential: Some(Digest([2; 32])),
+                authority: strand_contracts::transaction::ReadAuthority::Credential(Digest([2; 32])),
                 requester: AccountId([3; 32]),
                 fragments: 5,
                 bytes: 500,

@@ -8,6 +8,7 @@ use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::store::fs::options::{Options, PathOptions};
 use strand_contracts::AccountId;
+use strand_contracts::transaction::ReadAuthority;
 use strand_net::blobs::{Gate, Operation};
 
 use super::Node;
@@ -195,6 +196,29 @@ pub(super) fn staging_prefix(key: &crate::core::staging::Key) -> String {
 /// The prefix of every staging tag.
 pub(super) const STAGING_TAGS: &str = "staging/";
 
+impl Node {
+    /// Counts a fragment the gate released: an access receipt for the
+    /// ledger (the current epoch's batch) and the release metrics.
+    fn released(
+        &self,
+        ledger: &strand_contracts::state::LedgerState,
+        fragment: [u8; 32],
+        upload: strand_contracts::types::UploadKey,
+        authority: ReadAuthority,
+        requester: AccountId,
+        bytes: u64,
+    ) {
+        self.uncacher.served(fragment);
+        let epoch = ledger.params.epoch_of(ledger.height);
+        if !self.receipts().record(epoch, upload, authority, requester, bytes) {
+            // More distinct readers in this epoch than a batch holds.
+            self.metrics.receipts_dropped.inc();
+        }
+        self.metrics.fragment_bytes_released.inc_by(bytes);
+        self.metrics.fragment_bytes_released_to.with_label_values(&[authority.reader()]).inc_by(bytes);
+    }
+}
+
 /// Serves fragments, every request decided by the node's gate.
 pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
     let decider = Arc::clone(node);
@@ -229,16 +253,9 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                     .find(|(_, agreement)| credential.is_some() || agreement.terms.owner == requester)
                     .filter(|_| operation == Operation::Get);
                 if let Some((_, agreement)) = released {
-                    decider.uncacher.served(fragment);
+                    let authority = credential.map_or(ReadAuthority::Owner, ReadAuthority::Credential);
                     let bytes = u64::from(agreement.terms.fragment_size);
-                    let epoch = ledger.params.epoch_of(ledger.height);
-                    if !decider.receipts().record(epoch, agreement.terms.upload, credential, requester, bytes) {
-                        // More distinct readers in this epoch than a batch holds.
-                        decider.metrics.receipts_dropped.inc();
-                    }
-                    decider.metrics.fragment_bytes_released.inc_by(bytes);
-                    let reader = if credential.is_some() { "grantee" } else { "owner" };
-                    decider.metrics.fragment_bytes_released_to.with_label_values(&[reader]).inc_by(bytes);
+                    decider.released(&ledger, fragment, agreement.terms.upload, authority, requester, bytes);
                 }
                 Ok(())
             }
@@ -253,11 +270,9 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                         .holders(&fragment)
                         .next()
                         .map_or(0, |(_, agreement)| u64::from(agreement.terms.fragment_size));
-                    decider.uncacher.served(fragment);
                     decider.metrics.requests_served.with_label_values(&["repair"]).inc();
                     decider.metrics.repair_bytes_released.inc_by(bytes);
-                    decider.metrics.fragment_bytes_released.inc_by(bytes);
-                    decider.metrics.fragment_bytes_released_to.with_label_values(&["repairer"]).inc_by(bytes);
+                    decider.released(&ledger, fragment, upload, ReadAuthority::Repair(order), requester, bytes);
                     tracing::debug!(order = %order.short(), upload = %hex::encode(upload), "node.repair read released");
                     return Ok(());
                 }
