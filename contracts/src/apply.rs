@@ -92,8 +92,8 @@ fn apply_body(state: &mut LedgerState, sender: &AccountId, body: &Body, hash: &D
         Body::RevokeCredential { credential } => revoke_credential(state, sender, credential),
         Body::SubmitProofs { epoch, proofs } => crate::proofs::submit(state, sender, *epoch, proofs, hash),
         Body::RecordRepair { order, contract } => crate::repair::report(state, sender, order, contract),
-        Body::ReportBadSibling { order, contract, fragment } => {
-            crate::repair::accuse(state, sender, order, contract, *fragment, hash)
+        Body::ReportBadSibling { order, contract, fragment, chunk } => {
+            crate::repair::accuse(state, sender, order, contract, (*fragment, *chunk), hash)
         }
         Body::AccessReceipts { epoch, receipts } => access_receipts(state, sender, *epoch, receipts, hash),
         Body::Drain => crate::repair::drain(state, sender),

@@ -248,7 +248,7 @@ pub fn accuse(
     sender: &AccountId,
     order_id: &Digest,
     accused: &Digest,
-    fragment: u32,
+    (fragment, chunk): (u32, u32),
     transaction: &Digest,
 ) -> Result<(), crate::Rejection> {
     use crate::Rejection;
@@ -272,9 +272,10 @@ pub fn accuse(
     if !sibling {
         return Err(Rejection::NotASibling(*accused));
     }
-    if fragment >= contract.terms.fragment_count {
+    let chunks = strand_proof_of_storage::challenge::chunks_in(contract.terms.fragment_size);
+    if fragment >= contract.terms.fragment_count || chunk >= chunks {
         return Err(Rejection::InvalidField(format!(
-            "fragment {fragment} of a contract of {} fragments",
+            "chunk {chunk} of fragment {fragment}: the contract has {} fragments of {chunks} chunks",
             contract.terms.fragment_count
         )));
     }
@@ -283,7 +284,8 @@ pub fn accuse(
     if previous.as_ref().is_some_and(|suspect| suspect.accusation.is_some()) {
         return Err(Rejection::AlreadyAccused(*accused));
     }
-    let accusation = Accusation { reporter: *sender, order: *order_id, fragment, epoch, transaction: *transaction };
+    let accusation =
+        Accusation { reporter: *sender, order: *order_id, fragment, chunk, epoch, transaction: *transaction };
     // A contract already suspect keeps its place (its epoch); a new one is
     // re-checked from the next epoch.
     let since = previous.map_or(epoch, |suspect| suspect.since);

@@ -186,8 +186,8 @@ impl Roster for RosterView<'_> {
             .filter(|(_, suspect)| suspect.since < self.epoch)
             .take(max as usize)
             .filter_map(|((_, id), suspect)| {
-                let fragment = suspect.accusation.as_ref().map(|accusation| accusation.fragment);
-                self.contract(id).map(|contract| Suspect { contract, fragment })
+                let accused = suspect.accusation.as_ref().map(|accusation| (accusation.fragment, accusation.chunk));
+                self.contract(id).map(|contract| Suspect { contract, accused })
             })
             .collect()
     }

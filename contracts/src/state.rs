@@ -403,6 +403,8 @@ pub struct Accusation {
     pub order: Digest,
     /// Index of the fragment in the accused contract's committed list.
     pub fragment: u32,
+    /// The first 1 KiB chunk that failed (its 16 KiB group is challenged).
+    pub chunk: u32,
     /// Epoch of the report.
     pub epoch: u64,
     /// The transaction that carried it.

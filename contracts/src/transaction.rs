@@ -235,6 +235,8 @@ pub enum Body {
         contract: Digest,
         /// Index of the fragment in that contract's committed list.
         fragment: u32,
+        /// The first 1 KiB chunk of the fragment that failed.
+        chunk: u32,
     },
     /// A provider's access receipts for one epoch.
     AccessReceipts {

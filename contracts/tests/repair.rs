@@ -316,7 +316,7 @@ fn a_sibling_accused_of_bad_bytes_has_that_fragment_challenged_until_it_answers(
     run_to(&mut net.chain, 4, &[&b]);
     let (order_id, order) = order_of(net.chain.replica.state(), &id);
     assert_eq!(order.repairer, account(&c));
-    let accuse = |contract, fragment| Body::ReportBadSibling { order: order_id, contract, fragment };
+    let accuse = |contract, fragment| Body::ReportBadSibling { order: order_id, contract, fragment, chunk: 0 };
     // Only the order's repairer, only against an active sibling of the
     // upload, only a fragment the contract has, once.
     let transactions = vec![
@@ -351,6 +351,7 @@ fn a_sibling_accused_of_bad_bytes_has_that_fragment_challenged_until_it_answers(
     let targeted: Vec<_> = scheduled.iter().filter(|s| s.reason == Reason::Suspect).collect();
     assert_eq!(targeted.len(), 1);
     assert_eq!((Digest(targeted[0].contract), targeted[0].challenge.fragment), (sibling, 1));
+    assert!(targeted[0].challenge.chunk < 4, "in the accused group (4 KiB fragments: chunks 0..4)");
     let corrupt = |_: &Digest| {
         let mut stored = fragments(1);
         stored[1].iter_mut().for_each(|byte| *byte ^= 0xff);

@@ -487,7 +487,7 @@ fn write_seeds(directory: &Path) {
             "report_bad_sibling",
             PROVIDER_Q,
             false,
-            Body::ReportBadSibling { order: Digest([5; 32]), contract: setup.contracts[0], fragment: 0 },
+            Body::ReportBadSibling { order: Digest([5; 32]), contract: setup.contracts[0], fragment: 0, chunk: 0 },
         ),
         (
             "access_receipts_epoch_max",

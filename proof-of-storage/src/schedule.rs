@@ -34,6 +34,10 @@ pub const CHALLENGES_PER_PROVIDER_MAX: u32 = 48;
 pub const ROTATION_PER_EPOCH_MAX: u32 = 20;
 /// Most suspects re-checked per epoch.
 pub const SUSPECTS_PER_EPOCH_MAX: u32 = 8;
+/// Chunks of the group an accused chunk is challenged in (16 KiB, the
+/// group iroh-blobs verifies as it streams: a repairer knows which group
+/// failed, not which 1 KiB chunk of it).
+pub const ACCUSED_GROUP_CHUNKS: u32 = 16;
 
 /// A contract in a roster, as the schedule needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,14 +86,16 @@ pub trait Roster {
 pub struct Suspect {
     /// The contract.
     pub contract: RosterContract,
-    /// The fragment (index in the contract's committed list) the chunk is
-    /// drawn from, when one is accused; any chunk of the contract otherwise.
-    pub fragment: Option<u32>,
+    /// Where the chunk is drawn, when a repairer accused the contract: the
+    /// fragment (index in the contract's committed list) and a chunk of it;
+    /// the challenge falls in that chunk's 16 KiB group (the unit a BLAKE3
+    /// stream verifies). Any chunk of the contract otherwise.
+    pub accused: Option<(u32, u32)>,
 }
 
 impl From<RosterContract> for Suspect {
     fn from(contract: RosterContract) -> Self {
-        Self { contract, fragment: None }
+        Self { contract, accused: None }
     }
 }
 
@@ -163,10 +169,14 @@ pub fn derive(beacon: &[u8; 32], provider: &[u8; 32], epoch: u64, roster: &impl 
     };
     for suspect in suspects.into_iter().take(budget.suspects as usize) {
         let contract = suspect.contract;
-        match suspect.fragment.filter(|fragment| *fragment < contract.fragment_count) {
-            Some(fragment) => {
-                let chunk = stream.below(u64::from(challenge::chunks_in(contract.fragment_size)));
-                let chunk = u32::try_from(chunk).unwrap_or(0);
+        let chunks = challenge::chunks_in(contract.fragment_size);
+        let accused =
+            suspect.accused.filter(|(fragment, chunk)| *fragment < contract.fragment_count && *chunk < chunks);
+        match accused {
+            Some((fragment, chunk)) => {
+                let first = chunk - chunk % ACCUSED_GROUP_CHUNKS;
+                let width = ACCUSED_GROUP_CHUNKS.min(chunks - first);
+                let chunk = first + u32::try_from(stream.below(u64::from(width))).unwrap_or(0);
                 let challenge = Challenge { fragment, chunk };
                 scheduled.push(Scheduled { contract: contract.contract, challenge, reason: Reason::Suspect });
             }
@@ -308,20 +318,30 @@ mod tests {
     #[test]
     fn an_accused_fragment_is_the_one_challenged() {
         let mut roster = roster(10, 20);
+        // Fragments of 1,025 chunks: groups of 16, the last of one chunk.
         roster.suspects =
-            vec![Suspect { contract: roster.contracts[3], fragment: Some(5) }, roster.contracts[4].into()];
+            vec![Suspect { contract: roster.contracts[3], accused: Some((5, 37)) }, roster.contracts[4].into()];
+        let mut drawn = std::collections::BTreeSet::new();
         for epoch in 0..200 {
             let schedule = derive(&[1; 32], &[2; 32], epoch, &roster);
             let suspects: Vec<&Scheduled> = schedule.iter().filter(|s| s.reason == Reason::Suspect).collect();
             assert_eq!(suspects.len(), 2);
             assert_eq!((suspects[0].contract, suspects[0].challenge.fragment), (roster.contracts[3].contract, 5));
-            assert!(suspects[0].challenge.chunk < 1025);
+            drawn.insert(suspects[0].challenge.chunk);
         }
-        // A fragment past the contract's end is not trusted: any chunk of it.
-        roster.suspects = vec![Suspect { contract: roster.contracts[3], fragment: Some(8) }];
+        assert_eq!(drawn, (32..48).collect(), "every chunk of the accused group, none outside it");
+        roster.suspects = vec![Suspect { contract: roster.contracts[3], accused: Some((5, 1024)) }];
         let schedule = derive(&[1; 32], &[2; 32], 7, &roster);
         let suspect = schedule.iter().find(|s| s.reason == Reason::Suspect).expect("suspect");
-        assert!(suspect.challenge.fragment < 8);
+        assert_eq!((suspect.challenge.fragment, suspect.challenge.chunk), (5, 1024), "the short last group");
+        // A fragment or chunk past the contract's end is not trusted: any
+        // chunk of the contract.
+        for accused in [(8, 0), (0, 1025)] {
+            roster.suspects = vec![Suspect { contract: roster.contracts[3], accused: Some(accused) }];
+            let schedule = derive(&[1; 32], &[2; 32], 7, &roster);
+            let suspect = schedule.iter().find(|s| s.reason == Reason::Suspect).expect("suspect");
+            assert!(suspect.challenge.fragment < 8 && suspect.challenge.chunk < 1025);
+        }
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub repair_bytes_read: IntCounter,
     /// Bytes of rebuilt fragments stored.
     pub repair_bytes_written: IntCounter,
+    /// Sibling fragments that arrived corrupt (their holders reported).
+    pub repair_bad_siblings: IntCounter,
     /// Time from taking an order to reporting it.
     pub repair_seconds: Histogram,
     /// Repair reads opened for repairers, by outcome (`opened` or the
@@ -199,6 +201,10 @@ impl Metrics {
                 "Bytes of sibling fragments read to repair",
             ),
             repair_bytes_written: total("strand_node_repair_bytes_written_total", "Bytes of rebuilt fragments stored"),
+            repair_bad_siblings: total(
+                "strand_node_repair_bad_siblings_total",
+                "Sibling fragments that arrived corrupt during repair (their holders reported to the ledger)",
+            ),
             repair_seconds: histogram(
                 "strand_node_repair_seconds",
                 "Time from taking a repair order to reporting it",

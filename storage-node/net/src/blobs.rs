@@ -189,6 +189,21 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
+    /// The remote sent bytes that do not verify against the blob's BLAKE3
+    /// tree, or stopped in the middle of a blob it had begun to send (an
+    /// iroh-blobs provider stops where its own copy fails validation).
+    #[error("{remote} served blob {blob} corrupt: {reason}")]
+    Corrupt {
+        /// Short id of the remote.
+        remote: String,
+        /// Short hash.
+        blob: String,
+        /// Which part failed.
+        reason: String,
+        /// Bytes that arrived and verified before the failure: where the
+        /// bad part begins (leaves stream in order).
+        verified: u64,
+    },
     /// No answer in time.
     #[error("{remote} did not answer within {timeout:?}")]
     Timeout {
@@ -250,14 +265,54 @@ pub async fn fetch_sized(
 ) -> Result<(), FetchError> {
     let remote = connection.remote_id().fmt_short().to_string();
     let hash = Hash::from_bytes(hash);
+    let blob = hash.fmt_short().to_string();
     match tokio::time::timeout(timeout, read_sized(connection, hash, size, into)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(reason)) => Err(FetchError::Transfer { remote, blob: hash.fmt_short().to_string(), reason }),
+        Ok(Err(Failed::Transfer(reason))) => Err(FetchError::Transfer { remote, blob, reason }),
+        Ok(Err(Failed::Corrupt(reason))) => {
+            Err(FetchError::Corrupt { remote, blob, reason, verified: into.len() as u64 })
+        }
         Err(_) => Err(FetchError::Timeout { remote, timeout }),
     }
 }
 
-async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut Vec<u8>) -> Result<(), String> {
+/// How reading a blob failed: the transfer, or the bytes.
+enum Failed {
+    Transfer(String),
+    Corrupt(String),
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Self {
+        Self::Transfer(reason)
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(reason: &str) -> Self {
+        Self::Transfer(reason.into())
+    }
+}
+
+/// Sorts a content error: bytes that fail the BLAKE3 tree, or a blob begun
+/// and then ended or reset by the remote (an iroh-blobs provider resets the
+/// stream where its own copy fails validation), are the remote's
+/// corruption; a lost connection is transfer.
+fn content_error(error: iroh_blobs::get::fsm::DecodeError) -> Failed {
+    use iroh_blobs::get::fsm::DecodeError;
+    match &error {
+        DecodeError::LeafHashMismatch { .. }
+        | DecodeError::ParentHashMismatch { .. }
+        | DecodeError::LeafNotFound { .. }
+        | DecodeError::ParentNotFound { .. } => Failed::Corrupt(error.to_string()),
+        DecodeError::Read { source, .. } if source.kind() == std::io::ErrorKind::ConnectionReset => {
+            Failed::Corrupt(format!("the remote reset the stream in the middle of the blob: {error}"))
+        }
+        _ => Failed::Transfer(error.to_string()),
+    }
+}
+
+async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut Vec<u8>) -> Result<(), Failed> {
     use iroh_blobs::get::fsm::{self, BlobContentNext, ConnectedNext, EndBlobNext};
     let request = iroh_blobs::protocol::GetRequest::blob(hash);
     let connected =
@@ -267,17 +322,18 @@ async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut V
     };
     let (mut content, announced) = start.next().next().await.map_err(|error| error.to_string())?;
     if announced != size {
-        return Err(format!("the remote announced {announced} bytes where {size} were expected"));
+        return Err(Failed::Corrupt(format!("the remote announced {announced} bytes where {size} were expected")));
     }
     into.clear();
-    into.reserve(usize::try_from(size).map_err(|_| "the blob is larger than this machine's memory".to_string())?);
+    into.reserve(usize::try_from(size).map_err(|_| "the blob is larger than this machine's memory")?);
     let end = loop {
         match content.next().await {
             BlobContentNext::More((next, item)) => {
-                if let bao_tree::io::BaoContentItem::Leaf(leaf) = item.map_err(|error| error.to_string())? {
+                if let bao_tree::io::BaoContentItem::Leaf(leaf) = item.map_err(content_error)? {
                     // A whole-blob request streams its leaves in order.
                     if leaf.offset != into.len() as u64 {
-                        return Err(format!("a leaf arrived at offset {} instead of {}", leaf.offset, into.len()));
+                        let reason = format!("a leaf arrived at offset {} instead of {}", leaf.offset, into.len());
+                        return Err(Failed::Corrupt(reason));
                     }
                     into.extend_from_slice(&leaf.data);
                 }
@@ -287,10 +343,12 @@ async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut V
         }
     };
     if into.len() as u64 != size {
-        return Err(format!("the remote sent {} of {size} bytes", into.len()));
+        return Err(Failed::Corrupt(format!("the remote sent {} of {size} bytes", into.len())));
     }
     match end.next() {
-        EndBlobNext::Closing(closing) => closing.next().await.map(|_| ()).map_err(|error| error.to_string()),
+        EndBlobNext::Closing(closing) => {
+            closing.next().await.map(|_| ()).map_err(|error| Failed::Transfer(error.to_string()))
+        }
         EndBlobNext::MoreChildren(_) => Err("the remote sent more than the blob".into()),
     }
 }

@@ -144,6 +144,11 @@ pub struct Sibling {
     pub fragment: [u8; 32],
     /// The provider holding its contract now.
     pub holder: AccountId,
+    /// That contract.
+    pub contract: Digest,
+    /// The fragment's index in that contract's committed list (what a
+    /// bad-sibling report names).
+    pub index: u32,
 }
 
 /// One lost shard to rebuild.
@@ -182,10 +187,12 @@ pub enum PlanError {
 
 /// The provider holding the upload's contract named with `provider` in its
 /// terms, if that contract is active (its bytes can be read).
-fn current_holder(ledger: &LedgerState, upload: &UploadKey, provider: &AccountId) -> Option<AccountId> {
+fn current_holder(ledger: &LedgerState, upload: &UploadKey, provider: &AccountId) -> Option<(Digest, AccountId)> {
     let contracts = &ledger.uploads.get(upload)?.contracts;
-    contracts.iter().filter_map(|id| ledger.contracts.get(id)).find_map(|contract| {
-        (contract.terms.provider == *provider && contract.status == ContractStatus::Active).then_some(contract.holder)
+    contracts.iter().find_map(|id| {
+        let contract = ledger.contracts.get(id)?;
+        (contract.terms.provider == *provider && contract.status == ContractStatus::Active)
+            .then_some((*id, contract.holder))
     })
 }
 
@@ -199,20 +206,33 @@ pub fn plan(terms: &ContractTerms, map: &StripeMap, ledger: &LedgerState) -> Res
     {
         return Err(PlanError::Fragments);
     }
-    let mut holders: HashMap<u16, Option<AccountId>> = HashMap::new();
+    let mut holders: HashMap<u16, Option<(Digest, AccountId)>> = HashMap::new();
+    // Per slot, fragments counted so far in stripe order: a fragment's index
+    // in its contract's committed list.
+    let mut counted: Vec<u32> = vec![0; map.slots.len()];
+    let mut next_stripe = 0usize;
     let mut work = Vec::with_capacity(places.len());
     for ((stripe, shard), fragment) in places.into_iter().zip(ids) {
+        for shards in &map.stripes[next_stripe..stripe as usize] {
+            for (_, slot) in shards {
+                counted[usize::from(*slot)] += 1;
+            }
+        }
+        next_stripe = stripe as usize;
         let shards = &map.stripes[stripe as usize];
         let mut siblings = Vec::new();
+        let mut seen_in_stripe: Vec<u32> = vec![0; map.slots.len()];
         for (index, (sibling, slot)) in shards.iter().enumerate() {
+            let position = counted[usize::from(*slot)] + seen_in_stripe[usize::from(*slot)];
+            seen_in_stripe[usize::from(*slot)] += 1;
             if index == usize::from(shard) || map.slots[usize::from(*slot)] == terms.provider {
                 continue;
             }
             let holder = *holders
                 .entry(*slot)
                 .or_insert_with(|| current_holder(ledger, &terms.upload, &map.slots[usize::from(*slot)]));
-            if let Some(holder) = holder {
-                siblings.push(Sibling { shard: index as u16, fragment: *sibling, holder });
+            if let Some((contract, holder)) = holder {
+                siblings.push(Sibling { shard: index as u16, fragment: *sibling, holder, contract, index: position });
             }
         }
         let needed = usize::from(terms.data_shards);
@@ -333,11 +353,25 @@ mod tests {
         assert_eq!(
             work[0].siblings,
             vec![
-                Sibling { shard: 0, fragment: [1; 32], holder: P[0] },
-                Sibling { shard: 2, fragment: [3; 32], holder: P[3] }
+                Sibling { shard: 0, fragment: [1; 32], holder: P[0], contract: terms[0].id(), index: 0 },
+                Sibling { shard: 2, fragment: [3; 32], holder: P[3], contract: terms[2].id(), index: 0 }
             ]
         );
         assert_eq!((work[1].stripe, work[1].shard, work[1].fragment), (1, 0, [4; 32]));
+        // Each sibling named by its place in its own contract's list.
+        assert_eq!(
+            work[1].siblings,
+            vec![
+                Sibling { shard: 1, fragment: [5; 32], holder: P[3], contract: terms[2].id(), index: 1 },
+                Sibling { shard: 2, fragment: [6; 32], holder: P[0], contract: terms[0].id(), index: 1 }
+            ]
+        );
+        for stripe in &work {
+            for sibling in &stripe.siblings {
+                let provider = ledger.contracts.get(&sibling.contract).expect("contract").terms.provider;
+                assert_eq!(map.fragments_of(&provider)[sibling.index as usize], sibling.fragment);
+            }
+        }
         // A sibling contract that is lost is not a source: too few remain.
         ledger.contracts.update(&terms[0].id(), |contract| contract.status = ContractStatus::Lost { at_epoch: 1 });
         assert_eq!(

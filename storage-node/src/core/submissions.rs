@@ -26,6 +26,8 @@ pub enum Purpose {
     Receipts(u64),
     /// A repair report for an order.
     Repair(Digest),
+    /// A report of a sibling contract that served bad bytes.
+    Accusation(Digest),
 }
 
 /// A transaction admitted and not yet seen final.

@@ -50,7 +50,7 @@ pub(crate) struct Node {
     /// Repair reads opened for repairers (`core::repair`).
     repair_reads: std::sync::Mutex<crate::core::repair::RepairReads>,
     /// Repairs done, to be reported on the ledger: (order, contract).
-    repair_reports: std::sync::Mutex<Vec<(Digest, Digest)>>,
+    repair_reports: std::sync::Mutex<Vec<(crate::core::submissions::Purpose, strand_contracts::Body)>>,
     /// Agreements, staging reservations and capacity, decided together
     /// (`core::keeper`). Read by the gate at every get: held for lookups
     /// and short updates only, never across I/O or heavy work.
@@ -126,7 +126,9 @@ impl Node {
         self.repair_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn repair_reports(&self) -> std::sync::MutexGuard<'_, Vec<(Digest, Digest)>> {
+    fn repair_reports(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(crate::core::submissions::Purpose, strand_contracts::Body)>> {
         self.repair_reports.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

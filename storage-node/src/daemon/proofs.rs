@@ -93,13 +93,13 @@ pub(super) async fn run(node: Arc<Node>, address: String, mut stopped: watch::Re
     }
 }
 
-/// Reports the repairs the repairer finished (`RecordRepair`), each once.
+/// Sends the repairer's reports, each once: repairs finished
+/// (`RecordRepair`) and siblings that served bad bytes (`ReportBadSibling`).
 async fn submit_repair_reports(node: &Node, state: &LedgerState, duties: &mut Duties) {
-    let reports: Vec<(Digest, Digest)> = std::mem::take(&mut *node.repair_reports());
-    for (index, (order, contract)) in reports.iter().enumerate() {
-        let body = Body::RecordRepair { order: *order, contract: *contract };
-        if let Err(error) = submit(node, duties, state, body, Purpose::Repair(*order)).await {
-            tracing::warn!(%error, order = %order.short(), "node.repair report not sent yet");
+    let reports = std::mem::take(&mut *node.repair_reports());
+    for (index, (purpose, body)) in reports.iter().enumerate() {
+        if let Err(error) = submit(node, duties, state, body.clone(), *purpose).await {
+            tracing::warn!(%error, ?purpose, "node.repair report not sent yet");
             node.repair_reports().extend_from_slice(&reports[index..]);
             return;
         }
@@ -182,6 +182,19 @@ fn settle(node: &Node, state: &LedgerState, duties: &mut Duties) {
                     tracing::error!(order = %order.short(), tx = %hash.short(), "node.repair report rejected by the ledger");
                 } else {
                     tracing::info!(order = %order.short(), tx = %hash.short(), "node.repair report final");
+                }
+            }
+            Purpose::Accusation(contract) => {
+                let recorded = state
+                    .contracts
+                    .get(&contract)
+                    .and_then(|record| state.suspects.get(&(record.holder, contract)))
+                    .and_then(|suspect| suspect.accusation.as_ref())
+                    .is_some_and(|accusation| accusation.transaction == hash);
+                if recorded {
+                    tracing::info!(contract = %contract.short(), tx = %hash.short(), "node.repair bad sibling on the ledger");
+                } else {
+                    tracing::warn!(contract = %contract.short(), tx = %hash.short(), "node.repair bad-sibling report not recorded (answered, already accused, or refused)");
                 }
             }
             Purpose::Receipts(epoch) => {

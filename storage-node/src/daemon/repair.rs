@@ -5,9 +5,9 @@
 //! memory is one stripe's k siblings and the rebuilt shard): it asks the
 //! holders of the upload's other contracts to open repair reads, which
 //! returns the stripe map; checks the map against the contract's terms;
-//! then per stripe fetches k siblings (each verified against its id as it
-//! streams; a holder that fails or serves bad bytes is skipped and the next
-//! sibling tried), rebuilds the lost shard, checks its BLAKE3 against the
+//! then per stripe fetches k siblings at once (each verified against its id
+//! as it streams; a holder that fails is replaced by the next sibling, and
+//! one that serves bad bytes is also reported to the ledger), rebuilds the lost shard, checks its BLAKE3 against the
 //! lost id, and stores it under the contract's tag. When every fragment is
 //! stored and durable it records the agreement as signed and hands the
 //! report (`RecordRepair`) to the prover's transaction sequence. It never
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use strand_contracts::state::{ContractStatus, LedgerState, RepairOrder};
 use strand_contracts::stripes::StripeMap;
-use strand_contracts::transaction::ContractTerms;
+use strand_contracts::transaction::{Body, ContractTerms};
 use strand_contracts::{AccountId, Digest};
 use strand_net::p2p::P2pHandle;
 use strand_wire::{Request, Response};
@@ -28,7 +28,8 @@ use tokio::sync::watch;
 use super::Node;
 use super::data::tag_of;
 use crate::core::holdings::AgreementState;
-use crate::core::repair::{self, StripeWork};
+use crate::core::repair::{self, Sibling, StripeWork};
+use crate::core::submissions::Purpose;
 
 /// How often the repairer looks for orders.
 const POLL: Duration = Duration::from_millis(500);
@@ -118,7 +119,8 @@ pub(super) async fn run(node: Arc<Node>, network: P2pHandle, mut stopped: watch:
                 Ok(bytes) => {
                     node.metrics.repair_orders.with_label_values(&["completed"]).inc();
                     node.metrics.repair_seconds.observe(started.elapsed().as_secs_f64());
-                    node.repair_reports().push((id, order.contract));
+                    node.repair_reports()
+                        .push((Purpose::Repair(id), Body::RecordRepair { order: id, contract: order.contract }));
                     tracing::info!(order = %id.short(), bytes, seconds = started.elapsed().as_secs_f64(), "node.repair rebuilt");
                 }
                 Err(failure) => {
@@ -146,6 +148,8 @@ struct Sources {
     opened: HashSet<AccountId>,
     refused: HashSet<AccountId>,
     connections: HashMap<AccountId, iroh::endpoint::Connection>,
+    /// Sibling contracts reported for bad bytes under this order.
+    accused: HashSet<Digest>,
 }
 
 /// Works on one order; the bytes rebuilt.
@@ -261,7 +265,11 @@ async fn open_at(
     }
 }
 
-/// Rebuilds and stores every lost shard; the bytes stored.
+/// Rebuilds and stores every lost shard; the bytes stored. Per stripe, k
+/// siblings are fetched at once (each verified against its id as it
+/// streams); one that fails is replaced by the next sibling, so the first k
+/// to arrive whole are the ones used. A sibling whose holder served bad
+/// bytes is reported to the ledger (`ReportBadSibling`).
 async fn rebuild_all(
     node: &Arc<Node>,
     network: &P2pHandle,
@@ -270,6 +278,7 @@ async fn rebuild_all(
     work: &[StripeWork],
     sources: &mut Sources,
 ) -> Result<u64, Failure> {
+    use futures::StreamExt as _;
     let contract = terms.id();
     let size = u64::from(terms.fragment_size);
     let needed = usize::from(terms.data_shards);
@@ -283,23 +292,46 @@ async fn rebuild_all(
             .await
             .map_err(|error| failed("failed_store", error))?;
         let mut shards: Vec<(u16, Vec<u8>)> = Vec::with_capacity(needed);
-        for sibling in &stripe.siblings {
-            if shards.len() == needed {
-                break;
+        let mut untried = stripe.siblings.iter();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        loop {
+            while shards.len() + in_flight.len() < needed {
+                let Some(sibling) = untried.next() else { break };
+                match sources.connection(node, network, id, &sibling.holder).await {
+                    Ok(connection) => in_flight.push(async move {
+                        let mut bytes = Vec::new();
+                        let fetched = strand_net::blobs::fetch_sized(
+                            &connection,
+                            sibling.fragment,
+                            size,
+                            FRAGMENT_TIMEOUT,
+                            &mut bytes,
+                        )
+                        .await;
+                        (sibling, fetched.map(|()| bytes))
+                    }),
+                    Err(reason) => skipped(stripe.stripe, sibling, &reason),
+                }
             }
-            match fetch_sibling(node, network, id, &sibling.holder, sibling.fragment, size, sources).await {
+            let Some((sibling, fetched)) = in_flight.next().await else { break };
+            match fetched {
                 Ok(bytes) => {
                     node.metrics.repair_bytes_read.inc_by(size);
                     shards.push((sibling.shard, bytes));
+                    if shards.len() == needed {
+                        break;
+                    }
                 }
-                Err(reason) => tracing::warn!(
-                    stripe = stripe.stripe,
-                    holder = %sibling.holder.short(),
-                    %reason,
-                    "node.repair a sibling could not be read; trying the next"
-                ),
+                Err(error) => {
+                    if let strand_net::blobs::FetchError::Corrupt { verified, .. } = error {
+                        let chunk = u32::try_from(verified / strand_proof_of_storage::CHUNK_BYTES as u64);
+                        accuse(node, sources, id, sibling, chunk.unwrap_or(u32::MAX));
+                    }
+                    skipped(stripe.stripe, sibling, &error.to_string());
+                }
             }
         }
+        drop(in_flight);
         if shards.len() < needed {
             return Err(failed(
                 "failed_siblings",
@@ -329,48 +361,64 @@ async fn rebuild_all(
     Ok(written)
 }
 
-/// Reads one sibling from `holder` (opening repair reads there first).
-async fn fetch_sibling(
-    node: &Arc<Node>,
-    network: &P2pHandle,
-    id: &Digest,
-    holder: &AccountId,
-    fragment: [u8; 32],
-    size: u64,
-    sources: &mut Sources,
-) -> Result<Vec<u8>, String> {
-    if sources.refused.contains(holder) {
-        return Err("it refused repair reads".into());
+fn skipped(stripe: u64, sibling: &Sibling, reason: &str) {
+    tracing::warn!(stripe, holder = %sibling.holder.short(), %reason, "node.repair a sibling could not be read; trying the next");
+}
+
+/// Reports `sibling`'s contract to the ledger (once per order and contract):
+/// its holder served bytes that failed verification.
+fn accuse(node: &Node, sources: &mut Sources, order: &Digest, sibling: &Sibling, chunk: u32) {
+    node.metrics.repair_bad_siblings.inc();
+    if !sources.accused.insert(sibling.contract) {
+        return;
     }
-    let ledger = node.ledger();
-    if !sources.opened.contains(holder) {
-        match open_at(network, &ledger, id, holder).await {
-            Ok(_) => {
-                sources.opened.insert(*holder);
-            }
-            Err(reason) => {
-                sources.refused.insert(*holder);
-                return Err(reason);
+    tracing::warn!(
+        order = %order.short(),
+        holder = %sibling.holder.short(),
+        contract = %sibling.contract.short(),
+        fragment = sibling.index,
+        chunk,
+        "node.repair a sibling served bad bytes; reporting it"
+    );
+    let body = Body::ReportBadSibling { order: *order, contract: sibling.contract, fragment: sibling.index, chunk };
+    node.repair_reports().push((Purpose::Accusation(sibling.contract), body));
+}
+
+impl Sources {
+    /// A connection to `holder` for repair reads under order `id` (opening
+    /// the reads there first).
+    async fn connection(
+        &mut self,
+        node: &Node,
+        network: &P2pHandle,
+        id: &Digest,
+        holder: &AccountId,
+    ) -> Result<iroh::endpoint::Connection, String> {
+        if self.refused.contains(holder) {
+            return Err("it refused repair reads".into());
+        }
+        let ledger = node.ledger();
+        if !self.opened.contains(holder) {
+            match open_at(network, &ledger, id, holder).await {
+                Ok(_) => {
+                    self.opened.insert(*holder);
+                }
+                Err(reason) => {
+                    self.refused.insert(*holder);
+                    return Err(reason);
+                }
             }
         }
-    }
-    let connection = match sources.connections.get(holder) {
-        Some(connection) => connection.clone(),
-        None => {
-            let provider = ledger.providers.get(holder).ok_or("not a registered provider")?;
-            let endpoints = strand_net::Endpoints::parse(&provider.registration.endpoints);
-            let remote =
-                strand_net::blobs::remote_address(holder.0, &endpoints.iroh).map_err(|error| error.to_string())?;
-            let connection = strand_net::blobs::connect(&node.endpoint, remote, FRAGMENT_TIMEOUT)
-                .await
-                .map_err(|error| error.to_string())?;
-            sources.connections.insert(*holder, connection.clone());
-            connection
+        if let Some(connection) = self.connections.get(holder) {
+            return Ok(connection.clone());
         }
-    };
-    let mut bytes = Vec::new();
-    strand_net::blobs::fetch_sized(&connection, fragment, size, FRAGMENT_TIMEOUT, &mut bytes)
-        .await
-        .map_err(|error| error.to_string())?;
-    Ok(bytes)
+        let provider = ledger.providers.get(holder).ok_or("not a registered provider")?;
+        let endpoints = strand_net::Endpoints::parse(&provider.registration.endpoints);
+        let remote = strand_net::blobs::remote_address(holder.0, &endpoints.iroh).map_err(|error| error.to_string())?;
+        let connection = strand_net::blobs::connect(&node.endpoint, remote, FRAGMENT_TIMEOUT)
+            .await
+            .map_err(|error| error.to_string())?;
+        self.connections.insert(*holder, connection.clone());
+        Ok(connection)
+    }
 }
