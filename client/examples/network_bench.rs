@@ -78,7 +78,7 @@ async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<(f64, f64)>
     let hash = server_store.add_path(file).await?.hash;
     let server = strand_net::blobs::endpoint([1; 32], "127.0.0.1:0".parse()?).await?;
     let client_key = Identity::from_secret_bytes(&[2; 32]);
-    let gate: strand_net::blobs::Gate = std::sync::Arc::new(|_, _, _| Ok(()));
+    let gate: strand_net::blobs::Gate = std::sync::Arc::new(|_, _, _, _| Ok(()));
     let router = strand_net::blobs::serve(server.clone(), (*server_store).clone(), gate);
     let client = strand_net::blobs::endpoint(*client_key.secret_bytes(), "127.0.0.1:0".parse()?).await?;
     let client_store = iroh_blobs::store::fs::FsStore::load(directory.join("client")).await?;

@@ -314,7 +314,7 @@ pub async fn status(address: &str, identity: &Identity, upload: &str) -> anyhow:
 fn repair_json(state: &strand_contracts::LedgerState, contract: &strand_contracts::state::Contract) -> Value {
     use strand_contracts::state::{ContractStatus, RepairState};
     let lost = matches!(contract.status, ContractStatus::Lost { .. });
-    match contract.repair {
+    let mut value = match contract.repair {
         RepairState::None => json!({
             "health": if lost { "lost" } else if contract.repairs > 0 { "repaired" } else { "healthy" },
             "repairs": contract.repairs,
@@ -335,7 +335,22 @@ fn repair_json(state: &strand_contracts::LedgerState, contract: &strand_contract
                 "repairs": contract.repairs,
             })
         }
-    }
+    };
+    // A repairer's report that this contract's holder served bad bytes,
+    // while its next checks answer it.
+    let accusation = state
+        .suspects
+        .get(&(contract.holder, contract.terms.id()))
+        .and_then(|suspect| suspect.accusation.as_ref())
+        .map(|accusation| {
+            json!({
+                "by": accusation.reporter.to_string(), "order": accusation.order.to_string(),
+                "fragment": accusation.fragment, "chunk": accusation.chunk, "epoch": accusation.epoch,
+                "transaction": accusation.transaction.to_string(),
+            })
+        });
+    value["accused_of_bad_bytes"] = accusation.unwrap_or(Value::Null);
+    value
 }
 
 /// The key file argument or the default.

@@ -273,7 +273,7 @@ pub async fn upload(
     };
     let allowed: Arc<Allowed> = Arc::default();
     let gate_allowed = Arc::clone(&allowed);
-    let gate: blobs::Gate = Arc::new(move |operation, remote, fragment| match operation {
+    let gate: blobs::Gate = Arc::new(move |operation, remote, fragment, _| match operation {
         Operation::Get if allowed_now(&gate_allowed).contains(&(remote, fragment)) => Ok(()),
         _ => Err("not_authorised"),
     });

@@ -68,7 +68,7 @@ async fn a_stalled_provider_is_passed_over_and_its_stripes_rebuilt_from_parity()
                 }
             }
         }
-        let gate: strand_net::blobs::Gate = Arc::new(|_, _, _| Ok(()));
+        let gate: strand_net::blobs::Gate = Arc::new(|_, _, _, _| Ok(()));
         routers.push(strand_net::blobs::serve(endpoint, (*store).clone(), gate));
         stores.push(store);
     }

@@ -44,6 +44,10 @@ pub const REPAIR_ORDERS_PER_PROVIDER_MAX: u32 = 4;
 /// Epochs after its issue in which an order may be reported: issued at the
 /// first block of epoch `e`, reported by the end of `e + 2`.
 pub const REPAIR_DEADLINE_EPOCHS: u64 = 2;
+/// Epochs a provider whose order expired unreported is passed over when
+/// orders are issued: a dead repairer with no contracts to miss proofs
+/// for is not named again and again.
+pub const REPAIR_BACKOFF_EPOCHS: u64 = 32;
 /// Providers drawn per order.
 pub const REPAIR_CANDIDATES: u32 = 32;
 /// Moves and expired orders handled per epoch boundary.
@@ -136,7 +140,10 @@ fn withdraw(state: &mut LedgerState, id: &Digest) -> Option<RepairOrder> {
 /// `bytes`.
 fn eligible(state: &LedgerState, account: &AccountId, upload: &UploadKey, bytes: u64) -> bool {
     let Some(provider) = state.providers.get(account) else { return false };
-    provider.draining_since.is_none()
+    let backing_off =
+        provider.repair_expired_at.is_some_and(|at| state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS));
+    !backing_off
+        && provider.draining_since.is_none()
         && provider.liveness.unresponsive_since.is_none()
         && provider.liveness.missed_in_row == 0
         && provider.repairs_in_flight < REPAIR_ORDERS_PER_PROVIDER_MAX
@@ -375,6 +382,9 @@ fn reassign_late(state: &mut LedgerState, epoch: u64) {
     let late = state.repair_deadlines.keys_in(..(epoch, Digest([0; 32])), REPAIR_MOVES_PER_EPOCH_MAX);
     for (_, order_id) in late {
         let Some(order) = withdraw(state, &order_id) else { continue };
+        if !order.reported {
+            state.providers.update(&order.repairer, |provider| provider.repair_expired_at = Some(epoch));
+        }
         state.contracts.update(&order.contract, |contract| contract.repair = RepairState::None);
         queue_attempt(state, &order.contract, epoch, order.attempt.saturating_add(1), Some(order.repairer));
     }

@@ -55,6 +55,11 @@ pub struct Provider {
     pub drain_cursor: u32,
     /// Repair orders it is working on.
     pub repairs_in_flight: u32,
+    /// Epoch its last repair order expired unreported: it is named in no
+    /// new order for [`crate::repair::REPAIR_BACKOFF_EPOCHS`] after (a
+    /// provider with no contracts owes no proofs, so a dead one shows only
+    /// here).
+    pub repair_expired_at: Option<u64>,
 }
 
 /// A provider's roster of contracts owing proofs, in summary; the slots
@@ -120,6 +125,7 @@ impl Provider {
             draining_since: None,
             drain_cursor: 0,
             repairs_in_flight: 0,
+            repair_expired_at: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use strand_contracts::repair::{REPAIR_DEADLINE_EPOCHS, REPAIR_ORDERS_PER_PROVIDER_MAX};
+use strand_contracts::repair::{REPAIR_BACKOFF_EPOCHS, REPAIR_DEADLINE_EPOCHS, REPAIR_ORDERS_PER_PROVIDER_MAX};
 use strand_contracts::state::{ContractStatus, LedgerState, RepairOrder, RepairReason, RepairState};
 use strand_contracts::transaction::Body;
 use strand_contracts::{AccountId, Digest, Outcome, Rejection};
@@ -183,6 +183,22 @@ fn a_late_order_goes_to_another_repairer() {
     let repairer = if first.repairer == account(&net.c) { identity(4) } else { identity(5) };
     assert_eq!(rejected(net.chain.submit(&repairer, report)), Rejection::UnknownRepairOrder(first_id));
     assert_every_lost_contract_in_repair(net.chain.replica.state());
+
+    // The second repairer is silent too: with both backing off, no one is
+    // eligible and the contract waits in the queue (never unaccounted
+    // for), until the first one's backoff ends.
+    run_to(&mut net.chain, second.deadline_epoch + 1, &[&b]);
+    let state = net.chain.replica.state();
+    assert!(matches!(contract_state(state, &id).1, RepairState::Queued { .. }), "{:?}", contract_state(state, &id));
+    let expired = |account: &AccountId| state.providers.get(account).expect("provider").repair_expired_at;
+    assert_eq!(
+        (expired(&first.repairer), expired(&second.repairer)),
+        (Some(first.deadline_epoch + 1), Some(second.deadline_epoch + 1))
+    );
+    assert_every_lost_contract_in_repair(state);
+    run_to(&mut net.chain, first.deadline_epoch + 1 + REPAIR_BACKOFF_EPOCHS, &[&b]);
+    let (_, third) = order_of(net.chain.replica.state(), &id);
+    assert_eq!(third.repairer, first.repairer, "named again once its backoff is over");
 }
 
 #[test]
@@ -369,4 +385,40 @@ fn a_sibling_accused_of_bad_bytes_has_that_fragment_challenged_until_it_answers(
     let state = net.chain.replica.state();
     assert_eq!(state.contracts.get(&sibling).expect("sibling").proofs.strikes, 0);
     assert!(state.suspects.get(&(account(&b), sibling)).is_none(), "accusation answered");
+}
+
+#[test]
+fn two_orders_racing_for_one_contract_move_it_once() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let b = identity(3);
+    run_to(&mut net.chain, 4, &[&b]);
+    let (first_id, first) = order_of(net.chain.replica.state(), &id);
+    run_to(&mut net.chain, first.deadline_epoch + 1, &[&b]);
+    let (second_id, second) = order_of(net.chain.replica.state(), &id);
+    let identity_of = |account: AccountId| if account == account_of(4) { identity(4) } else { identity(5) };
+    let (late, current) = (identity_of(first.repairer), identity_of(second.repairer));
+    // Both repairers rebuilt and report in the same block, the late one
+    // first; then the current one once more.
+    let transactions = vec![
+        net.chain.transaction(&late, Body::RecordRepair { order: first_id, contract: id }),
+        net.chain.transaction(&current, Body::RecordRepair { order: second_id, contract: id }),
+        net.chain.transaction(&current, Body::RecordRepair { order: second_id, contract: id }),
+    ];
+    let outcomes: Vec<Outcome> = net.chain.block(transactions).into_iter().map(|receipt| receipt.outcome).collect();
+    assert_eq!(rejected(outcomes[0].clone()), Rejection::UnknownRepairOrder(first_id));
+    assert_eq!(outcomes[1], Outcome::Accepted);
+    assert_eq!(rejected(outcomes[2].clone()), Rejection::RepairAlreadyReported(second_id));
+    let epoch = net.chain.replica.state().epoch();
+    run_to(&mut net.chain, epoch + 1, &[&b]);
+    let state = net.chain.replica.state();
+    let contract = state.contracts.get(&id).expect("contract");
+    assert_eq!((contract.holder, contract.repairs, contract.repair), (second.repairer, 1, RepairState::None));
+    let holders = state.upload_holders.get(&([1; 16], first.repairer)).copied();
+    assert_eq!(holders, None, "the late repairer holds nothing of the upload on the ledger");
+    assert_eq!(state.providers.get(&first.repairer).expect("late").committed_bytes, 0);
+}
+
+fn account_of(seed: u8) -> AccountId {
+    account(&identity(seed))
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bao_tree::{ChunkNum, ChunkRanges};
 use iroh::endpoint::{Connection, PortmapperConfig, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
@@ -23,9 +24,48 @@ pub enum Operation {
     Push,
 }
 
+/// What part of a blob a request asks for, in 1 KiB chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// All of it.
+    Whole,
+    /// Chunks `start..end` at most (`end` is `u64::MAX` when open; several
+    /// disjoint ranges are counted as their span).
+    Chunks {
+        /// First chunk.
+        start: u64,
+        /// One past the last.
+        end: u64,
+    },
+}
+
+impl Extent {
+    pub(crate) fn of(ranges: &ChunkRanges) -> Self {
+        if ranges.is_all() {
+            return Self::Whole;
+        }
+        let boundaries = ranges.boundaries();
+        let start = boundaries.first().map_or(0, |chunk| chunk.0);
+        let end =
+            if boundaries.len().is_multiple_of(2) { boundaries.last().map_or(0, |chunk| chunk.0) } else { u64::MAX };
+        Self::Chunks { start, end }
+    }
+
+    /// Bytes it asks of a blob of `size` bytes.
+    pub fn bytes_of(&self, size: u64) -> u64 {
+        match *self {
+            Self::Whole => size,
+            Self::Chunks { start, end } => {
+                let chunk = CHUNK_BYTES;
+                end.saturating_mul(chunk).min(size).saturating_sub(start.saturating_mul(chunk).min(size))
+            }
+        }
+    }
+}
+
 /// Decides every request: `Ok` serves it, `Err(label)` refuses it (the label
 /// names the reason in metrics and logs).
-pub type Gate = Arc<dyn Fn(Operation, [u8; 32], [u8; 32]) -> Result<(), &'static str> + Send + Sync>;
+pub type Gate = Arc<dyn Fn(Operation, [u8; 32], [u8; 32], Extent) -> Result<(), &'static str> + Send + Sync>;
 
 /// An iroh endpoint for `secret`, bound to `bind` (port 0 for any), with no
 /// relay, no address lookup, no port mapping and no internet probes.
@@ -42,6 +82,9 @@ pub async fn endpoint(secret: [u8; 32], bind: SocketAddr) -> anyhow::Result<Endp
         .await?;
     Ok(endpoint)
 }
+
+/// Bytes of a BLAKE3 chunk.
+pub const CHUNK_BYTES: u64 = 1024;
 
 /// Connections one remote key may hold with a server at once.
 pub const CONNECTIONS_PER_REMOTE_MAX: usize = 16;
@@ -113,14 +156,20 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
                 }
                 ProviderMessage::GetRequestReceived(message) => {
                     let remote = connections.remote(message.connection_id);
+                    let extent = message.request.ranges.as_single().map(|(_, ranges)| Extent::of(ranges));
                     let allowed = message.request.ranges.is_blob()
-                        && remote.is_some_and(|remote| decide(&gate, Operation::Get, remote, message.request.hash));
+                        && remote.zip(extent).is_some_and(|(remote, extent)| {
+                            decide(&gate, Operation::Get, remote, message.request.hash, extent)
+                        });
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
                 }
                 ProviderMessage::PushRequestReceived(message) => {
                     let remote = connections.remote(message.connection_id);
+                    let extent = message.request.ranges.as_single().map(|(_, ranges)| Extent::of(ranges));
                     let allowed = message.request.ranges.is_blob()
-                        && remote.is_some_and(|remote| decide(&gate, Operation::Push, remote, message.request.hash));
+                        && remote.zip(extent).is_some_and(|(remote, extent)| {
+                            decide(&gate, Operation::Push, remote, message.request.hash, extent)
+                        });
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
                 }
                 // Several blobs per request and observation are not part of
@@ -138,8 +187,8 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
     Router::builder(endpoint).accept(ALPN, BlobServer { store, events }).spawn()
 }
 
-fn decide(gate: &Gate, operation: Operation, remote: [u8; 32], hash: Hash) -> bool {
-    match gate(operation, remote, *hash.as_bytes()) {
+fn decide(gate: &Gate, operation: Operation, remote: [u8; 32], hash: Hash, extent: Extent) -> bool {
+    match gate(operation, remote, *hash.as_bytes(), extent) {
         Ok(()) => true,
         Err(reason) => {
             tracing::debug!(?operation, remote = %hex_short(&remote), blob = %hash.fmt_short(), reason, "blobs.gate refused");
@@ -200,9 +249,13 @@ pub enum FetchError {
         blob: String,
         /// Which part failed.
         reason: String,
-        /// Bytes that arrived and verified before the failure: where the
-        /// bad part begins (leaves stream in order).
+        /// Bytes that arrived and verified before the failure (from the
+        /// first byte asked for).
         verified: u64,
+        /// Whether the bad part begins right there (bytes that failed the
+        /// tree); otherwise somewhere after (the remote reset the stream
+        /// and the bytes in flight were lost).
+        located: bool,
     },
     /// No answer in time.
     #[error("{remote} did not answer within {timeout:?}")]
@@ -263,23 +316,42 @@ pub async fn fetch_sized(
     timeout: Duration,
     into: &mut Vec<u8>,
 ) -> Result<(), FetchError> {
+    fetch_extent(connection, hash, size, Extent::Whole, timeout, into).await
+}
+
+/// Fetches chunks `start..end` of blob `hash` (exactly `size` bytes) into
+/// `into`, verified; a [`FetchError::Corrupt`] counts `verified` from the
+/// range's first byte.
+pub async fn fetch_extent(
+    connection: &Connection,
+    hash: [u8; 32],
+    size: u64,
+    extent: Extent,
+    timeout: Duration,
+    into: &mut Vec<u8>,
+) -> Result<(), FetchError> {
     let remote = connection.remote_id().fmt_short().to_string();
     let hash = Hash::from_bytes(hash);
     let blob = hash.fmt_short().to_string();
-    match tokio::time::timeout(timeout, read_sized(connection, hash, size, into)).await {
+    match tokio::time::timeout(timeout, read_sized(connection, hash, size, extent, into)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(Failed::Transfer(reason))) => Err(FetchError::Transfer { remote, blob, reason }),
-        Ok(Err(Failed::Corrupt(reason))) => {
-            Err(FetchError::Corrupt { remote, blob, reason, verified: into.len() as u64 })
+        Ok(Err(Failed::Corrupt { reason, located })) => {
+            Err(FetchError::Corrupt { remote, blob, reason, verified: into.len() as u64, located })
         }
         Err(_) => Err(FetchError::Timeout { remote, timeout }),
     }
 }
 
-/// How reading a blob failed: the transfer, or the bytes.
+/// How reading a blob failed: the transfer, or the bytes (`located`: the
+/// bad part begins where the verified bytes end).
 enum Failed {
     Transfer(String),
-    Corrupt(String),
+    Corrupt { reason: String, located: bool },
+}
+
+fn corrupt(reason: impl Into<String>) -> Failed {
+    Failed::Corrupt { reason: reason.into(), located: true }
 }
 
 impl From<String> for Failed {
@@ -304,36 +376,88 @@ fn content_error(error: iroh_blobs::get::fsm::DecodeError) -> Failed {
         DecodeError::LeafHashMismatch { .. }
         | DecodeError::ParentHashMismatch { .. }
         | DecodeError::LeafNotFound { .. }
-        | DecodeError::ParentNotFound { .. } => Failed::Corrupt(error.to_string()),
-        DecodeError::Read { source, .. } if source.kind() == std::io::ErrorKind::ConnectionReset => {
-            Failed::Corrupt(format!("the remote reset the stream in the middle of the blob: {error}"))
-        }
-        _ => Failed::Transfer(error.to_string()),
+        | DecodeError::ParentNotFound { .. } => corrupt(error.to_string()),
+        DecodeError::Read { source, .. } if reset_by_remote_failure(source) => own_copy_failed(&error),
+        _ => stage(error),
     }
 }
 
-async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut Vec<u8>) -> Result<(), Failed> {
+/// Sorts an error before or between the content's items: the remote
+/// resetting the stream because its own store failed (`ERR_INTERNAL`, after
+/// it accepted the request) is corruption whose place is unknown (bytes in
+/// flight are discarded with the reset: the bad part is somewhere after
+/// what arrived); anything else is transfer.
+fn stage<E: std::error::Error + 'static>(error: E) -> Failed {
+    if reset_by_remote_failure(&error) { own_copy_failed(&error) } else { Failed::Transfer(error.to_string()) }
+}
+
+/// The remote reset the stream because it could not read its own copy.
+fn own_copy_failed(error: &dyn std::fmt::Display) -> Failed {
+    Failed::Corrupt {
+        reason: format!("the remote failed to read its own copy and reset the stream: {error}"),
+        located: false,
+    }
+}
+
+/// Whether `error` or one of its causes is a stream reset with iroh-blobs'
+/// `ERR_INTERNAL` (a refusal by the remote's gate is `ERR_PERMISSION`).
+fn reset_by_remote_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    use iroh::endpoint::ReadError;
+    let mut current = Some(error);
+    for _ in 0..16 {
+        let Some(error) = current else { break };
+        let read = error.downcast_ref::<ReadError>().or_else(|| {
+            error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
+        });
+        if let Some(ReadError::Reset(code)) = read {
+            return *code == iroh_blobs::protocol::ERR_INTERNAL;
+        }
+        current = error.source();
+    }
+    false
+}
+
+async fn read_sized(
+    connection: &Connection,
+    hash: Hash,
+    size: u64,
+    extent: Extent,
+    into: &mut Vec<u8>,
+) -> Result<(), Failed> {
     use iroh_blobs::get::fsm::{self, BlobContentNext, ConnectedNext, EndBlobNext};
-    let request = iroh_blobs::protocol::GetRequest::blob(hash);
-    let connected =
-        fsm::start(connection.clone(), request, Default::default()).next().await.map_err(|e| e.to_string())?;
-    let ConnectedNext::StartRoot(start) = connected.next().await.map_err(|error| error.to_string())? else {
+    let (request, first, expected) = match extent {
+        Extent::Whole => (iroh_blobs::protocol::GetRequest::blob(hash), 0, size),
+        Extent::Chunks { start, end } => {
+            let ranges = ChunkRanges::from(ChunkNum(start)..ChunkNum(end));
+            let first = start.saturating_mul(CHUNK_BYTES).min(size);
+            (iroh_blobs::protocol::GetRequest::blob_ranges(hash, ranges), first, extent.bytes_of(size))
+        }
+    };
+    let connected = fsm::start(connection.clone(), request, Default::default()).next().await.map_err(stage)?;
+    let ConnectedNext::StartRoot(start) = connected.next().await.map_err(stage)? else {
         return Err("the remote answered a single-blob request with several".into());
     };
-    let (mut content, announced) = start.next().next().await.map_err(|error| error.to_string())?;
+    let (mut content, announced) = start.next().next().await.map_err(|error| match &error {
+        fsm::AtBlobHeaderNextError::Read { source, .. } if reset_by_remote_failure(source) => own_copy_failed(&error),
+        _ => stage(error),
+    })?;
     if announced != size {
-        return Err(Failed::Corrupt(format!("the remote announced {announced} bytes where {size} were expected")));
+        return Err(corrupt(format!("the remote announced {announced} bytes where {size} were expected")));
     }
     into.clear();
-    into.reserve(usize::try_from(size).map_err(|_| "the blob is larger than this machine's memory")?);
+    into.reserve(usize::try_from(expected).map_err(|_| "the blob is larger than this machine's memory")?);
     let end = loop {
         match content.next().await {
             BlobContentNext::More((next, item)) => {
                 if let bao_tree::io::BaoContentItem::Leaf(leaf) = item.map_err(content_error)? {
-                    // A whole-blob request streams its leaves in order.
-                    if leaf.offset != into.len() as u64 {
-                        let reason = format!("a leaf arrived at offset {} instead of {}", leaf.offset, into.len());
-                        return Err(Failed::Corrupt(reason));
+                    // A request for one range streams its leaves in order.
+                    if leaf.offset != first + into.len() as u64 || (into.len() + leaf.data.len()) as u64 > expected {
+                        let reason = format!(
+                            "a leaf arrived at offset {} instead of {}",
+                            leaf.offset,
+                            first + into.len() as u64
+                        );
+                        return Err(corrupt(reason));
                     }
                     into.extend_from_slice(&leaf.data);
                 }
@@ -342,8 +466,8 @@ async fn read_sized(connection: &Connection, hash: Hash, size: u64, into: &mut V
             BlobContentNext::Done(end) => break end,
         }
     };
-    if into.len() as u64 != size {
-        return Err(Failed::Corrupt(format!("the remote sent {} of {size} bytes", into.len())));
+    if into.len() as u64 != expected {
+        return Err(corrupt(format!("the remote sent {} of {expected} bytes", into.len())));
     }
     match end.next() {
         EndBlobNext::Closing(closing) => {

@@ -211,7 +211,8 @@ impl MemoryServer {
             send.reset(ERR_PERMISSION).ok();
             return Err("refused a get of several blobs".into());
         };
-        if let Err(reason) = (self.gate)(Operation::Get, remote, *get.hash.as_bytes()) {
+        let extent = crate::blobs::Extent::of(ranges);
+        if let Err(reason) = (self.gate)(Operation::Get, remote, *get.hash.as_bytes(), extent) {
             send.reset(ERR_PERMISSION).ok();
             return Err(format!("refused a get of {}: {reason}", get.hash.fmt_short()));
         }
@@ -330,7 +331,7 @@ mod tests {
     }
 
     fn allow_all() -> Gate {
-        Arc::new(|_, _, _| Ok(()))
+        Arc::new(|_, _, _, _| Ok(()))
     }
 
     #[tokio::test]
@@ -389,7 +390,7 @@ mod tests {
     async fn refused_and_unknown_blobs_send_no_bytes() {
         let blobs = MemoryBlobs::new();
         let (data, _held) = hold(&blobs, 50_000, 9);
-        let refuse: Gate = Arc::new(|_, _, _| Err("not_authorised"));
+        let refuse: Gate = Arc::new(|_, _, _, _| Err("not_authorised"));
         let (router, _client, connection) = pair(refuse, Arc::clone(&blobs)).await;
         let hash = blake3::hash(&data);
         let mut into = Vec::new();

@@ -17,13 +17,14 @@
 //! now. [`rebuild`] reconstructs exactly the lost shard from any k siblings
 //! with reed-solomon-simd; the caller checks its BLAKE3 against the id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use strand_contracts::state::{ContractStatus, LedgerState, RepairOrder};
 use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::ContractTerms;
 use strand_contracts::types::UploadKey;
 use strand_contracts::{AccountId, Digest};
+use strand_net::blobs::Extent;
 
 use crate::core::holdings::{AgreementState, Holdings};
 
@@ -84,11 +85,21 @@ pub fn check_request(
     Ok((held, order.clone()))
 }
 
-/// Open grants and what was served under them.
+/// Requests a repairer may make per fragment and order: the whole
+/// fragment, then ranges to locate the bad part of a sibling that stopped
+/// mid-fragment (a bisection over its 16 KiB groups: 12 steps for the
+/// largest fragments).
+pub const REPAIR_READS_PER_FRAGMENT_MAX: u32 = 16;
+/// Bytes released per fragment and order, as a multiple of the fragment:
+/// one whole read and a bisection (half, quarter, ...).
+pub const REPAIR_READ_BYTES_FACTOR: u64 = 2;
+
+/// Open grants and what was served under them: per (order, fragment), the
+/// requests and bytes released.
 #[derive(Debug, Default)]
 pub struct RepairReads {
     grants: HashMap<(AccountId, UploadKey), Digest>,
-    served: HashSet<(Digest, [u8; 32])>,
+    served: HashMap<(Digest, [u8; 32]), (u32, u64)>,
 }
 
 impl RepairReads {
@@ -97,22 +108,36 @@ impl RepairReads {
         self.grants.insert((requester, order.upload), id);
     }
 
-    /// Whether `requester` may get `fragment` now as a repair read: the
-    /// order, once per fragment (marked served).
+    /// Whether `requester` may get `extent` of `fragment` now as a repair
+    /// read: the order, and within the fragment's bounds (at most
+    /// [`REPAIR_READS_PER_FRAGMENT_MAX`] requests and
+    /// [`REPAIR_READ_BYTES_FACTOR`] times its bytes per order); the order,
+    /// the upload and the bytes released.
     pub fn decide(
         &mut self,
         requester: &AccountId,
         fragment: &[u8; 32],
+        extent: Extent,
         holdings: &Holdings,
         ledger: &LedgerState,
-    ) -> Option<(Digest, UploadKey)> {
+    ) -> Option<(Digest, UploadKey, u64)> {
         for (_, agreement) in holdings.holders(fragment) {
             let upload = agreement.terms.upload;
             let Some(id) = self.grants.get(&(*requester, upload)).copied() else { continue };
             let still_open =
                 ledger.repair_orders.get(&id).is_some_and(|order| order.repairer == *requester && open(ledger, order));
-            if still_open && self.served.insert((id, *fragment)) {
-                return Some((id, upload));
+            if !still_open {
+                continue;
+            }
+            let size = u64::from(agreement.terms.fragment_size);
+            let bytes = extent.bytes_of(size);
+            let served = self.served.entry((id, *fragment)).or_default();
+            if served.0 < REPAIR_READS_PER_FRAGMENT_MAX
+                && served.1.saturating_add(bytes) <= size.saturating_mul(REPAIR_READ_BYTES_FACTOR)
+            {
+                served.0 += 1;
+                served.1 += bytes;
+                return Some((id, upload, bytes));
             }
         }
         None
@@ -121,7 +146,7 @@ impl RepairReads {
     /// Forgets grants of orders no longer on the ledger.
     pub fn prune(&mut self, ledger: &LedgerState) {
         self.grants.retain(|_, id| ledger.repair_orders.contains(id));
-        self.served.retain(|(id, _)| ledger.repair_orders.contains(id));
+        self.served.retain(|(id, _), _| ledger.repair_orders.contains(id));
     }
 
     /// Open grants.
@@ -385,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repairer_reads_each_fragment_once_per_open_order_and_strangers_nothing() {
+    fn a_repairer_reads_each_fragment_within_bounds_per_open_order_and_strangers_nothing() {
         let (_, mut ledger, terms) = upload();
         let repairer = AccountId([20; 32]);
         let order_id = Digest([30; 32]);
@@ -416,16 +441,31 @@ mod tests {
         let (held, _) = check_request(&repairer, &order_id, &ledger, &holdings).expect("granted");
         assert_eq!(held, terms[0].id());
 
+        let size = u64::from(terms[0].fragment_size);
+        let whole = Extent::Whole;
         let mut reads = RepairReads::default();
-        assert_eq!(reads.decide(&repairer, &[1; 32], &holdings, &ledger), None, "no grant yet");
+        assert_eq!(reads.decide(&repairer, &[1; 32], whole, &holdings, &ledger), None, "no grant yet");
         reads.grant(repairer, order_id, &order);
-        assert_eq!(reads.decide(&AccountId([21; 32]), &[1; 32], &holdings, &ledger), None, "a stranger");
-        assert_eq!(reads.decide(&repairer, &[1; 32], &holdings, &ledger), Some((order_id, [1; 16])));
-        assert_eq!(reads.decide(&repairer, &[1; 32], &holdings, &ledger), None, "once per order");
-        assert_eq!(reads.decide(&repairer, &[9; 32], &holdings, &ledger), None, "not held here");
+        assert_eq!(reads.decide(&AccountId([21; 32]), &[1; 32], whole, &holdings, &ledger), None, "a stranger");
+        assert_eq!(reads.decide(&repairer, &[1; 32], whole, &holdings, &ledger), Some((order_id, [1; 16], size)));
+        assert_eq!(reads.decide(&repairer, &[9; 32], whole, &holdings, &ledger), None, "not held here");
+        // After the whole fragment, ranges to locate a bad part, up to
+        // twice the fragment's bytes in all.
+        let half = Extent::Chunks { start: 0, end: size.div_ceil(2 * 1024) };
+        let half_bytes = half.bytes_of(size);
+        assert_eq!(reads.decide(&repairer, &[1; 32], half, &holdings, &ledger), Some((order_id, [1; 16], half_bytes)));
+        assert_eq!(reads.decide(&repairer, &[1; 32], whole, &holdings, &ledger), None, "at most twice its bytes");
+        let mut released = size + half_bytes;
+        let one = Extent::Chunks { start: 0, end: 1 };
+        let mut requests = 2;
+        while reads.decide(&repairer, &[1; 32], one, &holdings, &ledger).is_some() {
+            released += one.bytes_of(size);
+            requests += 1;
+        }
+        assert!(released <= 2 * size && requests <= REPAIR_READS_PER_FRAGMENT_MAX, "{released} B in {requests}");
         // Past the deadline, nothing more; gone from the ledger, forgotten.
         ledger.height = 3 * ledger.params.epoch_blocks;
-        assert_eq!(reads.decide(&repairer, &[6; 32], &holdings, &ledger), None);
+        assert_eq!(reads.decide(&repairer, &[6; 32], whole, &holdings, &ledger), None);
         assert_eq!(check_request(&repairer, &order_id, &ledger, &holdings), Err(RepairRefusal::OrderClosed));
         ledger.repair_orders.remove(&order_id);
         reads.prune(&ledger);

@@ -222,7 +222,7 @@ impl Node {
 /// Serves fragments, every request decided by the node's gate.
 pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
     let decider = Arc::clone(node);
-    let gate: Gate = Arc::new(move |operation, remote, fragment| {
+    let gate: Gate = Arc::new(move |operation, remote, fragment, extent| {
         let requester = AccountId(remote);
         let core = decider.core();
         let holdings = &core.holdings;
@@ -263,13 +263,9 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 // A repairer under an open order reads each fragment of the
                 // upload once (`core::repair`).
                 let repair = (operation == Operation::Get)
-                    .then(|| decider.repair_reads().decide(&requester, &fragment, holdings, &ledger))
+                    .then(|| decider.repair_reads().decide(&requester, &fragment, extent, holdings, &ledger))
                     .flatten();
-                if let Some((order, upload)) = repair {
-                    let bytes = holdings
-                        .holders(&fragment)
-                        .next()
-                        .map_or(0, |(_, agreement)| u64::from(agreement.terms.fragment_size));
+                if let Some((order, upload, bytes)) = repair {
                     decider.metrics.requests_served.with_label_values(&["repair"]).inc();
                     decider.metrics.repair_bytes_released.inc_by(bytes);
                     decider.released(&ledger, fragment, upload, ReadAuthority::Repair(order), requester, bytes);

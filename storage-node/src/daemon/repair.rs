@@ -292,6 +292,9 @@ async fn rebuild_all(
             .await
             .map_err(|error| failed("failed_store", error))?;
         let mut shards: Vec<(u16, Vec<u8>)> = Vec::with_capacity(needed);
+        // Siblings that served bad bytes: (sibling, bytes verified, whether
+        // the bad part begins there).
+        let mut bad: Vec<(&Sibling, u64, bool)> = Vec::new();
         let mut untried = stripe.siblings.iter();
         let mut in_flight = futures::stream::FuturesUnordered::new();
         loop {
@@ -323,15 +326,19 @@ async fn rebuild_all(
                     }
                 }
                 Err(error) => {
-                    if let strand_net::blobs::FetchError::Corrupt { verified, .. } = error {
-                        let chunk = u32::try_from(verified / strand_proof_of_storage::CHUNK_BYTES as u64);
-                        accuse(node, sources, id, sibling, chunk.unwrap_or(u32::MAX));
-                    }
                     skipped(stripe.stripe, sibling, &error.to_string());
+                    if let strand_net::blobs::FetchError::Corrupt { verified, located, .. } = error {
+                        bad.push((sibling, verified, located));
+                    }
                 }
             }
         }
         drop(in_flight);
+        for (sibling, verified, located) in bad {
+            let start = if located { Some(verified) } else { locate(sources, id, sibling, size, verified).await };
+            let chunk = start.unwrap_or(verified) / strand_net::blobs::CHUNK_BYTES;
+            accuse(node, sources, id, sibling, u32::try_from(chunk).unwrap_or(u32::MAX));
+        }
         if shards.len() < needed {
             return Err(failed(
                 "failed_siblings",
@@ -359,6 +366,45 @@ async fn rebuild_all(
     }
     node.store.sync_db().await.map_err(|error| failed("failed_store", error))?;
     Ok(written)
+}
+
+/// Bytes of the groups a BLAKE3 stream verifies at once.
+const GROUP_BYTES: u64 = 16 * strand_net::blobs::CHUNK_BYTES;
+
+/// Finds where the bad part of `sibling`'s fragment begins after its holder
+/// reset the stream past `verified` bytes (the bytes in flight were lost):
+/// a bisection over the fragment's 16 KiB groups with ranged reads (the
+/// holder's own store stops at the first group that fails its tree), each
+/// half that arrives whole moving the search on. The byte offset of the
+/// bad group, or `None` when the holder stops answering.
+async fn locate(sources: &Sources, id: &Digest, sibling: &Sibling, size: u64, verified: u64) -> Option<u64> {
+    let connection = sources.connections.get(&sibling.holder)?;
+    let (mut low, mut high) = (verified / GROUP_BYTES, size.div_ceil(GROUP_BYTES));
+    let mut scratch = Vec::new();
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        let chunks_per_group = GROUP_BYTES / strand_net::blobs::CHUNK_BYTES;
+        let extent =
+            strand_net::blobs::Extent::Chunks { start: low * chunks_per_group, end: middle * chunks_per_group };
+        match strand_net::blobs::fetch_extent(
+            connection,
+            sibling.fragment,
+            size,
+            extent,
+            FRAGMENT_TIMEOUT,
+            &mut scratch,
+        )
+        .await
+        {
+            Ok(()) => low = middle,
+            Err(strand_net::blobs::FetchError::Corrupt { .. }) => high = middle,
+            Err(error) => {
+                tracing::warn!(order = %id.short(), holder = %sibling.holder.short(), %error, "node.repair cannot locate the bad part");
+                return None;
+            }
+        }
+    }
+    Some(low * GROUP_BYTES)
 }
 
 fn skipped(stripe: u64, sibling: &Sibling, reason: &str) {

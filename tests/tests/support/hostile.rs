@@ -288,7 +288,7 @@ impl Hostile {
                     for blob in blobs {
                         ids.push(*store.add_slice(&blob).await.expect("stored").hash.as_bytes());
                     }
-                    let gate: strand_net::blobs::Gate = Arc::new(|_, _, _| Ok(()));
+                    let gate: strand_net::blobs::Gate = Arc::new(|_, _, _, _| Ok(()));
                     strand_net::blobs::serve(endpoint, (*store).clone(), gate)
                 }
                 SourceKind::Stalling => {
