@@ -105,6 +105,32 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
     let written = metric(&metrics, "strand_node_repair_bytes_written_total");
     eprintln!("repair read {read} bytes to write {written}");
     assert_eq!(read, 4.0 * written, "k siblings read per rebuilt fragment");
+    // The siblings receipted the repair reads: `strand audit` lists them as
+    // the repairer's, under its order (once each holder's batch for that
+    // epoch is on the ledger).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let repair_reads = loop {
+        let output = network.strand(&["audit", &upload, "--json"]);
+        assert!(output.status.success(), "strand audit: {}", describe(&output));
+        let audit = json(&output);
+        let reads: Vec<Value> = audit["reads"]
+            .as_array()
+            .map(|reads| reads.iter().filter(|read| read["as"] == "repairer").cloned().collect())
+            .unwrap_or_default();
+        let bytes: u64 = reads.iter().map(|read| read["bytes"].as_u64().unwrap_or(0)).sum();
+        if bytes as f64 >= read || Instant::now() > deadline {
+            break reads;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let bytes: u64 = repair_reads.iter().map(|read| read["bytes"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(bytes as f64, read, "every byte the repairer read is receipted: {repair_reads:#?}");
+    assert!(
+        repair_reads.iter().all(|read| read["reader"] == accounts[repairer].as_str()
+            && read["repair_order"].is_string()
+            && read["credential"].is_null()),
+        "{repair_reads:#?}"
+    );
     // Ledger-wide counts, from any node's replica.
     // (counted every 10 s: the upload's six contracts are there by now)
     assert!(metric(&metrics, "strand_ledger_contracts{status=\"active\"}") >= 6.0, "{metrics}");
