@@ -20,6 +20,7 @@ $BIN/strand keygen > /dev/null 2>&1
 head -c $((SIZE*1024*1024)) /dev/urandom > $WORK/sample.bin
 $BIN/strand upload $WORK/sample.bin --json > $WORK/upload.json
 UPLOAD=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["upload_id"])' "$WORK/upload.json")
+python3 -c 'import json,sys;u=json.load(open(sys.argv[1]));print("upload: %d B in %.3f s, %.1f MB/s of file, %.1f MB/s of fragments (x1.5)" % (u["file_bytes"], u["seconds"], u["file_bytes"]/u["seconds"]/1e6, 1.5*u["file_bytes"]/u["seconds"]/1e6))' "$WORK/upload.json"
 # Two more nodes join after the upload: free to take repairs.
 EXTRA=()
 for n in 7 8; do

@@ -35,6 +35,9 @@ use crate::core::submissions::Purpose;
 const POLL: Duration = Duration::from_millis(500);
 /// How long one sibling fragment may take to arrive.
 const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long locating a bad sibling's bad part may take in all (the order
+/// has a deadline; past this the report names where the reads stopped).
+const LOCATE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a holder may take to open repair reads.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Polls between counts of the ledger's contracts by status (a pass over
@@ -335,7 +338,11 @@ async fn rebuild_all(
         }
         drop(in_flight);
         for (sibling, verified, located) in bad {
-            let start = if located { Some(verified) } else { locate(sources, id, sibling, size, verified).await };
+            let start = if located {
+                Some(verified)
+            } else {
+                tokio::time::timeout(LOCATE_TIMEOUT, locate(sources, id, sibling, size, verified)).await.ok().flatten()
+            };
             let chunk = start.unwrap_or(verified) / strand_net::blobs::CHUNK_BYTES;
             accuse(node, sources, id, sibling, u32::try_from(chunk).unwrap_or(u32::MAX));
         }
