@@ -190,6 +190,7 @@ fn open_contract(
     let joins = contract.first_proof_epoch();
     let expires = contract.last_epoch().saturating_add(1);
     state.contracts.insert(id, contract);
+    state.count_status(None, &ContractStatus::Active);
     state.roster_changes.insert((joins, id), ());
     state.expiries.insert((expires, id), ());
     Ok(())
@@ -240,6 +241,7 @@ fn close_contract(state: &mut LedgerState, sender: &AccountId, id: &Digest) -> R
     let contract = contract.clone();
     let height = state.height;
     state.contracts.update(id, |contract| contract.status = ContractStatus::Closed { at_height: height });
+    state.count_status(Some(&ContractStatus::Active), &ContractStatus::Closed { at_height: height });
     crate::epoch::release(state, &contract);
     // It leaves its provider's roster at the next epoch's first block (the
     // roster stays fixed through an epoch; until then it is owed nothing).

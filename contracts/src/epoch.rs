@@ -111,6 +111,7 @@ fn end(state: &mut LedgerState, id: &Digest, status: ContractStatus) {
     state.suspects.remove(&(contract.holder, *id));
     if contract.status == ContractStatus::Active {
         state.contracts.update(id, |contract| contract.status = status);
+        state.count_status(Some(&ContractStatus::Active), &status);
         release(state, &contract);
         if matches!(status, ContractStatus::Lost { .. }) {
             crate::repair::declared_lost(state, id, state.epoch());

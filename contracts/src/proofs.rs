@@ -148,6 +148,9 @@ fn record_check(state: &mut LedgerState, epoch: u64, id: &Digest, status: ProofS
         }
     });
     let Some(contract) = state.contracts.get(id).cloned() else { return };
+    if lost {
+        state.count_status(Some(&ContractStatus::Active), &contract.status);
+    }
     let key = (contract.holder, *id);
     if status == ProofStatus::Passed || lost {
         state.suspects.remove(&key);

@@ -365,6 +365,7 @@ fn move_reported(state: &mut LedgerState, epoch: u64) {
         state.providers.update(&order.repairer, |provider| {
             provider.repairs_in_flight = provider.repairs_in_flight.saturating_sub(1);
         });
+        state.count_status(Some(&contract.status), &ContractStatus::Active);
         state.contracts.update(&id, |contract| {
             contract.holder = order.repairer;
             contract.status = ContractStatus::Active;

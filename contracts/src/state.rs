@@ -157,6 +157,21 @@ pub enum ContractStatus {
     },
 }
 
+impl ContractStatus {
+    /// Names of the statuses, in [`Self::code`] order.
+    pub const NAMES: [&'static str; 4] = ["active", "lost", "closed", "expired"];
+
+    /// Its place in [`Self::NAMES`] (the key of `contract_counts`).
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Active => 0,
+            Self::Lost { .. } => 1,
+            Self::Closed { .. } => 2,
+            Self::Expired { .. } => 3,
+        }
+    }
+}
+
 /// Proof accounting of one contract: its checks (epochs in which its
 /// provider's schedule challenged it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -523,6 +538,9 @@ pub struct LedgerState {
     pub upload_holders: Table<(UploadKey, AccountId), u32>,
     /// Contracts per (upload, organisation of the holder when it got it).
     pub upload_domains: Table<(UploadKey, String), u32>,
+    /// Contracts per status ([`ContractStatus::code`]): what operators
+    /// count, without a pass over the contracts.
+    pub contract_counts: Table<u8, u64>,
 }
 
 /// Key of an access total: the upload, the reader, and what it read under.
@@ -557,6 +575,7 @@ struct Snapshot {
     repair_moves: Vec<((u64, Digest), ())>,
     upload_holders: Vec<((UploadKey, AccountId), u32)>,
     upload_domains: Vec<((UploadKey, String), u32)>,
+    contract_counts: Vec<(u8, u64)>,
 }
 
 /// Version of the snapshot encoding (3: repair; the rules of block
@@ -600,12 +619,29 @@ impl LedgerState {
             repair_moves: Table::default(),
             upload_holders: Table::default(),
             upload_domains: Table::default(),
+            contract_counts: Table::default(),
         }
     }
 
     /// The epoch of the current height.
     pub fn epoch(&self) -> u64 {
         self.params.epoch_of(self.height)
+    }
+
+    /// Counts a contract's move from status `from` (`None`: a new
+    /// contract) to `to`.
+    pub(crate) fn count_status(&mut self, from: Option<&ContractStatus>, to: &ContractStatus) {
+        if let Some(from) = from {
+            let count = self.contract_counts.get(&from.code()).copied().unwrap_or(0);
+            self.contract_counts.insert(from.code(), count.saturating_sub(1));
+        }
+        let count = self.contract_counts.get(&to.code()).copied().unwrap_or(0);
+        self.contract_counts.insert(to.code(), count.saturating_add(1));
+    }
+
+    /// Contracts per status, in [`ContractStatus::NAMES`] order: O(1).
+    pub fn contracts_by_status(&self) -> [u64; 4] {
+        std::array::from_fn(|code| self.contract_counts.get(&(code as u8)).copied().unwrap_or(0))
     }
 
     /// The state root: a commitment to the height and every table.
@@ -633,6 +669,7 @@ impl LedgerState {
             self.repair_moves.root("repair_moves"),
             self.upload_holders.root("upload_holders"),
             self.upload_domains.root("upload_domains"),
+            self.contract_counts.root("contract_counts"),
         ];
         // Not `head`: the state root goes into the header whose hash becomes
         // the head, so it cannot commit to it.
@@ -669,6 +706,7 @@ impl LedgerState {
             repair_moves: self.repair_moves.to_entries(),
             upload_holders: self.upload_holders.to_entries(),
             upload_domains: self.upload_domains.to_entries(),
+            contract_counts: self.contract_counts.to_entries(),
         })
     }
 
@@ -708,6 +746,7 @@ impl LedgerState {
             repair_moves: Table::from_entries(snapshot.repair_moves),
             upload_holders: Table::from_entries(snapshot.upload_holders),
             upload_domains: Table::from_entries(snapshot.upload_domains),
+            contract_counts: Table::from_entries(snapshot.contract_counts),
         })
     }
 }

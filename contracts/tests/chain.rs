@@ -240,7 +240,7 @@ fn formats_match_fixed_vectors() {
     let genesis_block = chain.genesis.block().0;
     let header: &BlockHeader = &genesis_block.header;
     assert_eq!(chain.genesis.chain().to_string(), "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b");
-    assert_eq!(header.hash().to_string(), "b1fb7d81b065689d7cf2ed230e9fc538764e94f3babad403c32e5c6e069f6785");
+    assert_eq!(header.hash().to_string(), "ce2fee392fdd649e74e30bf3fba7a36f7bafaf269ea3724c00e7c0f7ff48b81b");
     let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
     assert_eq!(
         hex::encode(transaction.to_bytes()),

@@ -217,7 +217,9 @@ fn contracts_join_and_leave_rosters_only_at_epoch_boundaries() {
     assert_eq!(roster_len(&chain), 1);
     // Closed during epoch 1: still in this epoch's schedule, but its check
     // is void; it leaves at epoch 2.
+    assert_eq!(chain.replica.state().contracts_by_status(), [1, 0, 0, 0], "active, lost, closed, expired");
     assert_eq!(chain.submit(&owner, Body::CloseContract { contract: id }), Outcome::Accepted);
+    assert_eq!(chain.replica.state().contracts_by_status(), [0, 0, 1, 0]);
     assert_eq!(roster_len(&chain), 1);
     assert_eq!(chain.submit(&provider, honest_submission(&chain, &provider)), Outcome::Accepted);
     assert_eq!(record(&chain, 1, &id), None, "no check of a closed contract");

@@ -76,11 +76,18 @@ fn order_of(state: &LedgerState, id: &Digest) -> (Digest, RepairOrder) {
     (order, state.repair_orders.get(&order).expect("order").clone())
 }
 
-/// Every contract that is lost is in the queue or has an order: never
-/// silently under-replicated.
+/// Every contract that is lost (within its term) is in the queue or has an
+/// order: never silently under-replicated. And the counts by status match.
 fn assert_every_lost_contract_in_repair(state: &LedgerState) {
+    // The counts operators see match the contracts themselves.
+    let mut counted = [0u64; 4];
+    for (_, contract) in state.contracts.iter() {
+        counted[usize::from(contract.status.code())] += 1;
+    }
+    assert_eq!(state.contracts_by_status(), counted, "contract counts by status");
     for (id, contract) in state.contracts.iter() {
-        if matches!(contract.status, ContractStatus::Lost { .. }) {
+        // A lost contract whose term is over leaves repair: nothing is owed.
+        if matches!(contract.status, ContractStatus::Lost { .. }) && state.epoch() <= contract.last_epoch() {
             assert_ne!(contract.repair, RepairState::None, "lost contract {id} is neither queued nor ordered");
         }
     }
@@ -295,6 +302,7 @@ fn a_contract_that_ends_leaves_repair_and_releases_the_reservation() {
     let repairer = state.providers.get(&account(&c)).expect("c");
     assert_eq!((repairer.repairs_in_flight, repairer.committed_bytes), (0, 0));
     assert_eq!(state.uploads.get(&[3; 16]).expect("upload").lost, 0);
+    assert_every_lost_contract_in_repair(state);
 }
 
 #[test]
