@@ -226,21 +226,35 @@ pub fn report(
     order_id: &Digest,
     contract: &Digest,
 ) -> Result<(), crate::Rejection> {
-    use crate::Rejection;
-    let order = state.repair_orders.get(order_id).ok_or(Rejection::UnknownRepairOrder(*order_id))?;
-    if order.repairer != *sender || order.contract != *contract {
-        return Err(Rejection::NotTheRepairer(*order_id));
+    let order = open_order_of(state, sender, order_id)?;
+    if order.contract != *contract {
+        return Err(crate::Rejection::NotTheRepairer(*order_id));
     }
     let epoch = state.epoch();
-    if epoch > order.deadline_epoch {
+    state.repair_orders.update(order_id, |order| order.reported = true);
+    state.repair_moves.insert((epoch.saturating_add(1), *contract), ());
+    Ok(())
+}
+
+/// The order `order_id` if `sender` is its repairer and it is open (within
+/// its deadline, not reported yet).
+fn open_order_of<'a>(
+    state: &'a LedgerState,
+    sender: &AccountId,
+    order_id: &Digest,
+) -> Result<&'a RepairOrder, crate::Rejection> {
+    use crate::Rejection;
+    let order = state.repair_orders.get(order_id).ok_or(Rejection::UnknownRepairOrder(*order_id))?;
+    if order.repairer != *sender {
+        return Err(Rejection::NotTheRepairer(*order_id));
+    }
+    if state.epoch() > order.deadline_epoch {
         return Err(Rejection::RepairOrderExpired { order: *order_id, deadline_epoch: order.deadline_epoch });
     }
     if order.reported {
         return Err(Rejection::RepairAlreadyReported(*order_id));
     }
-    state.repair_orders.update(order_id, |order| order.reported = true);
-    state.repair_moves.insert((epoch.saturating_add(1), *contract), ());
-    Ok(())
+    Ok(order)
 }
 
 /// A repairer's report of a sibling that served bad bytes (the body of
@@ -259,17 +273,8 @@ pub fn accuse(
     transaction: &Digest,
 ) -> Result<(), crate::Rejection> {
     use crate::Rejection;
-    let order = state.repair_orders.get(order_id).ok_or(Rejection::UnknownRepairOrder(*order_id))?;
-    if order.repairer != *sender {
-        return Err(Rejection::NotTheRepairer(*order_id));
-    }
+    let order = open_order_of(state, sender, order_id)?.clone();
     let epoch = state.epoch();
-    if epoch > order.deadline_epoch {
-        return Err(Rejection::RepairOrderExpired { order: *order_id, deadline_epoch: order.deadline_epoch });
-    }
-    if order.reported {
-        return Err(Rejection::RepairAlreadyReported(*order_id));
-    }
     let contract = state.contracts.get(accused).ok_or(Rejection::NotASibling(*accused))?;
     let sibling = contract.terms.upload == order.upload
         && *accused != order.contract
