@@ -4,8 +4,9 @@
 //! Per stripe, candidates are ordered by a weighted random key
 //! (Efraimidis–Spirakis: `u^(1/w)` with `w` the free capacity and `u` from
 //! BLAKE3 of the seed, stripe and provider, so a seed reproduces a placement),
-//! then taken greedily: first one per organisation, then one per site, then
-//! any, until the stripe has k+m distinct providers.
+//! then taken greedily: first one per organisation, then up to each
+//! organisation's fair share (⌈k+m / organisations⌉, new sites first), then
+//! one per site, then any, until the stripe has k+m distinct providers.
 
 use strand_contracts::AccountId;
 
@@ -50,15 +51,29 @@ pub fn place(
     if usable.len() < width {
         return Err(PlacementError { needed: width, available: usable.len() });
     }
+    // No organisation takes more than its fair share of a stripe where the
+    // others can take the rest: losing one organisation then costs a stripe
+    // at most ⌈width / organisations⌉ fragments.
+    let organisations: std::collections::BTreeSet<&str> =
+        usable.iter().map(|&index| candidates[index].organisation.as_str()).collect();
+    let fair_share = width.div_ceil(organisations.len().max(1));
     let mut placements = Vec::with_capacity(stripes as usize);
     for stripe in 0..stripes {
         let mut order: Vec<(f64, usize)> =
             usable.iter().map(|&index| (weighted_key(seed, stripe, &candidates[index]), index)).collect();
         order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut chosen: Vec<usize> = Vec::with_capacity(width);
-        let passes: [&Pass<'_>; 3] = [
-            &|candidate, chosen| chosen.iter().all(|&other| candidates[other].organisation != candidate.organisation),
-            &|candidate, chosen| chosen.iter().all(|&other| candidates[other].site != candidate.site),
+        let in_organisation = |candidate: &Candidate, chosen: &[usize]| {
+            chosen.iter().filter(|&&other| candidates[other].organisation == candidate.organisation).count()
+        };
+        let new_site = |candidate: &Candidate, chosen: &[usize]| {
+            chosen.iter().all(|&other| candidates[other].site != candidate.site)
+        };
+        let passes: [&Pass<'_>; 5] = [
+            &|candidate, chosen| in_organisation(candidate, chosen) == 0,
+            &|candidate, chosen| in_organisation(candidate, chosen) < fair_share && new_site(candidate, chosen),
+            &|candidate, chosen| in_organisation(candidate, chosen) < fair_share,
+            &|candidate, chosen| new_site(candidate, chosen),
             &|_, _| true,
         ];
         for pass in passes {
@@ -114,6 +129,23 @@ mod tests {
         let used: std::collections::HashSet<usize> = placements.iter().flatten().copied().collect();
         assert_eq!(used.len(), 9);
         assert_eq!(place(50, 3, &candidates, 1 << 20, &[1; 32]).expect("again"), placements, "a seed reproduces it");
+    }
+
+    #[test]
+    fn no_organisation_takes_more_than_its_fair_share_of_a_stripe() {
+        // Six fragments over four organisations of three nodes each: at most
+        // two per organisation, so losing one leaves k = 4.
+        let candidates: Vec<Candidate> =
+            (0..12).map(|index| candidate(index, &format!("org-{}", index % 4), 1 << 40)).collect();
+        for seed in 0..50u8 {
+            for stripe in place(20, 6, &candidates, 1 << 20, &[seed; 32]).expect("placement") {
+                for organisation in 0..4 {
+                    let name = format!("org-{organisation}");
+                    let count = stripe.iter().filter(|&&index| candidates[index].organisation == name).count();
+                    assert!(count <= 2, "seed {seed}: {count} fragments of a stripe in {name}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,14 +13,25 @@
 //!   contract per provider, so an upload's lost contracts bound from above
 //!   the fragments any of its stripes lost), then the oldest in the queue.
 //! - **Choice:** [`REPAIR_CANDIDATES`] providers drawn from the beacon (all
-//!   of them in a network of at most twice that), the first eligible one
-//!   whose organisation holds no contract of the upload, else the first
-//!   eligible one. Eligible: not the repairer whose order for it just ran
-//!   late, not draining, answering (submitted its last
+//!   of them in a network of at most twice that); among the eligible ones,
+//!   the first holding no contract of the upload in an organisation holding
+//!   none, else the first holding no contract of the upload, else the first
+//!   holding another contract of it. Eligible: not the contract's holder,
+//!   not the repairer whose order for it just ran late, not backing off
+//!   after an expired order, not draining, answering (submitted its last
 //!   epoch if it owes proofs), fewer than [`REPAIR_ORDERS_PER_PROVIDER_MAX`]
 //!   orders in flight, free capacity for the contract (reserved by the
-//!   order), holding no contract of the upload. No eligible candidate: the
-//!   contract stays queued and is drawn again at the next epoch.
+//!   order). No eligible candidate: the contract stays queued and is drawn
+//!   again at the next epoch.
+//! - **Why a holder of the upload at all:** an upload of many stripes is
+//!   placed stripe by stripe, so in a network not much wider than k+m every
+//!   provider soon holds a contract of it (the simulator found uploads
+//!   whose lost contracts could never be ordered). A holder of the upload
+//!   may already hold a fragment of some of the lost contract's stripes;
+//!   such a stripe then has k+m fragments on k+m-1 providers. It still
+//!   survives any m-1 further provider losses, as it would unrepaired, and
+//!   m of them unless the doubled provider is among them: never worse than
+//!   leaving the contract lost, so it is the last resort, not the rule.
 //! - **Bounds per epoch boundary:** at most [`REPAIR_ORDERS_PER_EPOCH_MAX`]
 //!   orders issued out of [`REPAIR_DRAWS_PER_EPOCH_MAX`] draws, at most
 //!   [`REPAIR_MOVES_PER_EPOCH_MAX`] moves and deadlines, at most
@@ -136,9 +147,9 @@ fn withdraw(state: &mut LedgerState, id: &Digest) -> Option<RepairOrder> {
     Some(order)
 }
 
-/// Whether `account` may be named to rebuild a contract of `upload` needing
-/// `bytes`.
-fn eligible(state: &LedgerState, account: &AccountId, upload: &UploadKey, bytes: u64) -> bool {
+/// Whether `account` may be named to rebuild a contract needing `bytes`
+/// (whether it holds part of the upload is [`choose`]'s preference).
+fn eligible(state: &LedgerState, account: &AccountId, bytes: u64) -> bool {
     let Some(provider) = state.providers.get(account) else { return false };
     let backing_off =
         provider.repair_expired_at.is_some_and(|at| state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS));
@@ -148,7 +159,6 @@ fn eligible(state: &LedgerState, account: &AccountId, upload: &UploadKey, bytes:
         && provider.liveness.missed_in_row == 0
         && provider.repairs_in_flight < REPAIR_ORDERS_PER_PROVIDER_MAX
         && provider.free_bytes() >= bytes
-        && !state.upload_holders.contains(&(*upload, *account))
 }
 
 /// The provider to rebuild contract `id` at this draw (module docs).
@@ -171,20 +181,27 @@ pub fn choose(
     let every = providers <= 2 * REPAIR_CANDIDATES;
     let start = draw(u32::MAX);
     let picks = if every { providers } else { REPAIR_CANDIDATES };
-    let mut fallback = None;
+    // In order of preference: holding nothing of the upload and in an
+    // organisation holding nothing of it; holding nothing of it; holding
+    // another contract of it (module docs: better than no repair at all).
+    let (mut same_organisation, mut holder) = (None, None);
     for pick in 0..picks {
         let index = if every { (start + pick) % providers } else { draw(pick) };
         let Some(account) = state.provider_index.get(&index) else { continue };
-        if Some(*account) == failed || !eligible(state, account, &upload, bytes) {
+        if Some(*account) == failed || *account == contract.holder || !eligible(state, account, bytes) {
+            continue;
+        }
+        if state.upload_holders.contains(&(upload, *account)) {
+            holder.get_or_insert(*account);
             continue;
         }
         let organisation = state.providers.get(account).map(|p| p.registration.domain.organisation.clone());
         if organisation.is_some_and(|organisation| !state.upload_domains.contains(&(upload, organisation))) {
             return Some(*account);
         }
-        fallback.get_or_insert(*account);
+        same_organisation.get_or_insert(*account);
     }
-    fallback
+    same_organisation.or(holder)
 }
 
 /// Id of the order issued for `contract` at `epoch`.

@@ -191,37 +191,46 @@ fn a_late_order_goes_to_another_repairer() {
     assert_eq!(rejected(net.chain.submit(&repairer, report)), Rejection::UnknownRepairOrder(first_id));
     assert_every_lost_contract_in_repair(net.chain.replica.state());
 
-    // The second repairer is silent too: with both backing off, no one is
-    // eligible and the contract waits in the queue (never unaccounted
-    // for), until the first one's backoff ends.
+    // The second repairer is silent too: with both backing off, the last
+    // resort is b, which holds the upload's other contract. Silent as a
+    // repairer as well, it backs off in turn; then no one is eligible and
+    // the contract waits in the queue (never unaccounted for) until the
+    // first one's backoff ends.
     run_to(&mut net.chain, second.deadline_epoch + 1, &[&b]);
     let state = net.chain.replica.state();
-    assert!(matches!(contract_state(state, &id).1, RepairState::Queued { .. }), "{:?}", contract_state(state, &id));
+    let (_, third) = order_of(state, &id);
+    assert_eq!(third.repairer, account(&b), "a holder of the upload, as the last resort");
     let expired = |account: &AccountId| state.providers.get(account).expect("provider").repair_expired_at;
     assert_eq!(
         (expired(&first.repairer), expired(&second.repairer)),
         (Some(first.deadline_epoch + 1), Some(second.deadline_epoch + 1))
     );
+    run_to(&mut net.chain, third.deadline_epoch + 1, &[&b]);
+    let state = net.chain.replica.state();
+    assert!(matches!(contract_state(state, &id).1, RepairState::Queued { .. }), "{:?}", contract_state(state, &id));
     assert_every_lost_contract_in_repair(state);
     run_to(&mut net.chain, first.deadline_epoch + 1 + REPAIR_BACKOFF_EPOCHS, &[&b]);
-    let (_, third) = order_of(net.chain.replica.state(), &id);
-    assert_eq!(third.repairer, first.repairer, "named again once its backoff is over");
+    let (_, fourth) = order_of(net.chain.replica.state(), &id);
+    assert_eq!(fourth.repairer, first.repairer, "named again once its backoff is over");
 }
 
 #[test]
 fn orders_are_bounded_per_provider_and_the_rest_wait_in_the_queue() {
-    let uploads: Vec<u8> = (1..=6).collect();
+    let uploads: Vec<u8> = (1..=10).collect();
     let (mut net, ids) = network(&uploads);
     let b = identity(3);
-    // d drains: c is the only eligible repairer.
+    // d drains: c is the only eligible repairer holding nothing of the
+    // uploads, b (holding their other contracts) the last resort.
     assert_eq!(net.chain.submit(&identity(5), Body::Drain), Outcome::Accepted);
     run_to(&mut net.chain, 4, &[&b]);
     let state = net.chain.replica.state();
     let ordered =
         ids.iter().filter(|id| matches!(state.contracts.get(id).expect("c").repair, RepairState::Ordered { .. }));
-    assert_eq!(ordered.count(), REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
-    assert_eq!(state.repair_queue.len(), ids.len() - REPAIR_ORDERS_PER_PROVIDER_MAX as usize);
-    assert_eq!(state.providers.get(&account(&net.c)).expect("c").repairs_in_flight, REPAIR_ORDERS_PER_PROVIDER_MAX);
+    let limit = REPAIR_ORDERS_PER_PROVIDER_MAX as usize;
+    assert_eq!(ordered.count(), 2 * limit);
+    assert_eq!(state.repair_queue.len(), ids.len() - 2 * limit);
+    let in_flight = |account: &AccountId| state.providers.get(account).expect("provider").repairs_in_flight;
+    assert_eq!((in_flight(&account(&net.c)), in_flight(&account(&b))), (limit as u32, limit as u32));
     assert_every_lost_contract_in_repair(state);
 }
 
@@ -429,4 +438,30 @@ fn two_orders_racing_for_one_contract_move_it_once() {
 
 fn account_of(seed: u8) -> AccountId {
     account(&identity(seed))
+}
+
+#[test]
+fn an_upload_every_provider_holds_is_still_repaired_by_a_holder_as_the_last_resort() {
+    let (mut net, ids) = network(&[1]);
+    let id = ids[0];
+    let (owner, b, c, d) = (identity(1), identity(3), identity(4), identity(5));
+    // c and d take contracts of upload 1 too: every provider holds it.
+    let mut transactions = Vec::new();
+    for provider in [&c, &d] {
+        let mut terms = terms(&owner, provider, 1);
+        terms.term_epochs = 100;
+        let body = open_contract(&net.chain, terms, provider);
+        transactions.push(net.chain.transaction(&owner, body));
+    }
+    assert!(net.chain.block(transactions).iter().all(|receipt| receipt.outcome == Outcome::Accepted));
+    run_to(&mut net.chain, 5, &[&b, &c, &d]);
+    let state = net.chain.replica.state();
+    assert!(matches!(contract_state(state, &id).0, ContractStatus::Lost { .. }));
+    let (_, order) = order_of(state, &id);
+    assert!(
+        [account(&b), account(&c), account(&d)].contains(&order.repairer),
+        "a live holder of the upload, never the lost holder: {order:?}"
+    );
+    assert_ne!(order.repairer, account(&net.a));
+    assert_every_lost_contract_in_repair(state);
 }

@@ -1,0 +1,156 @@
+//! What a run measured, as JSON (`--json`) or text. Everything in it comes
+//! from the seeded run, so a seed gives a byte-identical report.
+
+use serde::Serialize;
+
+/// Percentiles of a list of epoch counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Distribution {
+    /// How many.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Distribution {
+    /// Of `values` (sorted in place).
+    pub fn of(values: &mut [u64]) -> Self {
+        values.sort_unstable();
+        let at = |q: f64| {
+            let last = values.len().saturating_sub(1);
+            values.get(((last as f64) * q).round() as usize).copied().unwrap_or(0)
+        };
+        Self { count: values.len() as u64, p50: at(0.5), p99: at(0.99), max: values.last().copied().unwrap_or(0) }
+    }
+}
+
+/// The ledger's load over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerLoad {
+    /// Blocks made.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub transactions: u64,
+    /// Most transactions in one block.
+    pub max_transactions_per_block: u64,
+    /// Mean encoded block size.
+    pub mean_block_bytes: u64,
+    /// Largest encoded block.
+    pub max_block_bytes: u64,
+    /// The state's snapshot at the end.
+    pub state_bytes: u64,
+}
+
+/// A run's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Nodes at the start.
+    pub nodes: u64,
+    /// Epochs run.
+    pub epochs: u64,
+    /// Contracts on the ledger at the end.
+    pub contracts: u64,
+    /// Stripes uploaded.
+    pub stripes: u64,
+    /// Nodes gone for good.
+    pub nodes_lost: u64,
+    /// Transient outages.
+    pub outages: u64,
+    /// Stripes that fell below k fragments on answering nodes (data lost).
+    pub stripes_lost: u64,
+    /// Uploads with a lost stripe.
+    pub uploads_lost: u64,
+    /// Epochs × stripes with fewer than k fragments on answering nodes
+    /// (unreadable then, not lost: an outage ended).
+    pub stripe_epochs_unavailable: u64,
+    /// Times the ledger declared a contract lost.
+    pub contracts_declared_lost: u64,
+    /// Contracts moved to a new holder by repair.
+    pub repairs: u64,
+    /// Sibling bytes read by repairers.
+    pub repair_read_bytes: u64,
+    /// Bytes rebuilt and stored.
+    pub repair_written_bytes: u64,
+    /// Epochs from a node leaving to its contracts declared lost.
+    pub detection_epochs: Distribution,
+    /// Epochs from a contract declared lost to its move.
+    pub time_to_repair_epochs: Distribution,
+    /// Ledger load.
+    pub ledger: LedgerLoad,
+    /// Invariants that failed (empty in a good run).
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// The text form.
+    pub fn text(&self) -> String {
+        let ratio = if self.repair_written_bytes == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}", self.repair_read_bytes as f64 / self.repair_written_bytes as f64)
+        };
+        let mut out = format!(
+            "scenario {} seed {}: {} nodes, {} epochs, {} stripes, {} contracts\n\
+             faults       {} nodes lost, {} outages\n\
+             durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable\n\
+             detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
+             repair       {} moved; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x)\n\
+             ledger       {} blocks, {} transactions (max {} per block), blocks {} B mean {} B max, state {} B\n",
+            self.scenario,
+            self.seed,
+            self.nodes,
+            self.epochs,
+            self.stripes,
+            self.contracts,
+            self.nodes_lost,
+            self.outages,
+            self.stripes_lost,
+            self.uploads_lost,
+            self.stripe_epochs_unavailable,
+            self.contracts_declared_lost,
+            self.detection_epochs.p50,
+            self.detection_epochs.p99,
+            self.detection_epochs.max,
+            self.repairs,
+            self.time_to_repair_epochs.p50,
+            self.time_to_repair_epochs.p99,
+            self.time_to_repair_epochs.max,
+            self.repair_read_bytes,
+            self.repair_written_bytes,
+            self.ledger.blocks,
+            self.ledger.transactions,
+            self.ledger.max_transactions_per_block,
+            self.ledger.mean_block_bytes,
+            self.ledger.max_block_bytes,
+            self.ledger.state_bytes,
+        );
+        if self.violations.is_empty() {
+            out.push_str("invariants   all held\n");
+        } else {
+            for violation in &self.violations {
+                out.push_str(&format!("VIOLATION    {violation}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_list() {
+        let mut values = vec![5, 1, 3, 2, 4];
+        assert_eq!(Distribution::of(&mut values), Distribution { count: 5, p50: 3, p99: 5, max: 5 });
+        assert_eq!(Distribution::of(&mut []), Distribution::default());
+    }
+}

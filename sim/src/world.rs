@@ -1,0 +1,627 @@
+//! The simulated network: the real ledger state machine (a sequencer
+//! replica and a follower that checks every block), nodes that hold real
+//! fragment bytes, answer their real proof schedules and rebuild lost
+//! shards with the node's real repair core, and faults drawn from one
+//! seeded RNG. Time is simulated: events in `(time, sequence)` order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use strand_contracts::block::{Genesis, ValidatorSet};
+use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
+use strand_contracts::stripes::StripeMap;
+use strand_contracts::transaction::{
+    Body, ContractProof, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration,
+};
+use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
+use strand_core::Identity;
+
+use crate::queue::Queue;
+use crate::report::{Distribution, LedgerLoad, Report};
+use crate::scenario::Scenario;
+
+/// Most transactions the simulated sequencer puts in one block.
+const TRANSACTIONS_PER_BLOCK_MAX: usize = 2_000;
+
+/// What happens next.
+#[derive(Debug)]
+enum Event {
+    /// The sequencer makes the next block.
+    Block,
+    /// A node answers an epoch's challenges.
+    Submit { node: usize, epoch: u64 },
+    /// A node works on a repair order naming it.
+    Repair { node: usize, order: Digest },
+}
+
+/// Whether a node answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    Up,
+    /// Offline until the start of this epoch.
+    Down {
+        until: u64,
+    },
+    /// Left for good (at this epoch).
+    Gone {
+        at: u64,
+    },
+}
+
+struct Node {
+    identity: Identity,
+    account: AccountId,
+    organisation: u32,
+    health: Health,
+    /// Fragment bytes held, by id.
+    store: BTreeMap<[u8; 32], Vec<u8>>,
+    /// Fragment ids per contract held, in the contract's order.
+    agreements: BTreeMap<Digest, Vec<[u8; 32]>>,
+    /// The last nonce used.
+    nonce: u64,
+    /// Orders worked on.
+    repaired: BTreeSet<Digest>,
+}
+
+struct Upload {
+    map: StripeMap,
+    k: u16,
+}
+
+/// A simulation in progress.
+pub struct World {
+    scenario: Scenario,
+    seed: u64,
+    rng: StdRng,
+    sequencer: Identity,
+    leader: Replica,
+    follower: Replica,
+    nodes: Vec<Node>,
+    by_account: BTreeMap<AccountId, usize>,
+    uploads: Vec<Upload>,
+    mempool: Vec<Vec<u8>>,
+    queue: Queue<Event>,
+    time_ms: u64,
+    last_block: u64,
+    // Measurements.
+    load: LedgerLoad,
+    block_bytes_total: u64,
+    lost_seen: BTreeMap<Digest, u64>,
+    repairs_seen: BTreeMap<Digest, u32>,
+    detection: Vec<u64>,
+    time_to_repair: Vec<u64>,
+    unavailable_since: BTreeMap<Digest, u64>,
+    stripes_lost: BTreeSet<(usize, usize)>,
+    repair_read_bytes: u64,
+    repair_written_bytes: u64,
+    violations: Vec<String>,
+    outages: u64,
+    declared_lost: u64,
+    stripe_epochs_unavailable: u64,
+}
+
+impl World {
+    /// A network for `scenario`, seeded: registered providers, uploads
+    /// placed and their contracts open.
+    pub fn new(scenario: &Scenario, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sequencer = identity(&mut rng);
+        let genesis = Genesis {
+            name: format!("strand-sim-{}", scenario.name),
+            validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+            epoch_blocks: scenario.epoch_blocks,
+            timestamp_ms: 0,
+        };
+        let nodes: Vec<Node> = (0..scenario.nodes)
+            .map(|index| {
+                let identity = identity(&mut rng);
+                Node {
+                    account: AccountId::of(&identity.public_key()),
+                    identity,
+                    organisation: index % scenario.organisations,
+                    health: Health::Up,
+                    store: BTreeMap::new(),
+                    agreements: BTreeMap::new(),
+                    nonce: 0,
+                    repaired: BTreeSet::new(),
+                }
+            })
+            .collect();
+        let by_account = nodes.iter().enumerate().map(|(index, node)| (node.account, index)).collect();
+        let blocks = (scenario.fault_epochs + scenario.liveness_epochs + 1) * scenario.epoch_blocks;
+        let mut world = Self {
+            scenario: scenario.clone(),
+            seed,
+            rng,
+            sequencer,
+            leader: Replica::new(&genesis),
+            follower: Replica::new(&genesis),
+            nodes,
+            by_account,
+            uploads: Vec::new(),
+            mempool: Vec::new(),
+            queue: Queue::default(),
+            time_ms: 0,
+            last_block: blocks,
+            load: LedgerLoad::default(),
+            block_bytes_total: 0,
+            lost_seen: BTreeMap::new(),
+            repairs_seen: BTreeMap::new(),
+            detection: Vec::new(),
+            time_to_repair: Vec::new(),
+            unavailable_since: BTreeMap::new(),
+            stripes_lost: BTreeSet::new(),
+            repair_read_bytes: 0,
+            repair_written_bytes: 0,
+            violations: Vec::new(),
+            outages: 0,
+            declared_lost: 0,
+            stripe_epochs_unavailable: 0,
+        };
+        for index in 0..world.nodes.len() {
+            let node = &world.nodes[index];
+            let registration = Body::RegisterProvider(ProviderRegistration {
+                endpoints: vec![format!("sim:{index}")],
+                capacity_bytes: 1 << 40,
+                domain: FailureDomain {
+                    organisation: format!("organisation-{}", node.organisation),
+                    site: format!("site-{index}"),
+                    jurisdiction: "EU".into(),
+                },
+            });
+            world.send(index, registration);
+        }
+        world.make_block();
+        for upload in 0..scenario.uploads {
+            world.upload(upload);
+        }
+        world.queue.push(world.time_ms + scenario.block_ms, Event::Block);
+        world
+    }
+
+    /// Runs to the end; the report.
+    pub fn run(mut self) -> Report {
+        while let Some((time, event)) = self.queue.pop() {
+            self.time_ms = time;
+            match event {
+                Event::Block => {
+                    self.make_block();
+                    if self.leader.height() < self.last_block {
+                        self.queue.push(time + self.scenario.block_ms, Event::Block);
+                    }
+                }
+                Event::Submit { node, epoch } => self.submit_proofs(node, epoch),
+                Event::Repair { node, order } => self.repair(node, &order),
+            }
+        }
+        self.finish()
+    }
+
+    fn state(&self) -> &LedgerState {
+        self.leader.state()
+    }
+
+    /// Signs `body` as node `index` (its next nonce) into the mempool.
+    fn send(&mut self, index: usize, body: Body) {
+        let chain = self.state().params.chain;
+        let node = &mut self.nodes[index];
+        node.nonce += 1;
+        self.mempool.push(Transaction::sign(chain, &node.identity, node.nonce, body).to_bytes());
+    }
+
+    /// One upload: real data, real Reed-Solomon parity, placed by the
+    /// client's placement over every node, one contract per provider.
+    fn upload(&mut self, number: u32) {
+        let scenario = &self.scenario;
+        let (k, m) = (usize::from(scenario.data_shards), usize::from(scenario.parity_shards));
+        let size = scenario.fragment_bytes as usize;
+        let owner = identity(&mut self.rng);
+        let mut key = [0u8; 16];
+        key[..4].copy_from_slice(&number.to_le_bytes());
+        key[4..12].copy_from_slice(&self.seed.to_le_bytes());
+        let candidates: Vec<strand_client::placement::Candidate> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| strand_client::placement::Candidate {
+                account: node.account,
+                organisation: format!("organisation-{}", node.organisation),
+                site: format!("site-{index}"),
+                free_bytes: 1 << 40,
+            })
+            .collect();
+        let mut placement_seed = [0u8; 32];
+        self.rng.fill(&mut placement_seed[..]);
+        let placements = strand_client::placement::place(
+            u64::from(scenario.stripes),
+            k + m,
+            &candidates,
+            u64::from(scenario.fragment_bytes),
+            &placement_seed,
+        )
+        .expect("the scenario check keeps k + m within the nodes");
+        let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut stripes = Vec::with_capacity(placements.len());
+        for chosen in &placements {
+            let data: Vec<Vec<u8>> = (0..k)
+                .map(|_| {
+                    let mut shard = vec![0u8; size];
+                    self.rng.fill(&mut shard[..]);
+                    shard
+                })
+                .collect();
+            let parity = reed_solomon_simd::encode(k, m, &data).expect("valid shards");
+            let mut shards = Vec::with_capacity(k + m);
+            for (shard, bytes) in data.into_iter().chain(parity).enumerate() {
+                let id = *blake3::hash(&bytes).as_bytes();
+                self.nodes[chosen[shard]].store.insert(id, bytes);
+                let slot = used.binary_search(&chosen[shard]).unwrap_or_default() as u16;
+                shards.push((id, slot));
+            }
+            stripes.push(shards);
+        }
+        let map = StripeMap { slots: used.iter().map(|&index| self.nodes[index].account).collect(), stripes };
+        let chain = self.state().params.chain;
+        let term_epochs = u32::try_from(scenario.fault_epochs + scenario.liveness_epochs + 8).unwrap_or(u32::MAX);
+        let mut owner_nonce = 0;
+        for &index in &used {
+            let provider = self.nodes[index].account;
+            let ids = map.fragments_of(&provider);
+            let terms = ContractTerms {
+                upload: key,
+                owner: AccountId::of(&owner.public_key()),
+                provider,
+                fragment_root: Digest(strand_proof_of_storage::merkle::root(&ids)),
+                fragment_count: ids.len() as u32,
+                fragment_size: scenario.fragment_bytes,
+                data_shards: scenario.data_shards,
+                parity_shards: scenario.parity_shards,
+                stripe_count: u64::from(scenario.stripes),
+                stripes_root: map.root(),
+                term_epochs,
+                proof_policy: ProofPolicy {
+                    challenges_per_epoch: scenario.challenges_per_epoch,
+                    strikes_max: scenario.strikes_max,
+                },
+            };
+            let provider_signature = Signature(self.nodes[index].identity.sign(&terms.signing_message(&chain)));
+            self.nodes[index].agreements.insert(terms.id(), ids);
+            owner_nonce += 1;
+            let body = Body::OpenContract { terms, provider_signature };
+            self.mempool.push(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
+        }
+        self.uploads.push(Upload { map, k: scenario.data_shards });
+    }
+
+    /// The sequencer's block from the mempool; the follower applies it and
+    /// must reach the same state root.
+    fn make_block(&mut self) {
+        let take = self.mempool.len().min(TRANSACTIONS_PER_BLOCK_MAX);
+        let transactions: Vec<Vec<u8>> = self.mempool.drain(..take).collect();
+        let before = self.state().epoch();
+        let (block, _) = self.leader.propose(self.time_ms, transactions, &self.sequencer);
+        let bytes = block.to_bytes().len() as u64;
+        self.load.blocks += 1;
+        self.load.transactions += block.transactions.len() as u64;
+        self.load.max_transactions_per_block =
+            self.load.max_transactions_per_block.max(block.transactions.len() as u64);
+        self.load.max_block_bytes = self.load.max_block_bytes.max(bytes);
+        self.block_bytes_total += bytes;
+        match self.follower.apply(&block) {
+            Ok(_) if self.follower.state().root() == self.leader.state().root() => {}
+            Ok(_) => self.violation(format!("height {}: the follower's state root differs", block.header.height)),
+            Err(error) => {
+                self.violation(format!("height {}: the follower refused the block: {error}", block.header.height))
+            }
+        }
+        let epoch = self.state().epoch();
+        if epoch != before {
+            self.begin_epoch(epoch);
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.violations.len() < 100 {
+            self.violations.push(what);
+        }
+    }
+
+    /// Faults, measurements, invariants, and the epoch's work scheduled.
+    fn begin_epoch(&mut self, epoch: u64) {
+        let scenario = self.scenario.clone();
+        for node in &mut self.nodes {
+            if let Health::Down { until } = node.health
+                && until <= epoch
+            {
+                node.health = Health::Up;
+            }
+        }
+        if epoch >= 1 && epoch <= scenario.fault_epochs {
+            self.faults(epoch);
+        }
+        self.observe(epoch);
+        let epoch_ms = scenario.block_ms * scenario.epoch_blocks;
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].health != Health::Up {
+                continue;
+            }
+            let latency = self.rng.random_range(0..epoch_ms / 2);
+            self.queue.push(self.time_ms + latency, Event::Submit { node: index, epoch });
+        }
+        let orders: Vec<(Digest, AccountId, u64)> = self
+            .state()
+            .repair_orders
+            .iter()
+            .filter(|(_, order)| !order.reported)
+            .map(|(id, order)| {
+                let bytes = self.state().contracts.get(&order.contract).map_or(0, |contract| contract.bytes());
+                (*id, order.repairer, bytes)
+            })
+            .collect();
+        for (order, repairer, bytes) in orders {
+            let Some(&index) = self.by_account.get(&repairer) else { continue };
+            if self.nodes[index].health != Health::Up || self.nodes[index].repaired.contains(&order) {
+                continue;
+            }
+            let moved = bytes.saturating_mul(u64::from(scenario.data_shards) + 1);
+            let transfer = moved.saturating_mul(1_000) / scenario.node_bandwidth_bytes_per_s;
+            let latency = self.rng.random_range(0..epoch_ms / 4);
+            self.queue.push(self.time_ms + latency + transfer, Event::Repair { node: index, order });
+        }
+    }
+
+    fn faults(&mut self, epoch: u64) {
+        let scenario = self.scenario.clone();
+        if epoch == 1
+            && let Some((count, fraction)) = scenario.deleting
+        {
+            for node in self.nodes.iter_mut().take(count as usize) {
+                let ids: Vec<[u8; 32]> = node.store.keys().copied().collect();
+                for id in ids {
+                    if self.rng.random_bool(fraction) {
+                        node.store.remove(&id);
+                    }
+                }
+            }
+        }
+        for node in &mut self.nodes {
+            if node.health != Health::Up {
+                continue;
+            }
+            if self.rng.random_bool(scenario.permanent_loss_per_epoch) {
+                node.health = Health::Gone { at: epoch };
+            } else if self.rng.random_bool(scenario.transient_loss_per_epoch) {
+                let length = self.rng.random_range(1..=scenario.transient_epochs_max.max(1));
+                node.health = Health::Down { until: epoch + length };
+                self.outages += 1;
+            }
+        }
+        if let Some((at, organisation)) = scenario.organisation_lost
+            && at == epoch
+        {
+            for node in self.nodes.iter_mut().filter(|node| node.organisation == organisation) {
+                if !matches!(node.health, Health::Gone { .. }) {
+                    node.health = Health::Gone { at: epoch };
+                }
+            }
+        }
+    }
+
+    /// Whether node `index` answers and holds `fragment`.
+    fn serves(&self, index: usize, fragment: &[u8; 32]) -> bool {
+        // (Used by repair reads; durability counts from all stores at once.)
+        self.nodes[index].health == Health::Up && self.nodes[index].store.contains_key(fragment)
+    }
+
+    /// Detection and repair times, durability, and the invariants.
+    fn observe(&mut self, epoch: u64) {
+        let state = self.leader.state().clone();
+        let window = u64::from(self.scenario.strikes_max) + 3;
+        for (id, contract) in state.contracts.iter() {
+            let holder = self.by_account.get(&contract.holder).copied();
+            let within_term = epoch <= contract.last_epoch();
+            if let ContractStatus::Lost { at_epoch } = contract.status
+                && !self.lost_seen.contains_key(id)
+            {
+                self.lost_seen.insert(*id, at_epoch);
+                self.declared_lost += 1;
+                if let Some(Health::Gone { at }) = holder.map(|index| self.nodes[index].health) {
+                    self.detection.push(at_epoch.saturating_sub(at));
+                }
+            }
+            let repairs = self.repairs_seen.get(id).copied().unwrap_or(0);
+            if contract.repairs > repairs {
+                self.repairs_seen.insert(*id, contract.repairs);
+                if let Some(lost) = self.lost_seen.remove(id) {
+                    self.time_to_repair.push(epoch.saturating_sub(lost));
+                }
+            }
+            // Every lost contract within its term is queued or ordered.
+            if matches!(contract.status, ContractStatus::Lost { .. })
+                && within_term
+                && contract.repair == RepairState::None
+            {
+                self.violation(format!("epoch {epoch}: lost contract {} is neither queued nor ordered", id.short()));
+            }
+            // A holder that does not answer is noticed within the window.
+            let answering = holder.is_some_and(|index| self.nodes[index].health == Health::Up);
+            if answering || !within_term || contract.status != ContractStatus::Active {
+                self.unavailable_since.remove(id);
+            } else {
+                let since = *self.unavailable_since.entry(*id).or_insert(epoch);
+                if epoch - since > window && contract.repair == RepairState::None {
+                    self.violation(format!(
+                        "epoch {epoch}: contract {} silent since epoch {since} and still active, not in repair",
+                        id.short()
+                    ));
+                }
+            }
+        }
+        // Durability: a stripe with fewer than k fragments left on nodes
+        // not gone for good is lost; one with fewer than k on nodes that
+        // answer now is unavailable this epoch (an outage may end).
+        let (mut kept, mut served) = (BTreeSet::new(), BTreeSet::new());
+        for node in &self.nodes {
+            match node.health {
+                Health::Up => {
+                    served.extend(node.store.keys().copied());
+                    kept.extend(node.store.keys().copied());
+                }
+                Health::Down { .. } => kept.extend(node.store.keys().copied()),
+                Health::Gone { .. } => {}
+            }
+        }
+        for (number, upload) in self.uploads.iter().enumerate() {
+            for (stripe, shards) in upload.map.stripes.iter().enumerate() {
+                let count = |set: &BTreeSet<[u8; 32]>| shards.iter().filter(|(id, _)| set.contains(id)).count();
+                if count(&kept) < usize::from(upload.k) {
+                    self.stripes_lost.insert((number, stripe));
+                } else if count(&served) < usize::from(upload.k) {
+                    self.stripe_epochs_unavailable += 1;
+                }
+            }
+        }
+    }
+
+    /// Node `index` answers `epoch`'s schedule from the bytes it holds; a
+    /// contract with a challenged fragment missing is left out (missed).
+    fn submit_proofs(&mut self, index: usize, epoch: u64) {
+        if self.nodes[index].health != Health::Up || self.state().epoch() != epoch {
+            return;
+        }
+        let account = self.nodes[index].account;
+        let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else { return };
+        let mut proofs = Vec::new();
+        for (id, challenges) in strand_contracts::proofs::by_contract(&scheduled) {
+            if !self.state().contracts.get(&id).is_some_and(|contract| contract.owes_proofs_for(epoch)) {
+                continue;
+            }
+            let node = &self.nodes[index];
+            let Some(ids) = node.agreements.get(&id) else { continue };
+            let chunks: Option<Vec<_>> = challenges
+                .iter()
+                .map(|challenge| {
+                    let bytes = node.store.get(ids.get(challenge.fragment as usize)?)?;
+                    strand_proof_of_storage::chunk::prove_from_fragment(bytes, u64::from(challenge.chunk)).ok()
+                })
+                .collect();
+            let Some(chunks) = chunks else { continue };
+            let answers = strand_proof_of_storage::answers::build(ids, &challenges, chunks).to_bytes();
+            proofs.push(ContractProof { contract: id, answers });
+        }
+        if !proofs.is_empty() {
+            self.send(index, Body::SubmitProofs { epoch, proofs });
+        }
+    }
+
+    /// Node `index` rebuilds the contract of `order` with the node's repair
+    /// core: the plan from the stripe map, k siblings per stripe from
+    /// holders that answer, the lost shard rebuilt and checked.
+    fn repair(&mut self, index: usize, order_id: &Digest) {
+        let state = self.state().clone();
+        let Some(order) = state.repair_orders.get(order_id).cloned() else { return };
+        let open = !order.reported && state.epoch() <= order.deadline_epoch;
+        if !open || self.nodes[index].health != Health::Up || !self.nodes[index].repaired.insert(*order_id) {
+            return;
+        }
+        let Some(contract) = state.contracts.get(&order.contract) else { return };
+        let terms = contract.terms.clone();
+        let Some(upload) = self.uploads.iter().find(|upload| upload.map.root() == terms.stripes_root) else { return };
+        let map = upload.map.clone();
+        let Ok(work) = strand_node::core::repair::plan(&terms, &map, &state) else { return };
+        let (k, m) = (terms.data_shards, terms.parity_shards);
+        let mut rebuilt = Vec::with_capacity(work.len());
+        for stripe in &work {
+            let mut shards = Vec::with_capacity(usize::from(k));
+            for sibling in &stripe.siblings {
+                if shards.len() == usize::from(k) {
+                    break;
+                }
+                let Some(&holder) = self.by_account.get(&sibling.holder) else { continue };
+                if self.serves(holder, &sibling.fragment) {
+                    let bytes = self.nodes[holder].store[&sibling.fragment].clone();
+                    self.repair_read_bytes += bytes.len() as u64;
+                    shards.push((sibling.shard, bytes));
+                }
+            }
+            let Ok(bytes) = strand_node::core::repair::rebuild(k, m, stripe.shard, &shards) else { return };
+            if *blake3::hash(&bytes).as_bytes() != stripe.fragment {
+                self.violation(format!("order {}: a rebuilt shard is not the lost fragment", order_id.short()));
+                return;
+            }
+            rebuilt.push((stripe.fragment, bytes));
+        }
+        let node = &mut self.nodes[index];
+        for (id, bytes) in rebuilt {
+            self.repair_written_bytes += bytes.len() as u64;
+            node.store.insert(id, bytes);
+        }
+        node.agreements.insert(order.contract, map.fragments_of(&terms.provider));
+        self.send(index, Body::RecordRepair { order: *order_id, contract: order.contract });
+    }
+
+    /// The report, with the end's convergence check.
+    fn finish(mut self) -> Report {
+        let state = self.leader.state().clone();
+        let epoch = state.epoch();
+        let mut unconverged = Vec::new();
+        for (id, contract) in state.contracts.iter() {
+            if epoch > contract.last_epoch() {
+                continue;
+            }
+            let health = self.by_account.get(&contract.holder).map(|&index| self.nodes[index].health);
+            if contract.status != ContractStatus::Active || health != Some(Health::Up) {
+                unconverged.push(format!(
+                    "{} {:?} {:?} holder {:?}",
+                    id.short(),
+                    contract.status,
+                    contract.repair,
+                    health
+                ));
+            }
+        }
+        if !unconverged.is_empty() {
+            self.violation(format!(
+                "after {} epochs without faults, {} contracts are not active on a live holder: {}",
+                self.scenario.liveness_epochs,
+                unconverged.len(),
+                unconverged.join("; ")
+            ));
+        }
+        self.load.mean_block_bytes = self.block_bytes_total / self.load.blocks.max(1);
+        self.load.state_bytes = state.to_snapshot().len() as u64;
+        let stripes = u64::from(self.scenario.uploads) * u64::from(self.scenario.stripes);
+        let lost_uploads: BTreeSet<usize> = self.stripes_lost.iter().map(|(upload, _)| *upload).collect();
+        Report {
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            nodes: u64::from(self.scenario.nodes),
+            epochs: epoch,
+            contracts: state.contracts.len() as u64,
+            stripes,
+            nodes_lost: self.nodes.iter().filter(|node| matches!(node.health, Health::Gone { .. })).count() as u64,
+            outages: self.outages,
+            stripes_lost: self.stripes_lost.len() as u64,
+            uploads_lost: lost_uploads.len() as u64,
+            stripe_epochs_unavailable: self.stripe_epochs_unavailable,
+            contracts_declared_lost: self.declared_lost,
+            repairs: self.repairs_seen.values().map(|r| u64::from(*r)).sum(),
+            repair_read_bytes: self.repair_read_bytes,
+            repair_written_bytes: self.repair_written_bytes,
+            detection_epochs: Distribution::of(&mut self.detection),
+            time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
+            ledger: self.load,
+            violations: self.violations,
+        }
+    }
+}
+
+/// A key drawn from the run's RNG.
+fn identity(rng: &mut StdRng) -> Identity {
+    let mut secret = [0u8; 32];
+    rng.fill(&mut secret[..]);
+    Identity::from_secret_bytes(&secret)
+}
