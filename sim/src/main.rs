@@ -1,4 +1,4 @@
-//! `strand-sim run SCENARIO.toml --seed N [--json]`.
+//! `strand-sim run SCENARIO.toml --seed N [--json] [--out DIR]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,11 +26,15 @@ enum Command {
         /// The report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write `report.json` and the epoch-by-epoch `timeline.csv`
+        /// (redundancy, repair backlog, nodes) into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
-    let Command::Run { scenario: path, seed, json } = Cli::parse().command;
+    let Command::Run { scenario: path, seed, json, out } = Cli::parse().command;
     let scenario = match std::fs::read_to_string(&path)
         .map_err(|error| error.to_string())
         .and_then(|text| strand_sim::Scenario::from_toml(&text).map_err(|error| error.to_string()))
@@ -42,6 +46,18 @@ fn main() -> ExitCode {
         }
     };
     let report = strand_sim::run(&scenario, seed);
+    if let Some(directory) = out {
+        let written = std::fs::create_dir_all(&directory)
+            .and_then(|()| std::fs::write(directory.join("timeline.csv"), report.timeline_csv()))
+            .and_then(|()| {
+                let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
+                std::fs::write(directory.join("report.json"), text + "\n")
+            });
+        if let Err(error) = written {
+            eprintln!("strand-sim: cannot write into {}: {error}", directory.display());
+            return ExitCode::from(2);
+        }
+    }
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

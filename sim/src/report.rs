@@ -45,6 +45,61 @@ pub struct LedgerLoad {
     pub state_bytes: u64,
 }
 
+/// The network at the start of one epoch (a row of `timeline.csv`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// The epoch.
+    pub epoch: u64,
+    /// Nodes answering.
+    pub nodes_up: u64,
+    /// Nodes in an outage.
+    pub nodes_down: u64,
+    /// Nodes gone for good.
+    pub nodes_gone: u64,
+    /// Contracts active on the ledger.
+    pub contracts_active: u64,
+    /// Contracts lost on the ledger.
+    pub contracts_lost: u64,
+    /// Repair orders open.
+    pub repair_orders_open: u64,
+    /// Contracts waiting for an order.
+    pub repair_queued: u64,
+    /// Stripes with all k+m fragments on answering nodes.
+    pub stripes_whole: u64,
+    /// Stripes with k to k+m-1.
+    pub stripes_degraded: u64,
+    /// Stripes with fewer than k answering, but k kept.
+    pub stripes_unavailable: u64,
+    /// Stripes lost so far.
+    pub stripes_lost: u64,
+}
+
+impl Sample {
+    /// The CSV header.
+    pub const HEADER: &'static str = "epoch,nodes_up,nodes_down,nodes_gone,contracts_active,contracts_lost,\
+repair_orders_open,repair_queued,stripes_whole,stripes_degraded,stripes_unavailable,stripes_lost";
+
+    /// One CSV row.
+    pub fn row(&self) -> String {
+        [
+            self.epoch,
+            self.nodes_up,
+            self.nodes_down,
+            self.nodes_gone,
+            self.contracts_active,
+            self.contracts_lost,
+            self.repair_orders_open,
+            self.repair_queued,
+            self.stripes_whole,
+            self.stripes_degraded,
+            self.stripes_unavailable,
+            self.stripes_lost,
+        ]
+        .map(|value| value.to_string())
+        .join(",")
+    }
+}
+
 /// A run's outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -87,9 +142,23 @@ pub struct Report {
     pub ledger: LedgerLoad,
     /// Invariants that failed (empty in a good run).
     pub violations: Vec<String>,
+    /// Epoch by epoch (written as `timeline.csv` under `--out`).
+    #[serde(skip)]
+    pub timeline: Vec<Sample>,
 }
 
 impl Report {
+    /// The timeline as CSV, a header then one row per epoch.
+    pub fn timeline_csv(&self) -> String {
+        let mut out = String::from(Sample::HEADER);
+        out.push('\n');
+        for sample in &self.timeline {
+            out.push_str(&sample.row());
+            out.push('\n');
+        }
+        out
+    }
+
     /// The text form.
     pub fn text(&self) -> String {
         let ratio = if self.repair_written_bytes == 0 {

@@ -18,7 +18,7 @@ use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 
 use crate::queue::Queue;
-use crate::report::{Distribution, LedgerLoad, Report};
+use crate::report::{Distribution, LedgerLoad, Report, Sample};
 use crate::scenario::Scenario;
 
 /// Most transactions the simulated sequencer puts in one block.
@@ -99,6 +99,7 @@ pub struct World {
     outages: u64,
     declared_lost: u64,
     stripe_epochs_unavailable: u64,
+    timeline: Vec<Sample>,
 }
 
 impl World {
@@ -158,6 +159,7 @@ impl World {
             outages: 0,
             declared_lost: 0,
             stripe_epochs_unavailable: 0,
+            timeline: Vec::new(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -474,16 +476,36 @@ impl World {
                 Health::Gone { .. } => {}
             }
         }
+        let mut sample = Sample { epoch, ..Sample::default() };
         for (number, upload) in self.uploads.iter().enumerate() {
             for (stripe, shards) in upload.map.stripes.iter().enumerate() {
                 let count = |set: &BTreeSet<[u8; 32]>| shards.iter().filter(|(id, _)| set.contains(id)).count();
+                let answering = count(&served);
                 if count(&kept) < usize::from(upload.k) {
                     self.stripes_lost.insert((number, stripe));
-                } else if count(&served) < usize::from(upload.k) {
+                } else if answering < usize::from(upload.k) {
                     self.stripe_epochs_unavailable += 1;
+                    sample.stripes_unavailable += 1;
+                } else if answering < shards.len() {
+                    sample.stripes_degraded += 1;
+                } else {
+                    sample.stripes_whole += 1;
                 }
             }
         }
+        sample.stripes_lost = self.stripes_lost.len() as u64;
+        for node in &self.nodes {
+            match node.health {
+                Health::Up => sample.nodes_up += 1,
+                Health::Down { .. } => sample.nodes_down += 1,
+                Health::Gone { .. } => sample.nodes_gone += 1,
+            }
+        }
+        let counts = state.contracts_by_status();
+        (sample.contracts_active, sample.contracts_lost) = (counts[0], counts[1]);
+        sample.repair_orders_open = state.repair_orders.len() as u64;
+        sample.repair_queued = state.repair_queue.len() as u64;
+        self.timeline.push(sample);
     }
 
     /// Node `index` answers `epoch`'s schedule from the bytes it holds; a
@@ -615,6 +637,7 @@ impl World {
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: self.load,
             violations: self.violations,
+            timeline: self.timeline,
         }
     }
 }

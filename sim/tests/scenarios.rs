@@ -20,6 +20,24 @@ fn a_seed_gives_a_byte_identical_report() {
 }
 
 #[test]
+fn the_timeline_follows_a_loss_from_whole_to_degraded_to_repaired() {
+    let report = run(&scenario("site-lost"), 1);
+    let csv = report.timeline_csv();
+    assert!(csv.starts_with("epoch,nodes_up,"), "{csv}");
+    assert_eq!(csv.lines().count() as u64, report.epochs + 1, "a header and one row per epoch");
+    let stripes = report.stripes;
+    let at = |epoch: u64| report.timeline.iter().find(|sample| sample.epoch == epoch).copied().expect("sample");
+    assert_eq!(at(4).stripes_whole, stripes, "whole before the organisation is lost");
+    assert!(at(6).stripes_degraded > 0 && at(6).nodes_gone == 3, "degraded once it is: {csv}");
+    let last = report.timeline.last().copied().expect("samples");
+    assert_eq!(last.stripes_whole + last.stripes_degraded, stripes, "{csv}");
+    assert!(
+        report.timeline.iter().any(|sample| sample.repair_orders_open > 0),
+        "the backlog shows while repair runs: {csv}"
+    );
+}
+
+#[test]
 fn the_shipped_scenarios_hold_every_invariant_and_lose_nothing() {
     for (name, seeds) in [("churn", [1u64, 2, 3, 5]), ("site-lost", [1, 2, 3, 4]), ("deleting", [1, 2, 3, 4])] {
         let scenario = scenario(name);
