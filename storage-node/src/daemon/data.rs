@@ -260,8 +260,8 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
                 Ok(())
             }
             Err(refusal) => {
-                // A repairer under an open order reads each fragment of the
-                // upload once (`core::repair`).
+                // A repairer under an open order reads the upload's
+                // fragments within bounds per order (`core::repair`).
                 let repair = (operation == Operation::Get)
                     .then(|| decider.repair_reads().decide(&requester, &fragment, extent, holdings, &ledger))
                     .flatten();
