@@ -6,14 +6,17 @@
 //! What it models today ([`world`]): nodes that hold real fragment bytes
 //! (Reed-Solomon coded), answer their real proof schedules, rebuild lost
 //! shards under the ledger's repair orders, and fail — permanently,
-//! transiently, a whole organisation at once, or by silently deleting part
-//! of what they hold. Every epoch it checks the invariants (a follower
+//! transiently, a whole organisation at once, an organisation cut off from
+//! the rest for a while (a partition), or by silently deleting part of what
+//! they hold. Every epoch it checks the invariants (a follower
 //! replica reaches the sequencer's state root at every block; every lost
 //! contract within its term is queued or ordered; a silent holder is
 //! noticed within the strike window); after the faults stop, every contract
 //! must be active on a live holder. Not yet modelled: links (latency and
-//! bandwidth per link rather than per node), partitions, the daemons'
-//! proposal and prover state machines, lying servers and load.
+//! bandwidth per link rather than per node), partitions that split the
+//! nodes among themselves (a cut-off organisation is cut off from
+//! everyone), the daemons' proposal and prover state machines, lying
+//! servers and load.
 //!
 //! May depend on: every crate of the workspace.
 

@@ -47,6 +47,10 @@ pub struct Scenario {
     pub transient_epochs_max: u64,
     /// A whole organisation lost at once: `[epoch, organisation]`.
     pub organisation_lost: Option<(u64, u32)>,
+    /// An organisation cut off from the rest of the network (the ledger
+    /// and the other nodes) and back: `[epoch, epochs, organisation]`. Its
+    /// nodes keep their data but answer nobody while it lasts.
+    pub partition: Option<(u64, u64, u32)>,
     /// Nodes (the first ones) that silently delete a fraction of what they
     /// hold at the start of the faults: `[nodes, fraction]`.
     pub deleting: Option<(u32, f64)>,
@@ -75,6 +79,7 @@ impl Default for Scenario {
             transient_loss_per_epoch: 0.02,
             transient_epochs_max: 2,
             organisation_lost: None,
+            partition: None,
             deleting: None,
             node_bandwidth_bytes_per_s: 10_000_000,
         }
@@ -146,6 +151,9 @@ impl Scenario {
         }
         if self.organisation_lost.is_some_and(|(_, organisation)| organisation >= self.organisations) {
             return field("organisation_lost", "an organisation index below `organisations`");
+        }
+        if self.partition.is_some_and(|(_, epochs, organisation)| epochs == 0 || organisation >= self.organisations) {
+            return field("partition", "[epoch, epochs ≥ 1, an organisation index below `organisations`]");
         }
         if self.node_bandwidth_bytes_per_s == 0 {
             return field("node_bandwidth_bytes_per_s", "at least 1");

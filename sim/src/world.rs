@@ -401,6 +401,16 @@ impl World {
                 self.outages += 1;
             }
         }
+        if let Some((at, epochs, organisation)) = scenario.partition
+            && at == epoch
+        {
+            for node in self.nodes.iter_mut().filter(|node| node.organisation == organisation) {
+                if node.health == Health::Up {
+                    node.health = Health::Down { until: epoch + epochs };
+                    self.outages += 1;
+                }
+            }
+        }
         if let Some((at, organisation)) = scenario.organisation_lost
             && at == epoch
         {

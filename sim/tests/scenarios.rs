@@ -75,3 +75,22 @@ fn an_organisation_holding_half_of_every_stripe_takes_the_data_with_it() {
     assert_eq!(report.stripes_lost, report.stripes, "{}", report.text());
     assert!(!report.violations.is_empty(), "the lost contracts cannot converge: {}", report.text());
 }
+
+#[test]
+fn a_partition_shorter_than_the_window_repairs_nothing_and_a_longer_one_repairs_and_converges() {
+    let short = scenario("partition");
+    for seed in [1, 2, 3] {
+        let report = run(&short, seed);
+        assert!(report.violations.is_empty(), "{}", report.text());
+        assert_eq!((report.outages, report.contracts_declared_lost, report.repairs), (3, 0, 0), "{}", report.text());
+        assert_eq!((report.stripes_lost, report.stripe_epochs_unavailable), (0, 0), "{}", report.text());
+    }
+    let mut long = short;
+    long.partition = Some((3, 6, 1));
+    for seed in [1, 2, 3] {
+        let report = run(&long, seed);
+        assert!(report.violations.is_empty(), "{}", report.text());
+        assert!(report.contracts_declared_lost > 0 && report.repairs > 0, "{}", report.text());
+        assert_eq!(report.stripes_lost, 0, "{}", report.text());
+    }
+}
