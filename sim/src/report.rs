@@ -100,6 +100,32 @@ repair_orders_open,repair_queued,stripes_whole,stripes_degraded,stripes_unavaila
     }
 }
 
+/// Proof detection against the policy's formula, over the deleting
+/// providers' first proof epoch: how often their challenges missed every
+/// deleted chunk, and how often `∏ (1 − f)` says they should (in parts per
+/// million, so reports compare exactly).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DetectionCheck {
+    /// Providers sampled.
+    pub samples: u64,
+    /// Those whose challenges missed every deleted chunk.
+    pub undetected: u64,
+    /// The formula's expected count of those, × 10⁶.
+    pub expected_undetected_ppm: u64,
+}
+
+impl DetectionCheck {
+    /// From `(predicted chance of going undetected, went undetected)`.
+    pub fn of(samples: &[(f64, bool)]) -> Self {
+        let expected: f64 = samples.iter().map(|(predicted, _)| predicted).sum();
+        Self {
+            samples: samples.len() as u64,
+            undetected: samples.iter().filter(|(_, clean)| *clean).count() as u64,
+            expected_undetected_ppm: (expected * 1e6).round() as u64,
+        }
+    }
+}
+
 /// A run's outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -140,6 +166,8 @@ pub struct Report {
     pub time_to_repair_epochs: Distribution,
     /// Ledger load.
     pub ledger: LedgerLoad,
+    /// Proof detection against the formula (deleting scenarios).
+    pub detection_check: DetectionCheck,
     /// Invariants that failed (empty in a good run).
     pub violations: Vec<String>,
     /// Epoch by epoch (written as `timeline.csv` under `--out`).

@@ -18,7 +18,7 @@ use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 
 use crate::queue::Queue;
-use crate::report::{Distribution, LedgerLoad, Report, Sample};
+use crate::report::{DetectionCheck, Distribution, LedgerLoad, Report, Sample};
 use crate::scenario::Scenario;
 
 /// Most transactions the simulated sequencer puts in one block.
@@ -100,6 +100,7 @@ pub struct World {
     declared_lost: u64,
     stripe_epochs_unavailable: u64,
     timeline: Vec<Sample>,
+    detection_samples: Vec<(f64, bool)>,
 }
 
 impl World {
@@ -160,6 +161,7 @@ impl World {
             declared_lost: 0,
             stripe_epochs_unavailable: 0,
             timeline: Vec::new(),
+            detection_samples: Vec::new(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -526,6 +528,9 @@ impl World {
         }
         let account = self.nodes[index].account;
         let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else { return };
+        if epoch == 1 && self.scenario.deleting.is_some_and(|(count, _)| index < count as usize) {
+            self.sample_detection(index, &scheduled);
+        }
         let mut proofs = Vec::new();
         for (id, challenges) in strand_contracts::proofs::by_contract(&scheduled) {
             if !self.state().contracts.get(&id).is_some_and(|contract| contract.owes_proofs_for(epoch)) {
@@ -547,6 +552,36 @@ impl World {
         if !proofs.is_empty() {
             self.send(index, Body::SubmitProofs { epoch, proofs });
         }
+    }
+
+    /// For a node that deleted part of what it holds, at its first proof
+    /// epoch: the chance its challenges miss every deleted chunk, as the
+    /// policy states it — `∏ (1 − f)` over its challenges, `f` the deleted
+    /// fraction of the bytes a challenge is drawn from (its contract for a
+    /// rotation challenge, all its bytes for a byte challenge) — and
+    /// whether they did.
+    fn sample_detection(&mut self, index: usize, scheduled: &[strand_proof_of_storage::schedule::Scheduled]) {
+        use strand_proof_of_storage::schedule::Reason;
+        let node = &self.nodes[index];
+        let missing = |ids: &[[u8; 32]]| ids.iter().filter(|id| !node.store.contains_key(*id)).count();
+        let (mut all, mut gone) = (0usize, 0usize);
+        for ids in node.agreements.values() {
+            all += ids.len();
+            gone += missing(ids);
+        }
+        let mut predicted = 1.0;
+        let mut clean = true;
+        for challenge in scheduled {
+            let Some(ids) = node.agreements.get(&Digest(challenge.contract)) else { continue };
+            let fraction = match challenge.reason {
+                Reason::Bytes => gone as f64 / all.max(1) as f64,
+                Reason::Rotation | Reason::Suspect => missing(ids) as f64 / ids.len().max(1) as f64,
+            };
+            predicted *= 1.0 - fraction;
+            let held = ids.get(challenge.challenge.fragment as usize).is_some_and(|id| node.store.contains_key(id));
+            clean &= held;
+        }
+        self.detection_samples.push((predicted, clean));
     }
 
     /// Node `index` rebuilds the contract of `order` with the node's repair
@@ -646,6 +681,7 @@ impl World {
             detection_epochs: Distribution::of(&mut self.detection),
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: self.load,
+            detection_check: DetectionCheck::of(&self.detection_samples),
             violations: self.violations,
             timeline: self.timeline,
         }

@@ -94,3 +94,29 @@ fn a_partition_shorter_than_the_window_repairs_nothing_and_a_longer_one_repairs_
         assert_eq!(report.stripes_lost, 0, "{}", report.text());
     }
 }
+
+#[test]
+fn proof_detection_follows_the_policys_formula() {
+    // Every provider deletes each fragment with probability 0.1; at its
+    // first proof epoch its challenges miss every deleted chunk with
+    // probability ∏ (1 − f) (proof-of-storage/src/policy.rs). Over 40 seeds
+    // × 12 providers the count that went undetected must match the formula's
+    // expectation within four standard deviations.
+    let mut deleting = scenario("deleting");
+    deleting.deleting = Some((12, 0.1));
+    deleting.fault_epochs = 1;
+    deleting.liveness_epochs = 1;
+    let (mut samples, mut undetected, mut expected) = (0u64, 0u64, 0.0f64);
+    for seed in 0..40 {
+        let check = run(&deleting, seed).detection_check;
+        samples += check.samples;
+        undetected += check.undetected;
+        expected += check.expected_undetected_ppm as f64 / 1e6;
+    }
+    assert_eq!(samples, 40 * 12);
+    let p = expected / samples as f64;
+    let sigma = (samples as f64 * p * (1.0 - p)).sqrt();
+    eprintln!("undetected {undetected} of {samples}, formula {expected:.1} (sigma {sigma:.1})");
+    assert!(expected > 20.0 && expected < samples as f64 - 20.0, "a test that can tell: {expected}");
+    assert!((undetected as f64 - expected).abs() <= 4.0 * sigma, "undetected {undetected}, formula {expected:.1}");
+}
