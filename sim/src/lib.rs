@@ -20,6 +20,7 @@
 //!
 //! May depend on: every crate of the workspace.
 
+pub mod plot;
 pub mod queue;
 pub mod report;
 pub mod scenario;

@@ -26,8 +26,9 @@ enum Command {
         /// The report as JSON.
         #[arg(long)]
         json: bool,
-        /// Also write `report.json` and the epoch-by-epoch `timeline.csv`
-        /// (redundancy, repair backlog, nodes) into this directory.
+        /// Also write `report.json`, the epoch-by-epoch `timeline.csv`
+        /// (redundancy, repair backlog, nodes) and its plot `timeline.svg`
+        /// into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -52,6 +53,11 @@ fn main() -> ExitCode {
             .and_then(|()| {
                 let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
                 std::fs::write(directory.join("report.json"), text + "\n")
+            })
+            .and_then(|()| {
+                let svg = strand_sim::plot::timeline_svg(&report.scenario, &report.timeline)
+                    .map_err(std::io::Error::other)?;
+                std::fs::write(directory.join("timeline.svg"), svg)
             });
         if let Err(error) = written {
             eprintln!("strand-sim: cannot write into {}: {error}", directory.display());
