@@ -16,9 +16,9 @@
 //!   of them in a network of at most twice that); among the eligible ones,
 //!   the first holding no contract of the upload in an organisation holding
 //!   none, else the first holding no contract of the upload, else the first
-//!   holding another contract of it. Eligible: not the contract's holder,
-//!   not the repairer whose order for it just ran late, not backing off
-//!   after an expired order, not draining, answering (submitted its last
+//!   holding another contract of it, else the first backing off after an
+//!   expired order. Eligible: not the contract's holder,
+//!   not the repairer whose order for it just ran late, not draining, answering (submitted its last
 //!   epoch if it owes proofs), fewer than [`REPAIR_ORDERS_PER_PROVIDER_MAX`]
 //!   orders in flight, free capacity for the contract (reserved by the
 //!   order). No eligible candidate: the contract stays queued and is drawn
@@ -56,8 +56,8 @@ pub const REPAIR_ORDERS_PER_PROVIDER_MAX: u32 = 4;
 /// first block of epoch `e`, reported by the end of `e + 2`.
 pub const REPAIR_DEADLINE_EPOCHS: u64 = 2;
 /// Epochs a provider whose order expired unreported is passed over when
-/// orders are issued: a dead repairer with no contracts to miss proofs
-/// for is not named again and again.
+/// orders are issued (named only when no one else can be): a dead repairer
+/// with no contracts to miss proofs for is not named again and again.
 pub const REPAIR_BACKOFF_EPOCHS: u64 = 32;
 /// Providers drawn per order.
 pub const REPAIR_CANDIDATES: u32 = 32;
@@ -147,14 +147,23 @@ fn withdraw(state: &mut LedgerState, id: &Digest) -> Option<RepairOrder> {
     Some(order)
 }
 
+/// Whether `account` let an order expire within the last
+/// [`REPAIR_BACKOFF_EPOCHS`] (then [`choose`] names it only when no other
+/// provider can be: an order can also expire because the data cannot be
+/// rebuilt, and a network whose every provider is backing off must still
+/// repair).
+fn backing_off(state: &LedgerState, account: &AccountId) -> bool {
+    state.providers.get(account).and_then(|provider| provider.repair_expired_at).is_some_and(|at| {
+        state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS)
+    })
+}
+
 /// Whether `account` may be named to rebuild a contract needing `bytes`
-/// (whether it holds part of the upload is [`choose`]'s preference).
+/// (whether it holds part of the upload, or is backing off, is
+/// [`choose`]'s preference).
 fn eligible(state: &LedgerState, account: &AccountId, bytes: u64) -> bool {
     let Some(provider) = state.providers.get(account) else { return false };
-    let backing_off =
-        provider.repair_expired_at.is_some_and(|at| state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS));
-    !backing_off
-        && provider.draining_since.is_none()
+    provider.draining_since.is_none()
         && provider.liveness.unresponsive_since.is_none()
         && provider.liveness.missed_in_row == 0
         && provider.repairs_in_flight < REPAIR_ORDERS_PER_PROVIDER_MAX
@@ -183,12 +192,17 @@ pub fn choose(
     let picks = if every { providers } else { REPAIR_CANDIDATES };
     // In order of preference: holding nothing of the upload and in an
     // organisation holding nothing of it; holding nothing of it; holding
-    // another contract of it (module docs: better than no repair at all).
-    let (mut same_organisation, mut holder) = (None, None);
+    // another contract of it (module docs: better than no repair at all);
+    // backing off after an expired order.
+    let (mut same_organisation, mut holder, mut backed_off) = (None, None, None);
     for pick in 0..picks {
         let index = if every { (start + pick) % providers } else { draw(pick) };
         let Some(account) = state.provider_index.get(&index) else { continue };
         if Some(*account) == failed || *account == contract.holder || !eligible(state, account, bytes) {
+            continue;
+        }
+        if backing_off(state, account) {
+            backed_off.get_or_insert(*account);
             continue;
         }
         if state.upload_holders.contains(&(upload, *account)) {
@@ -201,7 +215,7 @@ pub fn choose(
         }
         same_organisation.get_or_insert(*account);
     }
-    same_organisation.or(holder)
+    same_organisation.or(holder).or(backed_off)
 }
 
 /// Id of the order issued for `contract` at `epoch`.

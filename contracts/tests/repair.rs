@@ -193,9 +193,10 @@ fn a_late_order_goes_to_another_repairer() {
 
     // The second repairer is silent too: with both backing off, the last
     // resort is b, which holds the upload's other contract. Silent as a
-    // repairer as well, it backs off in turn; then no one is eligible and
-    // the contract waits in the queue (never unaccounted for) until the
-    // first one's backoff ends.
+    // repairer as well, it backs off in turn; with every provider backing
+    // off, the contract is still ordered (an order can expire because the
+    // data cannot be rebuilt, through no fault of its repairer): one of the
+    // backed-off providers other than the last one is named at once.
     run_to(&mut net.chain, second.deadline_epoch + 1, &[&b]);
     let state = net.chain.replica.state();
     let (_, third) = order_of(state, &id);
@@ -207,11 +208,15 @@ fn a_late_order_goes_to_another_repairer() {
     );
     run_to(&mut net.chain, third.deadline_epoch + 1, &[&b]);
     let state = net.chain.replica.state();
-    assert!(matches!(contract_state(state, &id).1, RepairState::Queued { .. }), "{:?}", contract_state(state, &id));
+    let (_, fourth) = order_of(state, &id);
+    assert!(
+        [first.repairer, second.repairer].contains(&fourth.repairer),
+        "a backed-off provider, not b which just failed: {:?}",
+        fourth.repairer
+    );
+    assert_eq!(fourth.attempt, 3);
+    assert!(fourth.issued_epoch < first.deadline_epoch + 1 + REPAIR_BACKOFF_EPOCHS, "while still backing off");
     assert_every_lost_contract_in_repair(state);
-    run_to(&mut net.chain, first.deadline_epoch + 1 + REPAIR_BACKOFF_EPOCHS, &[&b]);
-    let (_, fourth) = order_of(net.chain.replica.state(), &id);
-    assert_eq!(fourth.repairer, first.repairer, "named again once its backoff is over");
 }
 
 #[test]
