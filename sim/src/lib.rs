@@ -20,16 +20,21 @@
 //!
 //! May depend on: every crate of the workspace.
 
+pub mod model;
 pub mod plot;
+pub mod published;
 pub mod queue;
 pub mod report;
 pub mod scenario;
 pub mod world;
 
 pub use report::Report;
-pub use scenario::Scenario;
+pub use scenario::{Engine, RepairPolicy, Scenario};
 
-/// Runs `scenario` with `seed`.
+/// Runs `scenario` with `seed` on its engine.
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
-    world::World::new(scenario, seed).run()
+    match scenario.engine {
+        Engine::Ledger => world::World::new(scenario, seed).run(),
+        Engine::Model => model::Model::new(scenario, seed).run(),
+    }
 }

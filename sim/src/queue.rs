@@ -39,7 +39,7 @@ impl<E> Default for Queue<E> {
 }
 
 impl<E> Queue<E> {
-    /// Schedules `event` at `time` (ms).
+    /// Schedules `event` at `time` (milliseconds, or epochs in the model).
     pub fn push(&mut self, time: u64, event: E) {
         self.sequence += 1;
         self.heap.push(Reverse((time, self.sequence, Slot(event))));
@@ -48,6 +48,11 @@ impl<E> Queue<E> {
     /// The next event and its time.
     pub fn pop(&mut self) -> Option<(u64, E)> {
         self.heap.pop().map(|Reverse((time, _, Slot(event)))| (time, event))
+    }
+
+    /// When the next event is due.
+    pub fn peek_time(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((time, _, _))| *time)
     }
 
     /// Events waiting.

@@ -72,12 +72,17 @@ pub struct Sample {
     pub stripes_unavailable: u64,
     /// Stripes lost so far.
     pub stripes_lost: u64,
+    /// Sibling bytes read by repair so far.
+    pub repair_read_bytes: u64,
+    /// Bytes rebuilt and written by repair so far.
+    pub repair_written_bytes: u64,
 }
 
 impl Sample {
     /// The CSV header.
     pub const HEADER: &'static str = "epoch,nodes_up,nodes_down,nodes_gone,contracts_active,contracts_lost,\
-repair_orders_open,repair_queued,stripes_whole,stripes_degraded,stripes_unavailable,stripes_lost";
+repair_orders_open,repair_queued,stripes_whole,stripes_degraded,stripes_unavailable,stripes_lost,\
+repair_read_bytes,repair_written_bytes";
 
     /// One CSV row.
     pub fn row(&self) -> String {
@@ -94,6 +99,8 @@ repair_orders_open,repair_queued,stripes_whole,stripes_degraded,stripes_unavaila
             self.stripes_degraded,
             self.stripes_unavailable,
             self.stripes_lost,
+            self.repair_read_bytes,
+            self.repair_written_bytes,
         ]
         .map(|value| value.to_string())
         .join(",")
@@ -131,6 +138,8 @@ impl DetectionCheck {
 pub struct Report {
     /// The scenario's name.
     pub scenario: String,
+    /// `ledger` or `model`.
+    pub engine: String,
     /// The seed.
     pub seed: u64,
     /// Nodes at the start.
@@ -141,6 +150,8 @@ pub struct Report {
     pub contracts: u64,
     /// Stripes uploaded.
     pub stripes: u64,
+    /// Data bytes stored (stripes × k × fragment size; before parity).
+    pub stored_bytes: u64,
     /// Nodes gone for good.
     pub nodes_lost: u64,
     /// Transient outages.
@@ -156,13 +167,19 @@ pub struct Report {
     pub contracts_declared_lost: u64,
     /// Contracts moved to a new holder by repair.
     pub repairs: u64,
+    /// Contracts lost at the end that hold a fragment of a lost stripe:
+    /// the node's repair cannot rebuild them (their terms commit to every
+    /// fragment, and that stripe has fewer than k), so their other
+    /// fragments stay unrepaired too.
+    pub contracts_unrepairable: u64,
     /// Sibling bytes read by repairers.
     pub repair_read_bytes: u64,
     /// Bytes rebuilt and stored.
     pub repair_written_bytes: u64,
     /// Epochs from a node leaving to its contracts declared lost.
     pub detection_epochs: Distribution,
-    /// Epochs from a contract declared lost to its move.
+    /// Epochs from a contract declared lost to its move (lazy repair: from
+    /// its holder leaving, as nothing is declared until the threshold).
     pub time_to_repair_epochs: Distribution,
     /// Ledger load.
     pub ledger: LedgerLoad,
@@ -187,6 +204,12 @@ impl Report {
         out
     }
 
+    /// Repair traffic (bytes read and written) per byte of data stored,
+    /// over the whole run.
+    pub fn repair_traffic_per_byte_stored(&self) -> f64 {
+        (self.repair_read_bytes + self.repair_written_bytes) as f64 / self.stored_bytes.max(1) as f64
+    }
+
     /// The text form.
     pub fn text(&self) -> String {
         let ratio = if self.repair_written_bytes == 0 {
@@ -194,19 +217,34 @@ impl Report {
         } else {
             format!("{:.2}", self.repair_read_bytes as f64 / self.repair_written_bytes as f64)
         };
+        let ledger = if self.engine == "model" {
+            "ledger       not run (model engine: its detection and repair delays are parameters)\n".to_string()
+        } else {
+            format!(
+                "ledger       {} blocks, {} transactions (max {} per block), blocks {} B mean {} B max, state {} B\n",
+                self.ledger.blocks,
+                self.ledger.transactions,
+                self.ledger.max_transactions_per_block,
+                self.ledger.mean_block_bytes,
+                self.ledger.max_block_bytes,
+                self.ledger.state_bytes,
+            )
+        };
         let mut out = format!(
-            "scenario {} seed {}: {} nodes, {} epochs, {} stripes, {} contracts\n\
+            "scenario {} ({} engine) seed {}: {} nodes, {} epochs, {} stripes, {} contracts, {} B of data\n\
              faults       {} nodes lost, {} outages\n\
              durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
-             repair       {} moved; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x)\n\
-             ledger       {} blocks, {} transactions (max {} per block), blocks {} B mean {} B max, state {} B\n",
+             repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
+             traffic {:.4} B per B stored\n{ledger}",
             self.scenario,
+            self.engine,
             self.seed,
             self.nodes,
             self.epochs,
             self.stripes,
             self.contracts,
+            self.stored_bytes,
             self.nodes_lost,
             self.outages,
             self.stripes_lost,
@@ -217,17 +255,13 @@ impl Report {
             self.detection_epochs.p99,
             self.detection_epochs.max,
             self.repairs,
+            self.contracts_unrepairable,
             self.time_to_repair_epochs.p50,
             self.time_to_repair_epochs.p99,
             self.time_to_repair_epochs.max,
             self.repair_read_bytes,
             self.repair_written_bytes,
-            self.ledger.blocks,
-            self.ledger.transactions,
-            self.ledger.max_transactions_per_block,
-            self.ledger.mean_block_bytes,
-            self.ledger.max_block_bytes,
-            self.ledger.state_bytes,
+            self.repair_traffic_per_byte_stored(),
         );
         if self.violations.is_empty() {
             out.push_str("invariants   all held\n");

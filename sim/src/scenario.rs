@@ -3,6 +3,36 @@
 
 use serde::Deserialize;
 
+/// Which simulation runs a scenario.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The real ledger state machine, real fragment bytes and proofs, the
+    /// node's repair core ([`crate::world`]): the protocol under faults, up
+    /// to thousands of nodes and epochs.
+    #[default]
+    Ledger,
+    /// Fragments by id and size, node lifetimes, the ledger's detection and
+    /// repair delays as parameters ([`crate::model`]): durability and repair
+    /// cost at the scale of years, 10,000s of nodes and 100,000s of uploads.
+    Model,
+}
+
+/// When lost fragments are rebuilt.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RepairPolicy {
+    /// The ledger's rule: every contract declared lost is ordered repaired.
+    #[default]
+    Eager,
+    /// A stripe is rebuilt, all its missing fragments at once, when only
+    /// `repair_threshold` fragments are left (Giroire et al.'s lazy repair;
+    /// model engine, one stripe per upload).
+    Lazy,
+    /// Never (durability under churn alone).
+    None,
+}
+
 /// A scenario. Every field has a default, so a file names only what it
 /// changes.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -10,6 +40,23 @@ use serde::Deserialize;
 pub struct Scenario {
     /// A name for reports.
     pub name: String,
+    /// `"ledger"` (default) or `"model"`.
+    pub engine: Engine,
+    /// `"eager"` (default, the ledger's rule), `"lazy"` or `"none"`.
+    pub repair: RepairPolicy,
+    /// Lazy repair: fragments left when a stripe is rebuilt (k ≤ this < k+m).
+    pub repair_threshold: Option<u16>,
+    /// Epochs in a month, for the per-month rates (720: hourly epochs).
+    pub epochs_per_month: u32,
+    /// Probability per node and month of leaving for good; replaces
+    /// `permanent_loss_per_epoch` when given.
+    pub permanent_loss_per_month: Option<f64>,
+    /// Model engine: a node joins for every node lost, so the network keeps
+    /// its size (churn rather than decline).
+    pub replace_lost_nodes: bool,
+    /// Model engine: uploads have `stripes ..= stripes_max` stripes,
+    /// uniformly (sizes from a distribution); `stripes` each when absent.
+    pub stripes_max: Option<u32>,
     /// Storage nodes.
     pub nodes: u32,
     /// Organisations the nodes belong to (node `i` is in organisation
@@ -62,6 +109,13 @@ impl Default for Scenario {
     fn default() -> Self {
         Self {
             name: "default".into(),
+            engine: Engine::Ledger,
+            repair: RepairPolicy::Eager,
+            repair_threshold: None,
+            epochs_per_month: 720,
+            permanent_loss_per_month: None,
+            replace_lost_nodes: false,
+            stripes_max: None,
             nodes: 12,
             organisations: 4,
             epoch_blocks: 4,
@@ -76,7 +130,7 @@ impl Default for Scenario {
             challenges_per_epoch: 4,
             strikes_max: 3,
             permanent_loss_per_epoch: 0.01,
-            transient_loss_per_epoch: 0.02,
+            transient_loss_per_epoch: 0.0,
             transient_epochs_max: 2,
             organisation_lost: None,
             partition: None,
@@ -110,12 +164,27 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The probability per node and epoch of leaving for good.
+    pub fn loss_per_epoch(&self) -> f64 {
+        match self.permanent_loss_per_month {
+            Some(month) => 1.0 - (1.0 - month).powf(1.0 / f64::from(self.epochs_per_month.max(1))),
+            None => self.permanent_loss_per_epoch,
+        }
+    }
+
     /// Checks every field's range.
     pub fn check(&self) -> Result<(), ScenarioError> {
         let field = |field, reason: &str| Err(ScenarioError::Field { field, reason: reason.into() });
         let width = u32::from(self.data_shards) + u32::from(self.parity_shards);
+        let model = self.engine == Engine::Model;
         if self.data_shards == 0 || self.parity_shards == 0 {
             return field("data_shards", "k and m must both be at least 1");
+        }
+        if model {
+            return self.check_model(width);
+        }
+        if self.repair != RepairPolicy::Eager || self.replace_lost_nodes || self.stripes_max.is_some() {
+            return field("repair", "the ledger engine runs the ledger's eager repair, a fixed network and stripes");
         }
         if self.nodes < width || self.nodes > 10_000 {
             return field("nodes", "between k + m and 10,000");
@@ -138,14 +207,6 @@ impl Scenario {
         if self.challenges_per_epoch == 0 || self.strikes_max == 0 {
             return field("strikes_max", "challenges and strikes must be at least 1");
         }
-        for (name, p) in [
-            ("permanent_loss_per_epoch", self.permanent_loss_per_epoch),
-            ("transient_loss_per_epoch", self.transient_loss_per_epoch),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return field(name, "a probability from 0 to 1");
-            }
-        }
         if self.deleting.is_some_and(|(nodes, fraction)| nodes > self.nodes || !(0.0..=1.0).contains(&fraction)) {
             return field("deleting", "[nodes ≤ nodes, fraction from 0 to 1]");
         }
@@ -158,7 +219,69 @@ impl Scenario {
         if self.node_bandwidth_bytes_per_s == 0 {
             return field("node_bandwidth_bytes_per_s", "at least 1");
         }
+        self.check_rates()
+    }
+
+    fn check_rates(&self) -> Result<(), ScenarioError> {
+        let field = |field, reason: &str| Err(ScenarioError::Field { field, reason: reason.into() });
+        for (name, p) in [
+            ("permanent_loss_per_epoch", self.permanent_loss_per_epoch),
+            ("transient_loss_per_epoch", self.transient_loss_per_epoch),
+            ("permanent_loss_per_month", self.permanent_loss_per_month.unwrap_or(0.0)),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return field(name, "a probability from 0 to 1");
+            }
+        }
+        if self.epochs_per_month == 0 {
+            return field("epochs_per_month", "at least 1");
+        }
         Ok(())
+    }
+
+    /// The model engine's ranges: larger networks, and its own policies.
+    fn check_model(&self, width: u32) -> Result<(), ScenarioError> {
+        let field = |field, reason: &str| Err(ScenarioError::Field { field, reason: reason.into() });
+        if self.nodes < width || self.nodes > 1_000_000 {
+            return field("nodes", "between k + m and 1,000,000");
+        }
+        if self.organisations == 0 || self.organisations > self.nodes {
+            return field("organisations", "between 1 and the number of nodes");
+        }
+        let stripes_max = self.stripes_max.unwrap_or(self.stripes);
+        if self.stripes == 0 || stripes_max < self.stripes {
+            return field("stripes_max", "stripes ≥ 1 and stripes_max ≥ stripes");
+        }
+        if self.uploads == 0 || u64::from(self.uploads) * u64::from(stripes_max) > 20_000_000 {
+            return field("uploads", "at least one, at most 20,000,000 stripes in all");
+        }
+        if self.fault_epochs + self.liveness_epochs > 1_000_000 {
+            return field("fault_epochs", "at most 1,000,000 epochs in all");
+        }
+        if self.strikes_max == 0 {
+            return field("strikes_max", "at least 1 (the epochs before a silent holder's contracts are lost)");
+        }
+        if self.transient_loss_per_epoch > 0.0
+            || self.deleting.is_some()
+            || self.partition.is_some()
+            || self.organisation_lost.is_some()
+        {
+            return field("transient_loss_per_epoch", "the model engine runs permanent loss only; use the ledger engine");
+        }
+        let width16 = self.data_shards + self.parity_shards;
+        match (self.repair, self.repair_threshold) {
+            (RepairPolicy::Lazy, Some(threshold)) if threshold >= self.data_shards && threshold < width16 => {
+                return if stripes_max == 1 {
+                    self.check_rates()
+                } else {
+                    field("repair", "lazy repair runs on uploads of one stripe")
+                };
+            }
+            (RepairPolicy::Lazy, _) => return field("repair_threshold", "lazy repair needs k ≤ repair_threshold < k+m"),
+            (_, Some(_)) => return field("repair_threshold", "only with repair = \"lazy\""),
+            _ => {}
+        }
+        self.check_rates()
     }
 }
 
@@ -176,5 +299,23 @@ mod tests {
             Err(ScenarioError::Field { field: "nodes", reason: "between k + m and 10,000".into() })
         );
         assert!(Scenario::from_toml("permanent_loss_per_epoch = 1.5").is_err());
+    }
+
+    #[test]
+    fn the_model_engine_checks_its_own_fields() {
+        let model = "engine = \"model\"\nnodes = 50000\n";
+        assert_eq!(Scenario::from_toml(model).map(|s| s.engine), Ok(Engine::Model));
+        let field = |text: &str| match Scenario::from_toml(text) {
+            Err(ScenarioError::Field { field, .. }) => field,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(field("nodes = 50000"), "nodes", "the ledger engine stops at 10,000");
+        assert_eq!(field(&format!("{model}repair = \"lazy\"")), "repair_threshold");
+        assert_eq!(field(&format!("{model}repair = \"lazy\"\nrepair_threshold = 5\nstripes_max = 2")), "repair");
+        assert_eq!(field(&format!("{model}transient_loss_per_epoch = 0.1")), "transient_loss_per_epoch");
+        assert_eq!(field("replace_lost_nodes = true"), "repair", "model-only fields refused by the ledger engine");
+        let monthly = Scenario::from_toml(&format!("{model}permanent_loss_per_month = 0.02")).expect("parses");
+        let per_epoch = monthly.loss_per_epoch();
+        assert!((1.0 - (1.0 - per_epoch).powi(720) - 0.02).abs() < 1e-12, "{per_epoch}");
     }
 }

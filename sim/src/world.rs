@@ -395,7 +395,7 @@ impl World {
             if node.health != Health::Up {
                 continue;
             }
-            if self.rng.random_bool(scenario.permanent_loss_per_epoch) {
+            if self.rng.random_bool(scenario.loss_per_epoch()) {
                 node.health = Health::Gone { at: epoch };
             } else if self.rng.random_bool(scenario.transient_loss_per_epoch) {
                 let length = self.rng.random_range(1..=scenario.transient_epochs_max.max(1));
@@ -506,6 +506,8 @@ impl World {
             }
         }
         sample.stripes_lost = self.stripes_lost.len() as u64;
+        sample.repair_read_bytes = self.repair_read_bytes;
+        sample.repair_written_bytes = self.repair_written_bytes;
         for node in &self.nodes {
             match node.health {
                 Health::Up => sample.nodes_up += 1,
@@ -635,8 +637,22 @@ impl World {
         let state = self.leader.state().clone();
         let epoch = state.epoch();
         let mut unconverged = Vec::new();
+        let mut unrepairable = 0u64;
         for (id, contract) in state.contracts.iter() {
             if epoch > contract.last_epoch() {
+                continue;
+            }
+            // A contract with a fragment in a lost stripe cannot be rebuilt
+            // (fewer than k siblings anywhere): counted, not a violation.
+            let upload = self.uploads.iter().position(|upload| upload.map.root() == contract.terms.stripes_root);
+            if let Some(number) = upload
+                && self.uploads[number]
+                    .map
+                    .places_of(&contract.terms.provider)
+                    .iter()
+                    .any(|(stripe, _)| self.stripes_lost.contains(&(number, *stripe as usize)))
+            {
+                unrepairable += u64::from(contract.status != ContractStatus::Active);
                 continue;
             }
             let health = self.by_account.get(&contract.holder).map(|&index| self.nodes[index].health);
@@ -664,11 +680,13 @@ impl World {
         let lost_uploads: BTreeSet<usize> = self.stripes_lost.iter().map(|(upload, _)| *upload).collect();
         Report {
             scenario: self.scenario.name.clone(),
+            engine: "ledger".into(),
             seed: self.seed,
             nodes: u64::from(self.scenario.nodes),
             epochs: epoch,
             contracts: state.contracts.len() as u64,
             stripes,
+            stored_bytes: stripes * u64::from(self.scenario.data_shards) * u64::from(self.scenario.fragment_bytes),
             nodes_lost: self.nodes.iter().filter(|node| matches!(node.health, Health::Gone { .. })).count() as u64,
             outages: self.outages,
             stripes_lost: self.stripes_lost.len() as u64,
@@ -676,6 +694,7 @@ impl World {
             stripe_epochs_unavailable: self.stripe_epochs_unavailable,
             contracts_declared_lost: self.declared_lost,
             repairs: self.repairs_seen.values().map(|r| u64::from(*r)).sum(),
+            contracts_unrepairable: unrepairable,
             repair_read_bytes: self.repair_read_bytes,
             repair_written_bytes: self.repair_written_bytes,
             detection_epochs: Distribution::of(&mut self.detection),

@@ -73,7 +73,13 @@ fn an_organisation_holding_half_of_every_stripe_takes_the_data_with_it() {
     lost.organisation_lost = Some((5, 1));
     let report = run(&lost, 1);
     assert_eq!(report.stripes_lost, report.stripes, "{}", report.text());
-    assert!(!report.violations.is_empty(), "the lost contracts cannot converge: {}", report.text());
+    assert!(report.violations.is_empty(), "{}", report.text());
+    assert_eq!(
+        (report.contracts_declared_lost, report.contracts_unrepairable, report.repairs),
+        (18, 18, 0),
+        "every contract of the lost organisation is declared lost and shown as unrepairable: {}",
+        report.text()
+    );
 }
 
 #[test]
@@ -119,4 +125,34 @@ fn proof_detection_follows_the_policys_formula() {
     eprintln!("undetected {undetected} of {samples}, formula {expected:.1} (sigma {sigma:.1})");
     assert!(expected > 20.0 && expected < samples as f64 - 20.0, "a test that can tell: {expected}");
     assert!((undetected as f64 - expected).abs() <= 4.0 * sigma, "undetected {undetected}, formula {expected:.1}");
+}
+
+/// The model engine takes the ledger's detection and repair delays as
+/// parameters; the ledger engine measures them. On the same network,
+/// permanent churn only, both must agree: a holder gone is declared lost
+/// after the same epochs, moved after the same epochs, with k sibling bytes
+/// read per byte rebuilt, and about as many contracts repaired per node lost.
+#[test]
+fn the_model_engine_agrees_with_the_ledger_engine_on_its_delays() {
+    let mut ledger = scenario("churn");
+    ledger.transient_loss_per_epoch = 0.0;
+    ledger.permanent_loss_per_epoch = 0.01;
+    let mut model = ledger.clone();
+    model.engine = strand_sim::Engine::Model;
+    let (mut per_node_ledger, mut per_node_model) = ((0u64, 0u64), (0u64, 0u64));
+    for seed in 1..=12 {
+        let (a, b) = (run(&ledger, seed), run(&model, seed));
+        assert!(a.violations.is_empty() && b.violations.is_empty(), "{}{}", a.text(), b.text());
+        if a.repairs > 0 && b.repairs > 0 {
+            assert_eq!(a.detection_epochs.p50, b.detection_epochs.p50, "{}{}", a.text(), b.text());
+            assert_eq!(a.time_to_repair_epochs.p50, b.time_to_repair_epochs.p50, "{}{}", a.text(), b.text());
+            assert_eq!(a.repair_read_bytes * b.repair_written_bytes, b.repair_read_bytes * a.repair_written_bytes);
+        }
+        per_node_ledger = (per_node_ledger.0 + a.repairs, per_node_ledger.1 + a.nodes_lost);
+        per_node_model = (per_node_model.0 + b.repairs, per_node_model.1 + b.nodes_lost);
+    }
+    let ledger_rate = per_node_ledger.0 as f64 / per_node_ledger.1 as f64;
+    let model_rate = per_node_model.0 as f64 / per_node_model.1 as f64;
+    eprintln!("contracts repaired per node lost: ledger {ledger_rate:.2}, model {model_rate:.2}");
+    assert!((ledger_rate / model_rate - 1.0).abs() < 0.35, "ledger {ledger_rate} model {model_rate}");
 }
