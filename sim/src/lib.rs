@@ -1,22 +1,36 @@
-//! The deterministic network simulator: the real ledger state machine
-//! (`strand-contracts`), the node's real repair core and the client's real
-//! placement, driven over simulated time by a `(time, sequence)` event
+//! The deterministic network simulator: two engines over one scenario
+//! format (`sim/scenarios/`), each driven by a `(time, sequence)` event
 //! queue and one seeded RNG, so a seed reproduces a run bit for bit.
 //!
-//! What it models today ([`world`]): nodes that hold real fragment bytes
-//! (Reed-Solomon coded), answer their real proof schedules, rebuild lost
-//! shards under the ledger's repair orders, and fail — permanently,
-//! transiently, a whole organisation at once, an organisation cut off from
-//! the rest for a while (a partition), or by silently deleting part of what
-//! they hold. Every epoch it checks the invariants (a follower
-//! replica reaches the sequencer's state root at every block; every lost
-//! contract within its term is queued or ordered; a silent holder is
-//! noticed within the strike window); after the faults stop, every contract
-//! must be active on a live holder. Not yet modelled: links (latency and
-//! bandwidth per link rather than per node), partitions that split the
-//! nodes among themselves (a cut-off organisation is cut off from
-//! everyone), the daemons' proposal and prover state machines, lying
-//! servers and load.
+//! - **Ledger engine** ([`world`], the default): the real ledger state
+//!   machine (`strand-contracts`; a sequencer replica and a follower that
+//!   must reach the same state root at every block), the client's real
+//!   placement, nodes holding real fragment bytes (Reed-Solomon coded) that
+//!   answer their real proof schedules, decide repair reads with the node's
+//!   real gate (`check_request`, the per-order budget) and rebuild lost
+//!   shards with the node's real repair core (`plan`, `rebuild`). Faults:
+//!   permanent and transient loss, a whole organisation lost, an
+//!   organisation cut off for a while (partition), providers deleting part
+//!   of what they hold, disks corrupting fragments, liars serving bad bytes
+//!   to repairers (caught by BLAKE3, accused with `ReportBadSibling`),
+//!   nodes answering proofs late, strangers reading without an order.
+//!   Invariants every epoch: same state root on both replicas; every lost
+//!   contract within its term queued or ordered; a silent holder noticed
+//!   within the strike window; no gate releases a fragment the ledger does
+//!   not allow; every rebuilt shard is the lost fragment. After the faults,
+//!   every contract that can be rebuilt must be active on a live holder.
+//! - **Model engine** ([`model`]): fragments by id and size, node lifetimes,
+//!   the ledger's detection and repair delays as parameters (checked
+//!   against the ledger engine by a test), the client's real placement;
+//!   eager (the ledger's), lazy or no repair. For durability and repair
+//!   cost at scale: 10,000 nodes, 100,000 uploads, a year of hourly epochs
+//!   in seconds. Checked against published figures ([`published`]).
+//!
+//! Not modelled yet: links (latency and bandwidth per link rather than per
+//! node), partitions that split the nodes among themselves, load (uploads
+//! and downloads over time), and the daemons' proposal and prover state
+//! machines (the simulator drives the ledger and the repair core, not the
+//! daemons' async code).
 //!
 //! May depend on: every crate of the workspace.
 

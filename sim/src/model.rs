@@ -27,7 +27,7 @@ use strand_client::placement::{Candidate, place};
 use strand_contracts::AccountId;
 
 use crate::queue::Queue;
-use crate::report::{DetectionCheck, Distribution, LedgerLoad, Report, Sample};
+use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
 use crate::scenario::{RepairPolicy, Scenario};
 
 /// Candidates a client ranks per upload, as a multiple of k+m.
@@ -489,6 +489,7 @@ impl Model {
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: LedgerLoad::default(),
             detection_check: DetectionCheck::default(),
+            gate: GateReport::default(),
             violations,
             timeline: self.timeline,
         }

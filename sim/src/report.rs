@@ -133,6 +133,20 @@ impl DetectionCheck {
     }
 }
 
+/// Repair reads as the nodes' gates decided them, and the lying
+/// providers' traces.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GateReport {
+    /// Fragments released to repairers.
+    pub releases: u64,
+    /// Refusals, by the gate's reason.
+    pub refusals: std::collections::BTreeMap<String, u64>,
+    /// Siblings accused of serving bad bytes (`ReportBadSibling`).
+    pub bad_siblings_reported: u64,
+    /// Proof answers that reached the ledger after their epoch.
+    pub late_answers: u64,
+}
+
 /// A run's outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -185,6 +199,8 @@ pub struct Report {
     pub ledger: LedgerLoad,
     /// Proof detection against the formula (deleting scenarios).
     pub detection_check: DetectionCheck,
+    /// Repair reads at the nodes' gates (ledger engine).
+    pub gate: GateReport,
     /// Invariants that failed (empty in a good run).
     pub violations: Vec<String>,
     /// Epoch by epoch (written as `timeline.csv` under `--out`).
@@ -217,6 +233,15 @@ impl Report {
         } else {
             format!("{:.2}", self.repair_read_bytes as f64 / self.repair_written_bytes as f64)
         };
+        let refusals: Vec<String> =
+            self.gate.refusals.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
+        let gate = format!(
+            "gate         {} repair reads released, refused: {}; {} bad siblings reported, {} late answers\n",
+            self.gate.releases,
+            if refusals.is_empty() { "none".to_string() } else { refusals.join(", ") },
+            self.gate.bad_siblings_reported,
+            self.gate.late_answers,
+        );
         let ledger = if self.engine == "model" {
             "ledger       not run (model engine: its detection and repair delays are parameters)\n".to_string()
         } else {
@@ -236,7 +261,7 @@ impl Report {
              durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
              repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
-             traffic {:.4} B per B stored\n{ledger}",
+             traffic {:.4} B per B stored\n{gate}{ledger}",
             self.scenario,
             self.engine,
             self.seed,

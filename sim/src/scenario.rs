@@ -103,6 +103,24 @@ pub struct Scenario {
     pub deleting: Option<(u32, f64)>,
     /// Bytes per simulated second a node moves (repair reads and writes).
     pub node_bandwidth_bytes_per_s: u64,
+    /// Nodes (by index) that serve bad bytes to repairers while keeping
+    /// good ones to prove with: a liar the repairer must catch, accuse and
+    /// route around.
+    pub lying: Vec<u32>,
+    /// Nodes (by index) that answer their proofs after the epoch ended with
+    /// probability `late_probability` each epoch (the ledger refuses a late
+    /// answer: a missed epoch).
+    pub late: Vec<u32>,
+    /// See `late`.
+    pub late_probability: f64,
+    /// Nodes (by index) whose disks silently corrupt a byte in
+    /// `corrupt_fraction` of their fragments at the start of the faults.
+    pub corrupt_disks: Vec<u32>,
+    /// See `corrupt_disks`.
+    pub corrupt_fraction: f64,
+    /// Reads per epoch by peers with no order (a random key, or a provider
+    /// naming someone else's order): the node's gate must refuse them all.
+    pub stranger_reads_per_epoch: u32,
 }
 
 impl Default for Scenario {
@@ -136,6 +154,12 @@ impl Default for Scenario {
             partition: None,
             deleting: None,
             node_bandwidth_bytes_per_s: 10_000_000,
+            lying: Vec::new(),
+            late: Vec::new(),
+            late_probability: 0.0,
+            corrupt_disks: Vec::new(),
+            corrupt_fraction: 0.0,
+            stranger_reads_per_epoch: 0,
         }
     }
 }
@@ -219,6 +243,16 @@ impl Scenario {
         if self.node_bandwidth_bytes_per_s == 0 {
             return field("node_bandwidth_bytes_per_s", "at least 1");
         }
+        for (name, nodes) in [("lying", &self.lying), ("late", &self.late), ("corrupt_disks", &self.corrupt_disks)] {
+            if nodes.iter().any(|&node| node >= self.nodes) {
+                return field(name, "node indices below `nodes`");
+            }
+        }
+        for (name, p) in [("late_probability", self.late_probability), ("corrupt_fraction", self.corrupt_fraction)] {
+            if !(0.0..=1.0).contains(&p) {
+                return field(name, "a probability from 0 to 1");
+            }
+        }
         self.check_rates()
     }
 
@@ -262,6 +296,10 @@ impl Scenario {
             return field("strikes_max", "at least 1 (the epochs before a silent holder's contracts are lost)");
         }
         if self.transient_loss_per_epoch > 0.0
+            || !self.lying.is_empty()
+            || !self.late.is_empty()
+            || !self.corrupt_disks.is_empty()
+            || self.stranger_reads_per_epoch > 0
             || self.deleting.is_some()
             || self.partition.is_some()
             || self.organisation_lost.is_some()

@@ -16,9 +16,12 @@ use strand_contracts::transaction::{
 };
 use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
+use strand_net::blobs::Extent;
+use strand_node::core::holdings::{Agreement, AgreementState, Holdings};
+use strand_node::core::repair::{RepairReads, check_request};
 
 use crate::queue::Queue;
-use crate::report::{DetectionCheck, Distribution, LedgerLoad, Report, Sample};
+use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
 use crate::scenario::Scenario;
 
 /// Most transactions the simulated sequencer puts in one block.
@@ -33,6 +36,8 @@ enum Event {
     Submit { node: usize, epoch: u64 },
     /// A node works on a repair order naming it.
     Repair { node: usize, order: Digest },
+    /// A late node's answers reach the ledger after their epoch.
+    Late { node: usize, body: Box<Body> },
 }
 
 /// Whether a node answers.
@@ -62,6 +67,12 @@ struct Node {
     nonce: u64,
     /// Orders worked on.
     repaired: BTreeSet<Digest>,
+    /// The node's agreements, as its gate sees them.
+    holdings: Holdings,
+    /// The node's repair-read grants and budgets (its real gate).
+    reads: RepairReads,
+    /// Fragments its disk corrupted, and the first bad 1 KiB chunk.
+    corrupted: BTreeMap<[u8; 32], u64>,
 }
 
 struct Upload {
@@ -101,6 +112,17 @@ pub struct World {
     stripe_epochs_unavailable: u64,
     timeline: Vec<Sample>,
     detection_samples: Vec<(f64, bool)>,
+    gate: GateCounts,
+    accused: BTreeSet<(Digest, Digest)>,
+}
+
+/// What the nodes' gates decided on repair reads.
+#[derive(Default)]
+struct GateCounts {
+    releases: u64,
+    refusals: BTreeMap<String, u64>,
+    bad_siblings_reported: u64,
+    late_answers: u64,
 }
 
 impl World {
@@ -127,6 +149,9 @@ impl World {
                     agreements: BTreeMap::new(),
                     nonce: 0,
                     repaired: BTreeSet::new(),
+                    holdings: Holdings::default(),
+                    reads: RepairReads::default(),
+                    corrupted: BTreeMap::new(),
                 }
             })
             .collect();
@@ -162,6 +187,8 @@ impl World {
             stripe_epochs_unavailable: 0,
             timeline: Vec::new(),
             detection_samples: Vec::new(),
+            gate: GateCounts::default(),
+            accused: BTreeSet::new(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -197,6 +224,12 @@ impl World {
                 }
                 Event::Submit { node, epoch } => self.submit_proofs(node, epoch),
                 Event::Repair { node, order } => self.repair(node, &order),
+                Event::Late { node, body } => {
+                    if self.nodes[node].health == Health::Up {
+                        self.gate.late_answers += 1;
+                        self.send(node, *body);
+                    }
+                }
             }
         }
         self.finish()
@@ -292,7 +325,9 @@ impl World {
                 },
             };
             let provider_signature = Signature(self.nodes[index].identity.sign(&terms.signing_message(&chain)));
-            self.nodes[index].agreements.insert(terms.id(), ids);
+            self.nodes[index].agreements.insert(terms.id(), ids.clone());
+            let agreement = Agreement { terms: terms.clone(), fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } };
+            self.nodes[index].holdings.insert(agreement);
             owner_nonce += 1;
             let body = Body::OpenContract { terms, provider_signature };
             self.mempool.push(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
@@ -346,6 +381,11 @@ impl World {
         if epoch >= 1 && epoch <= scenario.fault_epochs {
             self.faults(epoch);
         }
+        if epoch <= scenario.fault_epochs {
+            for _ in 0..scenario.stranger_reads_per_epoch {
+                self.stranger_read();
+            }
+        }
         self.observe(epoch);
         let epoch_ms = scenario.block_ms * scenario.epoch_blocks;
         for index in 0..self.nodes.len() {
@@ -379,6 +419,18 @@ impl World {
 
     fn faults(&mut self, epoch: u64) {
         let scenario = self.scenario.clone();
+        if epoch == 1 {
+            for &index in &scenario.corrupt_disks {
+                let node = &mut self.nodes[index as usize];
+                for (id, bytes) in node.store.iter_mut() {
+                    if self.rng.random_bool(scenario.corrupt_fraction) {
+                        let chunk = self.rng.random_range(0..bytes.len() as u64 / 1024);
+                        bytes[(chunk * 1024) as usize] ^= 0x5a;
+                        node.corrupted.insert(*id, chunk);
+                    }
+                }
+            }
+        }
         if epoch == 1
             && let Some((count, fraction)) = scenario.deleting
         {
@@ -479,12 +531,15 @@ impl World {
         // answer now is unavailable this epoch (an outage may end).
         let (mut kept, mut served) = (BTreeSet::new(), BTreeSet::new());
         for node in &self.nodes {
+            // A fragment its disk corrupted is as good as gone.
+            let good = node.store.keys().filter(|id| !node.corrupted.contains_key(*id)).copied();
             match node.health {
                 Health::Up => {
-                    served.extend(node.store.keys().copied());
-                    kept.extend(node.store.keys().copied());
+                    let good: Vec<[u8; 32]> = good.collect();
+                    served.extend(good.iter().copied());
+                    kept.extend(good);
                 }
-                Health::Down { .. } => kept.extend(node.store.keys().copied()),
+                Health::Down { .. } => kept.extend(good),
                 Health::Gone { .. } => {}
             }
         }
@@ -551,8 +606,17 @@ impl World {
             let answers = strand_proof_of_storage::answers::build(ids, &challenges, chunks).to_bytes();
             proofs.push(ContractProof { contract: id, answers });
         }
-        if !proofs.is_empty() {
-            self.send(index, Body::SubmitProofs { epoch, proofs });
+        if proofs.is_empty() {
+            return;
+        }
+        let body = Body::SubmitProofs { epoch, proofs };
+        if self.scenario.late.contains(&(index as u32)) && self.rng.random_bool(self.scenario.late_probability) {
+            // Computed in time, delivered after the epoch ended.
+            let epoch_ms = self.scenario.block_ms * self.scenario.epoch_blocks;
+            let next = (self.time_ms / epoch_ms + 1) * epoch_ms + self.scenario.block_ms;
+            self.queue.push(next, Event::Late { node: index, body: Box::new(body) });
+        } else {
+            self.send(index, body);
         }
     }
 
@@ -610,11 +674,36 @@ impl World {
                     break;
                 }
                 let Some(&holder) = self.by_account.get(&sibling.holder) else { continue };
-                if self.serves(holder, &sibling.fragment) {
-                    let bytes = self.nodes[holder].store[&sibling.fragment].clone();
-                    self.repair_read_bytes += bytes.len() as u64;
-                    shards.push((sibling.shard, bytes));
+                if !self.serves(holder, &sibling.fragment) {
+                    continue;
                 }
+                let requester = self.nodes[index].account;
+                if let Err(refusal) = self.gate_read(holder, &requester, order_id, &sibling.fragment) {
+                    self.violation(format!(
+                        "order {}: a holder's gate refused the order's own repairer: {refusal}",
+                        order_id.short()
+                    ));
+                    continue;
+                }
+                let (bytes, bad_chunk) = self.serve(holder, &sibling.fragment);
+                self.repair_read_bytes += bytes.len() as u64;
+                // Verified as it streams (BLAKE3 tree): a bad chunk stops the
+                // read there, and the repairer accuses the sibling.
+                if *blake3::hash(&bytes).as_bytes() != sibling.fragment {
+                    let chunk = bad_chunk.unwrap_or(0);
+                    if self.accused.insert((*order_id, sibling.contract)) {
+                        self.gate.bad_siblings_reported += 1;
+                        let report = Body::ReportBadSibling {
+                            order: *order_id,
+                            contract: sibling.contract,
+                            fragment: sibling.index,
+                            chunk: u32::try_from(chunk).unwrap_or(u32::MAX),
+                        };
+                        self.send(index, report);
+                    }
+                    continue;
+                }
+                shards.push((sibling.shard, bytes));
             }
             let Ok(bytes) = strand_node::core::repair::rebuild(k, m, stripe.shard, &shards) else { return };
             if *blake3::hash(&bytes).as_bytes() != stripe.fragment {
@@ -628,8 +717,94 @@ impl World {
             self.repair_written_bytes += bytes.len() as u64;
             node.store.insert(id, bytes);
         }
-        node.agreements.insert(order.contract, map.fragments_of(&terms.provider));
+        let ids = map.fragments_of(&terms.provider);
+        node.agreements.insert(order.contract, ids.clone());
+        node.holdings.insert(Agreement { terms, fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } });
         self.send(index, Body::RecordRepair { order: *order_id, contract: order.contract });
+    }
+
+    /// Node `holder`'s gate on a repair read of `fragment` by `requester`
+    /// under `order`: the node's real check and per-order budget; a
+    /// release is also checked against the ledger (the invariant: no node
+    /// releases what the ledger does not allow).
+    fn gate_read(
+        &mut self,
+        holder: usize,
+        requester: &AccountId,
+        order: &Digest,
+        fragment: &[u8; 32],
+    ) -> Result<(), &'static str> {
+        let state = self.leader.state();
+        let node = &mut self.nodes[holder];
+        let decided = check_request(requester, order, state, &node.holdings)
+            .map_err(|refusal| refusal.label())
+            .and_then(|(_, open)| {
+                node.reads.grant(*requester, *order, &open);
+                node.reads.decide(requester, fragment, Extent::Whole, &node.holdings, state).ok_or("over_budget")
+            });
+        match decided {
+            Ok((granted, _, _)) => {
+                let allowed = state.repair_orders.get(&granted).is_some_and(|open| {
+                    open.repairer == *requester && !open.reported && state.epoch() <= open.deadline_epoch
+                });
+                if !allowed {
+                    self.violation(format!("a gate released a fragment under order {} it does not allow", granted.short()));
+                }
+                self.gate.releases += 1;
+                Ok(())
+            }
+            Err(label) => {
+                *self.gate.refusals.entry(label.to_string()).or_default() += 1;
+                Err(label)
+            }
+        }
+    }
+
+    /// What node `holder` sends for `fragment`: its stored bytes, bad ones
+    /// from a liar; and the first bad chunk, if any.
+    fn serve(&mut self, holder: usize, fragment: &[u8; 32]) -> (Vec<u8>, Option<u64>) {
+        let mut bytes = self.nodes[holder].store[fragment].clone();
+        if let Some(&chunk) = self.nodes[holder].corrupted.get(fragment) {
+            return (bytes, Some(chunk));
+        }
+        if self.scenario.lying.contains(&(holder as u32)) {
+            let chunk = self.rng.random_range(0..bytes.len() as u64 / 1024);
+            bytes[(chunk * 1024) as usize] ^= 0xa5;
+            return (bytes, Some(chunk));
+        }
+        (bytes, None)
+    }
+
+    /// A peer with no order asks a node for one of its fragments: a random
+    /// key, or another provider naming an open order that is not its own.
+    fn stranger_read(&mut self) {
+        let holders: Vec<usize> =
+            (0..self.nodes.len()).filter(|&index| self.nodes[index].health == Health::Up && !self.nodes[index].agreements.is_empty()).collect();
+        if holders.is_empty() {
+            return;
+        }
+        let holder = holders[self.rng.random_range(0..holders.len())];
+        let ids: Vec<[u8; 32]> = self.nodes[holder].agreements.values().flatten().copied().collect();
+        let fragment = ids[self.rng.random_range(0..ids.len())];
+        let orders: Vec<(Digest, AccountId)> =
+            self.state().repair_orders.iter().map(|(id, order)| (*id, order.repairer)).collect();
+        let (requester, order) = match orders.get(self.rng.random_range(0..orders.len().max(1))) {
+            Some(&(order, repairer)) if self.rng.random_bool(0.5) => {
+                let other = self.nodes[self.rng.random_range(0..self.nodes.len())].account;
+                if other == repairer {
+                    return; // that one may read
+                }
+                (other, order)
+            }
+            _ => {
+                let mut bytes = [0u8; 32];
+                self.rng.fill(&mut bytes[..]);
+                (AccountId(bytes), Digest(bytes))
+            }
+        };
+        if self.gate_read(holder, &requester, &order, &fragment).is_ok() {
+            self.violation(format!("a stranger read a fragment under order {}", order.short()));
+        }
     }
 
     /// The report, with the end's convergence check.
@@ -701,6 +876,12 @@ impl World {
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: self.load,
             detection_check: DetectionCheck::of(&self.detection_samples),
+            gate: GateReport {
+                releases: self.gate.releases,
+                refusals: self.gate.refusals,
+                bad_siblings_reported: self.gate.bad_siblings_reported,
+                late_answers: self.gate.late_answers,
+            },
             violations: self.violations,
             timeline: self.timeline,
         }

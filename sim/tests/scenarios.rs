@@ -39,7 +39,8 @@ fn the_timeline_follows_a_loss_from_whole_to_degraded_to_repaired() {
 
 #[test]
 fn the_shipped_scenarios_hold_every_invariant_and_lose_nothing() {
-    for (name, seeds) in [("churn", [1u64, 2, 3, 5]), ("site-lost", [1, 2, 3, 4]), ("deleting", [1, 2, 3, 4])] {
+    let shipped = [("churn", [1u64, 2, 3, 5]), ("site-lost", [1, 2, 3, 4]), ("deleting", [1, 2, 3, 4]), ("lying", [1, 2, 3, 4])];
+    for (name, seeds) in shipped {
         let scenario = scenario(name);
         for seed in seeds {
             let report = run(&scenario, seed);
@@ -155,4 +156,31 @@ fn the_model_engine_agrees_with_the_ledger_engine_on_its_delays() {
     let model_rate = per_node_model.0 as f64 / per_node_model.1 as f64;
     eprintln!("contracts repaired per node lost: ledger {ledger_rate:.2}, model {model_rate:.2}");
     assert!((ledger_rate / model_rate - 1.0).abs() < 0.35, "ledger {ledger_rate} model {model_rate}");
+}
+
+/// A liar serving bad bytes to repairers, a node answering late, a disk
+/// corrupting fragments, strangers reading: every rebuilt shard is still
+/// the lost fragment (a violation otherwise), the liar is caught by BLAKE3
+/// and accused, the corrupt disk's and the late node's contracts are
+/// declared lost and repaired though no node left, and every read without
+/// an order is refused by the nodes' real gate.
+#[test]
+fn lying_and_slow_providers_are_caught_and_strangers_refused() {
+    let lying = scenario("lying");
+    let (mut accused, mut late) = (0, 0);
+    for seed in [1u64, 2, 3, 4] {
+        let report = run(&lying, seed);
+        let context = format!("reproduce with: strand-sim run sim/scenarios/lying.toml --seed {seed}\n{}", report.text());
+        assert!(report.violations.is_empty(), "{context}");
+        let refused: u64 = report.gate.refusals.values().sum();
+        let stranger_reads = u64::from(lying.stranger_reads_per_epoch) * lying.fault_epochs;
+        assert!(refused <= stranger_reads && refused * 10 >= stranger_reads * 9, "{refused}: {context}");
+        assert!(report.gate.releases >= report.repair_read_bytes / u64::from(lying.fragment_bytes), "{context}");
+        accused += report.gate.bad_siblings_reported;
+        late += report.gate.late_answers;
+        if report.nodes_lost == 0 {
+            assert!(report.repairs > 0, "the corrupt disk and the late node were repaired away: {context}");
+        }
+    }
+    assert!(accused > 0 && late > 0, "accusations {accused}, late answers {late}");
 }
