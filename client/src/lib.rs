@@ -13,6 +13,7 @@ pub mod download;
 pub mod exit;
 pub mod known_ledgers;
 pub mod ledger;
+pub mod load;
 pub mod network;
 pub mod offline;
 pub mod placement;

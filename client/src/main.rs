@@ -185,6 +185,27 @@ enum Command {
         #[arg(long, default_value = "16MiB")]
         demo_size: String,
     },
+    /// Load test: many clients at once upload random files and download them back, for a while.
+    ///
+    /// Each client has its own key and home under --dir; every download is compared byte for byte.
+    /// Prints throughput and p50/p99 latency; exits 1 if any round failed.
+    Load {
+        /// Clients at once.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds during which new rounds start.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Size of each file.
+        #[arg(long, default_value = "256KiB")]
+        size: String,
+        /// Where the clients' homes go [default: a temporary directory, removed after].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The ledger service (a sequencer).
+        #[arg(long, env = "STRAND_LEDGER", default_value = "127.0.0.1:7400")]
+        ledger: String,
+    },
     /// Inspect the ledger: status, blocks, transactions, accounts.
     Ledger {
         /// The ledger service (a sequencer) to ask.
@@ -415,6 +436,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(ledger_query(&ledger, query))?;
             print(json, &value, print_ledger)
         }
+        Command::Load { clients, seconds, size, dir, ledger } => load_command(clients, seconds, &size, dir, ledger, json),
+    }
+}
+
+fn load_command(
+    clients: usize,
+    seconds: u64,
+    size: &str,
+    dir: Option<PathBuf>,
+    ledger: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    let size = units::parse_size(size)?;
+    if clients == 0 || size == 0 {
+        anyhow::bail!("--clients and --size must be at least 1");
+    }
+    let temporary = tempfile::Builder::new().prefix("strand-load-").tempdir()?;
+    let directory = dir.unwrap_or_else(|| temporary.path().to_path_buf());
+    let config = strand_client::load::LoadConfig {
+        ledger,
+        clients,
+        duration: std::time::Duration::from_secs(seconds),
+        size,
+        term_epochs: 1000,
+        directory,
+    };
+    if !json {
+        eprintln!("{clients} clients, {seconds} s, {size} B files against {}", config.ledger);
+    }
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = rounds.clone();
+    let report = runtime()?.block_on(strand_client::load::run(&config, move |_, _| {
+        let done = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if !json && done.is_multiple_of(16) {
+            eprintln!("{done} rounds done");
+        }
+    }));
+    print(json, &report, output::print_load)?;
+    if report.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} of the load's rounds failed", report.errors.len()))
     }
 }
 

@@ -174,3 +174,26 @@ pub fn print_decode(summary: &DecodeSummary) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// `strand load`'s report as text.
+pub fn print_load(report: &strand_client::load::LoadReport) -> std::io::Result<()> {
+    let latency = |name: &str, latency: &strand_client::load::Latency| {
+        format!(
+            "{name:<9} {:>6} done   p50 {:>8.1} ms   p99 {:>8.1} ms   max {:>8.1} ms",
+            latency.count, latency.p50_ms, latency.p99_ms, latency.max_ms
+        )
+    };
+    out!("{} clients for {:.1} s", report.clients, report.seconds)?;
+    out!("{}", latency("upload", &report.upload))?;
+    out!("{}", latency("download", &report.download))?;
+    out!(
+        "throughput {:.2} MB/s (uploaded + downloaded); {} downloads byte-identical; {} errors",
+        report.throughput_bytes_per_s / 1e6,
+        report.identical,
+        report.errors.len()
+    )?;
+    for error in &report.errors {
+        out!("error: {error}")?;
+    }
+    Ok(())
+}
