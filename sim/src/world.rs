@@ -4,11 +4,13 @@
 //! shards with the node's real repair core, and faults drawn from one
 //! seeded RNG. Time is simulated: events in `(time, sequence)` order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use strand_contracts::block::{Genesis, ValidatorSet};
+use strand_contracts::mempool::{AdmissionError, Mempool};
+use strand_ledger_service::sequencer::SequencerConfig;
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{
@@ -24,8 +26,6 @@ use crate::queue::Queue;
 use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
 use crate::scenario::Scenario;
 
-/// Most transactions the simulated sequencer puts in one block.
-const TRANSACTIONS_PER_BLOCK_MAX: usize = 2_000;
 
 /// What happens next.
 #[derive(Debug)]
@@ -91,7 +91,12 @@ pub struct World {
     nodes: Vec<Node>,
     by_account: BTreeMap<AccountId, usize>,
     uploads: Vec<Upload>,
-    mempool: Vec<Vec<u8>>,
+    /// The sequencer's real mempool and block limits.
+    mempool: Mempool,
+    sequencer_config: SequencerConfig,
+    /// Transactions signed but not yet admitted (the mempool was full):
+    /// their senders retry, in order.
+    backlog: VecDeque<Vec<u8>>,
     queue: Queue<Event>,
     time_ms: u64,
     last_block: u64,
@@ -167,7 +172,9 @@ impl World {
             nodes,
             by_account,
             uploads: Vec::new(),
-            mempool: Vec::new(),
+            mempool: Mempool::new(SequencerConfig::default().mempool),
+            sequencer_config: SequencerConfig::default(),
+            backlog: VecDeque::new(),
             queue: Queue::default(),
             time_ms: 0,
             last_block: blocks,
@@ -244,7 +251,7 @@ impl World {
         let chain = self.state().params.chain;
         let node = &mut self.nodes[index];
         node.nonce += 1;
-        self.mempool.push(Transaction::sign(chain, &node.identity, node.nonce, body).to_bytes());
+        self.backlog.push_back(Transaction::sign(chain, &node.identity, node.nonce, body).to_bytes());
     }
 
     /// One upload: real data, real Reed-Solomon parity, placed by the
@@ -330,7 +337,7 @@ impl World {
             self.nodes[index].holdings.insert(agreement);
             owner_nonce += 1;
             let body = Body::OpenContract { terms, provider_signature };
-            self.mempool.push(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
+            self.backlog.push_back(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
         }
         self.uploads.push(Upload { map, k: scenario.data_shards });
     }
@@ -338,8 +345,10 @@ impl World {
     /// The sequencer's block from the mempool; the follower applies it and
     /// must reach the same state root.
     fn make_block(&mut self) {
-        let take = self.mempool.len().min(TRANSACTIONS_PER_BLOCK_MAX);
-        let transactions: Vec<Vec<u8>> = self.mempool.drain(..take).collect();
+        self.admit_backlog();
+        let config = self.sequencer_config;
+        let transactions =
+            self.mempool.select(self.leader.state(), config.transactions_per_block_max, config.bytes_per_block_max);
         let before = self.state().epoch();
         let (block, _) = self.leader.propose(self.time_ms, transactions, &self.sequencer);
         let bytes = block.to_bytes().len() as u64;
@@ -356,9 +365,25 @@ impl World {
                 self.violation(format!("height {}: the follower refused the block: {error}", block.header.height))
             }
         }
+        self.mempool.prune(self.leader.state());
         let epoch = self.state().epoch();
         if epoch != before {
             self.begin_epoch(epoch);
+        }
+    }
+
+    /// Moves signed transactions into the mempool as the real sequencer
+    /// admits them, until it is full (the rest wait, in order).
+    fn admit_backlog(&mut self) {
+        while let Some(bytes) = self.backlog.pop_front() {
+            match self.mempool.admit(self.leader.state(), bytes.clone()) {
+                Ok(_) => {}
+                Err(AdmissionError::Full { .. }) => {
+                    self.backlog.push_front(bytes);
+                    return;
+                }
+                Err(error) => self.violation(format!("the mempool refused a transaction: {error}")),
+            }
         }
     }
 
