@@ -488,6 +488,7 @@ impl Model {
             detection_epochs: Distribution::of(&mut self.detection),
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: LedgerLoad::default(),
+            ledger_rejections: Default::default(),
             detection_check: DetectionCheck::default(),
             gate: GateReport::default(),
             violations,

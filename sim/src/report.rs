@@ -197,6 +197,8 @@ pub struct Report {
     pub time_to_repair_epochs: Distribution,
     /// Ledger load.
     pub ledger: LedgerLoad,
+    /// Transactions the ledger rejected, by reason.
+    pub ledger_rejections: std::collections::BTreeMap<String, u64>,
     /// Proof detection against the formula (deleting scenarios).
     pub detection_check: DetectionCheck,
     /// Repair reads at the nodes' gates (ledger engine).
@@ -246,13 +248,19 @@ impl Report {
             "ledger       not run (model engine: its detection and repair delays are parameters)\n".to_string()
         } else {
             format!(
-                "ledger       {} blocks, {} transactions (max {} per block), blocks {} B mean {} B max, state {} B\n",
+                "ledger       {} blocks, {} transactions (max {} per block), blocks {} B mean {} B max, state {} B; \
+                 rejected: {}\n",
                 self.ledger.blocks,
                 self.ledger.transactions,
                 self.ledger.max_transactions_per_block,
                 self.ledger.mean_block_bytes,
                 self.ledger.max_block_bytes,
                 self.ledger.state_bytes,
+                if self.ledger_rejections.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.ledger_rejections.iter().map(|(reason, count)| format!("{count} {reason}")).collect::<Vec<_>>().join(", ")
+                },
             )
         };
         let mut out = format!(

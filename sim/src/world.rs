@@ -119,6 +119,7 @@ pub struct World {
     detection_samples: Vec<(f64, bool)>,
     gate: GateCounts,
     accused: BTreeSet<(Digest, Digest)>,
+    rejections: BTreeMap<String, u64>,
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -196,6 +197,7 @@ impl World {
             detection_samples: Vec::new(),
             gate: GateCounts::default(),
             accused: BTreeSet::new(),
+            rejections: BTreeMap::new(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -350,7 +352,14 @@ impl World {
         let transactions =
             self.mempool.select(self.leader.state(), config.transactions_per_block_max, config.bytes_per_block_max);
         let before = self.state().epoch();
-        let (block, _) = self.leader.propose(self.time_ms, transactions, &self.sequencer);
+        let (block, receipts) = self.leader.propose(self.time_ms, transactions, &self.sequencer);
+        for receipt in &receipts {
+            if let strand_contracts::apply::Outcome::Rejected(rejection) = &receipt.outcome {
+                let name = format!("{rejection:?}");
+                let name = name.split(['(', ' ', '{']).next().unwrap_or_default().to_string();
+                *self.rejections.entry(name).or_default() += 1;
+            }
+        }
         let bytes = block.to_bytes().len() as u64;
         self.load.blocks += 1;
         self.load.transactions += block.transactions.len() as u64;
@@ -867,11 +876,13 @@ impl World {
             }
         }
         if !unconverged.is_empty() {
+            let shown = unconverged.len().min(8);
             self.violation(format!(
-                "after {} epochs without faults, {} contracts are not active on a live holder: {}",
+                "after {} epochs without faults, {} contracts are not active on a live holder: {}{}",
                 self.scenario.liveness_epochs,
                 unconverged.len(),
-                unconverged.join("; ")
+                unconverged[..shown].join("; "),
+                if unconverged.len() > shown { "; ..." } else { "" }
             ));
         }
         self.load.mean_block_bytes = self.block_bytes_total / self.load.blocks.max(1);
@@ -900,6 +911,7 @@ impl World {
             detection_epochs: Distribution::of(&mut self.detection),
             time_to_repair_epochs: Distribution::of(&mut self.time_to_repair),
             ledger: self.load,
+            ledger_rejections: self.rejections,
             detection_check: DetectionCheck::of(&self.detection_samples),
             gate: GateReport {
                 releases: self.gate.releases,
