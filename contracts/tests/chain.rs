@@ -196,7 +196,7 @@ proptest! {
 #[test]
 fn the_mempool_is_bounded_deduplicated_and_nonce_aware() {
     let mut chain = Chain::new();
-    let limits = MempoolLimits { transactions_max: 5, bytes_max: 1 << 20, per_sender_max: 3 };
+    let limits = MempoolLimits { transactions_max: 5, bytes_max: 1 << 20, per_sender_max: 3, ..MempoolLimits::default() };
     let mut mempool = Mempool::new(limits);
     let state = chain.replica.state().clone();
     let (alice, bob) = (identity(1), identity(2));
@@ -231,6 +231,40 @@ fn the_mempool_is_bounded_deduplicated_and_nonce_aware() {
         mempool.admit(chain.replica.state(), a1),
         Err(AdmissionError::Invalid(Rejection::NonceReused { .. }))
     ));
+}
+
+/// A burst of other traffic neither keeps a provider's proofs out of the
+/// mempool nor out of the next block: they have a lane of their own.
+#[test]
+fn proofs_have_a_lane_no_burst_of_uploads_can_fill() {
+    let mut chain = Chain::new();
+    let limits = MempoolLimits {
+        transactions_max: 4,
+        bytes_max: 1 << 20,
+        per_sender_max: 8,
+        proofs_max: 2,
+        proof_bytes_max: 1 << 20,
+    };
+    let mut mempool = Mempool::new(limits);
+    let state = chain.replica.state().clone();
+    let busy = identity(1);
+    for n in 0..4 {
+        mempool.admit(&state, chain.transaction(&busy, registration(&format!("r{n}")))).expect("admitted");
+    }
+    let more = chain.transaction(&busy, registration("r4"));
+    assert!(matches!(mempool.admit(&state, more), Err(AdmissionError::Full { .. })), "ordinary traffic is full");
+    let proofs = |epoch| Body::SubmitProofs { epoch, proofs: Vec::new() };
+    let (p, q, r) = (identity(2), identity(3), identity(4));
+    let from_p = chain.transaction(&p, proofs(0));
+    let from_q = chain.transaction(&q, proofs(0));
+    mempool.admit(&state, from_p.clone()).expect("a proof is admitted into a full mempool");
+    mempool.admit(&state, from_q.clone()).expect("and another");
+    let from_r = chain.transaction(&r, proofs(0));
+    assert!(matches!(mempool.admit(&state, from_r), Err(AdmissionError::Full { .. })), "the lane has its own bound");
+    // A block with room for two takes the proofs, though the busy sender
+    // came first.
+    assert_eq!(mempool.select(&state, 2, 1 << 20), vec![from_p, from_q]);
+    assert_eq!(mempool.select(&state, 3, 1 << 20).len(), 3, "then the rest, as before");
 }
 
 /// Fixed vectors: regenerating them is an explicit approval of new formats.
