@@ -14,13 +14,15 @@ use strand_ledger_service::sequencer::SequencerConfig;
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{
-    Body, ContractProof, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration,
+    Body, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration,
 };
 use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 use strand_net::blobs::Extent;
 use strand_node::core::holdings::{Agreement, AgreementState, Holdings};
+use strand_node::core::prover;
 use strand_node::core::repair::{RepairReads, check_request};
+use strand_proof_of_storage::chunk::ChunkProof;
 
 use crate::queue::Queue;
 use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
@@ -618,32 +620,14 @@ impl World {
             return;
         }
         let account = self.nodes[index].account;
-        let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else { return };
         if epoch == 1 && self.scenario.deleting.is_some_and(|(count, _)| index < count as usize) {
+            let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else { return };
             self.sample_detection(index, &scheduled);
         }
-        let mut proofs = Vec::new();
-        for (id, challenges) in strand_contracts::proofs::by_contract(&scheduled) {
-            if !self.state().contracts.get(&id).is_some_and(|contract| contract.owes_proofs_for(epoch)) {
-                continue;
-            }
-            let node = &self.nodes[index];
-            let Some(ids) = node.agreements.get(&id) else { continue };
-            let chunks: Option<Vec<_>> = challenges
-                .iter()
-                .map(|challenge| {
-                    let bytes = node.store.get(ids.get(challenge.fragment as usize)?)?;
-                    strand_proof_of_storage::chunk::prove_from_fragment(bytes, u64::from(challenge.chunk)).ok()
-                })
-                .collect();
-            let Some(chunks) = chunks else { continue };
-            let answers = strand_proof_of_storage::answers::build(ids, &challenges, chunks).to_bytes();
-            proofs.push(ContractProof { contract: id, answers });
-        }
-        if proofs.is_empty() {
-            return;
-        }
-        let body = Body::SubmitProofs { epoch, proofs };
+        // The node's prover core decides; the store here is memory.
+        let node = &self.nodes[index];
+        let Some(duty) = prover::due(self.leader.state(), &account, &node.holdings, false) else { return };
+        let body = prover::answer_from(&duty, &MemoryStore(&node.store));
         if self.scenario.late.contains(&(index as u32)) && self.rng.random_bool(self.scenario.late_probability) {
             // Computed in time, delivered after the epoch ended.
             let epoch_ms = self.scenario.block_ms * self.scenario.epoch_blocks;
@@ -922,6 +906,15 @@ impl World {
             violations: self.violations,
             timeline: self.timeline,
         }
+    }
+}
+
+/// A node's fragments in memory, as its prover reads them.
+struct MemoryStore<'a>(&'a BTreeMap<[u8; 32], Vec<u8>>);
+
+impl prover::FragmentStore for MemoryStore<'_> {
+    fn prove_chunk(&self, id: &[u8; 32], _size: u64, chunk: u64) -> Option<ChunkProof> {
+        strand_proof_of_storage::chunk::prove_from_fragment(self.0.get(id)?, chunk).ok()
     }
 }
 

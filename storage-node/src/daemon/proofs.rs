@@ -19,12 +19,11 @@ use strand_contracts::transaction::{AccessReceipt, Body, ContractProof};
 use strand_contracts::{Digest, Transaction};
 use strand_ledger_service::client::LedgerClient;
 use strand_ledger_service::protocol::TransactionStatus;
-use strand_proof_of_storage::answers::{self, Commitment};
-use strand_proof_of_storage::challenge::Challenge;
 use strand_proof_of_storage::chunk::{self, ChunkProof, GROUP_CHUNKS};
 use tokio::sync::watch;
 
 use super::Node;
+use crate::core::prover;
 use crate::core::submissions::{Pending, Purpose, Submissions};
 
 /// How often the prover looks at the replica.
@@ -229,52 +228,36 @@ async fn check_dropped(node: &Node, duties: &mut Duties) {
     }
 }
 
-/// Answers the current epoch's schedule, unless answered or pending.
+/// Answers the current epoch's schedule, unless answered or pending
+/// (`core::prover` decides what; this reads the chunk groups and submits).
 async fn answer_epoch(node: &Arc<Node>, state: &LedgerState, duties: &mut Duties) -> anyhow::Result<()> {
-    let epoch = state.epoch();
-    if strand_contracts::proofs::submitted(state, &node.account, epoch)
-        || duties.submissions.is_pending(Purpose::Proofs(epoch))
-    {
-        return Ok(());
-    }
-    let Some((beacon, scheduled)) = strand_contracts::proofs::schedule(state, &node.account, epoch) else {
-        return Ok(());
-    };
-    if scheduled.is_empty() {
-        return Ok(());
+    let pending = duties.submissions.is_pending(Purpose::Proofs(state.epoch()));
+    let Some(duty) = prover::due(state, &node.account, &node.core().holdings, pending) else { return Ok(()) };
+    let epoch = duty.epoch;
+    for id in &duty.unanswerable {
+        node.metrics.proofs_unanswerable.inc();
+        tracing::warn!(contract = %id.short(), "node.proofs challenged on a contract it does not hold");
     }
     let started = Instant::now();
     let mut proofs = Vec::new();
-    for (id, challenges) in strand_contracts::proofs::by_contract(&scheduled) {
-        let Some(contract) = state.contracts.get(&id) else { continue };
-        if !contract.owes_proofs_for(epoch) {
-            continue;
-        }
-        let Some(fragment_ids) = node.core().holdings.agreement(&id).map(|agreement| agreement.fragment_ids.clone())
-        else {
-            node.metrics.proofs_unanswerable.inc();
-            tracing::warn!(contract = %id.short(), "node.proofs challenged on a contract it does not hold");
-            continue;
-        };
-        let commitment = strand_contracts::proofs::commitment_of(&id, &contract.terms);
-        match prove_contract(node, &commitment, fragment_ids, &challenges).await {
-            Ok(answers) => proofs.push(ContractProof { contract: id, answers }),
+    for contract in &duty.contracts {
+        match prove_contract(node, contract).await {
+            Ok(answers) => proofs.push(answers),
             Err(error) => {
                 node.metrics.proofs_unanswerable.inc();
-                tracing::error!(contract = %id.short(), epoch, %error, "node.proofs cannot answer a contract's challenges");
+                tracing::error!(contract = %contract.contract.short(), epoch, %error, "node.proofs cannot answer a contract's challenges");
             }
         }
     }
     node.metrics.proof_seconds.observe(started.elapsed().as_secs_f64());
     let contracts = proofs.len() as u64;
-    let challenged: Vec<Digest> = strand_contracts::proofs::by_contract(&scheduled).into_keys().collect();
-    let hash = submit(node, duties, state, Body::SubmitProofs { epoch, proofs }, Purpose::Proofs(epoch))
+    let hash = submit(node, duties, state, duty.submission(proofs), Purpose::Proofs(epoch))
         .await
         .map_err(|reason| anyhow::anyhow!("proofs not submitted: {reason}"))?;
-    duties.challenged.insert(epoch, challenged);
+    duties.challenged.insert(epoch, duty.challenged.clone());
     node.metrics.proofs_submitted.inc_by(contracts);
-    node.metrics.proof_challenges.inc_by(scheduled.len() as u64);
-    tracing::info!(epoch, contracts, challenges = scheduled.len(), beacon = %beacon.short(), tx = %hash.short(), "node.proofs submitted");
+    node.metrics.proof_challenges.inc_by(duty.challenges as u64);
+    tracing::info!(epoch, contracts, challenges = duty.challenges, beacon = %duty.beacon.short(), tx = %hash.short(), "node.proofs submitted");
     Ok(())
 }
 
@@ -316,26 +299,17 @@ async fn submit_receipts(node: &Node, state: &LedgerState, duties: &mut Duties) 
 /// The answers to one contract's share of the schedule, from the store.
 /// The Merkle inclusion proof (work proportional to the contract's
 /// fragments) is built off the async executor.
-async fn prove_contract(
-    node: &Arc<Node>,
-    commitment: &Commitment,
-    fragment_ids: Vec<[u8; 32]>,
-    challenges: &[Challenge],
-) -> anyhow::Result<Vec<u8>> {
-    let size = u64::from(commitment.fragment_size);
-    let mut chunks: Vec<ChunkProof> = Vec::with_capacity(challenges.len());
-    for challenge in challenges {
-        let id = fragment_ids
-            .get(challenge.fragment as usize)
+async fn prove_contract(node: &Arc<Node>, duty: &prover::ContractDuty) -> anyhow::Result<ContractProof> {
+    let size = u64::from(duty.commitment.fragment_size);
+    let mut chunks: Vec<ChunkProof> = Vec::with_capacity(duty.challenges.len());
+    for (read, challenge) in duty.reads().into_iter().zip(&duty.challenges) {
+        let (id, chunk_index) = read
             .ok_or_else(|| anyhow::anyhow!("challenged fragment {} is not in the agreement", challenge.fragment))?;
-        let chunk_index = u64::from(challenge.chunk);
-        let (parents, group) = read_group(node, id, size, chunk_index).await?;
+        let (parents, group) = read_group(node, &id, size, chunk_index).await?;
         chunks.push(chunk::prove_from_group(size, chunk_index, &parents, &group)?);
     }
-    let challenges = challenges.to_vec();
-    let answers =
-        tokio::task::spawn_blocking(move || answers::build(&fragment_ids, &challenges, chunks).to_bytes()).await?;
-    Ok(answers)
+    let duty = duty.clone();
+    Ok(tokio::task::spawn_blocking(move || duty.answer(chunks)).await?)
 }
 
 /// The outboard's parent pairs down to `chunk`'s 16 KiB group, and the
