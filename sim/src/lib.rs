@@ -22,15 +22,17 @@
 //! - **Model engine** ([`model`]): fragments by id and size, node lifetimes,
 //!   the ledger's detection and repair delays as parameters (checked
 //!   against the ledger engine by a test), the client's real placement;
-//!   eager (the ledger's), lazy or no repair. For durability and repair
-//!   cost at scale: 10,000 nodes, 100,000 uploads, a year of hourly epochs
+//!   eager (the ledger's), lazy or no repair; load over time (uploads
+//!   arriving through a period, reads of random uploads every epoch, sizes
+//!   from a distribution). For durability and repair cost at scale: 10,000 nodes, 100,000 uploads, a year of hourly epochs
 //!   in seconds. Checked against published figures ([`published`]).
 //!
 //! Not modelled yet: links (latency and bandwidth per link rather than per
-//! node), partitions that split the nodes among themselves, load (uploads
-//! and downloads over time), and the daemons' proposal and prover state
-//! machines (the simulator drives the ledger and the repair core, not the
-//! daemons' async code).
+//! node), partitions that split the nodes among themselves, load in the
+//! ledger engine (its uploads are all made at the start), and the daemons'
+//! proposal lifecycle and the client's upload and download plans (the
+//! simulator drives the ledger, the prover core, the repair gate and the
+//! repair core, not the daemons' async code).
 //!
 //! May depend on: every crate of the workspace.
 

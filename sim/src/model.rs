@@ -45,6 +45,8 @@ enum Event {
     Repair(u32),
     /// A stripe at its threshold is rebuilt whole (lazy repair).
     RepairStripe(u32),
+    /// A new upload arrives (load over time).
+    Upload,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,9 @@ pub struct Model {
     detection: Vec<u64>,
     time_to_repair: Vec<u64>,
     timeline: Vec<Sample>,
+    downloads: u64,
+    downloads_failed: u64,
+    downloads_degraded: u64,
 }
 
 impl Model {
@@ -148,12 +153,26 @@ impl Model {
             detection: Vec::new(),
             time_to_repair: Vec::new(),
             timeline: Vec::new(),
+            downloads: 0,
+            downloads_failed: 0,
+            downloads_degraded: 0,
         };
         for index in 0..scenario.nodes {
             model.join(index % scenario.organisations, 0);
         }
-        for _ in 0..scenario.uploads {
-            model.upload();
+        match scenario.uploads_over_epochs {
+            // Load over time: uploads arrive at uniformly drawn epochs.
+            Some(epochs) if epochs > 0 => {
+                for _ in 0..scenario.uploads {
+                    let at = model.rng.random_range(1..=epochs);
+                    model.queue.push(at, Event::Upload);
+                }
+            }
+            _ => {
+                for _ in 0..scenario.uploads {
+                    model.upload();
+                }
+            }
         }
         model
     }
@@ -169,8 +188,10 @@ impl Model {
                     Event::Declared(contract) => self.declare(contract, epoch),
                     Event::Repair(contract) => self.repair_contract(contract, epoch),
                     Event::RepairStripe(stripe) => self.repair_stripe(stripe, epoch),
+                    Event::Upload => self.upload(),
                 }
             }
+            self.downloads(epoch);
             self.sample(epoch);
         }
         self.finish(epochs)
@@ -411,6 +432,31 @@ impl Model {
         }
     }
 
+    /// This epoch's reads: random uploads, each readable if every stripe
+    /// has k fragments on live holders.
+    fn downloads(&mut self, epoch: u64) {
+        if self.uploads.is_empty() || epoch > self.scenario.fault_epochs {
+            return;
+        }
+        let k = self.scenario.data_shards;
+        for _ in 0..self.scenario.downloads_per_epoch {
+            let upload = self.rng.random_range(0..self.uploads.len());
+            self.downloads += 1;
+            let stripes: BTreeSet<u32> = self.uploads[upload]
+                .contracts
+                .iter()
+                .flat_map(|&contract| self.contracts[contract as usize].stripes.iter().copied())
+                .collect();
+            let width = self.scenario.data_shards + self.scenario.parity_shards;
+            let least = stripes.iter().map(|&stripe| self.stripes[stripe as usize].alive).min().unwrap_or(width);
+            if least < k {
+                self.downloads_failed += 1;
+            } else if least < width {
+                self.downloads_degraded += 1;
+            }
+        }
+    }
+
     fn sample(&mut self, epoch: u64) {
         let (k, width) = (usize::from(self.scenario.data_shards), self.by_alive.len() - 1);
         let live = self.live.len() as u64;
@@ -491,6 +537,9 @@ impl Model {
             ledger_rejections: Default::default(),
             detection_check: DetectionCheck::default(),
             gate: GateReport::default(),
+            downloads: self.downloads,
+            downloads_failed: self.downloads_failed,
+            downloads_degraded: self.downloads_degraded,
             violations,
             timeline: self.timeline,
         }

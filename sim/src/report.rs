@@ -203,6 +203,14 @@ pub struct Report {
     pub detection_check: DetectionCheck,
     /// Repair reads at the nodes' gates (ledger engine).
     pub gate: GateReport,
+    /// Reads of random uploads during the faults (model engine,
+    /// `downloads_per_epoch`).
+    pub downloads: u64,
+    /// Those that found a stripe with fewer than k fragments on live
+    /// holders.
+    pub downloads_failed: u64,
+    /// Those that read a stripe missing fragments (rebuilt from parity).
+    pub downloads_degraded: u64,
     /// Invariants that failed (empty in a good run).
     pub violations: Vec<String>,
     /// Epoch by epoch (written as `timeline.csv` under `--out`).
@@ -266,7 +274,7 @@ impl Report {
         let mut out = format!(
             "scenario {} ({} engine) seed {}: {} nodes, {} epochs, {} stripes, {} contracts, {} B of data\n\
              faults       {} nodes lost, {} outages\n\
-             durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable\n\
+             durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable; {} of {} downloads failed, {} degraded\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
              repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
              traffic {:.4} B per B stored\n{gate}{ledger}",
@@ -283,6 +291,9 @@ impl Report {
             self.stripes_lost,
             self.uploads_lost,
             self.stripe_epochs_unavailable,
+            self.downloads_failed,
+            self.downloads,
+            self.downloads_degraded,
             self.contracts_declared_lost,
             self.detection_epochs.p50,
             self.detection_epochs.p99,

@@ -57,6 +57,12 @@ pub struct Scenario {
     /// Model engine: uploads have `stripes ..= stripes_max` stripes,
     /// uniformly (sizes from a distribution); `stripes` each when absent.
     pub stripes_max: Option<u32>,
+    /// Model engine: uploads arrive at epochs drawn uniformly from 1 to
+    /// this (load over time) instead of all at the start.
+    pub uploads_over_epochs: Option<u64>,
+    /// Model engine: reads of random uploads each epoch of the faults (a
+    /// read fails if a stripe has fewer than k fragments on live holders).
+    pub downloads_per_epoch: u32,
     /// Storage nodes.
     pub nodes: u32,
     /// Organisations the nodes belong to (node `i` is in organisation
@@ -134,6 +140,8 @@ impl Default for Scenario {
             permanent_loss_per_month: None,
             replace_lost_nodes: false,
             stripes_max: None,
+            uploads_over_epochs: None,
+            downloads_per_epoch: 0,
             nodes: 12,
             organisations: 4,
             epoch_blocks: 4,
@@ -207,7 +215,12 @@ impl Scenario {
         if model {
             return self.check_model(width);
         }
-        if self.repair != RepairPolicy::Eager || self.replace_lost_nodes || self.stripes_max.is_some() {
+        if self.repair != RepairPolicy::Eager
+            || self.replace_lost_nodes
+            || self.stripes_max.is_some()
+            || self.uploads_over_epochs.is_some()
+            || self.downloads_per_epoch > 0
+        {
             return field("repair", "the ledger engine runs the ledger's eager repair, a fixed network and stripes");
         }
         if self.nodes < width || self.nodes > 10_000 {

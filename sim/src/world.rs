@@ -897,6 +897,9 @@ impl World {
             ledger: self.load,
             ledger_rejections: self.rejections,
             detection_check: DetectionCheck::of(&self.detection_samples),
+            downloads: 0,
+            downloads_failed: 0,
+            downloads_degraded: 0,
             gate: GateReport {
                 releases: self.gate.releases,
                 refusals: self.gate.refusals,

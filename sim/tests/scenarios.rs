@@ -184,3 +184,24 @@ fn lying_and_slow_providers_are_caught_and_strangers_refused() {
     }
     assert!(accused > 0 && late > 0, "accusations {accused}, late answers {late}");
 }
+
+/// Load over time (model engine): uploads arrive through the first month
+/// and reads go on every epoch; the contracts grow as uploads arrive, reads
+/// during repairs find stripes missing fragments (degraded, rebuilt from
+/// parity) but none below k, and the run is reproducible.
+#[test]
+fn uploads_arrive_over_time_and_reads_see_degraded_stripes_not_lost_ones() {
+    let mut load = scenario("load");
+    load.nodes = 500;
+    load.organisations = 10;
+    load.uploads = 2_000;
+    let report = run(&load, 3);
+    let context = format!("reproduce with the load scenario (500 nodes, 2,000 uploads), seed 3\n{}", report.text());
+    assert!(report.violations.is_empty(), "{context}");
+    let at = |epoch: usize| report.timeline[epoch - 1].contracts_active + report.timeline[epoch - 1].contracts_lost;
+    assert!(at(10) < at(365) && at(365) < at(730), "contracts grow as uploads arrive: {context}");
+    assert_eq!(at(730), at(2_000), "none arrive after the first month: {context}");
+    assert_eq!(report.downloads, u64::from(load.downloads_per_epoch) * load.fault_epochs, "{context}");
+    assert!(report.downloads_degraded > 0 && report.downloads_failed <= report.stripes_lost * 1_000, "{context}");
+    assert_eq!(serde_json::to_string(&run(&load, 3)).ok(), serde_json::to_string(&report).ok());
+}
