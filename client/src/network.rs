@@ -92,19 +92,8 @@ const STAGE_REQUESTS_PER_PROVIDER: usize = 2;
 /// The upload's stripe map: slots are the providers given fragments, in
 /// candidate order; each stripe's shards name their fragment and slot.
 fn stripe_map(placements: &[Vec<usize>], candidates: &[Candidate], index: &RecoveryIndex) -> StripeMap {
-    let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
-    used.sort_unstable();
-    used.dedup();
-    let slot_of = |candidate: usize| used.binary_search(&candidate).unwrap_or_default() as u16;
-    let stripes = placements
-        .iter()
-        .enumerate()
-        .map(|(stripe, chosen)| {
-            let ids = index.stripe(stripe as u64);
-            chosen.iter().enumerate().map(|(shard, &candidate)| (*ids[shard].as_bytes(), slot_of(candidate))).collect()
-        })
-        .collect();
-    StripeMap { slots: used.iter().map(|&candidate| candidates[candidate].account).collect(), stripes }
+    let accounts: Vec<AccountId> = candidates.iter().map(|candidate| candidate.account).collect();
+    StripeMap::from_placement(placements, &accounts, |stripe, shard| *index.stripe(stripe as u64)[shard].as_bytes())
 }
 
 /// (provider, fragment) pairs the upload's blob server may serve now.

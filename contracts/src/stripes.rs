@@ -56,6 +56,29 @@ pub enum StripeMapError {
 }
 
 impl StripeMap {
+    /// The map of a placement: per stripe, the index in `accounts` of each
+    /// shard's provider (`placements[stripe][shard]`), and `id(stripe,
+    /// shard)` naming its fragment. Slots are the providers used, in index
+    /// order (the client's upload and the simulator build it alike).
+    pub fn from_placement(
+        placements: &[Vec<usize>],
+        accounts: &[AccountId],
+        id: impl Fn(usize, usize) -> [u8; 32],
+    ) -> Self {
+        let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        let slot_of = |candidate: usize| used.binary_search(&candidate).unwrap_or_default() as u16;
+        let stripes = placements
+            .iter()
+            .enumerate()
+            .map(|(stripe, chosen)| {
+                chosen.iter().enumerate().map(|(shard, &candidate)| (id(stripe, shard), slot_of(candidate))).collect()
+            })
+            .collect();
+        Self { slots: used.iter().filter_map(|&candidate| accounts.get(candidate).copied()).collect(), stripes }
+    }
+
     /// The leaf of one stripe: its fragment ids and their slots' providers,
     /// in shard order.
     fn leaf(&self, stripe: &[Shard]) -> [u8; 32] {

@@ -289,10 +289,7 @@ impl World {
             &placement_seed,
         )
         .expect("the scenario check keeps k + m within the nodes");
-        let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
-        used.sort_unstable();
-        used.dedup();
-        let mut stripes = Vec::with_capacity(placements.len());
+        let mut ids: Vec<Vec<[u8; 32]>> = Vec::with_capacity(placements.len());
         for chosen in &placements {
             let data: Vec<Vec<u8>> = (0..k)
                 .map(|_| {
@@ -302,16 +299,19 @@ impl World {
                 })
                 .collect();
             let parity = reed_solomon_simd::encode(k, m, &data).expect("valid shards");
-            let mut shards = Vec::with_capacity(k + m);
+            let mut stripe = Vec::with_capacity(k + m);
             for (shard, bytes) in data.into_iter().chain(parity).enumerate() {
                 let id = *blake3::hash(&bytes).as_bytes();
                 self.nodes[chosen[shard]].store.insert(id, bytes);
-                let slot = used.binary_search(&chosen[shard]).unwrap_or_default() as u16;
-                shards.push((id, slot));
+                stripe.push(id);
             }
-            stripes.push(shards);
+            ids.push(stripe);
         }
-        let map = StripeMap { slots: used.iter().map(|&index| self.nodes[index].account).collect(), stripes };
+        let accounts: Vec<AccountId> = self.nodes.iter().map(|node| node.account).collect();
+        let map = StripeMap::from_placement(&placements, &accounts, |stripe, shard| ids[stripe][shard]);
+        let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
         let chain = self.state().params.chain;
         let term_epochs = u32::try_from(scenario.fault_epochs + scenario.liveness_epochs + 8).unwrap_or(u32::MAX);
         let mut owner_nonce = 0;
