@@ -223,6 +223,11 @@ impl Mempool {
         removed
     }
 
+    /// Every transaction held, by sender then nonce.
+    pub fn transactions(&self) -> impl Iterator<Item = &[u8]> {
+        self.by_sender.values().flat_map(|queue| queue.values().map(|pending| pending.bytes.as_slice()))
+    }
+
     /// Removes the transactions with these hashes.
     pub fn remove(&mut self, hashes: &[Digest]) {
         for hash in hashes {

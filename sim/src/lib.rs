@@ -8,7 +8,9 @@
 //!   placement, nodes holding real fragment bytes (Reed-Solomon coded) that
 //!   answer their real proof schedules, decide repair reads with the node's
 //!   real gate (`check_request`, the per-order budget) and rebuild lost
-//!   shards with the node's real repair core (`plan`, `rebuild`). Faults:
+//!   shards with the node's real repair core (`plan`, `rebuild`); every
+//!   repair read released is receipted by the node's receipts core and put
+//!   on the ledger as `AccessReceipts`. Faults:
 //!   permanent and transient loss, a whole organisation lost, an
 //!   organisation cut off for a while (partition), providers deleting part
 //!   of what they hold, disks corrupting fragments, liars serving bad bytes
@@ -17,7 +19,9 @@
 //!   Invariants every epoch: same state root on both replicas; every lost
 //!   contract within its term queued or ordered; a silent holder noticed
 //!   within the strike window; no gate releases a fragment the ledger does
-//!   not allow; every rebuilt shard is the lost fragment. After the faults,
+//!   not allow; every rebuilt shard is the lost fragment; at the end, every
+//!   repair read released is on the ledger's record of who read what
+//!   (unless still pending, in flight, or too late, each counted). After the faults,
 //!   every contract that can be rebuilt must be active on a live holder.
 //! - **Model engine** ([`model`]): fragments by id and size, node lifetimes,
 //!   the ledger's detection and repair delays as parameters (checked

@@ -145,6 +145,11 @@ pub struct GateReport {
     pub bad_siblings_reported: u64,
     /// Proof answers that reached the ledger after their epoch.
     pub late_answers: u64,
+    /// Bytes released to repairers and receipted by the holders' receipts
+    /// core (checked against the ledger's record at the end).
+    pub receipted_bytes: u64,
+    /// Of those, bytes whose batch was too late for the ledger.
+    pub receipts_too_late_bytes: u64,
 }
 
 /// A run's outcome.
@@ -246,8 +251,11 @@ impl Report {
         let refusals: Vec<String> =
             self.gate.refusals.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
         let gate = format!(
-            "gate         {} repair reads released, refused: {}; {} bad siblings reported, {} late answers\n",
+            "gate         {} repair reads released ({} B receipted, {} B too late), refused: {}; \
+             {} bad siblings reported, {} late answers\n",
             self.gate.releases,
+            self.gate.receipted_bytes,
+            self.gate.receipts_too_late_bytes,
             if refusals.is_empty() { "none".to_string() } else { refusals.join(", ") },
             self.gate.bad_siblings_reported,
             self.gate.late_answers,

@@ -14,13 +14,14 @@ use strand_ledger_service::sequencer::SequencerConfig;
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{
-    Body, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration,
+    Body, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration, ReadAuthority,
 };
 use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 use strand_net::blobs::Extent;
 use strand_node::core::holdings::{Agreement, AgreementState, Holdings};
 use strand_node::core::prover;
+use strand_node::core::receipts::Receipts;
 use strand_node::core::repair::{RepairReads, check_request};
 use strand_proof_of_storage::chunk::ChunkProof;
 
@@ -75,6 +76,9 @@ struct Node {
     reads: RepairReads,
     /// Fragments its disk corrupted, and the first bad 1 KiB chunk.
     corrupted: BTreeMap<[u8; 32], u64>,
+    /// What it released and has not yet put on the ledger (the node's
+    /// real receipts core).
+    receipts: Receipts,
 }
 
 struct Upload {
@@ -128,6 +132,11 @@ pub struct World {
 #[derive(Default)]
 struct GateCounts {
     releases: u64,
+    /// Bytes released under repair orders and receipted.
+    receipted_bytes: u64,
+    /// Of those, bytes whose receipts were too late for the ledger (the
+    /// holder was down past the next epoch).
+    receipts_too_late_bytes: u64,
     refusals: BTreeMap<String, u64>,
     bad_siblings_reported: u64,
     late_answers: u64,
@@ -160,6 +169,7 @@ impl World {
                     holdings: Holdings::default(),
                     reads: RepairReads::default(),
                     corrupted: BTreeMap::new(),
+                    receipts: Receipts::default(),
                 }
             })
             .collect();
@@ -417,6 +427,7 @@ impl World {
         if epoch >= 1 && epoch <= scenario.fault_epochs {
             self.faults(epoch);
         }
+        self.submit_receipts(epoch);
         if epoch <= scenario.fault_epochs {
             for _ in 0..scenario.stranger_reads_per_epoch {
                 self.stranger_read();
@@ -761,7 +772,11 @@ impl World {
                 node.reads.decide(requester, fragment, Extent::Whole, &node.holdings, state).ok_or("over_budget")
             });
         match decided {
-            Ok((granted, _, _)) => {
+            Ok((granted, upload, bytes)) => {
+                let epoch = state.epoch();
+                if node.receipts.record(epoch, upload, ReadAuthority::Repair(granted), *requester, bytes) {
+                    self.gate.receipted_bytes += bytes;
+                }
                 let allowed = state.repair_orders.get(&granted).is_some_and(|open| {
                     open.repairer == *requester && !open.reported && state.epoch() <= open.deadline_epoch
                 });
@@ -776,6 +791,44 @@ impl World {
                 Err(label)
             }
         }
+    }
+
+    /// Every answering node puts its closed epochs' receipts on the ledger,
+    /// as the daemon does: a batch for the previous epoch or the current
+    /// one; older ones are too late (counted).
+    fn submit_receipts(&mut self, epoch: u64) {
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].health != Health::Up {
+                continue;
+            }
+            for (batch_epoch, receipts) in self.nodes[index].receipts.take_closed(epoch) {
+                if batch_epoch + 1 < epoch {
+                    self.gate.receipts_too_late_bytes += receipts.iter().map(|receipt| receipt.bytes).sum::<u64>();
+                    continue;
+                }
+                self.send(index, Body::AccessReceipts { epoch: batch_epoch, receipts });
+            }
+        }
+    }
+
+    /// The ledger's record of repair reads, in bytes: recent batches and
+    /// the totals older ones were summed into.
+    fn ledger_repair_read_bytes(&self) -> u64 {
+        let state = self.leader.state();
+        let recent: u64 = state
+            .access
+            .iter()
+            .flat_map(|(_, batch)| batch.receipts.iter())
+            .filter(|receipt| matches!(receipt.authority, ReadAuthority::Repair(_)))
+            .map(|receipt| receipt.bytes)
+            .sum();
+        let summed: u64 = state
+            .access_totals
+            .iter()
+            .filter(|((_, _, authority), _)| matches!(authority, ReadAuthority::Repair(_)))
+            .map(|(_, total)| total.bytes)
+            .sum();
+        recent + summed
     }
 
     /// What node `holder` sends for `fragment`: its stored bytes, bad ones
@@ -869,6 +922,42 @@ impl World {
                 if unconverged.len() > shown { "; ..." } else { "" }
             ));
         }
+        // Who read what: every repair read the gates released is on the
+        // ledger as a receipt, except batches still pending at the end and
+        // those too late (a holder down past the next epoch).
+        // Pending: the current epoch's batches, and a down node's (it
+        // submits when back, or they turn too late); an answering node's
+        // closed epochs must be on the ledger or in flight.
+        let pending: u64 = self
+            .nodes
+            .iter()
+            .flat_map(|node| {
+                let down = node.health != Health::Up;
+                node.receipts.snapshot().into_iter().filter(move |(batch_epoch, _)| down || *batch_epoch >= epoch)
+            })
+            .flat_map(|(_, receipts)| receipts)
+            .map(|receipt| receipt.bytes)
+            .sum();
+        let in_flight: u64 = self
+            .backlog
+            .iter()
+            .map(Vec::as_slice)
+            .chain(self.mempool.transactions())
+            .filter_map(|bytes| Transaction::from_bytes(bytes).ok())
+            .filter_map(|transaction| match transaction.body {
+                Body::AccessReceipts { receipts, .. } => Some(receipts.iter().map(|receipt| receipt.bytes).sum::<u64>()),
+                _ => None,
+            })
+            .sum();
+        let on_ledger = self.ledger_repair_read_bytes();
+        let expected = self.gate.receipted_bytes - self.gate.receipts_too_late_bytes - pending - in_flight;
+        if on_ledger != expected {
+            self.violation(format!(
+                "repair reads on the ledger: {on_ledger} B, released and receipted: {expected} B \
+                 ({} B released, {} B too late, {pending} B pending, {in_flight} B in flight)",
+                self.gate.receipted_bytes, self.gate.receipts_too_late_bytes
+            ));
+        }
         self.load.mean_block_bytes = self.block_bytes_total / self.load.blocks.max(1);
         self.load.state_bytes = state.to_snapshot().len() as u64;
         let stripes = u64::from(self.scenario.uploads) * u64::from(self.scenario.stripes);
@@ -905,6 +994,8 @@ impl World {
                 refusals: self.gate.refusals,
                 bad_siblings_reported: self.gate.bad_siblings_reported,
                 late_answers: self.gate.late_answers,
+                receipted_bytes: self.gate.receipted_bytes,
+                receipts_too_late_bytes: self.gate.receipts_too_late_bytes,
             },
             violations: self.violations,
             timeline: self.timeline,
