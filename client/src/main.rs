@@ -436,7 +436,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(ledger_query(&ledger, query))?;
             print(json, &value, print_ledger)
         }
-        Command::Load { clients, seconds, size, dir, ledger } => load_command(clients, seconds, &size, dir, ledger, json),
+        Command::Load { clients, seconds, size, dir, ledger } => {
+            load_command(clients, seconds, &size, dir, ledger, json)
+        }
     }
 }
 

@@ -153,9 +153,11 @@ fn withdraw(state: &mut LedgerState, id: &Digest) -> Option<RepairOrder> {
 /// rebuilt, and a network whose every provider is backing off must still
 /// repair).
 fn backing_off(state: &LedgerState, account: &AccountId) -> bool {
-    state.providers.get(account).and_then(|provider| provider.repair_expired_at).is_some_and(|at| {
-        state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS)
-    })
+    state
+        .providers
+        .get(account)
+        .and_then(|provider| provider.repair_expired_at)
+        .is_some_and(|at| state.epoch() < at.saturating_add(REPAIR_BACKOFF_EPOCHS))
 }
 
 /// Whether `account` may be named to rebuild a contract needing `bytes`

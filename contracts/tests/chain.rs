@@ -196,7 +196,8 @@ proptest! {
 #[test]
 fn the_mempool_is_bounded_deduplicated_and_nonce_aware() {
     let mut chain = Chain::new();
-    let limits = MempoolLimits { transactions_max: 5, bytes_max: 1 << 20, per_sender_max: 3, ..MempoolLimits::default() };
+    let limits =
+        MempoolLimits { transactions_max: 5, bytes_max: 1 << 20, per_sender_max: 3, ..MempoolLimits::default() };
     let mut mempool = Mempool::new(limits);
     let state = chain.replica.state().clone();
     let (alice, bob) = (identity(1), identity(2));

@@ -259,7 +259,8 @@ impl Model {
             self.by_alive[width] += 1;
             for index in placement {
                 let node = chosen[index];
-                let found = contracts.iter().copied().find(|&contract| self.contracts[contract as usize].holder == node);
+                let found =
+                    contracts.iter().copied().find(|&contract| self.contracts[contract as usize].holder == node);
                 let contract = found.unwrap_or_else(|| {
                     let id = self.contracts.len() as u32;
                     self.contracts.push(Contract { upload, holder: node, stripes: Vec::new(), state: Held::Kept });

@@ -275,7 +275,11 @@ impl Report {
                 if self.ledger_rejections.is_empty() {
                     "none".to_string()
                 } else {
-                    self.ledger_rejections.iter().map(|(reason, count)| format!("{count} {reason}")).collect::<Vec<_>>().join(", ")
+                    self.ledger_rejections
+                        .iter()
+                        .map(|(reason, count)| format!("{count} {reason}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             )
         };

@@ -317,7 +317,10 @@ impl Scenario {
             || self.partition.is_some()
             || self.organisation_lost.is_some()
         {
-            return field("transient_loss_per_epoch", "the model engine runs permanent loss only; use the ledger engine");
+            return field(
+                "transient_loss_per_epoch",
+                "the model engine runs permanent loss only; use the ledger engine",
+            );
         }
         let width16 = self.data_shards + self.parity_shards;
         match (self.repair, self.repair_threshold) {
@@ -328,7 +331,9 @@ impl Scenario {
                     field("repair", "lazy repair runs on uploads of one stripe")
                 };
             }
-            (RepairPolicy::Lazy, _) => return field("repair_threshold", "lazy repair needs k ≤ repair_threshold < k+m"),
+            (RepairPolicy::Lazy, _) => {
+                return field("repair_threshold", "lazy repair needs k ≤ repair_threshold < k+m");
+            }
             (_, Some(_)) => return field("repair_threshold", "only with repair = \"lazy\""),
             _ => {}
         }

@@ -10,7 +10,6 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::mempool::{AdmissionError, Mempool};
-use strand_ledger_service::sequencer::SequencerConfig;
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::stripes::StripeMap;
 use strand_contracts::transaction::{
@@ -18,6 +17,7 @@ use strand_contracts::transaction::{
 };
 use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
+use strand_ledger_service::sequencer::SequencerConfig;
 use strand_net::blobs::Extent;
 use strand_node::core::holdings::{Agreement, AgreementState, Holdings};
 use strand_node::core::prover;
@@ -28,7 +28,6 @@ use strand_proof_of_storage::chunk::ChunkProof;
 use crate::queue::Queue;
 use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
 use crate::scenario::Scenario;
-
 
 /// What happens next.
 #[derive(Debug)]
@@ -347,7 +346,8 @@ impl World {
             };
             let provider_signature = Signature(self.nodes[index].identity.sign(&terms.signing_message(&chain)));
             self.nodes[index].agreements.insert(terms.id(), ids.clone());
-            let agreement = Agreement { terms: terms.clone(), fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } };
+            let agreement =
+                Agreement { terms: terms.clone(), fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } };
             self.nodes[index].holdings.insert(agreement);
             owner_nonce += 1;
             let body = Body::OpenContract { terms, provider_signature };
@@ -632,7 +632,9 @@ impl World {
         }
         let account = self.nodes[index].account;
         if epoch == 1 && self.scenario.deleting.is_some_and(|(count, _)| index < count as usize) {
-            let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else { return };
+            let Some((_, scheduled)) = strand_contracts::proofs::schedule(self.state(), &account, epoch) else {
+                return;
+            };
             self.sample_detection(index, &scheduled);
         }
         // The node's prover core decides; the store here is memory.
@@ -781,7 +783,10 @@ impl World {
                     open.repairer == *requester && !open.reported && state.epoch() <= open.deadline_epoch
                 });
                 if !allowed {
-                    self.violation(format!("a gate released a fragment under order {} it does not allow", granted.short()));
+                    self.violation(format!(
+                        "a gate released a fragment under order {} it does not allow",
+                        granted.short()
+                    ));
                 }
                 self.gate.releases += 1;
                 Ok(())
@@ -849,8 +854,9 @@ impl World {
     /// A peer with no order asks a node for one of its fragments: a random
     /// key, or another provider naming an open order that is not its own.
     fn stranger_read(&mut self) {
-        let holders: Vec<usize> =
-            (0..self.nodes.len()).filter(|&index| self.nodes[index].health == Health::Up && !self.nodes[index].agreements.is_empty()).collect();
+        let holders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&index| self.nodes[index].health == Health::Up && !self.nodes[index].agreements.is_empty())
+            .collect();
         if holders.is_empty() {
             return;
         }
@@ -945,7 +951,9 @@ impl World {
             .chain(self.mempool.transactions())
             .filter_map(|bytes| Transaction::from_bytes(bytes).ok())
             .filter_map(|transaction| match transaction.body {
-                Body::AccessReceipts { receipts, .. } => Some(receipts.iter().map(|receipt| receipt.bytes).sum::<u64>()),
+                Body::AccessReceipts { receipts, .. } => {
+                    Some(receipts.iter().map(|receipt| receipt.bytes).sum::<u64>())
+                }
                 _ => None,
             })
             .sum();

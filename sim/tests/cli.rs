@@ -11,11 +11,8 @@ fn strand_sim() -> Command {
 fn a_run_writes_its_report_timeline_and_plot() {
     let out = std::env::temp_dir().join(format!("strand-sim-cli-{}", std::process::id()));
     let scenario = format!("{}/scenarios/churn.toml", env!("CARGO_MANIFEST_DIR"));
-    let run = strand_sim()
-        .args(["run", &scenario, "--seed", "3", "--out"])
-        .arg(&out)
-        .output()
-        .expect("strand-sim runs");
+    let run =
+        strand_sim().args(["run", &scenario, "--seed", "3", "--out"]).arg(&out).output().expect("strand-sim runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("invariants   all held"), "{stdout}");

@@ -114,8 +114,8 @@ fn lazy_repair_bandwidth_follows_giroires_formula() {
         assert_eq!(report.stripes_lost, 0, "{}", report.text());
         let half = report.timeline.len() / 2;
         let (start, end) = (report.timeline[half], *report.timeline.last().expect("samples"));
-        let moved = (end.repair_read_bytes + end.repair_written_bytes)
-            - (start.repair_read_bytes + start.repair_written_bytes);
+        let moved =
+            (end.repair_read_bytes + end.repair_written_bytes) - (start.repair_read_bytes + start.repair_written_bytes);
         let per_month = moved as f64 / report.stored_bytes as f64 / ((end.epoch - start.epoch) as f64 / 240.0);
         eprintln!(
             "MTTF {mttf} months, ({k}, {n}, m = {m}): simulated {per_month:.4} per month, formula {formula:.4} \

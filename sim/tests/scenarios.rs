@@ -39,7 +39,8 @@ fn the_timeline_follows_a_loss_from_whole_to_degraded_to_repaired() {
 
 #[test]
 fn the_shipped_scenarios_hold_every_invariant_and_lose_nothing() {
-    let shipped = [("churn", [1u64, 2, 3, 5]), ("site-lost", [1, 2, 3, 4]), ("deleting", [1, 2, 3, 4]), ("lying", [1, 2, 3, 4])];
+    let shipped =
+        [("churn", [1u64, 2, 3, 5]), ("site-lost", [1, 2, 3, 4]), ("deleting", [1, 2, 3, 4]), ("lying", [1, 2, 3, 4])];
     for (name, seeds) in shipped {
         let scenario = scenario(name);
         for seed in seeds {
@@ -170,7 +171,8 @@ fn lying_and_slow_providers_are_caught_and_strangers_refused() {
     let (mut accused, mut late) = (0, 0);
     for seed in [1u64, 2, 3, 4] {
         let report = run(&lying, seed);
-        let context = format!("reproduce with: strand-sim run sim/scenarios/lying.toml --seed {seed}\n{}", report.text());
+        let context =
+            format!("reproduce with: strand-sim run sim/scenarios/lying.toml --seed {seed}\n{}", report.text());
         assert!(report.violations.is_empty(), "{context}");
         let refused: u64 = report.gate.refusals.values().sum();
         let stranger_reads = u64::from(lying.stranger_reads_per_epoch) * lying.fault_epochs;
@@ -204,4 +206,23 @@ fn uploads_arrive_over_time_and_reads_see_degraded_stripes_not_lost_ones() {
     assert_eq!(report.downloads, u64::from(load.downloads_per_epoch) * load.fault_epochs, "{context}");
     assert!(report.downloads_degraded > 0 && report.downloads_failed <= report.stripes_lost * 1_000, "{context}");
     assert_eq!(serde_json::to_string(&run(&load, 3)).ok(), serde_json::to_string(&report).ok());
+}
+
+/// The README's durability table (2 % monthly churn row) comes from
+/// `sim/scenarios/year.toml` with seed 1: a change to the model or the
+/// defaults that moves it fails here, so the README is rerun, not stale.
+#[test]
+fn the_readme_durability_row_is_what_the_year_scenario_gives() {
+    let year = scenario("year");
+    let report = run(&year, 1);
+    let context = format!("reproduce with: strand-sim run sim/scenarios/year.toml --seed 1\n{}", report.text());
+    assert!(report.violations.is_empty(), "{context}");
+    assert_eq!(
+        (report.nodes, report.stripes, report.stripes_lost, report.uploads_lost),
+        (10_000, 450_590, 0, 0),
+        "{context}"
+    );
+    let traffic = report.repair_traffic_per_byte_stored();
+    assert!((traffic - 1.831).abs() < 0.001, "README says 1.8 × per year: {traffic}; {context}");
+    assert_eq!((report.detection_epochs.p50, report.time_to_repair_epochs.p99), (3, 1), "{context}");
 }

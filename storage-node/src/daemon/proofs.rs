@@ -303,8 +303,8 @@ async fn prove_contract(node: &Arc<Node>, duty: &prover::ContractDuty) -> anyhow
     let size = u64::from(duty.commitment.fragment_size);
     let mut chunks: Vec<ChunkProof> = Vec::with_capacity(duty.challenges.len());
     for (read, challenge) in duty.reads().into_iter().zip(&duty.challenges) {
-        let (id, chunk_index) = read
-            .ok_or_else(|| anyhow::anyhow!("challenged fragment {} is not in the agreement", challenge.fragment))?;
+        let (id, chunk_index) =
+            read.ok_or_else(|| anyhow::anyhow!("challenged fragment {} is not in the agreement", challenge.fragment))?;
         let (parents, group) = read_group(node, &id, size, chunk_index).await?;
         chunks.push(chunk::prove_from_group(size, chunk_index, &parents, &group)?);
     }
