@@ -130,10 +130,25 @@ async fn run_client(
     let mut run = ClientRun::default();
     let home = config.directory.join(format!("client-{client}"));
     let identity = Identity::generate(&mut rand::rng());
+    // One ledger connection and replica per client, caught up each round.
+    let connected = async {
+        std::fs::create_dir_all(&home)?;
+        let (mut ledger, genesis) = crate::ledger::connect(&config.ledger, &home).await?;
+        let follower = crate::ledger::sync(&mut ledger, &genesis, &home).await?;
+        anyhow::Ok((ledger, follower))
+    };
+    let (mut ledger, mut follower) = match connected.await {
+        Ok(connected) => connected,
+        Err(error) => {
+            run.errors.push(format!("client {client}: {error:#}"));
+            return run;
+        }
+    };
     let mut round = 0;
     // At least one round each, then rounds while time is left.
     while round == 0 || Instant::now() < deadline {
-        if let Err(error) = one_round(config, &home, &identity, client, round, &mut run).await {
+        let outcome = one_round(config, &home, &identity, &mut ledger, &mut follower, &mut run).await;
+        if let Err(error) = outcome {
             run.errors.push(format!("client {client} round {round}: {error:#}"));
             break;
         }
@@ -148,37 +163,29 @@ async fn one_round(
     config: &LoadConfig,
     home: &Path,
     identity: &Identity,
-    client: usize,
-    round: usize,
+    ledger: &mut strand_ledger_service::client::LedgerClient,
+    follower: &mut strand_ledger_service::follower::Follower,
     run: &mut ClientRun,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(home)?;
     let file = home.join("original");
     let copy = home.join("copy");
     let mut bytes = vec![0u8; config.size as usize];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     std::fs::write(&file, &bytes)?;
-    let (mut ledger, genesis) = crate::ledger::connect(&config.ledger, home).await?;
-    let mut follower = crate::ledger::sync(&mut ledger, &genesis, home).await?;
+    follower.catch_up(ledger).await?;
     let options = UploadOptions { params: CodecParams::default(), term_epochs: config.term_epochs, threads: 2 };
     let started = Instant::now();
-    let summary =
-        network::upload(&file, identity, &mut ledger, follower.replica().state(), home, options, |_| {}).await?;
+    let summary = network::upload(&file, identity, ledger, follower.replica().state(), home, options, |_| {}).await?;
     run.uploads.push(started.elapsed().as_secs_f64());
     let record = UploadRecord::load(home, &summary.upload_id, identity)?;
-    follower.catch_up(&mut ledger).await?;
+    follower.catch_up(ledger).await?;
     let started = Instant::now();
     crate::download::download(identity, record, follower.replica().state(), &copy, None, 4, |_| {}).await?;
     run.downloads.push(started.elapsed().as_secs_f64());
     let back = std::fs::read(&copy)?;
     std::fs::remove_file(&copy)?;
     if back != bytes {
-        anyhow::bail!(
-            "client {client} round {round}: upload {} came back different ({} bytes for {})",
-            summary.upload_id,
-            back.len(),
-            bytes.len()
-        );
+        anyhow::bail!("upload {} came back different ({} bytes for {})", summary.upload_id, back.len(), bytes.len());
     }
     run.identical += 1;
     run.bytes += 2 * config.size;
