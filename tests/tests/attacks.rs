@@ -373,7 +373,7 @@ fn the_attack_and_fault_matrix() {
             .iter()
             .filter(|answer| match answer {
                 Ok(Response::Refused(Refusal::Busy(_))) => true,
-                Err(reason) => reason.contains("max sub-streams"),
+                Err(reason) => refused_by_transport(reason),
                 _ => false,
             })
             .count();
@@ -397,12 +397,13 @@ fn the_attack_and_fault_matrix() {
             })
             .collect();
         let answers = hostile.ask_many(&node, requests, Duration::from_secs(10));
-        // Refused by the node: busy, or over libp2p's streams per connection.
+        // Refused by the node: busy, over libp2p's streams per connection, or
+        // the connection itself refused.
         let refused = answers
             .iter()
             .filter(|answer| match answer {
                 Ok(Response::Refused(_)) => true,
-                Err(reason) => reason.contains("max sub-streams"),
+                Err(reason) => refused_by_transport(reason),
                 _ => false,
             })
             .count();
@@ -608,4 +609,11 @@ fn the_attack_and_fault_matrix() {
         assert!(!log.contains("panicked"), "node-{node} panicked:\n{log}");
     }
     eprintln!("{} cases in {:.0} s", matrix.cases, started.elapsed().as_secs_f64());
+}
+
+/// A request libp2p refused before the node's logic saw it: over the
+/// streams one connection may open, or on a connection the node closed
+/// (a flooding peer's extra connection, over its connections per peer).
+fn refused_by_transport(reason: &str) -> bool {
+    reason.contains("max sub-streams") || reason.contains("connection is closed")
 }
