@@ -538,6 +538,7 @@ impl Model {
             ledger_rejections: Default::default(),
             detection_check: DetectionCheck::default(),
             gate: GateReport::default(),
+            proposals: Default::default(),
             downloads: self.downloads,
             downloads_failed: self.downloads_failed,
             downloads_degraded: self.downloads_degraded,

@@ -152,6 +152,24 @@ pub struct GateReport {
     pub receipts_too_late_bytes: u64,
 }
 
+/// Uploads as the nodes' proposal core decided them, and what their
+/// retention released (ledger engine).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProposalReport {
+    /// Proposals answered, by outcome: `accepted`, the node's refusal label
+    /// (`no_capacity`, `busy`, ...), or `unreachable` (a node not answering).
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    /// Uploads that failed because a provider refused or did not answer
+    /// (the client gives up the upload, as the real one does).
+    pub uploads_failed: u64,
+    /// Agreements the nodes let go of by their retention rule (ended,
+    /// moved away, or signed and never opened).
+    pub agreements_released: u64,
+    /// Bytes the nodes committed at most, as a share of their capacity
+    /// (parts per million of the fullest node).
+    pub fullest_node_ppm: u64,
+}
+
 /// A run's outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -208,6 +226,8 @@ pub struct Report {
     pub detection_check: DetectionCheck,
     /// Repair reads at the nodes' gates (ledger engine).
     pub gate: GateReport,
+    /// Proposals, failed uploads and retention (ledger engine).
+    pub proposals: ProposalReport,
     /// Reads of random uploads during the faults (model engine,
     /// `downloads_per_epoch`).
     pub downloads: u64,
@@ -260,6 +280,19 @@ impl Report {
             self.gate.bad_siblings_reported,
             self.gate.late_answers,
         );
+        let outcomes: Vec<String> =
+            self.proposals.outcomes.iter().map(|(outcome, count)| format!("{count} {outcome}")).collect();
+        let proposals = if self.engine == "model" {
+            String::new()
+        } else {
+            format!(
+                "proposals    {}; {} uploads failed; {} agreements released; fullest node {:.1} % of its capacity\n",
+                if outcomes.is_empty() { "none".to_string() } else { outcomes.join(", ") },
+                self.proposals.uploads_failed,
+                self.proposals.agreements_released,
+                self.proposals.fullest_node_ppm as f64 / 1e4,
+            )
+        };
         let ledger = if self.engine == "model" {
             "ledger       not run (model engine: its detection and repair delays are parameters)\n".to_string()
         } else {
@@ -289,7 +322,7 @@ impl Report {
              durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable; {} of {} downloads failed, {} degraded\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
              repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
-             traffic {:.4} B per B stored\n{gate}{ledger}",
+             traffic {:.4} B per B stored\n{proposals}{gate}{ledger}",
             self.scenario,
             self.engine,
             self.seed,

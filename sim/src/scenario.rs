@@ -57,8 +57,10 @@ pub struct Scenario {
     /// Model engine: uploads have `stripes ..= stripes_max` stripes,
     /// uniformly (sizes from a distribution); `stripes` each when absent.
     pub stripes_max: Option<u32>,
-    /// Model engine: uploads arrive at epochs drawn uniformly from 1 to
-    /// this (load over time) instead of all at the start.
+    /// Uploads arrive at epochs drawn uniformly from 1 to this (load over
+    /// time) instead of all at the start. In the ledger engine at most
+    /// `fault_epochs`: each is placed on what the ledger says is free then
+    /// and proposed to the nodes' real proposal core.
     pub uploads_over_epochs: Option<u64>,
     /// Model engine: reads of random uploads each epoch of the faults (a
     /// read fails if a stripe has fewer than k fragments on live holders).
@@ -78,7 +80,7 @@ pub struct Scenario {
     pub fault_epochs: u64,
     /// Epochs without faults at the end.
     pub liveness_epochs: u64,
-    /// Uploads, all made at the start.
+    /// Uploads, all made at the start unless `uploads_over_epochs`.
     pub uploads: u32,
     /// Stripes per upload.
     pub stripes: u32,
@@ -107,6 +109,9 @@ pub struct Scenario {
     /// Nodes (the first ones) that silently delete a fraction of what they
     /// hold at the start of the faults: `[nodes, fraction]`.
     pub deleting: Option<(u32, f64)>,
+    /// Ledger engine: bytes each node offers (registered on the ledger and
+    /// enforced by its proposal core).
+    pub node_capacity_bytes: u64,
     /// Bytes per simulated second a node moves (repair reads and writes).
     pub node_bandwidth_bytes_per_s: u64,
     /// Nodes (by index) that serve bad bytes to repairers while keeping
@@ -161,6 +166,7 @@ impl Default for Scenario {
             organisation_lost: None,
             partition: None,
             deleting: None,
+            node_capacity_bytes: 1 << 40,
             node_bandwidth_bytes_per_s: 10_000_000,
             lying: Vec::new(),
             late: Vec::new(),
@@ -218,7 +224,6 @@ impl Scenario {
         if self.repair != RepairPolicy::Eager
             || self.replace_lost_nodes
             || self.stripes_max.is_some()
-            || self.uploads_over_epochs.is_some()
             || self.downloads_per_epoch > 0
         {
             return field("repair", "the ledger engine runs the ledger's eager repair, a fixed network and stripes");
@@ -252,6 +257,12 @@ impl Scenario {
         }
         if self.partition.is_some_and(|(_, epochs, organisation)| epochs == 0 || organisation >= self.organisations) {
             return field("partition", "[epoch, epochs ≥ 1, an organisation index below `organisations`]");
+        }
+        if self.uploads_over_epochs.is_some_and(|epochs| epochs == 0 || epochs > self.fault_epochs) {
+            return field("uploads_over_epochs", "from 1 to `fault_epochs`");
+        }
+        if self.node_capacity_bytes < u64::from(self.fragment_bytes) {
+            return field("node_capacity_bytes", "at least one fragment");
         }
         if self.node_bandwidth_bytes_per_s == 0 {
             return field("node_bandwidth_bytes_per_s", "at least 1");

@@ -19,14 +19,17 @@ use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 use strand_ledger_service::sequencer::SequencerConfig;
 use strand_net::blobs::Extent;
-use strand_node::core::holdings::{Agreement, AgreementState, Holdings};
-use strand_node::core::prover;
+use strand_node::core::holdings::{AgreementState, Holdings};
+use strand_node::core::keeper::Keeper;
+use strand_node::core::proposal::{self, AcceptancePolicy};
 use strand_node::core::receipts::Receipts;
 use strand_node::core::repair::{RepairReads, check_request};
+use strand_node::core::{prover, retention};
 use strand_proof_of_storage::chunk::ChunkProof;
+use strand_wire::{FragmentSource, Proposal};
 
 use crate::queue::Queue;
-use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, Report, Sample};
+use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, ProposalReport, Report, Sample};
 use crate::scenario::Scenario;
 
 /// What happens next.
@@ -40,6 +43,8 @@ enum Event {
     Repair { node: usize, order: Digest },
     /// A late node's answers reach the ledger after their epoch.
     Late { node: usize, body: Box<Body> },
+    /// An owner uploads (load over time).
+    Upload { number: u32 },
 }
 
 /// Whether a node answers.
@@ -63,14 +68,13 @@ struct Node {
     health: Health,
     /// Fragment bytes held, by id.
     store: BTreeMap<[u8; 32], Vec<u8>>,
-    /// Fragment ids per contract held, in the contract's order.
-    agreements: BTreeMap<Digest, Vec<[u8; 32]>>,
     /// The last nonce used.
     nonce: u64,
     /// Orders worked on.
     repaired: BTreeSet<Digest>,
-    /// The node's agreements, as its gate sees them.
-    holdings: Holdings,
+    /// The node's agreements, reservations and capacity: its real
+    /// proposal core (the gate, prover and retention read its holdings).
+    keeper: Keeper,
     /// The node's repair-read grants and budgets (its real gate).
     reads: RepairReads,
     /// Fragments its disk corrupted, and the first bad 1 KiB chunk.
@@ -125,6 +129,7 @@ pub struct World {
     gate: GateCounts,
     accused: BTreeSet<(Digest, Digest)>,
     rejections: BTreeMap<String, u64>,
+    proposals: ProposalReport,
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -162,10 +167,9 @@ impl World {
                     organisation: index % scenario.organisations,
                     health: Health::Up,
                     store: BTreeMap::new(),
-                    agreements: BTreeMap::new(),
                     nonce: 0,
                     repaired: BTreeSet::new(),
-                    holdings: Holdings::default(),
+                    keeper: Keeper::new(Holdings::default(), scenario.node_capacity_bytes, AcceptancePolicy::default()),
                     reads: RepairReads::default(),
                     corrupted: BTreeMap::new(),
                     receipts: Receipts::default(),
@@ -209,12 +213,13 @@ impl World {
             gate: GateCounts::default(),
             accused: BTreeSet::new(),
             rejections: BTreeMap::new(),
+            proposals: ProposalReport::default(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
             let registration = Body::RegisterProvider(ProviderRegistration {
                 endpoints: vec![format!("sim:{index}")],
-                capacity_bytes: 1 << 40,
+                capacity_bytes: scenario.node_capacity_bytes,
                 domain: FailureDomain {
                     organisation: format!("organisation-{}", node.organisation),
                     site: format!("site-{index}"),
@@ -224,8 +229,20 @@ impl World {
             world.send(index, registration);
         }
         world.make_block();
-        for upload in 0..scenario.uploads {
-            world.upload(upload);
+        match scenario.uploads_over_epochs {
+            // Load over time: each upload at a drawn epoch, a block into it.
+            Some(epochs) => {
+                let epoch_ms = scenario.block_ms * scenario.epoch_blocks;
+                for number in 0..scenario.uploads {
+                    let at = world.rng.random_range(1..=epochs);
+                    world.queue.push(at * epoch_ms + scenario.block_ms / 2, Event::Upload { number });
+                }
+            }
+            None => {
+                for number in 0..scenario.uploads {
+                    world.upload(number);
+                }
+            }
         }
         world.queue.push(world.time_ms + scenario.block_ms, Event::Block);
         world
@@ -244,6 +261,7 @@ impl World {
                 }
                 Event::Submit { node, epoch } => self.submit_proofs(node, epoch),
                 Event::Repair { node, order } => self.repair(node, &order),
+                Event::Upload { number } => self.upload(number),
                 Event::Late { node, body } => {
                     if self.nodes[node].health == Health::Up {
                         self.gate.late_answers += 1;
@@ -267,8 +285,13 @@ impl World {
         self.backlog.push_back(Transaction::sign(chain, &node.identity, node.nonce, body).to_bytes());
     }
 
-    /// One upload: real data, real Reed-Solomon parity, placed by the
-    /// client's placement over every node, one contract per provider.
+    /// One upload as the client makes it: real data and Reed-Solomon
+    /// parity, placed by the client's placement over the providers the
+    /// ledger lists with what it says they have free, one proposal per
+    /// provider answered by the node's real proposal core (terms, root,
+    /// capacity, ownership). Any refusal fails the upload, as it does the
+    /// real client's; what other nodes signed is never opened and their
+    /// retention lets it go.
     fn upload(&mut self, number: u32) {
         let scenario = &self.scenario;
         let (k, m) = (usize::from(scenario.data_shards), usize::from(scenario.parity_shards));
@@ -277,29 +300,35 @@ impl World {
         let mut key = [0u8; 16];
         key[..4].copy_from_slice(&number.to_le_bytes());
         key[4..12].copy_from_slice(&self.seed.to_le_bytes());
-        let candidates: Vec<strand_client::placement::Candidate> = self
-            .nodes
+        let providers = strand_contracts::query::providers_by_domain(self.state(), &Default::default(), 0);
+        let candidates: Vec<strand_client::placement::Candidate> = providers
             .iter()
-            .enumerate()
-            .map(|(index, node)| strand_client::placement::Candidate {
-                account: node.account,
-                organisation: format!("organisation-{}", node.organisation),
-                site: format!("site-{index}"),
-                free_bytes: 1 << 40,
+            .map(|(account, provider)| strand_client::placement::Candidate {
+                account: *account,
+                organisation: provider.registration.domain.organisation.clone(),
+                site: provider.registration.domain.site.clone(),
+                free_bytes: provider.free_bytes(),
             })
             .collect();
         let mut placement_seed = [0u8; 32];
         self.rng.fill(&mut placement_seed[..]);
-        let placements = strand_client::placement::place(
+        let placed = strand_client::placement::place(
             u64::from(scenario.stripes),
             k + m,
             &candidates,
             u64::from(scenario.fragment_bytes),
             &placement_seed,
-        )
-        .expect("the scenario check keeps k + m within the nodes");
+        );
+        let Ok(placements) = placed else {
+            *self.proposals.outcomes.entry("no_placement".into()).or_default() += 1;
+            self.proposals.uploads_failed += 1;
+            return;
+        };
+        let accounts: Vec<AccountId> = providers.iter().map(|(account, _)| *account).collect();
+        // The owner's encoded fragments, by id.
+        let mut fragments: BTreeMap<[u8; 32], Vec<u8>> = BTreeMap::new();
         let mut ids: Vec<Vec<[u8; 32]>> = Vec::with_capacity(placements.len());
-        for chosen in &placements {
+        for _ in &placements {
             let data: Vec<Vec<u8>> = (0..k)
                 .map(|_| {
                     let mut shard = vec![0u8; size];
@@ -309,51 +338,97 @@ impl World {
                 .collect();
             let parity = reed_solomon_simd::encode(k, m, &data).expect("valid shards");
             let mut stripe = Vec::with_capacity(k + m);
-            for (shard, bytes) in data.into_iter().chain(parity).enumerate() {
+            for bytes in data.into_iter().chain(parity) {
                 let id = *blake3::hash(&bytes).as_bytes();
-                self.nodes[chosen[shard]].store.insert(id, bytes);
+                fragments.insert(id, bytes);
                 stripe.push(id);
             }
             ids.push(stripe);
         }
-        let accounts: Vec<AccountId> = self.nodes.iter().map(|node| node.account).collect();
         let map = StripeMap::from_placement(&placements, &accounts, |stripe, shard| ids[stripe][shard]);
         let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
         used.sort_unstable();
         used.dedup();
         let chain = self.state().params.chain;
         let term_epochs = u32::try_from(scenario.fault_epochs + scenario.liveness_epochs + 8).unwrap_or(u32::MAX);
-        let mut owner_nonce = 0;
-        for &index in &used {
-            let provider = self.nodes[index].account;
-            let ids = map.fragments_of(&provider);
+        let owner_account = AccountId::of(&owner.public_key());
+        let mut signed = Vec::with_capacity(used.len());
+        for &candidate in &used {
+            let provider = accounts[candidate];
+            let fragment_ids = map.fragments_of(&provider);
             let terms = ContractTerms {
                 upload: key,
-                owner: AccountId::of(&owner.public_key()),
+                owner: owner_account,
                 provider,
-                fragment_root: Digest(strand_proof_of_storage::merkle::root(&ids)),
-                fragment_count: ids.len() as u32,
-                fragment_size: scenario.fragment_bytes,
-                data_shards: scenario.data_shards,
-                parity_shards: scenario.parity_shards,
-                stripe_count: u64::from(scenario.stripes),
+                fragment_root: Digest(strand_proof_of_storage::merkle::root(&fragment_ids)),
+                fragment_count: fragment_ids.len() as u32,
+                fragment_size: self.scenario.fragment_bytes,
+                data_shards: self.scenario.data_shards,
+                parity_shards: self.scenario.parity_shards,
+                stripe_count: u64::from(self.scenario.stripes),
                 stripes_root: map.root(),
                 term_epochs,
                 proof_policy: ProofPolicy {
-                    challenges_per_epoch: scenario.challenges_per_epoch,
-                    strikes_max: scenario.strikes_max,
+                    challenges_per_epoch: self.scenario.challenges_per_epoch,
+                    strikes_max: self.scenario.strikes_max,
                 },
             };
-            let provider_signature = Signature(self.nodes[index].identity.sign(&terms.signing_message(&chain)));
-            self.nodes[index].agreements.insert(terms.id(), ids.clone());
-            let agreement =
-                Agreement { terms: terms.clone(), fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } };
-            self.nodes[index].holdings.insert(agreement);
-            owner_nonce += 1;
+            let source = FragmentSource { endpoint: owner_account.0, addresses: Vec::new() };
+            let proposal = Proposal { terms, fragment_ids, source, stripe_map: map.clone() };
+            let Some(&index) = self.by_account.get(&provider) else { continue };
+            let answer = self.propose(index, &proposal, &fragments);
+            *self.proposals.outcomes.entry(answer.map_or_else(|label| label, |_| "accepted").into()).or_default() += 1;
+            match answer {
+                Ok(signature) => signed.push((proposal.terms, signature)),
+                Err(_) => {
+                    self.proposals.uploads_failed += 1;
+                    return;
+                }
+            }
+        }
+        for (owner_nonce, (terms, provider_signature)) in (1..).zip(signed) {
             let body = Body::OpenContract { terms, provider_signature };
             self.backlog.push_back(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
         }
-        self.uploads.push(Upload { map, k: scenario.data_shards });
+        self.uploads.push(Upload { map, k: self.scenario.data_shards });
+    }
+
+    /// Node `index` answers `proposal` with its real proposal core, as the
+    /// daemon does: registered, terms within its policy, the root and the
+    /// stripe map, then capacity and ownership in one step; the fragments
+    /// to fetch come from the owner and are checked against their ids;
+    /// then the node countersigns. A refusal's label otherwise.
+    fn propose(
+        &mut self,
+        index: usize,
+        proposal: &Proposal,
+        fragments: &BTreeMap<[u8; 32], Vec<u8>>,
+    ) -> Result<Signature, &'static str> {
+        let (height, chain) = (self.state().height, self.state().params.chain);
+        if self.nodes[index].health != Health::Up {
+            return Err("unreachable");
+        }
+        if !self.state().providers.contains(&self.nodes[index].account) {
+            return Err("not_ready");
+        }
+        let node = &mut self.nodes[index];
+        let policy = *node.keeper.policy();
+        proposal::check_terms(proposal, &node.account, &policy).map_err(|refusal| refusal.label())?;
+        proposal::check_root(proposal).map_err(|refusal| refusal.label())?;
+        let admission = node.keeper.admit_proposal(proposal).map_err(|refusal| refusal.label())?;
+        for id in &admission.fetch {
+            match fragments.get(id) {
+                Some(bytes) if blake3::hash(bytes).as_bytes() == id => {
+                    node.store.insert(*id, bytes.clone());
+                }
+                _ => {
+                    forget(node, &proposal.terms.id());
+                    return Err("fetch");
+                }
+            }
+        }
+        node.keeper.signed(&proposal.terms.id(), height);
+        Ok(Signature(node.identity.sign(&proposal.terms.signing_message(&chain))))
     }
 
     /// The sequencer's block from the mempool; the follower applies it and
@@ -428,6 +503,7 @@ impl World {
             self.faults(epoch);
         }
         self.submit_receipts(epoch);
+        self.retain(epoch);
         if epoch <= scenario.fault_epochs {
             for _ in 0..scenario.stranger_reads_per_epoch {
                 self.stranger_read();
@@ -520,6 +596,34 @@ impl World {
                     node.health = Health::Gone { at: epoch };
                 }
             }
+        }
+    }
+
+    /// Every answering node lets go of what its retention rule releases
+    /// (ended, moved away, signed and never opened); no node may have
+    /// committed more than its capacity.
+    fn retain(&mut self, epoch: u64) {
+        let state = self.leader.state();
+        let mut over = Vec::new();
+        for (index, node) in self.nodes.iter_mut().enumerate() {
+            if node.health != Health::Up {
+                continue;
+            }
+            for id in retention::releasable(&node.keeper.holdings, state, &node.account) {
+                forget(node, &id);
+                self.proposals.agreements_released += 1;
+            }
+            // Against what it registered, not the keeper's own figure.
+            let (committed, capacity) = (node.keeper.holdings.committed_bytes(), self.scenario.node_capacity_bytes);
+            if committed > capacity {
+                over.push(format!("epoch {epoch}: node {index} committed {committed} B of its {capacity} B"));
+            }
+            let ppm =
+                u64::try_from(u128::from(committed) * 1_000_000 / u128::from(capacity.max(1))).unwrap_or(u64::MAX);
+            self.proposals.fullest_node_ppm = self.proposals.fullest_node_ppm.max(ppm);
+        }
+        for what in over {
+            self.violation(what);
         }
     }
 
@@ -639,7 +743,7 @@ impl World {
         }
         // The node's prover core decides; the store here is memory.
         let node = &self.nodes[index];
-        let Some(duty) = prover::due(self.leader.state(), &account, &node.holdings, false) else { return };
+        let Some(duty) = prover::due(self.leader.state(), &account, &node.keeper.holdings, false) else { return };
         let body = prover::answer_from(&duty, &MemoryStore(&node.store));
         if self.scenario.late.contains(&(index as u32)) && self.rng.random_bool(self.scenario.late_probability) {
             // Computed in time, delivered after the epoch ended.
@@ -662,14 +766,17 @@ impl World {
         let node = &self.nodes[index];
         let missing = |ids: &[[u8; 32]]| ids.iter().filter(|id| !node.store.contains_key(*id)).count();
         let (mut all, mut gone) = (0usize, 0usize);
-        for ids in node.agreements.values() {
-            all += ids.len();
-            gone += missing(ids);
+        for (_, agreement) in node.keeper.holdings.agreements() {
+            all += agreement.fragment_ids.len();
+            gone += missing(&agreement.fragment_ids);
         }
         let mut predicted = 1.0;
         let mut clean = true;
         for challenge in scheduled {
-            let Some(ids) = node.agreements.get(&Digest(challenge.contract)) else { continue };
+            let Some(ids) = node.keeper.holdings.agreement(&Digest(challenge.contract)).map(|held| &held.fragment_ids)
+            else {
+                continue;
+            };
             let fraction = match challenge.reason {
                 Reason::Bytes => gone as f64 / all.max(1) as f64,
                 Reason::Rotation | Reason::Suspect => missing(ids) as f64 / ids.len().max(1) as f64,
@@ -696,6 +803,13 @@ impl World {
         let Some(upload) = self.uploads.iter().find(|upload| upload.map.root() == terms.stripes_root) else { return };
         let map = upload.map.clone();
         let Ok(work) = strand_node::core::repair::plan(&terms, &map, &state) else { return };
+        // Capacity and ownership as for a proposal, recorded as fetching
+        // until every shard is rebuilt (the daemon's order).
+        let contract_id = terms.id();
+        if let Err(refusal) = self.nodes[index].keeper.admit_repair(&terms, &map.fragments_of(&terms.provider)) {
+            *self.proposals.outcomes.entry(format!("repair_{}", refusal.label())).or_default() += 1;
+            return;
+        }
         let (k, m) = (terms.data_shards, terms.parity_shards);
         let mut rebuilt = Vec::with_capacity(work.len());
         for stripe in &work {
@@ -736,8 +850,12 @@ impl World {
                 }
                 shards.push((sibling.shard, bytes));
             }
-            let Ok(bytes) = strand_node::core::repair::rebuild(k, m, stripe.shard, &shards) else { return };
+            let Ok(bytes) = strand_node::core::repair::rebuild(k, m, stripe.shard, &shards) else {
+                forget(&mut self.nodes[index], &contract_id);
+                return;
+            };
             if *blake3::hash(&bytes).as_bytes() != stripe.fragment {
+                forget(&mut self.nodes[index], &contract_id);
                 self.violation(format!("order {}: a rebuilt shard is not the lost fragment", order_id.short()));
                 return;
             }
@@ -748,9 +866,7 @@ impl World {
             self.repair_written_bytes += bytes.len() as u64;
             node.store.insert(id, bytes);
         }
-        let ids = map.fragments_of(&terms.provider);
-        node.agreements.insert(order.contract, ids.clone());
-        node.holdings.insert(Agreement { terms, fragment_ids: ids, state: AgreementState::Signed { at_height: 0 } });
+        node.keeper.signed(&contract_id, state.height);
         self.send(index, Body::RecordRepair { order: *order_id, contract: order.contract });
     }
 
@@ -767,11 +883,11 @@ impl World {
     ) -> Result<(), &'static str> {
         let state = self.leader.state();
         let node = &mut self.nodes[holder];
-        let decided = check_request(requester, order, state, &node.holdings)
+        let decided = check_request(requester, order, state, &node.keeper.holdings)
             .map_err(|refusal| refusal.label())
             .and_then(|(_, open)| {
                 node.reads.grant(*requester, *order, &open);
-                node.reads.decide(requester, fragment, Extent::Whole, &node.holdings, state).ok_or("over_budget")
+                node.reads.decide(requester, fragment, Extent::Whole, &node.keeper.holdings, state).ok_or("over_budget")
             });
         match decided {
             Ok((granted, upload, bytes)) => {
@@ -855,13 +971,18 @@ impl World {
     /// key, or another provider naming an open order that is not its own.
     fn stranger_read(&mut self) {
         let holders: Vec<usize> = (0..self.nodes.len())
-            .filter(|&index| self.nodes[index].health == Health::Up && !self.nodes[index].agreements.is_empty())
+            .filter(|&index| self.nodes[index].health == Health::Up && !self.nodes[index].keeper.holdings.is_empty())
             .collect();
         if holders.is_empty() {
             return;
         }
         let holder = holders[self.rng.random_range(0..holders.len())];
-        let ids: Vec<[u8; 32]> = self.nodes[holder].agreements.values().flatten().copied().collect();
+        let ids: Vec<[u8; 32]> = self.nodes[holder]
+            .keeper
+            .holdings
+            .agreements()
+            .flat_map(|(_, agreement)| agreement.fragment_ids.iter().copied())
+            .collect();
         let fragment = ids[self.rng.random_range(0..ids.len())];
         let orders: Vec<(Digest, AccountId)> =
             self.state().repair_orders.iter().map(|(id, order)| (*id, order.repairer)).collect();
@@ -966,9 +1087,30 @@ impl World {
                 self.gate.receipted_bytes, self.gate.receipts_too_late_bytes
             ));
         }
+        // No capacity leaks: every agreement an answering node keeps is on
+        // the ledger, or signed recently enough that its owner may still
+        // open it (its retention releases it otherwise).
+        let window = retention::UNOPENED_BLOCKS_MAX + self.scenario.epoch_blocks;
+        for (index, node) in self.nodes.iter().enumerate().filter(|(_, node)| node.health == Health::Up) {
+            let leaked = node
+                .keeper
+                .holdings
+                .agreements()
+                .filter(|(id, agreement)| {
+                    !state.contracts.contains(id)
+                        && match agreement.state {
+                            AgreementState::Signed { at_height } => at_height + window < state.height,
+                            AgreementState::Fetching => true,
+                        }
+                })
+                .count();
+            if leaked > 0 {
+                self.violations.push(format!("node {index} keeps {leaked} agreements no contract on the ledger backs"));
+            }
+        }
         self.load.mean_block_bytes = self.block_bytes_total / self.load.blocks.max(1);
         self.load.state_bytes = state.to_snapshot().len() as u64;
-        let stripes = u64::from(self.scenario.uploads) * u64::from(self.scenario.stripes);
+        let stripes = self.uploads.len() as u64 * u64::from(self.scenario.stripes);
         let lost_uploads: BTreeSet<usize> = self.stripes_lost.iter().map(|(upload, _)| *upload).collect();
         Report {
             scenario: self.scenario.name.clone(),
@@ -997,6 +1139,7 @@ impl World {
             downloads: 0,
             downloads_failed: 0,
             downloads_degraded: 0,
+            proposals: self.proposals,
             gate: GateReport {
                 releases: self.gate.releases,
                 refusals: self.gate.refusals,
@@ -1017,6 +1160,18 @@ struct MemoryStore<'a>(&'a BTreeMap<[u8; 32], Vec<u8>>);
 impl prover::FragmentStore for MemoryStore<'_> {
     fn prove_chunk(&self, id: &[u8; 32], _size: u64, chunk: u64) -> Option<ChunkProof> {
         strand_proof_of_storage::chunk::prove_from_fragment(self.0.get(id)?, chunk).ok()
+    }
+}
+
+/// The node lets go of an agreement, and of the bytes no other agreement
+/// of its holds (the daemon's `forget`).
+fn forget(node: &mut Node, contract: &Digest) {
+    let Some(agreement) = node.keeper.holdings.remove(contract) else { return };
+    for fragment in &agreement.fragment_ids {
+        if !node.keeper.holdings.holds(fragment) {
+            node.store.remove(fragment);
+            node.corrupted.remove(fragment);
+        }
     }
 }
 

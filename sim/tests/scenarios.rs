@@ -226,3 +226,28 @@ fn the_readme_durability_row_is_what_the_year_scenario_gives() {
     assert!((traffic - 1.831).abs() < 0.001, "README says 1.8 × per year: {traffic}; {context}");
     assert_eq!((report.detection_epochs.p50, report.time_to_repair_epochs.p99), (3, 1), "{context}");
 }
+
+#[test]
+fn a_full_network_refuses_what_does_not_fit_and_lets_go_of_what_was_never_opened() {
+    let full = scenario("full");
+    for seed in [1u64, 2, 3] {
+        let report = run(&full, seed);
+        let context =
+            format!("reproduce with: strand-sim run sim/scenarios/full.toml --seed {seed}\n{}", report.text());
+        assert!(report.violations.is_empty(), "no node over its capacity, no agreement leaked: {context}");
+        let outcome = |name: &str| report.proposals.outcomes.get(name).copied().unwrap_or(0);
+        // About twice what fits was offered: the nodes' proposal core
+        // refused some, each failing its upload, and nothing was lost.
+        assert!(outcome("no_capacity") > 0 && report.proposals.uploads_failed > 0, "{context}");
+        assert_eq!(
+            report.stripes,
+            (u64::from(full.uploads) - report.proposals.uploads_failed) * u64::from(full.stripes),
+            "{context}"
+        );
+        assert_eq!(report.stripes_lost, 0, "{context}");
+        assert!(report.proposals.fullest_node_ppm > 900_000, "the network filled up: {context}");
+        // Every agreement signed for a failed upload was released by
+        // retention: accepted = opened + released.
+        assert_eq!(outcome("accepted"), report.contracts + report.proposals.agreements_released, "{context}");
+    }
+}
