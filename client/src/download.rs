@@ -45,7 +45,8 @@ pub enum Placement {
 }
 
 impl Placement {
-    fn provider_of(&self, stripe: u64, shard: usize) -> Option<AccountId> {
+    /// The provider holding `shard` of `stripe`, if the placement names one.
+    pub fn provider_of(&self, stripe: u64, shard: usize) -> Option<AccountId> {
         match self {
             Self::Whole(record) => {
                 (stripe < record.index.layout.stripe_count).then(|| record.provider_of(stripe, shard))

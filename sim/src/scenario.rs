@@ -62,8 +62,11 @@ pub struct Scenario {
     /// `fault_epochs`: each is placed on what the ledger says is free then
     /// and proposed to the nodes' real proposal core.
     pub uploads_over_epochs: Option<u64>,
-    /// Model engine: reads of random uploads each epoch of the faults (a
+    /// Reads of random uploads by their owners each epoch of the faults (a
     /// read fails if a stripe has fewer than k fragments on live holders).
+    /// In the ledger engine each is the client's real decoder fetching
+    /// from the holders the ledger names now, every fetch decided by the
+    /// holder's real gate, the bytes checked against the file's hash.
     pub downloads_per_epoch: u32,
     /// Storage nodes.
     pub nodes: u32,
@@ -88,7 +91,9 @@ pub struct Scenario {
     pub data_shards: u16,
     /// m.
     pub parity_shards: u16,
-    /// Bytes per fragment (a multiple of 64; real bytes, real codec).
+    /// Data bytes per fragment: the client's chunk size (ledger engine: a
+    /// power of two from 1 KiB, encoded by the client's real encoder, each
+    /// fragment 16 bytes longer for its authentication tag).
     pub fragment_bytes: u32,
     /// Challenges per contract and epoch in the terms.
     pub challenges_per_epoch: u16,
@@ -221,11 +226,7 @@ impl Scenario {
         if model {
             return self.check_model(width);
         }
-        if self.repair != RepairPolicy::Eager
-            || self.replace_lost_nodes
-            || self.stripes_max.is_some()
-            || self.downloads_per_epoch > 0
-        {
+        if self.repair != RepairPolicy::Eager || self.replace_lost_nodes || self.stripes_max.is_some() {
             return field("repair", "the ledger engine runs the ledger's eager repair, a fixed network and stripes");
         }
         if self.nodes < width || self.nodes > 10_000 {
@@ -243,8 +244,8 @@ impl Scenario {
         if self.uploads == 0 || self.stripes == 0 || u64::from(self.uploads) * u64::from(self.stripes) > 100_000 {
             return field("uploads", "at least one upload of one stripe, at most 100,000 stripes in all");
         }
-        if self.fragment_bytes < 64 || !self.fragment_bytes.is_multiple_of(64) || self.fragment_bytes > 1 << 20 {
-            return field("fragment_bytes", "a multiple of 64 from 64 to 1 MiB");
+        if !self.fragment_bytes.is_power_of_two() || !(1024..=1 << 20).contains(&self.fragment_bytes) {
+            return field("fragment_bytes", "a power of two from 1 KiB to 1 MiB (the client's chunk size)");
         }
         if self.challenges_per_epoch == 0 || self.strikes_max == 0 {
             return field("strikes_max", "challenges and strikes must be at least 1");
@@ -261,7 +262,7 @@ impl Scenario {
         if self.uploads_over_epochs.is_some_and(|epochs| epochs == 0 || epochs > self.fault_epochs) {
             return field("uploads_over_epochs", "from 1 to `fault_epochs`");
         }
-        if self.node_capacity_bytes < u64::from(self.fragment_bytes) {
+        if self.node_capacity_bytes < u64::from(self.fragment_bytes) + 16 {
             return field("node_capacity_bytes", "at least one fragment");
         }
         if self.node_bandwidth_bytes_per_s == 0 {

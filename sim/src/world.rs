@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use strand_client::download::Placement;
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::mempool::{AdmissionError, Mempool};
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
@@ -87,6 +88,13 @@ struct Node {
 struct Upload {
     map: StripeMap,
     k: u16,
+    /// The upload's key on the ledger.
+    key: [u8; 16],
+    /// The owner, who reads it back.
+    owner: AccountId,
+    /// The owner's recovery index (keys, layout, fragment ids, the file's
+    /// hash), as the real client keeps it.
+    index: strand_core::RecoveryIndex,
 }
 
 /// A simulation in progress.
@@ -130,6 +138,8 @@ pub struct World {
     accused: BTreeSet<(Digest, Digest)>,
     rejections: BTreeMap<String, u64>,
     proposals: ProposalReport,
+    /// Owners' reads: made, failed, degraded (rebuilt from parity).
+    downloads: (u64, u64, u64),
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -214,6 +224,7 @@ impl World {
             accused: BTreeSet::new(),
             rejections: BTreeMap::new(),
             proposals: ProposalReport::default(),
+            downloads: (0, 0, 0),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -295,7 +306,6 @@ impl World {
     fn upload(&mut self, number: u32) {
         let scenario = &self.scenario;
         let (k, m) = (usize::from(scenario.data_shards), usize::from(scenario.parity_shards));
-        let size = scenario.fragment_bytes as usize;
         let owner = identity(&mut self.rng);
         let mut key = [0u8; 16];
         key[..4].copy_from_slice(&number.to_le_bytes());
@@ -325,25 +335,33 @@ impl World {
             return;
         };
         let accounts: Vec<AccountId> = providers.iter().map(|(account, _)| *account).collect();
+        // A file encoded by the client's real encoder (encrypted,
+        // scrambled, Reed-Solomon), its last chunk partly padding.
+        let params = strand_core::CodecParams {
+            chunk_size: scenario.fragment_bytes,
+            data_shards: scenario.data_shards,
+            parity_shards: scenario.parity_shards,
+        };
+        let chunk = u64::from(scenario.fragment_bytes);
+        let length = u64::from(scenario.stripes) * k as u64 * chunk - self.rng.random_range(0..chunk);
+        let mut file = vec![0u8; usize::try_from(length).expect("a scenario's upload fits in memory")];
+        self.rng.fill(&mut file[..]);
+        let secrets = strand_core::UploadSecrets {
+            upload_id: strand_core::UploadId::from_bytes(key),
+            master_key: strand_core::keys::MasterKey::random(&mut self.rng),
+        };
+        let mut sink = strand_core::io::MemoryStore::new();
+        let index = strand_core::encode(&file[..], &mut sink, params, &secrets, 1, |_| {})
+            .expect("the scenario check keeps the codec parameters valid");
         // The owner's encoded fragments, by id.
         let mut fragments: BTreeMap<[u8; 32], Vec<u8>> = BTreeMap::new();
-        let mut ids: Vec<Vec<[u8; 32]>> = Vec::with_capacity(placements.len());
-        for _ in &placements {
-            let data: Vec<Vec<u8>> = (0..k)
-                .map(|_| {
-                    let mut shard = vec![0u8; size];
-                    self.rng.fill(&mut shard[..]);
-                    shard
-                })
-                .collect();
-            let parity = reed_solomon_simd::encode(k, m, &data).expect("valid shards");
-            let mut stripe = Vec::with_capacity(k + m);
-            for bytes in data.into_iter().chain(parity) {
-                let id = *blake3::hash(&bytes).as_bytes();
-                fragments.insert(id, bytes);
-                stripe.push(id);
+        let ids: Vec<Vec<[u8; 32]>> = (0..placements.len() as u64)
+            .map(|stripe| index.stripe(stripe).iter().map(|id| *id.as_bytes()).collect())
+            .collect();
+        for id in ids.iter().flatten() {
+            if let Some(bytes) = sink.get(&strand_core::FragmentId::from_bytes(*id)) {
+                fragments.insert(*id, bytes);
             }
-            ids.push(stripe);
         }
         let map = StripeMap::from_placement(&placements, &accounts, |stripe, shard| ids[stripe][shard]);
         let mut used: Vec<usize> = placements.iter().flatten().copied().collect();
@@ -362,7 +380,7 @@ impl World {
                 provider,
                 fragment_root: Digest(strand_proof_of_storage::merkle::root(&fragment_ids)),
                 fragment_count: fragment_ids.len() as u32,
-                fragment_size: self.scenario.fragment_bytes,
+                fragment_size: u32::try_from(params.fragment_size()).expect("at most 1 MiB and a tag"),
                 data_shards: self.scenario.data_shards,
                 parity_shards: self.scenario.parity_shards,
                 stripe_count: u64::from(self.scenario.stripes),
@@ -390,7 +408,7 @@ impl World {
             let body = Body::OpenContract { terms, provider_signature };
             self.backlog.push_back(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
         }
-        self.uploads.push(Upload { map, k: self.scenario.data_shards });
+        self.uploads.push(Upload { map, k: self.scenario.data_shards, key, owner: owner_account, index });
     }
 
     /// Node `index` answers `proposal` with its real proposal core, as the
@@ -507,6 +525,9 @@ impl World {
         if epoch <= scenario.fault_epochs {
             for _ in 0..scenario.stranger_reads_per_epoch {
                 self.stranger_read();
+            }
+            for _ in 0..scenario.downloads_per_epoch {
+                self.download();
             }
         }
         self.observe(epoch);
@@ -953,18 +974,85 @@ impl World {
     }
 
     /// What node `holder` sends for `fragment`: its stored bytes, bad ones
-    /// from a liar; and the first bad chunk, if any.
-    fn serve(&mut self, holder: usize, fragment: &[u8; 32]) -> (Vec<u8>, Option<u64>) {
+    /// from a liar (one 1 KiB chunk, drawn from the id); and the first bad
+    /// chunk, if any.
+    fn serve(&self, holder: usize, fragment: &[u8; 32]) -> (Vec<u8>, Option<u64>) {
         let mut bytes = self.nodes[holder].store[fragment].clone();
         if let Some(&chunk) = self.nodes[holder].corrupted.get(fragment) {
             return (bytes, Some(chunk));
         }
         if self.scenario.lying.contains(&(holder as u32)) {
-            let chunk = self.rng.random_range(0..bytes.len() as u64 / 1024);
+            let drawn = u64::from_le_bytes(fragment[..8].try_into().expect("8 bytes"));
+            let chunk = drawn % (bytes.len() as u64 / 1024).max(1);
             bytes[(chunk * 1024) as usize] ^= 0xa5;
             return (bytes, Some(chunk));
         }
         (bytes, None)
+    }
+
+    /// An owner reads one of its uploads back with the client's real
+    /// decoder (data shards first, parity when one is missing or bad, the
+    /// file's hash at the end) from the holders the ledger names now, each
+    /// fetch decided by the holder's real gate. The read must succeed
+    /// whenever every stripe has k good fragments on answering holders,
+    /// and must never return other bytes.
+    fn download(&mut self) {
+        if self.uploads.is_empty() {
+            return;
+        }
+        let number = self.rng.random_range(0..self.uploads.len());
+        let upload = &self.uploads[number];
+        let stripes: BTreeMap<u64, Vec<AccountId>> = (0u64..)
+            .zip(&upload.map.stripes)
+            .map(|(stripe, shards)| {
+                (stripe, shards.iter().map(|(_, slot)| upload.map.slots[usize::from(*slot)]).collect())
+            })
+            .collect();
+        let placement = Placement::Stripes(stripes).current(self.state(), &upload.key);
+        let source = Holders { world: self, placement, reader: upload.owner, refusals: Default::default() };
+        let mut output = Vec::new();
+        let decoded = strand_core::decode(&upload.index, &source, &mut output, None, 1, |_| {});
+        let refusals = source.refusals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let readable = self.readable(number);
+        self.downloads.0 += 1;
+        let hash = upload.index.file_hash;
+        match decoded {
+            Ok(report) if blake3::hash(&output) == hash && report.file_hash_verified => {
+                self.downloads.2 += u64::from(!report.degraded.is_empty());
+            }
+            Ok(_) => self.violation(format!("upload {number}: a read returned other bytes than the file")),
+            Err(error) => {
+                self.downloads.1 += 1;
+                if readable {
+                    self.violation(format!(
+                        "upload {number}: every stripe had k good fragments answering, the read failed: {error}"
+                    ));
+                }
+            }
+        }
+        for refusal in refusals {
+            self.violation(format!("upload {number}: a holder's gate refused the owner: {refusal}"));
+        }
+    }
+
+    /// Whether every stripe of upload `number` has k good fragments (not
+    /// corrupted, not from a liar) on answering holders.
+    fn readable(&self, number: usize) -> bool {
+        let upload = &self.uploads[number];
+        upload.map.stripes.iter().all(|shards| {
+            let good = shards
+                .iter()
+                .filter(|(id, _)| {
+                    self.nodes.iter().enumerate().any(|(index, node)| {
+                        node.health == Health::Up
+                            && node.store.contains_key(id)
+                            && !node.corrupted.contains_key(id)
+                            && !self.scenario.lying.contains(&(index as u32))
+                    })
+                })
+                .count();
+            good >= usize::from(upload.k)
+        })
     }
 
     /// A peer with no order asks a node for one of its fragments: a random
@@ -1136,9 +1224,9 @@ impl World {
             ledger: self.load,
             ledger_rejections: self.rejections,
             detection_check: DetectionCheck::of(&self.detection_samples),
-            downloads: 0,
-            downloads_failed: 0,
-            downloads_degraded: 0,
+            downloads: self.downloads.0,
+            downloads_failed: self.downloads.1,
+            downloads_degraded: self.downloads.2,
             proposals: self.proposals,
             gate: GateReport {
                 releases: self.gate.releases,
@@ -1151,6 +1239,64 @@ impl World {
             violations: self.violations,
             timeline: self.timeline,
         }
+    }
+}
+
+/// The holders of an upload, as the client's decoder fetches from them:
+/// the holder the ledger names now, its health, its real gate, its bytes.
+struct Holders<'a> {
+    world: &'a World,
+    placement: Placement,
+    reader: AccountId,
+    /// Gate refusals of the owner (each a violation).
+    refusals: std::sync::Mutex<Vec<String>>,
+}
+
+impl strand_core::io::FragmentSource for Holders<'_> {
+    fn fetch(
+        &self,
+        location: strand_core::io::FragmentLocation,
+        id: &strand_core::FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else { return Ok(false) };
+        let unreachable = || std::io::Error::other(format!("provider {} does not answer", provider.short()));
+        let Some(&holder) = self.world.by_account.get(&provider) else { return Err(unreachable()) };
+        let node = &self.world.nodes[holder];
+        if node.health != Health::Up {
+            return Err(unreachable());
+        }
+        let fragment = *id.as_bytes();
+        let state = self.world.leader.state();
+        let presentations = strand_node::core::gate::Presentations::default();
+        let freshness = strand_node::core::gate::Freshness::CURRENT;
+        match strand_node::core::gate::decide_get(
+            &self.reader,
+            &fragment,
+            &node.keeper.holdings,
+            state,
+            freshness,
+            &presentations,
+        ) {
+            Ok(_) => {}
+            // A node that let the fragment go says so, as iroh-blobs does.
+            Err(strand_node::core::gate::Refusal::UnknownFragment) => return Ok(false),
+            Err(refusal) => {
+                let mut refusals = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                refusals.push(format!("node {holder}: {}", refusal.label()));
+                return Err(std::io::Error::other(refusal.label()));
+            }
+        }
+        if !node.store.contains_key(&fragment) {
+            return Ok(false);
+        }
+        let (bytes, _) = self.world.serve(holder, &fragment);
+        if bytes.len() > length_max {
+            return Ok(false);
+        }
+        *into = bytes;
+        Ok(true)
     }
 }
 

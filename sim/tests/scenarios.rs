@@ -49,6 +49,9 @@ fn the_shipped_scenarios_hold_every_invariant_and_lose_nothing() {
                 format!("reproduce with: strand-sim run sim/scenarios/{name}.toml --seed {seed}\n{}", report.text());
             assert!(report.violations.is_empty(), "{context}");
             assert_eq!(report.stripes_lost, 0, "{context}");
+            // Owners read with the client's decoder during the faults;
+            // nothing was lost, so every read succeeded.
+            assert!(report.downloads > 0 && report.downloads_failed == 0, "{context}");
             assert!(
                 report.contracts_declared_lost > 0 && report.repairs > 0,
                 "faults were injected and repaired: {context}"
@@ -76,12 +79,15 @@ fn an_organisation_holding_half_of_every_stripe_takes_the_data_with_it() {
     let report = run(&lost, 1);
     assert_eq!(report.stripes_lost, report.stripes, "{}", report.text());
     assert!(report.violations.is_empty(), "{}", report.text());
-    assert_eq!(
-        (report.contracts_declared_lost, report.contracts_unrepairable, report.repairs),
-        (18, 18, 0),
+    assert!(
+        report.contracts_declared_lost > 0
+            && report.contracts_unrepairable == report.contracts_declared_lost
+            && report.repairs == 0,
         "every contract of the lost organisation is declared lost and shown as unrepairable: {}",
         report.text()
     );
+    // Owners' reads after the loss fail (the decoder finds fewer than k).
+    assert!(report.downloads_failed > 0, "{}", report.text());
 }
 
 #[test]
@@ -168,7 +174,7 @@ fn the_model_engine_agrees_with_the_ledger_engine_on_its_delays() {
 #[test]
 fn lying_and_slow_providers_are_caught_and_strangers_refused() {
     let lying = scenario("lying");
-    let (mut accused, mut late) = (0, 0);
+    let (mut accused, mut late, mut degraded) = (0, 0, 0);
     for seed in [1u64, 2, 3, 4] {
         let report = run(&lying, seed);
         let context =
@@ -177,7 +183,17 @@ fn lying_and_slow_providers_are_caught_and_strangers_refused() {
         let refused: u64 = report.gate.refusals.values().sum();
         let stranger_reads = u64::from(lying.stranger_reads_per_epoch) * lying.fault_epochs;
         assert!(refused <= stranger_reads && refused * 10 >= stranger_reads * 9, "{refused}: {context}");
-        assert!(report.gate.releases >= report.repair_read_bytes / u64::from(lying.fragment_bytes), "{context}");
+        // Every sibling read is one whole fragment (a chunk and its tag)
+        // the holder's gate released.
+        assert_eq!(
+            report.gate.releases * (u64::from(lying.fragment_bytes) + 16),
+            report.repair_read_bytes,
+            "{context}"
+        );
+        // Owners' reads met the liars too: the client's decoder caught the
+        // bad bytes by their ids and rebuilt from parity.
+        degraded += report.downloads_degraded;
+        assert_eq!(report.downloads_failed, 0, "{context}");
         accused += report.gate.bad_siblings_reported;
         late += report.gate.late_answers;
         if report.nodes_lost == 0 {
@@ -185,6 +201,7 @@ fn lying_and_slow_providers_are_caught_and_strangers_refused() {
         }
     }
     assert!(accused > 0 && late > 0, "accusations {accused}, late answers {late}");
+    assert!(degraded > 0, "no owner's read met a liar");
 }
 
 /// Load over time (model engine): uploads arrive through the first month
