@@ -89,6 +89,35 @@ pub fn parse_expiry(text: &str, height: u64) -> anyhow::Result<u64> {
     }
 }
 
+/// The grant of the whole upload of `record` to `grantee` until
+/// `expires_at_height`: the record sealed to the grantee as its key
+/// material. Refused when the sealed record is larger than a credential
+/// carries.
+pub fn whole_upload_grant(
+    record: &UploadRecord,
+    grantee: &PublicKey,
+    expires_at_height: u64,
+    purpose: &str,
+    rng: &mut impl rand::CryptoRng,
+) -> anyhow::Result<CredentialGrant> {
+    let sealed = seal::seal(SealKind::GranteeRecord, &record.to_bytes(), grantee, rng);
+    if sealed.len() > SEALED_KEY_MATERIAL_BYTES_MAX {
+        bail!(
+            "this upload's record ({} bytes sealed) is larger than a credential carries ({SEALED_KEY_MATERIAL_BYTES_MAX} bytes): \
+             whole-upload grants are limited to uploads of about 1,900 fragments for now",
+            sealed.len()
+        );
+    }
+    Ok(CredentialGrant {
+        upload: *record.index.upload_id.as_bytes(),
+        grantee: AccountId::of(grantee),
+        scope: Scope::Upload,
+        expires_at_height,
+        purpose: purpose.to_string(),
+        sealed_key_material: sealed,
+    })
+}
+
 /// Grants `grantee` the whole upload of `record` until `expires_at_height`.
 /// Returns the credential id and the height it was granted at.
 pub async fn grant(
@@ -100,22 +129,7 @@ pub async fn grant(
     expires_at_height: u64,
     purpose: &str,
 ) -> anyhow::Result<(Digest, u64)> {
-    let sealed = seal::seal(SealKind::GranteeRecord, &record.to_bytes(), grantee, &mut rand::rng());
-    if sealed.len() > SEALED_KEY_MATERIAL_BYTES_MAX {
-        bail!(
-            "this upload's record ({} bytes sealed) is larger than a credential carries ({SEALED_KEY_MATERIAL_BYTES_MAX} bytes): \
-             whole-upload grants are limited to uploads of about 1,900 fragments for now",
-            sealed.len()
-        );
-    }
-    let grant = CredentialGrant {
-        upload: *record.index.upload_id.as_bytes(),
-        grantee: AccountId::of(grantee),
-        scope: Scope::Upload,
-        expires_at_height,
-        purpose: purpose.to_string(),
-        sealed_key_material: sealed,
-    };
+    let grant = whole_upload_grant(record, grantee, expires_at_height, purpose, &mut rand::rng())?;
     let (hash, height) = submit_and_wait(owner, client, state, Body::GrantCredential(grant)).await?;
     Ok((credential_id(&hash), height))
 }

@@ -84,7 +84,8 @@ impl Placement {
         }
     }
 
-    fn providers(&self) -> Vec<AccountId> {
+    /// Every provider the placement names, once.
+    pub fn providers(&self) -> Vec<AccountId> {
         let mut providers: Vec<AccountId> = match self {
             Self::Whole(record) => record.providers.clone(),
             Self::Stripes(stripes) => stripes.values().flatten().copied().collect(),

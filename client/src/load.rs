@@ -30,6 +30,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Bytes per file.
     pub size: u64,
+    /// The codec's parameters (chunk size, k, m).
+    pub params: CodecParams,
     /// Contract term of the uploads.
     pub term_epochs: u32,
     /// Where the clients' homes and files go.
@@ -173,7 +175,7 @@ async fn one_round(
     rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     std::fs::write(&file, &bytes)?;
     follower.catch_up(ledger).await?;
-    let options = UploadOptions { params: CodecParams::default(), term_epochs: config.term_epochs, threads: 2 };
+    let options = UploadOptions { params: config.params, term_epochs: config.term_epochs, threads: 2 };
     let started = Instant::now();
     let summary = network::upload(&file, identity, ledger, follower.replica().state(), home, options, |_| {}).await?;
     run.uploads.push(started.elapsed().as_secs_f64());

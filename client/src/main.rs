@@ -205,6 +205,8 @@ enum Command {
         /// The ledger service (a sequencer).
         #[arg(long, env = "STRAND_LEDGER", default_value = "127.0.0.1:7400")]
         ledger: String,
+        #[command(flatten)]
+        codec: CodecArgs,
     },
     /// Inspect the ledger: status, blocks, transactions, accounts.
     Ledger {
@@ -436,8 +438,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(ledger_query(&ledger, query))?;
             print(json, &value, print_ledger)
         }
-        Command::Load { clients, seconds, size, dir, ledger } => {
-            load_command(clients, seconds, &size, dir, ledger, json)
+        Command::Load { clients, seconds, size, dir, ledger, codec } => {
+            load_command(clients, seconds, &size, dir, ledger, codec.params()?, json)
         }
     }
 }
@@ -448,6 +450,7 @@ fn load_command(
     size: &str,
     dir: Option<PathBuf>,
     ledger: String,
+    params: CodecParams,
     json: bool,
 ) -> anyhow::Result<()> {
     let size = units::parse_size(size)?;
@@ -461,6 +464,7 @@ fn load_command(
         clients,
         duration: std::time::Duration::from_secs(seconds),
         size,
+        params,
         term_epochs: 1000,
         directory,
     };

@@ -332,13 +332,20 @@ pub async fn upload(
 
     // Per provider: its fragments in (stripe, shard) order, and the terms.
     let mut assigned: HashMap<usize, Vec<[u8; 32]>> = HashMap::new();
-    let mut placement = Vec::with_capacity(index.fragment_ids().len());
     for (stripe, chosen) in placements.iter().enumerate() {
         for (shard, &provider) in chosen.iter().enumerate() {
             assigned.entry(provider).or_default().push(*index.stripe(stripe as u64)[shard].as_bytes());
-            placement.push(provider as u16);
         }
     }
+    let accounts: Vec<AccountId> = candidates.iter().map(|candidate| candidate.account).collect();
+    let record = match UploadRecord::from_placement(index.clone(), &placements, &accounts) {
+        Ok(record) => record,
+        Err(error) => {
+            network_task.abort();
+            let _ = router.shutdown().await;
+            return Err(error.into());
+        }
+    };
     let stripe_map = stripe_map(&placements, &candidates, &index);
     let stripes_root = stripe_map.root();
     let mut proposals: Vec<(usize, Proposal)> = Vec::new();
@@ -379,11 +386,6 @@ pub async fn upload(
 
     let contracts = open_contracts(owner, client, state, &signed).await?;
     let ledger_seconds = started.elapsed().as_secs_f64() - encode_seconds - transfer_seconds;
-    let record = UploadRecord {
-        index: index.clone(),
-        providers: candidates.iter().map(|candidate| candidate.account).collect(),
-        placement,
-    };
     let path = record.save(home, owner)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(UploadSummary {

@@ -60,6 +60,38 @@ pub enum RecordError {
 }
 
 impl UploadRecord {
+    /// The record of `index` placed by `placements` (per stripe, each
+    /// shard's provider as an index into `accounts`): only the providers
+    /// used are listed, in the order they are first used, so the record —
+    /// and the key material a whole-upload credential seals — grows with
+    /// the upload, not with the network.
+    pub fn from_placement(
+        index: RecoveryIndex,
+        placements: &[Vec<usize>],
+        accounts: &[AccountId],
+    ) -> Result<Self, RecordError> {
+        let mut slots: std::collections::HashMap<usize, u16> = std::collections::HashMap::new();
+        let mut providers = Vec::new();
+        let mut placement = Vec::with_capacity(placements.iter().map(Vec::len).sum());
+        for &chosen in placements.iter().flatten() {
+            let slot = match slots.get(&chosen) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = u16::try_from(providers.len())
+                        .map_err(|_| RecordError::Format("an upload placed on more than 65,536 providers".into()))?;
+                    let account = accounts
+                        .get(chosen)
+                        .ok_or_else(|| RecordError::Format("the placement names an unknown provider".into()))?;
+                    providers.push(*account);
+                    slots.insert(chosen, slot);
+                    slot
+                }
+            };
+            placement.push(slot);
+        }
+        Ok(Self { index, providers, placement })
+    }
+
     /// The provider of fragment `(stripe, shard)`.
     pub fn provider_of(&self, stripe: u64, shard: usize) -> AccountId {
         let width = self.index.params().fragments_per_stripe();
@@ -187,6 +219,19 @@ mod tests {
         );
         let placement = (0..layout.fragment_count()).map(|i| (i % 3) as u16).collect();
         UploadRecord { index, providers: vec![AccountId([7; 32]), AccountId([8; 32]), AccountId([9; 32])], placement }
+    }
+
+    #[test]
+    fn a_record_lists_only_the_providers_its_placement_uses() {
+        let template = record();
+        let accounts: Vec<AccountId> = (0..1_000u16).map(|i| AccountId([(i % 251) as u8; 32])).collect();
+        // Two stripes of three over providers 900, 5, 900 and 7, 5, 42.
+        let placements = vec![vec![900, 5, 900], vec![7, 5, 42]];
+        let record = UploadRecord::from_placement(template.index.clone(), &placements, &accounts).expect("placed");
+        assert_eq!(record.providers, vec![accounts[900], accounts[5], accounts[7], accounts[42]]);
+        assert_eq!(record.provider_of(0, 2), accounts[900]);
+        assert_eq!(record.provider_of(1, 2), accounts[42]);
+        assert!(UploadRecord::from_placement(template.index, &[vec![1_000]], &accounts).is_err());
     }
 
     #[test]

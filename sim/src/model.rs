@@ -539,6 +539,7 @@ impl Model {
             detection_check: DetectionCheck::default(),
             gate: GateReport::default(),
             proposals: Default::default(),
+            credentials: Default::default(),
             downloads: self.downloads,
             downloads_failed: self.downloads_failed,
             downloads_degraded: self.downloads_degraded,

@@ -145,8 +145,9 @@ pub struct GateReport {
     pub bad_siblings_reported: u64,
     /// Proof answers that reached the ledger after their epoch.
     pub late_answers: u64,
-    /// Bytes released to repairers and receipted by the holders' receipts
-    /// core (checked against the ledger's record at the end).
+    /// Bytes released (to repairers, owners and grantees) and receipted by
+    /// the holders' receipts core (checked against the ledger's record of
+    /// who read what at the end).
     pub receipted_bytes: u64,
     /// Of those, bytes whose batch was too late for the ledger.
     pub receipts_too_late_bytes: u64,
@@ -168,6 +169,26 @@ pub struct ProposalReport {
     /// Bytes the nodes committed at most, as a share of their capacity
     /// (parts per million of the fullest node).
     pub fullest_node_ppm: u64,
+}
+
+/// Credentials granted, revoked and read under (ledger engine).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CredentialReport {
+    /// Whole-upload credentials granted.
+    pub granted: u64,
+    /// Of those, revoked by their owner.
+    pub revoked: u64,
+    /// Reads by grantees while their credential held.
+    pub reads: u64,
+    /// Of those, rebuilt from parity somewhere.
+    pub reads_degraded: u64,
+    /// Of those, failed (a stripe below k answering).
+    pub reads_failed: u64,
+    /// Reads by grantees after their credential was revoked or expired:
+    /// every one must fail.
+    pub reads_after_end: u64,
+    /// Fragments the gates released to grantees.
+    pub releases: u64,
 }
 
 /// A run's outcome.
@@ -228,6 +249,8 @@ pub struct Report {
     pub gate: GateReport,
     /// Proposals, failed uploads and retention (ledger engine).
     pub proposals: ProposalReport,
+    /// Credentials and grantees' reads (ledger engine).
+    pub credentials: CredentialReport,
     /// Reads of random uploads during the faults (model engine,
     /// `downloads_per_epoch`).
     pub downloads: u64,
@@ -271,7 +294,7 @@ impl Report {
         let refusals: Vec<String> =
             self.gate.refusals.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
         let gate = format!(
-            "gate         {} repair reads released ({} B receipted, {} B too late), refused: {}; \
+            "gate         {} repair reads released ({} B of reads receipted, {} B too late), refused: {}; \
              {} bad siblings reported, {} late answers\n",
             self.gate.releases,
             self.gate.receipted_bytes,
@@ -291,6 +314,16 @@ impl Report {
                 self.proposals.uploads_failed,
                 self.proposals.agreements_released,
                 self.proposals.fullest_node_ppm as f64 / 1e4,
+            )
+        };
+        let credentials = if self.credentials.granted == 0 {
+            String::new()
+        } else {
+            let c = &self.credentials;
+            format!(
+                "credentials  {} granted, {} revoked; grantees read {} times ({} degraded, {} failed), \
+                 {} reads after the credential ended; {} fragments released to grantees\n",
+                c.granted, c.revoked, c.reads, c.reads_degraded, c.reads_failed, c.reads_after_end, c.releases
             )
         };
         let ledger = if self.engine == "model" {
@@ -322,7 +355,7 @@ impl Report {
              durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable; {} of {} downloads failed, {} degraded\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
              repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
-             traffic {:.4} B per B stored\n{proposals}{gate}{ledger}",
+             traffic {:.4} B per B stored\n{proposals}{credentials}{gate}{ledger}",
             self.scenario,
             self.engine,
             self.seed,

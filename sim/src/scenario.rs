@@ -137,6 +137,16 @@ pub struct Scenario {
     /// Reads per epoch by peers with no order (a random key, or a provider
     /// naming someone else's order): the node's gate must refuse them all.
     pub stranger_reads_per_epoch: u32,
+    /// Ledger engine: whole-upload credentials owners grant each epoch of
+    /// the faults, each to a new researcher, who presents it to the
+    /// holders and reads the upload with the client's decoder every epoch
+    /// until one epoch after it ends.
+    pub grants_per_epoch: u32,
+    /// Epochs a credential is valid for.
+    pub grant_epochs: u64,
+    /// Probability that the owner revokes a credential the epoch after
+    /// granting it.
+    pub revoke_probability: f64,
 }
 
 impl Default for Scenario {
@@ -179,6 +189,9 @@ impl Default for Scenario {
             corrupt_disks: Vec::new(),
             corrupt_fraction: 0.0,
             stranger_reads_per_epoch: 0,
+            grants_per_epoch: 0,
+            grant_epochs: 3,
+            revoke_probability: 0.0,
         }
     }
 }
@@ -273,7 +286,14 @@ impl Scenario {
                 return field(name, "node indices below `nodes`");
             }
         }
-        for (name, p) in [("late_probability", self.late_probability), ("corrupt_fraction", self.corrupt_fraction)] {
+        if self.grant_epochs == 0 {
+            return field("grant_epochs", "at least 1");
+        }
+        for (name, p) in [
+            ("late_probability", self.late_probability),
+            ("corrupt_fraction", self.corrupt_fraction),
+            ("revoke_probability", self.revoke_probability),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return field(name, "a probability from 0 to 1");
             }

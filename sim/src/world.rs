@@ -9,17 +9,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use strand_client::download::Placement;
+use strand_client::record::UploadRecord;
+use strand_contracts::apply::credential_id;
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_contracts::mempool::{AdmissionError, Mempool};
+use strand_contracts::query;
 use strand_contracts::state::{ContractStatus, LedgerState, RepairState};
 use strand_contracts::stripes::StripeMap;
+use strand_contracts::transaction::transaction_hash;
 use strand_contracts::transaction::{
     Body, ContractTerms, FailureDomain, ProofPolicy, ProviderRegistration, ReadAuthority,
 };
+use strand_contracts::types::UploadKey;
 use strand_contracts::{AccountId, Digest, Replica, Signature, Transaction};
 use strand_core::Identity;
 use strand_ledger_service::sequencer::SequencerConfig;
 use strand_net::blobs::Extent;
+use strand_node::core::gate;
 use strand_node::core::holdings::{AgreementState, Holdings};
 use strand_node::core::keeper::Keeper;
 use strand_node::core::proposal::{self, AcceptancePolicy};
@@ -30,7 +36,9 @@ use strand_proof_of_storage::chunk::ChunkProof;
 use strand_wire::{FragmentSource, Proposal};
 
 use crate::queue::Queue;
-use crate::report::{DetectionCheck, Distribution, GateReport, LedgerLoad, ProposalReport, Report, Sample};
+use crate::report::{
+    CredentialReport, DetectionCheck, Distribution, GateReport, LedgerLoad, ProposalReport, Report, Sample,
+};
 use crate::scenario::Scenario;
 
 /// What happens next.
@@ -83,6 +91,8 @@ struct Node {
     /// What it released and has not yet put on the ledger (the node's
     /// real receipts core).
     receipts: Receipts,
+    /// Credentials grantees presented here (the node's real table).
+    presentations: gate::Presentations,
 }
 
 struct Upload {
@@ -90,12 +100,30 @@ struct Upload {
     k: u16,
     /// The upload's key on the ledger.
     key: [u8; 16],
-    /// The owner, who reads it back.
+    /// The owner, who reads it back and grants credentials.
     owner: AccountId,
-    /// The owner's recovery index (keys, layout, fragment ids, the file's
-    /// hash), as the real client keeps it.
-    index: strand_core::RecoveryIndex,
+    owner_secret: [u8; 32],
+    /// The owner's last nonce.
+    owner_nonce: u64,
+    /// The owner's upload record (recovery index: keys, layout, fragment
+    /// ids, the file's hash; and the placement), as the real client keeps
+    /// it.
+    record: UploadRecord,
 }
+
+/// A credential an owner granted, and its grantee.
+struct Grant {
+    upload: usize,
+    grantee_secret: [u8; 32],
+    grantee: AccountId,
+    credential: Digest,
+    granted_epoch: u64,
+    /// The owner revokes it the epoch after granting it.
+    revoke: bool,
+}
+
+/// A fragment a holder's gate released to a reader, to be receipted.
+type Release = (usize, UploadKey, ReadAuthority, u64);
 
 /// A simulation in progress.
 pub struct World {
@@ -140,6 +168,8 @@ pub struct World {
     proposals: ProposalReport,
     /// Owners' reads: made, failed, degraded (rebuilt from parity).
     downloads: (u64, u64, u64),
+    grants: Vec<Grant>,
+    credential_counts: CredentialReport,
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -183,6 +213,7 @@ impl World {
                     reads: RepairReads::default(),
                     corrupted: BTreeMap::new(),
                     receipts: Receipts::default(),
+                    presentations: gate::Presentations::default(),
                 }
             })
             .collect();
@@ -225,6 +256,8 @@ impl World {
             rejections: BTreeMap::new(),
             proposals: ProposalReport::default(),
             downloads: (0, 0, 0),
+            grants: Vec::new(),
+            credential_counts: CredentialReport::default(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -370,6 +403,8 @@ impl World {
         let chain = self.state().params.chain;
         let term_epochs = u32::try_from(scenario.fault_epochs + scenario.liveness_epochs + 8).unwrap_or(u32::MAX);
         let owner_account = AccountId::of(&owner.public_key());
+        let record = UploadRecord::from_placement(index, &placements, &accounts)
+            .expect("a scenario's placement is within a record's limits");
         let mut signed = Vec::with_capacity(used.len());
         for &candidate in &used {
             let provider = accounts[candidate];
@@ -404,11 +439,20 @@ impl World {
                 }
             }
         }
+        let owner_nonce = signed.len() as u64;
         for (owner_nonce, (terms, provider_signature)) in (1..).zip(signed) {
             let body = Body::OpenContract { terms, provider_signature };
             self.backlog.push_back(Transaction::sign(chain, &owner, owner_nonce, body).to_bytes());
         }
-        self.uploads.push(Upload { map, k: self.scenario.data_shards, key, owner: owner_account, index });
+        self.uploads.push(Upload {
+            map,
+            k: self.scenario.data_shards,
+            key,
+            owner: owner_account,
+            owner_secret: *owner.secret_bytes(),
+            owner_nonce,
+            record,
+        });
     }
 
     /// Node `index` answers `proposal` with its real proposal core, as the
@@ -529,6 +573,7 @@ impl World {
             for _ in 0..scenario.downloads_per_epoch {
                 self.download();
             }
+            self.credentials(epoch);
         }
         self.observe(epoch);
         let epoch_ms = scenario.block_ms * scenario.epoch_blocks;
@@ -630,6 +675,7 @@ impl World {
             if node.health != Health::Up {
                 continue;
             }
+            node.presentations.prune(state);
             for id in retention::releasable(&node.keeper.holdings, state, &node.account) {
                 forget(node, &id);
                 self.proposals.agreements_released += 1;
@@ -953,23 +999,14 @@ impl World {
         }
     }
 
-    /// The ledger's record of repair reads, in bytes: recent batches and
-    /// the totals older ones were summed into.
-    fn ledger_repair_read_bytes(&self) -> u64 {
+    /// The ledger's record of who read what, in bytes (owners, grantees
+    /// and repairers): recent batches and the totals older ones were summed
+    /// into.
+    fn ledger_receipted_bytes(&self) -> u64 {
         let state = self.leader.state();
-        let recent: u64 = state
-            .access
-            .iter()
-            .flat_map(|(_, batch)| batch.receipts.iter())
-            .filter(|receipt| matches!(receipt.authority, ReadAuthority::Repair(_)))
-            .map(|receipt| receipt.bytes)
-            .sum();
-        let summed: u64 = state
-            .access_totals
-            .iter()
-            .filter(|((_, _, authority), _)| matches!(authority, ReadAuthority::Repair(_)))
-            .map(|(_, total)| total.bytes)
-            .sum();
+        let recent: u64 =
+            state.access.iter().flat_map(|(_, batch)| batch.receipts.iter()).map(|receipt| receipt.bytes).sum();
+        let summed: u64 = state.access_totals.iter().map(|(_, total)| total.bytes).sum();
         recent + summed
     }
 
@@ -1002,37 +1039,204 @@ impl World {
         }
         let number = self.rng.random_range(0..self.uploads.len());
         let upload = &self.uploads[number];
-        let stripes: BTreeMap<u64, Vec<AccountId>> = (0u64..)
-            .zip(&upload.map.stripes)
-            .map(|(stripe, shards)| {
-                (stripe, shards.iter().map(|(_, slot)| upload.map.slots[usize::from(*slot)]).collect())
-            })
-            .collect();
-        let placement = Placement::Stripes(stripes).current(self.state(), &upload.key);
-        let source = Holders { world: self, placement, reader: upload.owner, refusals: Default::default() };
-        let mut output = Vec::new();
-        let decoded = strand_core::decode(&upload.index, &source, &mut output, None, 1, |_| {});
-        let refusals = source.refusals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let readable = self.readable(number);
+        let (owner, record) = (upload.owner, upload.record.clone());
+        let read = self.read(number, owner, record);
         self.downloads.0 += 1;
-        let hash = upload.index.file_hash;
-        match decoded {
-            Ok(report) if blake3::hash(&output) == hash && report.file_hash_verified => {
-                self.downloads.2 += u64::from(!report.degraded.is_empty());
-            }
-            Ok(_) => self.violation(format!("upload {number}: a read returned other bytes than the file")),
+        match read.outcome {
+            Ok(degraded) => self.downloads.2 += u64::from(degraded),
             Err(error) => {
                 self.downloads.1 += 1;
-                if readable {
+                if read.readable {
                     self.violation(format!(
-                        "upload {number}: every stripe had k good fragments answering, the read failed: {error}"
+                        "upload {number}: every stripe had k good fragments answering, the owner's read failed: {error}"
                     ));
                 }
             }
         }
-        for refusal in refusals {
+        for refusal in read.refusals {
             self.violation(format!("upload {number}: a holder's gate refused the owner: {refusal}"));
         }
+    }
+
+    /// `reader` reads upload `number` with the client's real decoder and
+    /// `record` (the owner's, or the one a credential sealed): from the
+    /// holders the ledger names now, each fetch decided by the holder's
+    /// real gate; what the gates released is receipted by the holders'
+    /// receipts core.
+    fn read(&mut self, number: usize, reader: AccountId, record: UploadRecord) -> Read {
+        let upload = &self.uploads[number];
+        let placement = Placement::Whole(Box::new(record)).current(self.state(), &upload.key);
+        let Placement::Whole(record) = &placement else { unreachable!("a whole placement stays whole") };
+        let index = record.index.clone();
+        let source =
+            Holders { world: self, placement, reader, refusals: Default::default(), released: Default::default() };
+        let mut output = Vec::new();
+        let decoded = strand_core::decode(&index, &source, &mut output, None, 1, |_| {});
+        let refusals = source.refusals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let released = source.released.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let readable = self.readable(number);
+        let outcome = match decoded {
+            Ok(report) if blake3::hash(&output) == index.file_hash && report.file_hash_verified => {
+                Ok(!report.degraded.is_empty())
+            }
+            Ok(_) => {
+                self.violation(format!("upload {number}: a read returned other bytes than the file"));
+                Err("other bytes".to_string())
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        let epoch = self.state().epoch();
+        for &(holder, upload, authority, bytes) in &released {
+            if self.nodes[holder].receipts.record(epoch, upload, authority, reader, bytes) {
+                self.gate.receipted_bytes += bytes;
+            }
+        }
+        Read { outcome, readable, refusals, released }
+    }
+
+    /// Each fault epoch: the revocations planned for it, a read by every
+    /// grantee whose credential is on the ledger and ended at most an epoch
+    /// ago, and new grants.
+    fn credentials(&mut self, epoch: u64) {
+        let revoking: Vec<(usize, Digest)> = self
+            .grants
+            .iter()
+            .filter(|grant| grant.revoke && grant.granted_epoch + 1 == epoch)
+            .map(|grant| (grant.upload, grant.credential))
+            .collect();
+        for (upload, credential) in revoking {
+            self.send_as_owner(upload, Body::RevokeCredential { credential });
+            self.credential_counts.revoked += 1;
+        }
+        let (height, window) = (self.state().height, self.scenario.epoch_blocks);
+        for index in 0..self.grants.len() {
+            let Some(record) = self.state().credentials.get(&self.grants[index].credential) else { continue };
+            let ended = record.revoked_at_height.unwrap_or(u64::MAX).min(record.grant.expires_at_height);
+            if height <= ended.saturating_add(window) {
+                self.grantee_read(index);
+            }
+        }
+        for _ in 0..self.scenario.grants_per_epoch {
+            self.grant(epoch);
+        }
+    }
+
+    /// An owner grants a new researcher its whole upload, with the client's
+    /// grant (the upload record sealed to the grantee).
+    fn grant(&mut self, epoch: u64) {
+        if self.uploads.is_empty() {
+            return;
+        }
+        let upload = self.rng.random_range(0..self.uploads.len());
+        let grantee = identity(&mut self.rng);
+        let expires = self.state().height + self.scenario.grant_epochs * self.scenario.epoch_blocks;
+        let granted = strand_client::credentials::whole_upload_grant(
+            &self.uploads[upload].record,
+            &grantee.public_key(),
+            expires,
+            "simulated research",
+            &mut self.rng,
+        );
+        let grant = match granted {
+            Ok(grant) => grant,
+            Err(error) => return self.violation(format!("upload {upload}: the owner cannot grant it: {error:#}")),
+        };
+        let bytes = self.send_as_owner(upload, Body::GrantCredential(grant));
+        let credential = credential_id(&transaction_hash(&bytes));
+        let revoke = self.rng.random_bool(self.scenario.revoke_probability);
+        self.grants.push(Grant {
+            upload,
+            grantee_secret: *grantee.secret_bytes(),
+            grantee: AccountId::of(&grantee.public_key()),
+            credential,
+            granted_epoch: epoch,
+            revoke,
+        });
+        self.credential_counts.granted += 1;
+    }
+
+    /// Grantee `index` opens its credential's key material, presents the
+    /// credential to every holder the ledger names now (the node's real
+    /// presentation check) and reads the upload. While the credential holds
+    /// the read must succeed whenever the data is readable; once it is
+    /// revoked or expired, no holder may release a fragment.
+    fn grantee_read(&mut self, index: usize) {
+        let (number, credential, reader) =
+            (self.grants[index].upload, self.grants[index].credential, self.grants[index].grantee);
+        let grantee = Identity::from_secret_bytes(&self.grants[index].grantee_secret);
+        let key = self.uploads[number].key;
+        let state = self.leader.state();
+        let valid = query::credential_decision(state, &credential, &reader, &key, None, state.height).is_ok();
+        let record = match strand_client::credentials::grantee_record(&grantee, state, &credential) {
+            Ok(record) => record,
+            Err(error) => return self.violation(format!("grantee of {}: {error:#}", credential.short())),
+        };
+        let providers = Placement::Whole(Box::new(record.clone())).current(state, &key).providers();
+        for provider in providers {
+            let Some(&holder) = self.by_account.get(&provider) else { continue };
+            let node = &mut self.nodes[holder];
+            if node.health != Health::Up {
+                continue;
+            }
+            let presented = gate::present(
+                &reader,
+                &credential,
+                &[],
+                &node.keeper.holdings,
+                state,
+                gate::Freshness::CURRENT,
+                &mut node.presentations,
+            );
+            if let (true, Err(refusal)) = (valid, presented) {
+                let what = format!("node {holder} refused a valid credential's presentation: {}", refusal.label());
+                self.violations.push(what);
+            }
+        }
+        let read = self.read(number, reader, record);
+        let counts = &mut self.credential_counts;
+        counts.releases += read.released.len() as u64;
+        if !valid {
+            counts.reads_after_end += 1;
+            if read.outcome.is_ok() || !read.released.is_empty() {
+                let (released, read) = (read.released.len(), if read.outcome.is_ok() { "read" } else { "not read" });
+                self.violation(format!(
+                    "credential {}: after it was revoked or expired the upload was {read}, {released} fragments receipted",
+                    credential.short()
+                ));
+            }
+            return;
+        }
+        counts.reads += 1;
+        match read.outcome {
+            Ok(degraded) => counts.reads_degraded += u64::from(degraded),
+            Err(error) => {
+                counts.reads_failed += 1;
+                if read.readable {
+                    self.violation(format!(
+                        "credential {}: a readable upload's read failed: {error}",
+                        credential.short()
+                    ));
+                }
+            }
+        }
+        for refusal in read.refusals {
+            self.violation(format!(
+                "credential {}: a holder refused a valid credential: {refusal}",
+                credential.short()
+            ));
+        }
+    }
+
+    /// Signs `body` as the owner of upload `number` (its next nonce) into
+    /// the mempool; the transaction's bytes.
+    fn send_as_owner(&mut self, number: usize, body: Body) -> Vec<u8> {
+        let chain = self.state().params.chain;
+        let upload = &mut self.uploads[number];
+        upload.owner_nonce += 1;
+        let owner = Identity::from_secret_bytes(&upload.owner_secret);
+        let bytes = Transaction::sign(chain, &owner, upload.owner_nonce, body).to_bytes();
+        self.backlog.push_back(bytes.clone());
+        bytes
     }
 
     /// Whether every stripe of upload `number` has k good fragments (not
@@ -1137,8 +1341,8 @@ impl World {
                 if unconverged.len() > shown { "; ..." } else { "" }
             ));
         }
-        // Who read what: every repair read the gates released is on the
-        // ledger as a receipt, except batches still pending at the end and
+        // Who read what: every read the gates released (owners', grantees'
+        // and repairers') is on the ledger as a receipt, except batches still pending at the end and
         // those too late (a holder down past the next epoch).
         // Pending: the current epoch's batches, and a down node's (it
         // submits when back, or they turn too late); an answering node's
@@ -1166,11 +1370,11 @@ impl World {
                 _ => None,
             })
             .sum();
-        let on_ledger = self.ledger_repair_read_bytes();
+        let on_ledger = self.ledger_receipted_bytes();
         let expected = self.gate.receipted_bytes - self.gate.receipts_too_late_bytes - pending - in_flight;
         if on_ledger != expected {
             self.violation(format!(
-                "repair reads on the ledger: {on_ledger} B, released and receipted: {expected} B \
+                "reads on the ledger: {on_ledger} B, released and receipted: {expected} B \
                  ({} B released, {} B too late, {pending} B pending, {in_flight} B in flight)",
                 self.gate.receipted_bytes, self.gate.receipts_too_late_bytes
             ));
@@ -1228,6 +1432,7 @@ impl World {
             downloads_failed: self.downloads.1,
             downloads_degraded: self.downloads.2,
             proposals: self.proposals,
+            credentials: self.credential_counts,
             gate: GateReport {
                 releases: self.gate.releases,
                 refusals: self.gate.refusals,
@@ -1248,8 +1453,19 @@ struct Holders<'a> {
     world: &'a World,
     placement: Placement,
     reader: AccountId,
-    /// Gate refusals of the owner (each a violation).
+    /// Gate refusals of the reader.
     refusals: std::sync::Mutex<Vec<String>>,
+    /// What the gates released, to be receipted.
+    released: std::sync::Mutex<Vec<Release>>,
+}
+
+/// A read's outcome: whether it was rebuilt from parity, or why it failed;
+/// whether the data was readable; the gates' refusals and releases.
+struct Read {
+    outcome: Result<bool, String>,
+    readable: bool,
+    refusals: Vec<String>,
+    released: Vec<Release>,
 }
 
 impl strand_core::io::FragmentSource for Holders<'_> {
@@ -1269,31 +1485,36 @@ impl strand_core::io::FragmentSource for Holders<'_> {
         }
         let fragment = *id.as_bytes();
         let state = self.world.leader.state();
-        let presentations = strand_node::core::gate::Presentations::default();
-        let freshness = strand_node::core::gate::Freshness::CURRENT;
-        match strand_node::core::gate::decide_get(
+        let decided = gate::decide_get(
             &self.reader,
             &fragment,
             &node.keeper.holdings,
             state,
-            freshness,
-            &presentations,
-        ) {
-            Ok(_) => {}
+            gate::Freshness::CURRENT,
+            &node.presentations,
+        );
+        let credential = match decided {
+            Ok(credential) => credential,
             // A node that let the fragment go says so, as iroh-blobs does.
-            Err(strand_node::core::gate::Refusal::UnknownFragment) => return Ok(false),
+            Err(gate::Refusal::UnknownFragment) => return Ok(false),
             Err(refusal) => {
                 let mut refusals = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 refusals.push(format!("node {holder}: {}", refusal.label()));
                 return Err(std::io::Error::other(refusal.label()));
             }
-        }
+        };
         if !node.store.contains_key(&fragment) {
             return Ok(false);
         }
         let (bytes, _) = self.world.serve(holder, &fragment);
         if bytes.len() > length_max {
             return Ok(false);
+        }
+        if let Some((upload, authority, size)) =
+            gate::receipt_of(&self.reader, &fragment, credential, &node.keeper.holdings)
+        {
+            let mut released = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            released.push((holder, upload, authority, size));
         }
         *into = bytes;
         Ok(true)

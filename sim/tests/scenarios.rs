@@ -268,3 +268,28 @@ fn a_full_network_refuses_what_does_not_fit_and_lets_go_of_what_was_never_opened
         assert_eq!(outcome("accepted"), report.contracts + report.proposals.agreements_released, "{context}");
     }
 }
+
+/// Researchers read under credentials while nodes come and go: while a
+/// credential holds, the grantee opens its key material and reads with the
+/// client's decoder; after its revocation or expiry every read fails with
+/// nothing released; every read is on the ledger's record of who read what.
+#[test]
+fn grantees_read_while_their_credential_holds_and_never_after() {
+    let credentials = scenario("credentials");
+    let (mut revoked, mut after_end) = (0, 0);
+    for seed in [1u64, 2, 3] {
+        let report = run(&credentials, seed);
+        let context =
+            format!("reproduce with: strand-sim run sim/scenarios/credentials.toml --seed {seed}\n{}", report.text());
+        assert!(report.violations.is_empty(), "{context}");
+        let c = report.credentials;
+        assert_eq!(c.granted, u64::from(credentials.grants_per_epoch) * credentials.fault_epochs, "{context}");
+        assert!(c.reads > 0 && c.reads_failed == 0 && c.releases > 0, "{context}");
+        // The holders' receipts reached the ledger: far more than repair
+        // alone reads.
+        assert!(report.gate.receipted_bytes > report.repair_read_bytes, "{context}");
+        revoked += c.revoked;
+        after_end += c.reads_after_end;
+    }
+    assert!(revoked > 0 && after_end > 0, "revocations {revoked}, reads after the end {after_end}");
+}

@@ -20,6 +20,11 @@ fn thirty_two_clients_upload_and_download_at_once_without_an_error() {
         "10",
         "--size",
         "48KiB",
+        // Small chunks: the test is about 32 clients at once, not bytes (a
+        // 48 KiB file in 1 MiB chunks is 6 MiB of fragments, which a debug
+        // build on a busy 2-core machine moves too slowly).
+        "--chunk-size",
+        "16KiB",
         "--dir",
         directory.to_str().expect("utf-8"),
         "--json",

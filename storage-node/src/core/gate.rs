@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use strand_contracts::query::{self, FragmentMembership};
 use strand_contracts::state::{ContractStatus, LedgerState};
-use strand_contracts::transaction::Scope;
+use strand_contracts::transaction::{ReadAuthority, Scope};
 use strand_contracts::types::UploadKey;
 use strand_contracts::{AccountId, Digest};
 
@@ -381,6 +381,24 @@ pub fn decide_get(
         }
     }
     Err(refusal)
+}
+
+/// How a get [`decide_get`] allowed is receipted: the upload, under what
+/// authority (the owner's own read, or the credential), and the bytes (the
+/// whole fragment). For an owner, one of its own contracts holding the
+/// fragment; for a grantee, the contract the fragment is held under.
+pub fn receipt_of(
+    requester: &AccountId,
+    fragment: &[u8; 32],
+    credential: Option<Digest>,
+    holdings: &Holdings,
+) -> Option<(UploadKey, ReadAuthority, u64)> {
+    holdings.holders(fragment).find(|(_, agreement)| credential.is_some() || agreement.terms.owner == *requester).map(
+        |(_, agreement)| {
+            let authority = credential.map_or(ReadAuthority::Owner, ReadAuthority::Credential);
+            (agreement.terms.upload, authority, u64::from(agreement.terms.fragment_size))
+        },
+    )
 }
 
 /// Whether `sender` may push `fragment`: only the owner of an agreement

@@ -246,16 +246,11 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
         match decision {
             Ok(credential) => {
                 decider.metrics.requests_served.with_label_values(&[label]).inc();
-                // The contract the read is receipted under: the credential's
-                // upload, or (for an owner) any of the owner's contracts.
-                let released = holdings
-                    .holders(&fragment)
-                    .find(|(_, agreement)| credential.is_some() || agreement.terms.owner == requester)
-                    .filter(|_| operation == Operation::Get);
-                if let Some((_, agreement)) = released {
-                    let authority = credential.map_or(ReadAuthority::Owner, ReadAuthority::Credential);
-                    let bytes = u64::from(agreement.terms.fragment_size);
-                    decider.released(&ledger, fragment, agreement.terms.upload, authority, requester, bytes);
+                let released = (operation == Operation::Get)
+                    .then(|| gate::receipt_of(&requester, &fragment, credential, holdings))
+                    .flatten();
+                if let Some((upload, authority, bytes)) = released {
+                    decider.released(&ledger, fragment, upload, authority, requester, bytes);
                 }
                 Ok(())
             }
