@@ -166,6 +166,9 @@ pub struct ProposalReport {
     /// Agreements the nodes let go of by their retention rule (ended,
     /// moved away, or signed and never opened).
     pub agreements_released: u64,
+    /// Staging reservations the nodes let go of after they sat idle (an
+    /// upload that failed after staging).
+    pub reservations_expired: u64,
     /// Bytes the nodes committed at most, as a share of their capacity
     /// (parts per million of the fullest node).
     pub fullest_node_ppm: u64,
@@ -309,10 +312,12 @@ impl Report {
             String::new()
         } else {
             format!(
-                "proposals    {}; {} uploads failed; {} agreements released; fullest node {:.1} % of its capacity\n",
+                "proposals    {}; {} uploads failed; {} agreements released, {} idle reservations expired; \
+                 fullest node {:.1} % of its capacity\n",
                 if outcomes.is_empty() { "none".to_string() } else { outcomes.join(", ") },
                 self.proposals.uploads_failed,
                 self.proposals.agreements_released,
+                self.proposals.reservations_expired,
                 self.proposals.fullest_node_ppm as f64 / 1e4,
             )
         };

@@ -5,6 +5,7 @@
 //! seeded RNG. Time is simulated: events in `(time, sequence)` order.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -33,7 +34,7 @@ use strand_node::core::receipts::Receipts;
 use strand_node::core::repair::{RepairReads, check_request};
 use strand_node::core::{prover, retention};
 use strand_proof_of_storage::chunk::ChunkProof;
-use strand_wire::{FragmentSource, Proposal};
+use strand_wire::{FragmentSource, Proposal, Stage};
 
 use crate::queue::Queue;
 use crate::report::{
@@ -170,6 +171,11 @@ pub struct World {
     downloads: (u64, u64, u64),
     grants: Vec<Grant>,
     credential_counts: CredentialReport,
+    /// The instant simulated time 0 maps to (the cores take `Instant`s;
+    /// only differences matter, so runs stay reproducible).
+    start: Instant,
+    /// When the last upload staged.
+    last_upload_ms: u64,
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -258,6 +264,8 @@ impl World {
             downloads: (0, 0, 0),
             grants: Vec::new(),
             credential_counts: CredentialReport::default(),
+            start: Instant::now(),
+            last_upload_ms: 0,
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -405,6 +413,31 @@ impl World {
         let owner_account = AccountId::of(&owner.public_key());
         let record = UploadRecord::from_placement(index, &placements, &accounts)
             .expect("a scenario's placement is within a record's limits");
+        // Staging first, as the client does: every provider pulls and
+        // holds its fragments under a reservation before the proposals.
+        let source = FragmentSource { endpoint: owner_account.0, addresses: Vec::new() };
+        let fragment_size = u32::try_from(params.fragment_size()).expect("at most 1 MiB and a tag");
+        let now = self.instant();
+        for &candidate in &used {
+            let provider = accounts[candidate];
+            let Some(&index) = self.by_account.get(&provider) else { continue };
+            let fragment_ids = map.fragments_of(&provider);
+            for batch in fragment_ids.chunks(strand_wire::STAGED_FRAGMENTS_MAX) {
+                let stage = Stage {
+                    upload: key,
+                    fragment_count: fragment_ids.len() as u32,
+                    fragment_size,
+                    source: source.clone(),
+                    fragment_ids: batch.to_vec(),
+                };
+                if let Err(label) = self.stage(index, owner_account, &stage, &fragments, now) {
+                    *self.proposals.outcomes.entry(format!("stage_{label}")).or_default() += 1;
+                    self.proposals.uploads_failed += 1;
+                    return;
+                }
+            }
+        }
+        self.last_upload_ms = self.time_ms;
         let mut signed = Vec::with_capacity(used.len());
         for &candidate in &used {
             let provider = accounts[candidate];
@@ -415,7 +448,7 @@ impl World {
                 provider,
                 fragment_root: Digest(strand_proof_of_storage::merkle::root(&fragment_ids)),
                 fragment_count: fragment_ids.len() as u32,
-                fragment_size: u32::try_from(params.fragment_size()).expect("at most 1 MiB and a tag"),
+                fragment_size,
                 data_shards: self.scenario.data_shards,
                 parity_shards: self.scenario.parity_shards,
                 stripe_count: u64::from(self.scenario.stripes),
@@ -426,8 +459,7 @@ impl World {
                     strikes_max: self.scenario.strikes_max,
                 },
             };
-            let source = FragmentSource { endpoint: owner_account.0, addresses: Vec::new() };
-            let proposal = Proposal { terms, fragment_ids, source, stripe_map: map.clone() };
+            let proposal = Proposal { terms, fragment_ids, source: source.clone(), stripe_map: map.clone() };
             let Some(&index) = self.by_account.get(&provider) else { continue };
             let answer = self.propose(index, &proposal, &fragments);
             *self.proposals.outcomes.entry(answer.map_or_else(|label| label, |_| "accepted").into()).or_default() += 1;
@@ -453,6 +485,35 @@ impl World {
             owner_nonce,
             record,
         });
+    }
+
+    /// Node `index` answers a staging request with its real staging core:
+    /// ownership and capacity (shared with its agreements and other
+    /// reservations), then pulls the fragments named and holds them.
+    fn stage(
+        &mut self,
+        index: usize,
+        owner: AccountId,
+        stage: &Stage,
+        fragments: &BTreeMap<[u8; 32], Vec<u8>>,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if self.nodes[index].health != Health::Up {
+            return Err("unreachable");
+        }
+        let node = &mut self.nodes[index];
+        let pull = node.keeper.admit_stage(owner, stage, now).map_err(|refusal| refusal.label())?;
+        for id in &pull {
+            let bytes = fragments.get(id).filter(|bytes| blake3::hash(bytes).as_bytes() == id).ok_or("fetch")?;
+            node.store.insert(*id, bytes.clone());
+        }
+        node.keeper.staging.held(&(owner, stage.upload), &pull, now);
+        Ok(())
+    }
+
+    /// Simulated time as the node's cores take it.
+    fn instant(&self) -> Instant {
+        self.start + Duration::from_millis(self.time_ms)
     }
 
     /// Node `index` answers `proposal` with its real proposal core, as the
@@ -669,6 +730,7 @@ impl World {
     /// (ended, moved away, signed and never opened); no node may have
     /// committed more than its capacity.
     fn retain(&mut self, epoch: u64) {
+        let now = self.instant();
         let state = self.leader.state();
         let mut over = Vec::new();
         for (index, node) in self.nodes.iter_mut().enumerate() {
@@ -676,6 +738,14 @@ impl World {
                 continue;
             }
             node.presentations.prune(state);
+            for (_, reservation) in node.keeper.staging.expire(now) {
+                self.proposals.reservations_expired += 1;
+                for fragment in &reservation.held {
+                    if !node.keeper.holdings.holds(fragment) {
+                        node.store.remove(fragment);
+                    }
+                }
+            }
             for id in retention::releasable(&node.keeper.holdings, state, &node.account) {
                 forget(node, &id);
                 self.proposals.agreements_released += 1;
@@ -1398,6 +1468,16 @@ impl World {
                 .count();
             if leaked > 0 {
                 self.violations.push(format!("node {index} keeps {leaked} agreements no contract on the ledger backs"));
+            }
+            let idle_ms = self.time_ms.saturating_sub(self.last_upload_ms);
+            let expired_by_now = u128::from(idle_ms)
+                > strand_node::core::staging::STAGING_IDLE_MAX.as_millis()
+                    + u128::from(self.scenario.block_ms * self.scenario.epoch_blocks);
+            if expired_by_now && !node.keeper.staging.is_empty() {
+                self.violations.push(format!(
+                    "node {index} keeps {} staging reservations idle since the last upload",
+                    node.keeper.staging.len()
+                ));
             }
         }
         self.load.mean_block_bytes = self.block_bytes_total / self.load.blocks.max(1);

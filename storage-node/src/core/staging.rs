@@ -189,18 +189,19 @@ impl Staging {
         self.reservations.remove(key)
     }
 
-    /// Removes and returns the reservations idle for [`STAGING_IDLE_MAX`].
-    pub fn expire(&mut self, now: Instant) -> Vec<Key> {
-        let idle: Vec<Key> = self
+    /// Removes and returns the reservations idle for [`STAGING_IDLE_MAX`],
+    /// in key order (the caller releases what each held).
+    pub fn expire(&mut self, now: Instant) -> Vec<(Key, Reservation)> {
+        let mut idle: Vec<Key> = self
             .reservations
             .iter()
             .filter(|(_, reservation)| now.saturating_duration_since(reservation.last_active) >= STAGING_IDLE_MAX)
             .map(|(key, _)| *key)
             .collect();
-        for key in &idle {
-            self.reservations.remove(key);
-        }
-        idle
+        idle.sort_unstable();
+        idle.into_iter()
+            .filter_map(|key| self.reservations.remove(&key).map(|reservation| (key, reservation)))
+            .collect()
     }
 }
 
@@ -302,7 +303,8 @@ mod tests {
         assert_eq!(retried, vec![[2; 32]], "a held fragment stays named; the failed one is pulled again");
         staging.admit(owner(), &stage(8, 1, &[1]), u64::MAX, &policy, start + STAGING_IDLE_MAX / 2).expect("admitted");
         assert!(staging.expire(start + STAGING_IDLE_MAX / 2).is_empty());
-        assert_eq!(staging.expire(start + STAGING_IDLE_MAX), vec![key]);
+        let expired: Vec<Key> = staging.expire(start + STAGING_IDLE_MAX).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(expired, vec![key]);
         assert_eq!(staging.len(), 1, "the reservation active later is kept");
     }
 }

@@ -151,7 +151,7 @@ pub(super) async fn sweep_staging(node: Arc<Node>) {
     loop {
         interval.tick().await;
         let idle = node.core_mut().staging.expire(Instant::now());
-        for key in idle {
+        for (key, _) in idle {
             tracing::info!(owner = %key.0.short(), "node.staging releasing an idle reservation");
             release_staging(&node, &key).await;
         }
