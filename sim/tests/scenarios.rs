@@ -17,6 +17,11 @@ fn a_seed_gives_a_byte_identical_report() {
     assert_eq!(first, second);
     let other = serde_json::to_string(&run(&churn, 12)).expect("json");
     assert_ne!(first, other, "another seed, another run");
+    // Uploads staged and proposed, owners' and grantees' reads, receipts:
+    // every decision the nodes' and the client's cores make is repeatable.
+    let credentials = scenario("credentials");
+    let first = serde_json::to_string(&run(&credentials, 5)).expect("json");
+    assert_eq!(first, serde_json::to_string(&run(&credentials, 5)).expect("json"));
 }
 
 #[test]

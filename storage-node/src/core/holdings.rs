@@ -8,7 +8,7 @@
 //! two owners never legitimately share a fragment; the node refuses to let
 //! a second owner claim one ([`Holdings::owner_of`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use strand_contracts::transaction::ContractTerms;
@@ -49,7 +49,9 @@ impl Agreement {
 /// The node's agreements, indexed by fragment and by upload.
 #[derive(Clone, Debug, Default)]
 pub struct Holdings {
-    agreements: HashMap<Digest, Agreement>,
+    /// By contract id, ordered: every walk over the agreements (proofs,
+    /// retention) goes in one order whatever the process.
+    agreements: BTreeMap<Digest, Agreement>,
     /// Every contract holding each fragment (its reference count).
     by_fragment: HashMap<[u8; 32], Vec<Digest>>,
     by_upload: HashMap<UploadKey, Vec<Digest>>,

@@ -133,13 +133,13 @@ impl Staging {
         if reservation.header != header {
             return Err(Refusal::Terms("a staging request must repeat its reservation's header".into()));
         }
+        // In the request's order, each once.
+        let mut seen = HashSet::new();
         let fresh: Vec<[u8; 32]> = stage
             .fragment_ids
             .iter()
             .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .filter(|fragment| !reservation.named.contains(fragment))
+            .filter(|fragment| !reservation.named.contains(fragment) && seen.insert(*fragment))
             .collect();
         if reservation.named.len() + fresh.len() > header.fragment_count as usize {
             return Err(Refusal::FragmentsMismatch);
