@@ -540,6 +540,7 @@ impl Model {
             gate: GateReport::default(),
             proposals: Default::default(),
             credentials: Default::default(),
+            read_ms: Default::default(),
             downloads: self.downloads,
             downloads_failed: self.downloads_failed,
             downloads_degraded: self.downloads_degraded,

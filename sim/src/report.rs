@@ -254,6 +254,10 @@ pub struct Report {
     pub proposals: ProposalReport,
     /// Credentials and grantees' reads (ledger engine).
     pub credentials: CredentialReport,
+    /// Simulated milliseconds per read, owners' and grantees' (ledger
+    /// engine: link latency and bandwidth, the client's hedging; one
+    /// fetch at a time).
+    pub read_ms: Distribution,
     /// Reads of random uploads during the faults (model engine,
     /// `downloads_per_epoch`).
     pub downloads: u64,
@@ -357,7 +361,8 @@ impl Report {
         let mut out = format!(
             "scenario {} ({} engine) seed {}: {} nodes, {} epochs, {} stripes, {} contracts, {} B of data\n\
              faults       {} nodes lost, {} outages\n\
-             durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable; {} of {} downloads failed, {} degraded\n\
+             durability   {} stripes lost ({} uploads); {} stripe-epochs unavailable; {} of {} downloads failed, {} degraded; \
+             reads p50 {} ms p99 {} ms\n\
              detection    {} contracts declared lost; node gone -> lost: p50 {} p99 {} max {} epochs\n\
              repair       {} moved, {} unrepairable; lost -> moved: p50 {} p99 {} max {} epochs; {} B read for {} B rebuilt ({ratio} x); \
              traffic {:.4} B per B stored\n{proposals}{credentials}{gate}{ledger}",
@@ -377,6 +382,8 @@ impl Report {
             self.downloads_failed,
             self.downloads,
             self.downloads_degraded,
+            self.read_ms.p50,
+            self.read_ms.p99,
             self.contracts_declared_lost,
             self.detection_epochs.p50,
             self.detection_epochs.p99,

@@ -117,8 +117,18 @@ pub struct Scenario {
     /// Ledger engine: bytes each node offers (registered on the ledger and
     /// enforced by its proposal core).
     pub node_capacity_bytes: u64,
-    /// Bytes per simulated second a node moves (repair reads and writes).
+    /// Bytes per simulated second a node moves (repair reads and writes,
+    /// fragments it serves).
     pub node_bandwidth_bytes_per_s: u64,
+    /// Ledger engine: each node's link latency, drawn uniformly from
+    /// `[min, max]` milliseconds.
+    pub link_latency_ms: (u64, u64),
+    /// Nodes (by index) with slow links: `slow_bytes_per_s` instead of
+    /// `node_bandwidth_bytes_per_s`. Readers must not wait on them (the
+    /// client's hedge and ranking).
+    pub slow: Vec<u32>,
+    /// See `slow`.
+    pub slow_bytes_per_s: u64,
     /// Nodes (by index) that serve bad bytes to repairers while keeping
     /// good ones to prove with: a liar the repairer must catch, accuse and
     /// route around.
@@ -183,6 +193,9 @@ impl Default for Scenario {
             deleting: None,
             node_capacity_bytes: 1 << 40,
             node_bandwidth_bytes_per_s: 10_000_000,
+            link_latency_ms: (5, 50),
+            slow: Vec::new(),
+            slow_bytes_per_s: 20_000,
             lying: Vec::new(),
             late: Vec::new(),
             late_probability: 0.0,
@@ -278,10 +291,15 @@ impl Scenario {
         if self.node_capacity_bytes < u64::from(self.fragment_bytes) + 16 {
             return field("node_capacity_bytes", "at least one fragment");
         }
-        if self.node_bandwidth_bytes_per_s == 0 {
+        if self.link_latency_ms.0 > self.link_latency_ms.1 || self.link_latency_ms.1 > 60_000 {
+            return field("link_latency_ms", "[min, max] with min ≤ max ≤ 60,000");
+        }
+        if self.node_bandwidth_bytes_per_s == 0 || self.slow_bytes_per_s == 0 {
             return field("node_bandwidth_bytes_per_s", "at least 1");
         }
-        for (name, nodes) in [("lying", &self.lying), ("late", &self.late), ("corrupt_disks", &self.corrupt_disks)] {
+        for (name, nodes) in
+            [("lying", &self.lying), ("late", &self.late), ("corrupt_disks", &self.corrupt_disks), ("slow", &self.slow)]
+        {
             if nodes.iter().any(|&node| node >= self.nodes) {
                 return field(name, "node indices below `nodes`");
             }

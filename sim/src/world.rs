@@ -94,6 +94,9 @@ struct Node {
     receipts: Receipts,
     /// Credentials grantees presented here (the node's real table).
     presentations: gate::Presentations,
+    /// Its link: latency, and bytes per second it moves.
+    latency_ms: u64,
+    bytes_per_s: u64,
 }
 
 struct Upload {
@@ -176,6 +179,8 @@ pub struct World {
     start: Instant,
     /// When the last upload staged.
     last_upload_ms: u64,
+    /// Simulated milliseconds of every read (owners' and grantees').
+    read_ms: Vec<u64>,
 }
 
 /// What the nodes' gates decided on repair reads.
@@ -207,6 +212,13 @@ impl World {
         let nodes: Vec<Node> = (0..scenario.nodes)
             .map(|index| {
                 let identity = identity(&mut rng);
+                let (low, high) = scenario.link_latency_ms;
+                let latency_ms = rng.random_range(low..=high);
+                let bytes_per_s = if scenario.slow.contains(&index) {
+                    scenario.slow_bytes_per_s
+                } else {
+                    scenario.node_bandwidth_bytes_per_s
+                };
                 Node {
                     account: AccountId::of(&identity.public_key()),
                     identity,
@@ -220,6 +232,8 @@ impl World {
                     corrupted: BTreeMap::new(),
                     receipts: Receipts::default(),
                     presentations: gate::Presentations::default(),
+                    latency_ms,
+                    bytes_per_s,
                 }
             })
             .collect();
@@ -266,6 +280,7 @@ impl World {
             credential_counts: CredentialReport::default(),
             start: Instant::now(),
             last_upload_ms: 0,
+            read_ms: Vec::new(),
         };
         for index in 0..world.nodes.len() {
             let node = &world.nodes[index];
@@ -661,7 +676,7 @@ impl World {
                 continue;
             }
             let moved = bytes.saturating_mul(u64::from(scenario.data_shards) + 1);
-            let transfer = moved.saturating_mul(1_000) / scenario.node_bandwidth_bytes_per_s;
+            let transfer = moved.saturating_mul(1_000) / self.nodes[index].bytes_per_s;
             let latency = self.rng.random_range(0..epoch_ms / 4);
             self.queue.push(self.time_ms + latency + transfer, Event::Repair { node: index, order });
         }
@@ -1138,12 +1153,22 @@ impl World {
         let placement = Placement::Whole(Box::new(record)).current(self.state(), &upload.key);
         let Placement::Whole(record) = &placement else { unreachable!("a whole placement stays whole") };
         let index = record.index.clone();
-        let source =
-            Holders { world: self, placement, reader, refusals: Default::default(), released: Default::default() };
+        let source = Holders {
+            world: self,
+            placement,
+            reader,
+            refusals: Default::default(),
+            released: Default::default(),
+            speeds: Default::default(),
+            elapsed_ms: Default::default(),
+            unreachable: Default::default(),
+        };
         let mut output = Vec::new();
         let decoded = strand_core::decode(&index, &source, &mut output, None, 1, |_| {});
+        let took = *lock(&source.elapsed_ms);
         let refusals = source.refusals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let released = source.released.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.read_ms.push(took);
         let readable = self.readable(number);
         let outcome = match decoded {
             Ok(report) if blake3::hash(&output) == index.file_hash && report.file_hash_verified => {
@@ -1513,6 +1538,7 @@ impl World {
             downloads_degraded: self.downloads.2,
             proposals: self.proposals,
             credentials: self.credential_counts,
+            read_ms: Distribution::of(&mut self.read_ms),
             gate: GateReport {
                 releases: self.gate.releases,
                 refusals: self.gate.refusals,
@@ -1537,6 +1563,12 @@ struct Holders<'a> {
     refusals: std::sync::Mutex<Vec<String>>,
     /// What the gates released, to be receipted.
     released: std::sync::Mutex<Vec<Release>>,
+    /// The client's per-download provider speeds.
+    speeds: std::sync::Mutex<strand_client::speed::Speeds>,
+    /// Simulated milliseconds the read has taken so far.
+    elapsed_ms: std::sync::Mutex<u64>,
+    /// Providers that did not answer (the client's `unreachable`).
+    unreachable: std::sync::Mutex<BTreeSet<AccountId>>,
 }
 
 /// A read's outcome: whether it was rebuilt from parity, or why it failed;
@@ -1548,21 +1580,32 @@ struct Read {
     released: Vec<Release>,
 }
 
-impl strand_core::io::FragmentSource for Holders<'_> {
-    fn fetch(
+impl Holders<'_> {
+    /// What the holder of `location` answers, and after how many simulated
+    /// milliseconds: its latency (and its bandwidth for the bytes), or the
+    /// client's connect timeout when it does not answer.
+    fn answer(
         &self,
         location: strand_core::io::FragmentLocation,
         id: &strand_core::FragmentId,
         length_max: usize,
         into: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
-        let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else { return Ok(false) };
+    ) -> (std::io::Result<bool>, u64) {
+        let Some(provider) = self.placement.provider_of(location.stripe, location.shard) else { return (Ok(false), 0) };
         let unreachable = || std::io::Error::other(format!("provider {} does not answer", provider.short()));
-        let Some(&holder) = self.world.by_account.get(&provider) else { return Err(unreachable()) };
+        // One that did not answer is not asked again in this download.
+        if lock(&self.unreachable).contains(&provider) {
+            return (Err(unreachable()), 0);
+        }
+        let Some(&holder) = self.world.by_account.get(&provider) else {
+            return (Err(unreachable()), CONNECT_TIMEOUT_MS);
+        };
         let node = &self.world.nodes[holder];
         if node.health != Health::Up {
-            return Err(unreachable());
+            lock(&self.unreachable).insert(provider);
+            return (Err(unreachable()), CONNECT_TIMEOUT_MS);
         }
+        let latency = node.latency_ms;
         let fragment = *id.as_bytes();
         let state = self.world.leader.state();
         let decided = gate::decide_get(
@@ -1576,19 +1619,19 @@ impl strand_core::io::FragmentSource for Holders<'_> {
         let credential = match decided {
             Ok(credential) => credential,
             // A node that let the fragment go says so, as iroh-blobs does.
-            Err(gate::Refusal::UnknownFragment) => return Ok(false),
+            Err(gate::Refusal::UnknownFragment) => return (Ok(false), latency),
             Err(refusal) => {
                 let mut refusals = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 refusals.push(format!("node {holder}: {}", refusal.label()));
-                return Err(std::io::Error::other(refusal.label()));
+                return (Err(std::io::Error::other(refusal.label())), latency);
             }
         };
         if !node.store.contains_key(&fragment) {
-            return Ok(false);
+            return (Ok(false), latency);
         }
         let (bytes, _) = self.world.serve(holder, &fragment);
         if bytes.len() > length_max {
-            return Ok(false);
+            return (Ok(false), latency);
         }
         if let Some((upload, authority, size)) =
             gate::receipt_of(&self.reader, &fragment, credential, &node.keeper.holdings)
@@ -1596,10 +1639,114 @@ impl strand_core::io::FragmentSource for Holders<'_> {
             let mut released = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             released.push((holder, upload, authority, size));
         }
+        let transfer = bytes.len() as u64 * 1_000 / node.bytes_per_s.max(1);
         *into = bytes;
-        Ok(true)
+        (Ok(true), latency + transfer)
+    }
+
+    /// The reader's simulated time now.
+    fn now(&self) -> Instant {
+        self.world.instant() + Duration::from_millis(*lock(&self.elapsed_ms))
+    }
+
+    fn provider(&self, location: strand_core::io::FragmentLocation) -> AccountId {
+        self.placement.provider_of(location.stripe, location.shard).unwrap_or(AccountId([0; 32]))
     }
 }
+
+/// The client's download plan over simulated links: a fetch waits no longer
+/// than the client's hedge (`Speeds::hedge_after`), a provider that stalls
+/// is passed over (`Speeds::stalled`), siblings are asked fastest first
+/// (`Speeds::expected_seconds`) and raced `needed` at a time with one more
+/// started whenever the hedge passes without an arrival, as
+/// `NetworkSource` does. Time adds up fetch after fetch (a one-thread
+/// decoder).
+impl strand_core::io::FragmentSource for Holders<'_> {
+    fn fetch(
+        &self,
+        location: strand_core::io::FragmentLocation,
+        id: &strand_core::FragmentId,
+        length_max: usize,
+        into: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        let provider = self.provider(location);
+        let now = self.now();
+        if lock(&self.speeds).is_stalled(&provider, now) {
+            return Err(std::io::Error::other("passed over: stalled"));
+        }
+        let hedge = lock(&self.speeds).hedge_after().as_millis() as u64;
+        let (outcome, took) = self.answer(location, id, length_max, into);
+        let mut speeds = lock(&self.speeds);
+        if took > hedge {
+            *lock(&self.elapsed_ms) += hedge;
+            speeds.stalled(provider, now + Duration::from_millis(hedge));
+            return Err(std::io::Error::other("stalled"));
+        }
+        *lock(&self.elapsed_ms) += took;
+        if matches!(outcome, Ok(true)) {
+            speeds.arrived(provider, Duration::from_millis(took));
+        }
+        outcome
+    }
+
+    fn fetch_any(
+        &self,
+        candidates: &[(strand_core::io::FragmentLocation, strand_core::FragmentId)],
+        needed: usize,
+        length_max: usize,
+        buffers: &mut [Vec<u8>],
+    ) -> Vec<Option<std::io::Result<bool>>> {
+        let mut outcomes: Vec<Option<std::io::Result<bool>>> = candidates.iter().map(|_| None).collect();
+        // In flight: (finish, candidate, outcome, took).
+        let mut running: Vec<(u64, usize, std::io::Result<bool>, u64)> = Vec::new();
+        let (mut now, mut next, mut arrived) = (0u64, 0usize, 0usize);
+        let mut start = |index: usize, at: u64, running: &mut Vec<(u64, usize, std::io::Result<bool>, u64)>| {
+            let (location, id) = candidates[index];
+            let (outcome, took) = self.answer(location, &id, length_max, &mut buffers[index]);
+            running.push((at + took, index, outcome, took));
+        };
+        while arrived < needed {
+            while running.len() < needed - arrived && next < candidates.len() {
+                start(next, now, &mut running);
+                next += 1;
+            }
+            let Some(first) = (0..running.len()).min_by_key(|&at| (running[at].0, running[at].1)) else { break };
+            let hedge = lock(&self.speeds).hedge_after().as_millis() as u64;
+            if next < candidates.len() && now + hedge < running[first].0 {
+                // Slow: ask one more, keep waiting for the others too.
+                now += hedge;
+                start(next, now, &mut running);
+                next += 1;
+                continue;
+            }
+            let (finish, index, outcome, took) = running.swap_remove(first);
+            now = finish;
+            if matches!(outcome, Ok(true)) {
+                arrived += 1;
+                lock(&self.speeds).arrived(self.provider(candidates[index].0), Duration::from_millis(took));
+            }
+            outcomes[index] = Some(outcome);
+        }
+        *lock(&self.elapsed_ms) += now;
+        outcomes
+    }
+
+    fn rank(&self, candidates: &mut [(strand_core::io::FragmentLocation, strand_core::FragmentId)]) {
+        let (now, speeds) = (self.now(), lock(&self.speeds).clone());
+        candidates.sort_by(|(left, _), (right, _)| {
+            let (left, right) = (self.provider(*left), self.provider(*right));
+            speeds.expected_seconds(&left, now).total_cmp(&speeds.expected_seconds(&right, now))
+        });
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long the client waits to connect to a provider that does not
+/// answer (`download.rs`).
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// A node's fragments in memory, as its prover reads them.
 struct MemoryStore<'a>(&'a BTreeMap<[u8; 32], Vec<u8>>);
