@@ -145,6 +145,9 @@ pub struct GateReport {
     pub bad_siblings_reported: u64,
     /// Proof answers that reached the ledger after their epoch.
     pub late_answers: u64,
+    /// Proof submissions the nodes' submissions core saw final without
+    /// their epoch recorded (the late ones, refused).
+    pub proofs_rejected: u64,
     /// Bytes released (to repairers, owners and grantees) and receipted by
     /// the holders' receipts core (checked against the ledger's record of
     /// who read what at the end).
@@ -302,13 +305,14 @@ impl Report {
             self.gate.refusals.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
         let gate = format!(
             "gate         {} repair reads released ({} B of reads receipted, {} B too late), refused: {}; \
-             {} bad siblings reported, {} late answers\n",
+             {} bad siblings reported, {} late answers ({} proof submissions refused)\n",
             self.gate.releases,
             self.gate.receipted_bytes,
             self.gate.receipts_too_late_bytes,
             if refusals.is_empty() { "none".to_string() } else { refusals.join(", ") },
             self.gate.bad_siblings_reported,
             self.gate.late_answers,
+            self.gate.proofs_rejected,
         );
         let outcomes: Vec<String> =
             self.proposals.outcomes.iter().map(|(outcome, count)| format!("{count} {outcome}")).collect();

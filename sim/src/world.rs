@@ -32,6 +32,7 @@ use strand_node::core::keeper::Keeper;
 use strand_node::core::proposal::{self, AcceptancePolicy};
 use strand_node::core::receipts::Receipts;
 use strand_node::core::repair::{RepairReads, check_request};
+use strand_node::core::submissions::{Purpose, Submissions};
 use strand_node::core::{prover, retention};
 use strand_proof_of_storage::chunk::ChunkProof;
 use strand_wire::{FragmentSource, Proposal, Stage};
@@ -78,8 +79,9 @@ struct Node {
     health: Health,
     /// Fragment bytes held, by id.
     store: BTreeMap<[u8; 32], Vec<u8>>,
-    /// The last nonce used.
-    nonce: u64,
+    /// Its transactions admitted and not yet final (the node's real
+    /// submissions core: nonces).
+    submissions: Submissions,
     /// Orders worked on.
     repaired: BTreeSet<Digest>,
     /// The node's agreements, reservations and capacity: its real
@@ -187,7 +189,7 @@ pub struct World {
 #[derive(Default)]
 struct GateCounts {
     releases: u64,
-    /// Bytes released under repair orders and receipted.
+    /// Bytes released (to repairers, owners and grantees) and receipted.
     receipted_bytes: u64,
     /// Of those, bytes whose receipts were too late for the ledger (the
     /// holder was down past the next epoch).
@@ -195,6 +197,7 @@ struct GateCounts {
     refusals: BTreeMap<String, u64>,
     bad_siblings_reported: u64,
     late_answers: u64,
+    proofs_rejected: u64,
 }
 
 impl World {
@@ -225,7 +228,7 @@ impl World {
                     organisation: index % scenario.organisations,
                     health: Health::Up,
                     store: BTreeMap::new(),
-                    nonce: 0,
+                    submissions: Submissions::default(),
                     repaired: BTreeSet::new(),
                     keeper: Keeper::new(Holdings::default(), scenario.node_capacity_bytes, AcceptancePolicy::default()),
                     reads: RepairReads::default(),
@@ -345,11 +348,29 @@ impl World {
     }
 
     /// Signs `body` as node `index` (its next nonce) into the mempool.
+    ///
+    /// The nonce comes from the node's real submissions core (as the
+    /// daemon's): the account's nonce on the ledger, past every transaction
+    /// admitted and not yet final. Registration, the node's first
+    /// transaction, is signed before it has any.
     fn send(&mut self, index: usize, body: Body) {
-        let chain = self.state().params.chain;
+        let state = self.leader.state();
+        let chain = state.params.chain;
         let node = &mut self.nodes[index];
-        node.nonce += 1;
-        self.backlog.push_back(Transaction::sign(chain, &node.identity, node.nonce, body).to_bytes());
+        let confirmed = state.accounts.get(&node.account).map_or(0, |account| account.nonce);
+        let purpose = match &body {
+            Body::SubmitProofs { epoch, .. } => Some(Purpose::Proofs(*epoch)),
+            Body::AccessReceipts { epoch, .. } => Some(Purpose::Receipts(*epoch)),
+            Body::RecordRepair { order, .. } => Some(Purpose::Repair(*order)),
+            Body::ReportBadSibling { contract, .. } => Some(Purpose::Accusation(*contract)),
+            _ => None,
+        };
+        let nonce = node.submissions.next_nonce(confirmed);
+        let bytes = Transaction::sign(chain, &node.identity, nonce, body).to_bytes();
+        if let Some(purpose) = purpose {
+            node.submissions.admitted(nonce, transaction_hash(&bytes), purpose);
+        }
+        self.backlog.push_back(bytes);
     }
 
     /// One upload as the client makes it: real data and Reed-Solomon
@@ -640,6 +661,7 @@ impl World {
         if epoch >= 1 && epoch <= scenario.fault_epochs {
             self.faults(epoch);
         }
+        self.settle();
         self.submit_receipts(epoch);
         self.retain(epoch);
         if epoch <= scenario.fault_epochs {
@@ -736,6 +758,23 @@ impl World {
             for node in self.nodes.iter_mut().filter(|node| node.organisation == organisation) {
                 if !matches!(node.health, Health::Gone { .. }) {
                     node.health = Health::Gone { at: epoch };
+                }
+            }
+        }
+    }
+
+    /// Every node sees which of its transactions are final (their nonces
+    /// used on the ledger); a proof submission that ended without the
+    /// epoch recorded is counted (late answers end so).
+    fn settle(&mut self) {
+        let state = self.leader.state();
+        for node in &mut self.nodes {
+            let confirmed = state.accounts.get(&node.account).map_or(0, |account| account.nonce);
+            for pending in node.submissions.confirm(confirmed) {
+                if let Purpose::Proofs(epoch) = pending.purpose
+                    && !strand_contracts::proofs::submitted(state, &node.account, epoch)
+                {
+                    self.gate.proofs_rejected += 1;
                 }
             }
         }
@@ -1544,6 +1583,7 @@ impl World {
                 refusals: self.gate.refusals,
                 bad_siblings_reported: self.gate.bad_siblings_reported,
                 late_answers: self.gate.late_answers,
+                proofs_rejected: self.gate.proofs_rejected,
                 receipted_bytes: self.gate.receipted_bytes,
                 receipts_too_late_bytes: self.gate.receipts_too_late_bytes,
             },
