@@ -27,6 +27,22 @@ pub struct Process {
     child: Child,
 }
 
+/// The last error a process wrote to `log`: its `Error:` line and the
+/// causes under it, without the backtrace.
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().rposition(|line| line.starts_with("Error:"))?;
+    let said: Vec<&str> = lines[start..]
+        .iter()
+        .take_while(|line| !line.starts_with("Stack backtrace:"))
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty())
+        .take(12)
+        .collect();
+    Some(said.join(" "))
+}
+
 impl Process {
     /// Starts `command`, logging its standard error to `log`, and waits for a
     /// standard-output line containing `marker`.
@@ -51,7 +67,17 @@ impl Process {
         });
         match receiver.recv_timeout(READY_TIMEOUT) {
             Ok(ready_line) => Ok(Self { name: name.to_string(), ready_line, log: log.to_path_buf(), child }),
-            Err(_) => {
+            // Its output closed: it exited without becoming ready.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map(|status| status.to_string()).unwrap_or_default();
+                let said = last_error(log).unwrap_or_else(|| "no error in its log".into());
+                bail!(
+                    "{name} stopped before it was ready ({status}): {said}\nsee {} (a devnet directory written by \
+                     another version of strand cannot be reopened: remove it, or pass --dir, to start a new devnet)",
+                    log.display()
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!("{name} did not become ready within {READY_TIMEOUT:?}; see {}", log.display())
@@ -274,6 +300,22 @@ pub fn stop(devnet: Devnet) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process that fails at start is reported at once, with what it said.
+    #[test]
+    fn a_process_that_stops_before_it_is_ready_is_reported_with_its_error() {
+        let directory = tempfile::tempdir().expect("directory");
+        let log = directory.path().join("p.log");
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo starting; printf 'Error: cannot open the ledger\\n\\nCaused by:\\n    bad snapshot\\n\\nStack backtrace:\\n  0: x\\n' >&2; exit 1"]);
+        let started = std::time::Instant::now();
+        let error = Process::start("sequencer", command, "listening on", &log).map(|_| ()).expect_err("it stopped");
+        let error = format!("{error:#}");
+        assert!(started.elapsed() < READY_TIMEOUT / 2, "reported without waiting for the timeout");
+        assert!(error.contains("stopped before it was ready"), "{error}");
+        assert!(error.contains("Error: cannot open the ledger Caused by: bad snapshot"), "{error}");
+        assert!(!error.contains("0: x"), "no backtrace: {error}");
+    }
 
     #[test]
     fn a_directory_in_use_names_the_process_that_uses_it() {

@@ -33,7 +33,10 @@ pub enum BlockRejection {
         found: Digest,
     },
     /// For another chain or of an unknown version.
-    #[error("block is for chain {found} (version {version}), this is chain {expected}")]
+    #[error(
+        "block is for chain {found} in block version {version}; this is chain {expected} in block version {current}",
+        current = crate::block::BLOCK_VERSION
+    )]
     WrongChain {
         /// This chain.
         expected: Digest,

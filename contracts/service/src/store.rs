@@ -119,15 +119,16 @@ impl LedgerStore {
     fn load_replica(&self, genesis: &Genesis) -> Result<Replica, StoreError> {
         let read = self.database.begin_read().map_err(db)?;
         let meta = read.open_table(META).map_err(db)?;
-        let mut replica = match meta.get("snapshot").map_err(db)? {
-            Some(snapshot) => {
-                let state = LedgerState::from_snapshot(snapshot.value())
-                    .map_err(|source| StoreError::Corrupt { what: "snapshot", source })?;
-                let head = self.block(state.height)?.map(|block| block.header).ok_or_else(|| StoreError::Corrupt {
-                    what: "snapshot",
-                    source: EncodingError::Malformed(format!("no block at snapshot height {}", state.height)),
-                })?;
-                Replica::resume(genesis, state, head)
+        // The snapshot is a cache of what the blocks say: one this build
+        // cannot read (written by another version, or damaged) is set aside
+        // and every block replayed from genesis, each checked against its
+        // header's state root.
+        let snapshot = meta.get("snapshot").map_err(db)?.map(|snapshot| self.resume(genesis, snapshot.value()));
+        let mut replica = match snapshot {
+            Some(Ok(replica)) => replica,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "ledger.store the snapshot is unreadable; replaying every block from genesis");
+                Replica::new(genesis)
             }
             None => Replica::new(genesis),
         };
@@ -139,6 +140,17 @@ impl LedgerStore {
             replica.apply(&block).map_err(|source| StoreError::Replay { height: height.value(), source })?;
         }
         Ok(replica)
+    }
+
+    /// A replica resumed from `snapshot` and the block at its height.
+    fn resume(&self, genesis: &Genesis, snapshot: &[u8]) -> Result<Replica, StoreError> {
+        let state =
+            LedgerState::from_snapshot(snapshot).map_err(|source| StoreError::Corrupt { what: "snapshot", source })?;
+        let head = self.block(state.height)?.map(|block| block.header).ok_or_else(|| StoreError::Corrupt {
+            what: "snapshot",
+            source: EncodingError::Malformed(format!("no block at snapshot height {}", state.height)),
+        })?;
+        Ok(Replica::resume(genesis, state, head))
     }
 
     /// Commits a block with its receipts and the state after it.
@@ -277,5 +289,48 @@ impl LedgerStore {
         encoding::decode(bytes.value(), usize::MAX)
             .map(Some)
             .map_err(|source| StoreError::Corrupt { what: "genesis", source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strand_contracts::block::ValidatorSet;
+    use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration};
+    use strand_contracts::{AccountId, Transaction};
+    use strand_core::Identity;
+
+    /// A snapshot this build cannot read (another version's, or damaged) is
+    /// not the end of the ledger: the blocks are replayed from genesis.
+    #[test]
+    fn an_unreadable_snapshot_is_rebuilt_from_the_blocks() {
+        let sequencer = Identity::from_secret_bytes(&[9; 32]);
+        let genesis = Genesis {
+            name: "store-test".into(),
+            validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+            epoch_blocks: 5,
+            timestamp_ms: 0,
+        };
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("ledger.redb");
+        let (store, mut replica) = LedgerStore::open(&path, &genesis).expect("store");
+        for height in 1..=3u64 {
+            let provider = Identity::from_secret_bytes(&[height as u8; 32]);
+            let body = Body::RegisterProvider(ProviderRegistration {
+                endpoints: vec!["127.0.0.1:1".into()],
+                capacity_bytes: 1 << 30,
+                domain: FailureDomain { organisation: "o".into(), site: "s".into(), jurisdiction: "EU".into() },
+            });
+            let transaction = Transaction::sign(genesis.chain(), &provider, 1, body).to_bytes();
+            let (block, receipts) = replica.propose(height * 1_000, vec![transaction], &sequencer);
+            store.commit_block(&block, &receipts, replica.state()).expect("commit");
+        }
+        store.snapshot(replica.state()).expect("snapshot");
+        let write = store.database.begin_write().expect("write");
+        write.open_table(META).expect("meta").insert("snapshot", [253u8, 1, 2].as_slice()).expect("insert");
+        write.commit().expect("commit");
+        drop(store);
+        let (_, reopened) = LedgerStore::open(&path, &genesis).expect("reopened from the blocks");
+        assert_eq!((reopened.height(), reopened.state().root()), (3, replica.state().root()));
     }
 }
