@@ -66,6 +66,18 @@ pub enum AdmissionError {
     },
 }
 
+impl AdmissionError {
+    /// A short fixed name of the reason, for metrics: a rejection's own
+    /// label, `nonce_taken` or `mempool_full`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Invalid(rejection) => rejection.label(),
+            Self::NonceTaken(_) => "nonce_taken",
+            Self::Full { .. } => "mempool_full",
+        }
+    }
+}
+
 struct Pending {
     bytes: Vec<u8>,
     hash: Digest,
@@ -103,6 +115,11 @@ impl Mempool {
     /// Number of waiting transactions.
     pub fn len(&self) -> usize {
         self.by_hash.len()
+    }
+
+    /// Bytes of waiting transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether nothing waits.

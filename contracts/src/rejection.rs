@@ -152,6 +152,80 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every [`Self::label`], for metrics that show each reason from the
+    /// start (at zero).
+    pub const LABELS: [&'static str; 31] = [
+        "encoding",
+        "wrong_chain",
+        "bad_signature",
+        "nonce_reused",
+        "nonce_skipped",
+        "invalid_field",
+        "unknown_provider",
+        "provider_signature_invalid",
+        "owner_mismatch",
+        "contract_exists",
+        "insufficient_capacity",
+        "unknown_contract",
+        "contract_expired",
+        "contract_not_active",
+        "not_contract_owner",
+        "not_contract_provider",
+        "unknown_upload",
+        "not_upload_owner",
+        "unknown_credential",
+        "already_revoked",
+        "expiry_in_past",
+        "wrong_epoch",
+        "duplicate_submission",
+        "proofs_not_due",
+        "unknown_repair_order",
+        "not_the_repairer",
+        "repair_order_expired",
+        "repair_already_reported",
+        "provider_draining",
+        "not_a_sibling",
+        "already_accused",
+    ];
+
+    /// A short fixed name of the reason (the `reason` label of the ledger
+    /// service's metrics): bounded, never carrying the reason's values.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Encoding(_) => "encoding",
+            Self::WrongChain { .. } => "wrong_chain",
+            Self::BadSignature => "bad_signature",
+            Self::NonceReused { .. } => "nonce_reused",
+            Self::NonceSkipped { .. } => "nonce_skipped",
+            Self::InvalidField(_) => "invalid_field",
+            Self::UnknownProvider(_) => "unknown_provider",
+            Self::ProviderSignatureInvalid(_) => "provider_signature_invalid",
+            Self::OwnerMismatch => "owner_mismatch",
+            Self::ContractExists(_) => "contract_exists",
+            Self::InsufficientCapacity { .. } => "insufficient_capacity",
+            Self::UnknownContract(_) => "unknown_contract",
+            Self::ContractExpired { .. } => "contract_expired",
+            Self::ContractNotActive(_) => "contract_not_active",
+            Self::NotContractOwner => "not_contract_owner",
+            Self::NotContractProvider(_) => "not_contract_provider",
+            Self::UnknownUpload(_) => "unknown_upload",
+            Self::NotUploadOwner { .. } => "not_upload_owner",
+            Self::UnknownCredential(_) => "unknown_credential",
+            Self::AlreadyRevoked(_) => "already_revoked",
+            Self::ExpiryInPast { .. } => "expiry_in_past",
+            Self::WrongEpoch { .. } => "wrong_epoch",
+            Self::DuplicateSubmission(_) => "duplicate_submission",
+            Self::ProofsNotDue(_) => "proofs_not_due",
+            Self::UnknownRepairOrder(_) => "unknown_repair_order",
+            Self::NotTheRepairer(_) => "not_the_repairer",
+            Self::RepairOrderExpired { .. } => "repair_order_expired",
+            Self::RepairAlreadyReported(_) => "repair_already_reported",
+            Self::ProviderDraining(_) => "provider_draining",
+            Self::NotASibling(_) => "not_a_sibling",
+            Self::AlreadyAccused(_) => "already_accused",
+        }
+    }
+
     /// Whether the sender's nonce still counts as used: everything that got
     /// past the signature and nonce checks consumes the nonce, so a refused
     /// transaction cannot be replayed later when it might succeed.
@@ -164,5 +238,53 @@ impl Rejection {
                 | Self::NonceReused { .. }
                 | Self::NonceSkipped { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every reason has a label among [`Rejection::LABELS`], and no two
+    /// reasons share one (a new variant must be added to both).
+    #[test]
+    fn every_rejection_has_its_own_listed_label() {
+        let (account, digest) = (AccountId([1; 32]), Digest([2; 32]));
+        let all = [
+            Rejection::Encoding(EncodingError::Malformed("x".into())),
+            Rejection::WrongChain { expected: digest, found: digest },
+            Rejection::BadSignature,
+            Rejection::NonceReused { expected: 1, found: 1 },
+            Rejection::NonceSkipped { expected: 1, found: 2 },
+            Rejection::InvalidField("x".into()),
+            Rejection::UnknownProvider(account),
+            Rejection::ProviderSignatureInvalid(account),
+            Rejection::OwnerMismatch,
+            Rejection::ContractExists(digest),
+            Rejection::InsufficientCapacity { provider: account, free_bytes: 0, needed_bytes: 1 },
+            Rejection::UnknownContract(digest),
+            Rejection::ContractExpired { contract: digest, at_epoch: 1 },
+            Rejection::ContractNotActive(digest),
+            Rejection::NotContractOwner,
+            Rejection::NotContractProvider(digest),
+            Rejection::UnknownUpload("x".into()),
+            Rejection::NotUploadOwner { owner: account },
+            Rejection::UnknownCredential(digest),
+            Rejection::AlreadyRevoked(digest),
+            Rejection::ExpiryInPast { expires_at_height: 1, height: 2 },
+            Rejection::WrongEpoch { current: 1, found: 2 },
+            Rejection::DuplicateSubmission(1),
+            Rejection::ProofsNotDue(digest),
+            Rejection::UnknownRepairOrder(digest),
+            Rejection::NotTheRepairer(digest),
+            Rejection::RepairOrderExpired { order: digest, deadline_epoch: 1 },
+            Rejection::RepairAlreadyReported(digest),
+            Rejection::ProviderDraining(account),
+            Rejection::NotASibling(digest),
+            Rejection::AlreadyAccused(digest),
+        ];
+        let labels: std::collections::BTreeSet<&str> = all.iter().map(Rejection::label).collect();
+        assert_eq!(labels.len(), all.len(), "each reason its own label");
+        assert_eq!(labels, Rejection::LABELS.into_iter().collect(), "LABELS lists exactly the labels");
     }
 }

@@ -251,6 +251,39 @@ pub enum Body {
     Drain,
 }
 
+impl Body {
+    /// Every [`Self::kind`].
+    pub const KINDS: [&'static str; 10] = [
+        "register_provider",
+        "open_contract",
+        "close_contract",
+        "grant_credential",
+        "revoke_credential",
+        "submit_proofs",
+        "record_repair",
+        "report_bad_sibling",
+        "access_receipts",
+        "drain",
+    ];
+
+    /// A short fixed name of what the transaction asks for (a metrics
+    /// label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RegisterProvider(_) => "register_provider",
+            Self::OpenContract { .. } => "open_contract",
+            Self::CloseContract { .. } => "close_contract",
+            Self::GrantCredential(_) => "grant_credential",
+            Self::RevokeCredential { .. } => "revoke_credential",
+            Self::SubmitProofs { .. } => "submit_proofs",
+            Self::RecordRepair { .. } => "record_repair",
+            Self::ReportBadSibling { .. } => "report_bad_sibling",
+            Self::AccessReceipts { .. } => "access_receipts",
+            Self::Drain => "drain",
+        }
+    }
+}
+
 /// The signed part of a transaction.
 #[derive(BorshSerialize)]
 struct SignedFields<'a> {

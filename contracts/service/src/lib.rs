@@ -7,12 +7,15 @@
 //!   today, a BFT engine later); [`sequencer`]: the single-validator one.
 //! - [`follower`]: checks and applies finalised blocks into a replica.
 //! - [`protocol`], [`server`], [`client`]: the wire protocol over TCP.
+//! - [`metrics`]: the service's Prometheus metrics and the `/metrics`
+//!   server every Strand process uses.
 //!
 //! Depends on the pure `strand-contracts`; the state machine never sees redb
 //! or a socket.
 
 pub mod client;
 pub mod follower;
+pub mod metrics;
 pub mod ordering;
 pub mod protocol;
 pub mod sequencer;

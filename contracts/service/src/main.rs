@@ -8,6 +8,7 @@ use clap::Parser;
 use strand_contracts::AccountId;
 use strand_contracts::block::{Genesis, ValidatorSet};
 use strand_core::keyfile;
+use strand_ledger_service::metrics::{self, LedgerMetrics};
 use strand_ledger_service::sequencer::{self, SequencerConfig};
 use strand_ledger_service::server;
 use strand_ledger_service::store::LedgerStore;
@@ -32,6 +33,9 @@ struct Arguments {
     /// Blocks per epoch (used only when creating a new chain).
     #[arg(long, default_value_t = 10)]
     epoch_blocks: u64,
+    /// Address to serve Prometheus metrics on (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    metrics_listen: String,
     /// Chain name (used only when creating a new chain).
     #[arg(long, default_value = "strand-devnet")]
     name: String,
@@ -83,13 +87,22 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         block_interval: Duration::from_millis(arguments.block_interval_ms.max(10)),
         ..Default::default()
     };
-    let (handle, task) = sequencer::start(store, replica, identity, config, shutdown.clone())?;
+    let metrics = LedgerMetrics::new();
+    let metrics_listener = tokio::net::TcpListener::bind(&arguments.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {}", arguments.metrics_listen))?;
+    let metrics_address = metrics_listener.local_addr()?;
+    let (handle, task) = sequencer::start(store, replica, identity, config, metrics.clone(), shutdown.clone())?;
+    tokio::spawn(metrics::serve(metrics_listener, move || metrics.render()));
     let listener = tokio::net::TcpListener::bind(&arguments.listen)
         .await
         .with_context(|| format!("cannot listen on {}", arguments.listen))?;
     let address = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
-    println!("strand-sequencer listening on {address} chain {} height {height}", genesis.chain());
+    println!(
+        "strand-sequencer listening on {address} chain {} height {height} metrics http://{metrics_address}/metrics",
+        genesis.chain()
+    );
     let server = tokio::spawn(server::serve(listener, handle, genesis, shutdown));
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

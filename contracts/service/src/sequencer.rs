@@ -12,6 +12,7 @@ use strand_contracts::{Digest, Replica};
 use strand_core::Identity;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::metrics::{LedgerMetrics, Observer};
 use crate::ordering::OrderingService;
 use crate::protocol::{Status, TransactionStatus};
 use crate::store::{LedgerStore, StoreError};
@@ -50,6 +51,7 @@ const SUBMISSIONS_QUEUED_MAX: usize = 4096;
 #[derive(Clone)]
 pub struct SequencerHandle {
     submissions: mpsc::Sender<Submission>,
+    metrics: LedgerMetrics,
     status: watch::Receiver<Status>,
     store: Arc<LedgerStore>,
 }
@@ -64,7 +66,10 @@ impl SequencerHandle {
 impl OrderingService for SequencerHandle {
     async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
         let (reply, answer) = oneshot::channel();
-        self.submissions.try_send((bytes, reply)).map_err(|_| "the sequencer is busy: retry shortly".to_string())?;
+        self.submissions.try_send((bytes, reply)).map_err(|_| {
+            self.metrics.refused("busy");
+            "the sequencer is busy: retry shortly".to_string()
+        })?;
         answer.await.map_err(|_| "the sequencer stopped".to_string())?
     }
 
@@ -119,6 +124,7 @@ pub fn start(
     replica: Replica,
     identity: Identity,
     config: SequencerConfig,
+    metrics: LedgerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), StoreError> {
     let store = Arc::new(store);
@@ -133,7 +139,10 @@ pub fn start(
     }
     let (status_sender, status) = watch::channel(status_of(&replica, &mempool));
     let (submissions, mut incoming) = mpsc::channel::<Submission>(SUBMISSIONS_QUEUED_MAX);
-    let handle = SequencerHandle { submissions, status, store: Arc::clone(&store) };
+    let handle = SequencerHandle { submissions, status, store: Arc::clone(&store), metrics: metrics.clone() };
+    let mut observer = Observer::after(replica.head().timestamp_ms);
+    metrics.state(&mut observer, replica.state());
+    metrics.mempool(&mempool);
     let task = tokio::spawn(async move {
         let mut replica = replica;
         let mut ticker = tokio::time::interval(config.block_interval);
@@ -143,7 +152,10 @@ pub fn start(
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = ticker.tick() => {
-                    produce_block(&store, &mut replica, &mut mempool, &identity, &config);
+                    if let Some((block, receipts)) = produce_block(&store, &mut replica, &mut mempool, &identity, &config) {
+                        metrics.block(&mut observer, &block, &receipts, replica.state());
+                    }
+                    metrics.mempool(&mempool);
                     let _ = status_sender.send(status_of(&replica, &mempool));
                 }
                 Some(first) = incoming.recv() => {
@@ -151,7 +163,8 @@ pub fn start(
                     while let Ok(next) = incoming.try_recv() {
                         batch.push(next);
                     }
-                    admit_batch(&store, &replica, &mut mempool, batch);
+                    admit_batch(&store, &replica, &mut mempool, batch, &metrics);
+                    metrics.mempool(&mempool);
                     let _ = status_sender.send(status_of(&replica, &mempool));
                 }
             }
@@ -166,7 +179,13 @@ pub fn start(
 
 /// Admits a batch and makes it durable with one commit before answering, so
 /// an acknowledged transaction survives a crash.
-fn admit_batch(store: &LedgerStore, replica: &Replica, mempool: &mut Mempool, batch: Vec<Submission>) {
+fn admit_batch(
+    store: &LedgerStore,
+    replica: &Replica,
+    mempool: &mut Mempool,
+    batch: Vec<Submission>,
+    metrics: &LedgerMetrics,
+) {
     let mut admitted = Vec::new();
     let mut answers = Vec::new();
     for (bytes, reply) in batch {
@@ -175,7 +194,10 @@ fn admit_batch(store: &LedgerStore, replica: &Replica, mempool: &mut Mempool, ba
                 admitted.push((hash, bytes));
                 answers.push((reply, Ok(hash)));
             }
-            Err(error) => answers.push((reply, Err(error.to_string()))),
+            Err(error) => {
+                metrics.refused(error.label());
+                answers.push((reply, Err(error.to_string())));
+            }
         }
     }
     let persisted = tokio::task::block_in_place(|| store.persist_mempool(&admitted));
@@ -200,14 +222,14 @@ fn produce_block(
     mempool: &mut Mempool,
     identity: &Identity,
     config: &SequencerConfig,
-) {
+) -> Option<(strand_contracts::Block, Vec<strand_contracts::Receipt>)> {
     let transactions = mempool.select(replica.state(), config.transactions_per_block_max, config.bytes_per_block_max);
     // Build on a copy: the replica moves on only once the block is durable.
     let mut next = replica.clone();
     let (block, receipts) = next.propose(now_ms(), transactions, identity);
     if let Err(error) = tokio::task::block_in_place(|| store.commit_block(&block, &receipts, next.state())) {
         tracing::error!(%error, height = block.header.height, "ledger.sequencer.commit failed; retrying next interval");
-        return;
+        return None;
     }
     *replica = next;
     let included: std::collections::HashSet<Digest> = receipts.iter().map(|receipt| receipt.transaction).collect();
@@ -221,4 +243,5 @@ fn produce_block(
         tracing::error!(%error, "ledger.sequencer.prune could not record dropped transactions");
     }
     tracing::debug!(height = block.header.height, transactions = receipts.len(), "ledger.sequencer.block");
+    Some((block, receipts))
 }

@@ -44,7 +44,8 @@ async fn submitted_transactions_are_finalised_served_and_followed() {
     let (store, replica) = LedgerStore::open(&directory.path().join("sequencer.redb"), &genesis).expect("store");
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let config = SequencerConfig { block_interval: Duration::from_millis(50), ..Default::default() };
-    let (handle, task) = sequencer::start(store, replica, sequencer_key, config, shutdown.clone()).expect("start");
+    let (handle, task) =
+        sequencer::start(store, replica, sequencer_key, config, Default::default(), shutdown.clone()).expect("start");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
     let server = tokio::spawn(server::serve(listener, handle.clone(), genesis.clone(), shutdown));
