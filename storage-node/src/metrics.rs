@@ -1,7 +1,23 @@
 //! The node's Prometheus metrics, registered per node (never globally, so a
 //! simulator can host many nodes), served at `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// The `failed_<reason>` outcomes of repair orders (`daemon::repair`).
+pub const REPAIR_FAILURES: [&str; 7] = [
+    "failed_admission",
+    "failed_no_stripe_map",
+    "failed_rebuild",
+    "failed_records",
+    "failed_siblings",
+    "failed_store",
+    "failed_unknown_contract",
+];
+
+/// Outcomes of the node's proof submissions: on the ledger (`accepted`),
+/// finalised but not counted (`rejected`), refused by the service
+/// (`refused`), or not delivered (`unsent`).
+pub const PROOF_SUBMISSION_OUTCOMES: [&str; 4] = ["accepted", "rejected", "refused", "unsent"];
 
 /// Every metric the node exports.
 #[derive(Clone)]
@@ -84,10 +100,23 @@ pub struct Metrics {
     pub repair_reads: IntCounterVec,
     /// Bytes of fragments released to repairers.
     pub repair_bytes_released: IntCounter,
-    /// Ledger-wide, from the node's replica: contracts by status.
-    pub ledger_contracts: prometheus::IntGaugeVec,
-    /// Ledger-wide: repair orders open, and contracts queued for one.
-    pub ledger_repairs: prometheus::IntGaugeVec,
+    /// Capacity neither promised under agreements nor reserved by staging.
+    pub free_bytes: IntGauge,
+    /// Free bytes of the file system holding the data directory.
+    pub disk_free_bytes: IntGauge,
+    /// Size of that file system.
+    pub disk_size_bytes: IntGauge,
+    /// Seconds since the replica last applied a block (set at each scrape:
+    /// grows while the ledger is unreachable; the gate refuses grantees
+    /// past 10 s).
+    pub ledger_silent_seconds: Gauge,
+    /// Proof submissions by outcome ([`PROOF_SUBMISSION_OUTCOMES`]).
+    pub proof_submissions: IntCounterVec,
+    /// Time from a get request to the end of its transfer, by outcome
+    /// (`completed`, `aborted`).
+    pub get_seconds: HistogramVec,
+    /// Always 1: the node's account, organisation and version as labels.
+    pub info: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -120,7 +149,7 @@ impl Metrics {
             registry.register(Box::new(histogram.clone())).expect("registered once");
             histogram
         };
-        Self {
+        let metrics = Self {
             fragments_stored: gauge("strand_node_fragments_stored", "Fragments held"),
             contracts_held: gauge("strand_node_contracts_held", "Agreements held (signed or being fetched)"),
             capacity_bytes: gauge("strand_node_capacity_bytes", "Bytes the node offers for fragments"),
@@ -219,15 +248,43 @@ impl Metrics {
                 "strand_node_repair_bytes_released_total",
                 "Bytes of fragments released to repairers",
             ),
-            ledger_contracts: gauges(
-                "strand_ledger_contracts",
-                "Contracts on the ledger by status (from this node's replica)",
-                &["status"],
+            free_bytes: gauge(
+                "strand_node_free_bytes",
+                "Capacity neither promised under agreements nor reserved by staging",
             ),
-            ledger_repairs: gauges(
-                "strand_ledger_repairs",
-                "Repair orders open and contracts queued (from this node's replica)",
-                &["state"],
+            disk_free_bytes: gauge(
+                "strand_node_disk_free_bytes",
+                "Free bytes of the file system holding the data directory",
+            ),
+            disk_size_bytes: gauge("strand_node_disk_size_bytes", "Size of the file system holding the data directory"),
+            ledger_silent_seconds: {
+                let gauge = Gauge::new(
+                    "strand_node_ledger_silent_seconds",
+                    "Seconds since the node's replica last applied a block",
+                )
+                .expect("valid metric name");
+                registry.register(Box::new(gauge.clone())).expect("registered once");
+                gauge
+            },
+            proof_submissions: counter(
+                "strand_node_proof_submissions_total",
+                "Proof submissions by outcome (accepted, rejected, refused by the service, unsent)",
+                &["outcome"],
+            ),
+            get_seconds: {
+                let histogram = HistogramVec::new(
+                    HistogramOpts::new("strand_node_get_seconds", "Time from a get request to the end of its transfer")
+                        .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                    &["outcome"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(histogram.clone())).expect("registered once");
+                histogram
+            },
+            info: gauges(
+                "strand_node_info",
+                "Always 1: the node's account, organisation and version",
+                &["account", "organisation", "version"],
             ),
             proof_seconds: histogram(
                 "strand_node_proof_seconds",
@@ -235,33 +292,63 @@ impl Metrics {
                 vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
             ),
             registry,
+        };
+        metrics.show_known_labels();
+        metrics
+    }
+
+    /// Shows every labelled family from the start, each known label at
+    /// zero, so a dashboard never shows "no data" for what has not happened
+    /// yet.
+    fn show_known_labels(&self) {
+        use crate::core::gate::Refusal;
+        use crate::core::limits::Kind;
+        for kind in Kind::ALL {
+            self.requests_busy.with_label_values(&[kind.label()]);
+            self.requests_in_flight.with_label_values(&[kind.label()]);
+        }
+        for operation in ["get", "push", "repair"] {
+            self.requests_served.with_label_values(&[operation]);
+        }
+        for reason in Refusal::LABELS {
+            for operation in ["get", "push"] {
+                self.requests_refused.with_label_values(&[operation, reason]);
+            }
+            self.presentations.with_label_values(&[reason]);
+        }
+        self.presentations.with_label_values(&["accepted"]);
+        for reader in ["owner", "grantee", "repairer"] {
+            self.fragment_bytes_released_to.with_label_values(&[reader]);
+        }
+        for outcome in strand_wire::Refusal::LABELS.iter().chain(&["accepted", "staged", "other"]) {
+            self.proposals.with_label_values(&[outcome]);
+            self.stagings.with_label_values(&[outcome]);
+        }
+        for verdict in ["passed", "failed", "missed"] {
+            self.proof_verdicts.with_label_values(&[verdict]);
+        }
+        for outcome in REPAIR_FAILURES.iter().chain(&["received", "completed"]) {
+            self.repair_orders.with_label_values(&[outcome]);
+        }
+        for outcome in crate::core::repair::RepairRefusal::LABELS.iter().chain(&["opened"]) {
+            self.repair_reads.with_label_values(&[outcome]);
+        }
+        for outcome in PROOF_SUBMISSION_OUTCOMES {
+            self.proof_submissions.with_label_values(&[outcome]);
+        }
+        for outcome in ["completed", "aborted"] {
+            self.get_seconds.with_label_values(&[outcome]);
         }
     }
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("encoding metrics into memory");
-        String::from_utf8(buffer).unwrap_or_default()
+        strand_ledger_service::metrics::render(&self.registry)
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Serves `/metrics` until the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { metrics.render() }
-        }),
-    );
-    if let Err(error) = axum::serve(listener, app).await {
-        tracing::error!(%error, "node.metrics server stopped");
     }
 }

@@ -11,7 +11,8 @@ use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 use iroh_blobs::api::Store;
 use iroh_blobs::provider::events::{
-    AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode, ThrottleMode,
+    AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode, RequestUpdate,
+    ThrottleMode,
 };
 use iroh_blobs::{ALPN, Hash};
 
@@ -66,6 +67,10 @@ impl Extent {
 /// Decides every request: `Ok` serves it, `Err(label)` refuses it (the label
 /// names the reason in metrics and logs).
 pub type Gate = Arc<dyn Fn(Operation, [u8; 32], [u8; 32], Extent) -> Result<(), &'static str> + Send + Sync>;
+
+/// Told of every get the gate allowed once its transfer ends: how long it
+/// took from the request and whether it completed.
+pub type GetDone = Arc<dyn Fn(std::time::Duration, bool) + Send + Sync>;
 
 /// An iroh endpoint for `secret`, bound to `bind` (port 0 for any), with no
 /// relay, no address lookup, no port mapping and no internet probes.
@@ -130,9 +135,14 @@ impl Connections {
 /// bounded per remote key ([`CONNECTIONS_PER_REMOTE_MAX`]) and in all
 /// ([`CONNECTIONS_MAX`]).
 pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
+    serve_timed(endpoint, store, gate, Arc::new(|_, _| {}))
+}
+
+/// [`serve`], telling `done` how long each allowed get took to transfer.
+pub fn serve_timed(endpoint: Endpoint, store: Store, gate: Gate, done: GetDone) -> Router {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
-        get: RequestMode::Intercept,
+        get: RequestMode::InterceptLog,
         get_many: RequestMode::Intercept,
         push: RequestMode::Intercept,
         observe: ObserveMode::Intercept,
@@ -155,6 +165,7 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
                     connections.closed(message.connection_id);
                 }
                 ProviderMessage::GetRequestReceived(message) => {
+                    let started = std::time::Instant::now();
                     let remote = connections.remote(message.connection_id);
                     let extent = message.request.ranges.as_single().map(|(_, ranges)| Extent::of(ranges));
                     let allowed = message.request.ranges.is_blob()
@@ -162,6 +173,21 @@ pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
                             decide(&gate, Operation::Get, remote, message.request.hash, extent)
                         });
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
+                    if allowed {
+                        // The transfer's end, timed without holding up the
+                        // next decision.
+                        let (mut updates, done) = (message.rx, Arc::clone(&done));
+                        tokio::spawn(async move {
+                            while let Ok(Some(update)) = updates.recv().await {
+                                match update {
+                                    RequestUpdate::Completed(_) => return done(started.elapsed(), true),
+                                    RequestUpdate::Aborted(_) => return done(started.elapsed(), false),
+                                    _ => {}
+                                }
+                            }
+                            done(started.elapsed(), false);
+                        });
+                    }
                 }
                 ProviderMessage::PushRequestReceived(message) => {
                     let remote = connections.remote(message.connection_id);

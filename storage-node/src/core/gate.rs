@@ -60,6 +60,21 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every [`Self::label`] (metrics show each from the start, at zero).
+    pub const LABELS: [&'static str; 11] = [
+        "unknown_fragment",
+        "no_credential",
+        "not_grantee",
+        "wrong_upload",
+        "expired",
+        "revoked",
+        "out_of_scope",
+        "not_agreed",
+        "contract_inactive",
+        "ledger_too_stale",
+        "busy",
+    ];
+
     /// The `reason` label of the refusal metrics (and the code clients see).
     pub fn label(&self) -> &'static str {
         match self {

@@ -32,6 +32,9 @@ pub struct Limit {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Self; 4] = [Self::Request, Self::Proposal, Self::Stage, Self::Presentation];
+
     /// The `kind` label of the busy-refusal metric.
     pub fn label(self) -> &'static str {
         match self {

@@ -46,6 +46,9 @@ pub enum RepairRefusal {
 }
 
 impl RepairRefusal {
+    /// Every [`Self::label`].
+    pub const LABELS: [&'static str; 4] = ["unknown_order", "not_the_repairer", "order_closed", "nothing_held"];
+
     /// A short fixed label.
     pub fn label(&self) -> &'static str {
         match self {

@@ -272,5 +272,10 @@ pub(super) fn serve(node: &Arc<Node>) -> iroh::protocol::Router {
             }
         }
     });
-    strand_net::blobs::serve(node.endpoint.clone(), node.store.clone(), gate)
+    let timer = Arc::clone(node);
+    let done: strand_net::blobs::GetDone = Arc::new(move |elapsed, completed| {
+        let outcome = if completed { "completed" } else { "aborted" };
+        timer.metrics.get_seconds.with_label_values(&[outcome]).observe(elapsed.as_secs_f64());
+    });
+    strand_net::blobs::serve_timed(node.endpoint.clone(), node.store.clone(), gate, done)
 }

@@ -26,7 +26,7 @@ use crate::core::keeper::Keeper;
 use crate::core::limits::{InFlight, Kind};
 use crate::core::receipts::Receipts;
 use crate::core::staging;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::records::Records;
 
 /// How long a proposal may take, fragment transfer included.
@@ -120,6 +120,30 @@ impl Node {
     fn refresh_staging_metrics(&self) {
         let reserved = self.core().staging.reserved_bytes();
         self.metrics.staging_reserved_bytes.set(i64::try_from(reserved).unwrap_or(i64::MAX));
+        self.refresh_free_bytes();
+    }
+
+    fn refresh_free_bytes(&self) {
+        let core = self.core();
+        let used = core.holdings.committed_bytes().saturating_add(core.staging.reserved_bytes());
+        self.metrics.free_bytes.set(i64::try_from(core.capacity_bytes().saturating_sub(used)).unwrap_or(i64::MAX));
+    }
+
+    /// The metrics, with what is read at scrape time brought up to date:
+    /// the replica's silence and the data directory's file system.
+    fn scrape(&self, data_dir: &std::path::Path) -> String {
+        self.metrics.ledger_silent_seconds.set(self.freshness().silent_for.as_secs_f64());
+        match nix::sys::statvfs::statvfs(data_dir) {
+            Ok(stat) => {
+                let block = stat.fragment_size();
+                let free = stat.blocks_available().saturating_mul(block);
+                let size = stat.blocks().saturating_mul(block);
+                self.metrics.disk_free_bytes.set(i64::try_from(free).unwrap_or(i64::MAX));
+                self.metrics.disk_size_bytes.set(i64::try_from(size).unwrap_or(i64::MAX));
+            }
+            Err(error) => tracing::warn!(%error, "node.metrics cannot read the data directory's file system"),
+        }
+        self.metrics.render()
     }
 
     fn repair_reads(&self) -> std::sync::MutexGuard<'_, crate::core::repair::RepairReads> {
@@ -151,6 +175,8 @@ impl Node {
         self.metrics.contracts_held.set(core.holdings.len() as i64);
         self.metrics.capacity_bytes.set(i64::try_from(core.capacity_bytes()).unwrap_or(i64::MAX));
         self.metrics.committed_bytes.set(i64::try_from(core.holdings.committed_bytes()).unwrap_or(i64::MAX));
+        drop(core);
+        self.refresh_free_bytes();
     }
 }
 
@@ -242,7 +268,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for metrics on {}", config.metrics_listen))?;
     let metrics_address = metrics_listener.local_addr()?;
-    tokio::spawn(metrics::serve(metrics_listener, metrics.clone()));
+    metrics
+        .info
+        .with_label_values(&[&hex::encode(account.0), &config.domain.organisation, env!("CARGO_PKG_VERSION")])
+        .set(1);
+    tokio::spawn(strand_ledger_service::metrics::serve(metrics_listener, {
+        let (node, data_dir) = (Arc::clone(&node), config.data_dir.clone());
+        move || node.scrape(&data_dir)
+    }));
 
     let iroh_address = endpoint.bound_sockets().first().copied().context("the iroh endpoint has no socket")?;
     let endpoints = vec![format!("libp2p:{p2p_address}"), format!("iroh:{iroh_address}")];

@@ -147,7 +147,12 @@ async fn submit(
     let nonce = duties.submissions.next_nonce(confirmed);
     let bytes = Transaction::sign(node.chain, &node.identity, nonce, body).to_bytes();
     let length = bytes.len() as u64;
-    let client = duties.client.as_mut().ok_or("not connected to the ledger service")?;
+    let Some(client) = duties.client.as_mut() else {
+        if let Purpose::Proofs(_) = purpose {
+            node.metrics.proof_submissions.with_label_values(&["unsent"]).inc();
+        }
+        return Err("not connected to the ledger service".into());
+    };
     match client.submit(bytes).await {
         Ok(Ok(hash)) => {
             duties.submissions.admitted(nonce, hash, purpose);
@@ -156,8 +161,16 @@ async fn submit(
             }
             Ok(hash)
         }
-        Ok(Err(reason)) => Err(format!("the ledger service refused it: {reason}")),
+        Ok(Err(reason)) => {
+            if let Purpose::Proofs(_) = purpose {
+                node.metrics.proof_submissions.with_label_values(&["refused"]).inc();
+            }
+            Err(format!("the ledger service refused it: {reason}"))
+        }
         Err(error) => {
+            if let Purpose::Proofs(_) = purpose {
+                node.metrics.proof_submissions.with_label_values(&["unsent"]).inc();
+            }
             duties.client = None;
             Err(error.to_string())
         }
@@ -170,7 +183,10 @@ fn settle(node: &Node, state: &LedgerState, duties: &mut Duties) {
     for Pending { hash, purpose } in duties.submissions.confirm(confirmed) {
         match purpose {
             Purpose::Proofs(epoch) => {
-                if !strand_contracts::proofs::submitted(state, &node.account, epoch) {
+                if strand_contracts::proofs::submitted(state, &node.account, epoch) {
+                    node.metrics.proof_submissions.with_label_values(&["accepted"]).inc();
+                } else {
+                    node.metrics.proof_submissions.with_label_values(&["rejected"]).inc();
                     tracing::error!(epoch, tx = %hash.short(), "node.proofs submission rejected by the ledger");
                 }
             }

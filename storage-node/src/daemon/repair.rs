@@ -40,20 +40,6 @@ const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCATE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a holder may take to open repair reads.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Polls between updates of the ledger-wide gauges (every 10 s; each an
-/// O(1) read of the replica's counts).
-const LEDGER_COUNT_POLLS: u64 = 20;
-
-/// Sets the ledger-wide gauges from the replica.
-fn count_ledger(node: &Node, ledger: &LedgerState) {
-    let counts = ledger.contracts_by_status();
-    for (label, count) in ContractStatus::NAMES.iter().zip(counts) {
-        node.metrics.ledger_contracts.with_label_values(&[label]).set(i64::try_from(count).unwrap_or(i64::MAX));
-    }
-    node.metrics.ledger_repairs.with_label_values(&["orders_open"]).set(ledger.repair_orders.len() as i64);
-    node.metrics.ledger_repairs.with_label_values(&["queued"]).set(ledger.repair_queue.len() as i64);
-}
-
 /// Answers a repairer's request to open repair reads under `order`.
 pub(super) async fn open_reads(node: &Arc<Node>, requester: AccountId, order: Digest) -> Response {
     let ledger = node.ledger();
@@ -85,17 +71,12 @@ pub(super) async fn open_reads(node: &Arc<Node>, requester: AccountId, order: Di
 pub(super) async fn run(node: Arc<Node>, network: P2pHandle, mut stopped: watch::Receiver<bool>) {
     // Orders worked on (done or given up) while they stay on the ledger.
     let mut handled: HashSet<Digest> = HashSet::new();
-    let mut polls: u64 = 0;
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(POLL) => {}
         }
         let ledger = node.ledger();
-        if polls.is_multiple_of(LEDGER_COUNT_POLLS) {
-            count_ledger(&node, &ledger);
-        }
-        polls += 1;
         node.repair_reads().prune(&ledger);
         handled.retain(|id| ledger.repair_orders.contains(id));
         let mine: Vec<(Digest, RepairOrder)> = ledger

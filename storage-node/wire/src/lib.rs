@@ -156,6 +156,19 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every [`Self::label`] (metrics show each from the start, at zero).
+    pub const LABELS: [&'static str; 9] = [
+        "not_for_this_node",
+        "fragments_mismatch",
+        "no_capacity",
+        "terms",
+        "fetch",
+        "not_ready",
+        "held_for_another_owner",
+        "busy",
+        "stripe_map",
+    ];
+
     /// A short fixed label (metrics, logs).
     pub fn label(&self) -> &'static str {
         match self {
