@@ -28,11 +28,15 @@ pub struct Process {
 }
 
 /// The last error a process wrote to `log`: its `Error:` line and the
-/// causes under it, without the backtrace.
+/// causes under it, without the backtrace; for a program that logs another
+/// way (Prometheus), its last lines.
 fn last_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines.iter().rposition(|line| line.starts_with("Error:"))?;
+    let Some(start) = lines.iter().rposition(|line| line.starts_with("Error:")) else {
+        let last: Vec<&str> = lines.iter().rev().filter(|line| !line.trim().is_empty()).take(3).copied().collect();
+        return (!last.is_empty()).then(|| last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+    };
     let said: Vec<&str> = lines[start..]
         .iter()
         .take_while(|line| !line.starts_with("Stack backtrace:"))
@@ -82,6 +86,39 @@ impl Process {
                 let _ = child.wait();
                 bail!("{name} did not become ready within {READY_TIMEOUT:?}; see {}", log.display())
             }
+        }
+    }
+
+    /// Starts `command`, logging its standard output and error to `log`,
+    /// and waits until `ready` answers true (polled every 200 ms).
+    pub fn start_polled(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        ready: impl Fn() -> bool,
+    ) -> anyhow::Result<Self> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        command.stdout(Stdio::from(log_file.try_clone()?)).stderr(Stdio::from(log_file)).stdin(Stdio::null());
+        let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if ready() {
+                return Ok(Self { name: name.to_string(), ready_line: String::new(), log: log.to_path_buf(), child });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = last_error(log).unwrap_or_else(|| "nothing in its log".into());
+                bail!("{name} stopped before it was ready ({status}): {said}\nsee {}", log.display());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{name} did not become ready within {READY_TIMEOUT:?}; see {}", log.display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -150,10 +187,23 @@ pub fn own_directory() -> anyhow::Result<PathBuf> {
 pub struct Devnet {
     /// The ledger service address.
     pub ledger: String,
+    /// The ledger service's metrics URL.
+    pub ledger_metrics: String,
     /// The sequencer, then the nodes.
     pub processes: Vec<Process>,
     /// The directory's lock, held while the devnet runs.
     _lock: std::fs::File,
+}
+
+impl Devnet {
+    /// Every node's name and metrics URL.
+    pub fn node_metrics(&self) -> Vec<(String, String)> {
+        self.processes
+            .iter()
+            .filter(|process| process.name.starts_with("node-"))
+            .filter_map(|process| Some((process.name.clone(), metrics_url(&process.ready_line)?)))
+            .collect()
+    }
 }
 
 /// The lock file of a devnet directory: locked while a devnet runs there,
@@ -217,13 +267,15 @@ pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
     let (block_interval_ms, epoch_blocks) = (config.block_interval_ms, config.epoch_blocks);
     let mut command = Command::new(sibling_binary(&config.binaries, "strand-sequencer")?);
     command
-        .args(["--listen", "127.0.0.1:0", "--block-interval-ms", &block_interval_ms.to_string()])
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--block-interval-ms", &block_interval_ms.to_string()])
         .args(["--epoch-blocks", &epoch_blocks.to_string(), "--data-dir"])
         .arg(directory.join("sequencer"));
     let sequencer = Process::start("sequencer", command, "listening on", &directory.join("sequencer.log"))?;
     let ledger =
         sequencer.ready_line.split_whitespace().nth(3).context("no address in the sequencer's ready line")?.to_string();
-    let mut devnet = Devnet { ledger, processes: vec![sequencer], _lock: lock };
+    let ledger_metrics = metrics_url(&sequencer.ready_line).context("no metrics URL in the sequencer's ready line")?;
+    let mut devnet = Devnet { ledger, ledger_metrics, processes: vec![sequencer], _lock: lock };
     for index in 1..=config.nodes {
         match start_node(config, &devnet.ledger, index) {
             Ok(process) => devnet.processes.push(process),
@@ -243,9 +295,10 @@ pub fn start_node(config: &DevnetConfig, ledger: &str, index: usize) -> anyhow::
     {
         let data_dir = directory.join(format!("node-{index}"));
         let config = directory.join(format!("node-{index}.toml"));
+        let metrics = metrics_listen(&config)?;
         let text = format!(
             "data_dir = {data_dir:?}\nledger = {ledger:?}\np2p_listen = \"/ip4/127.0.0.1/tcp/0\"\nblobs_listen = \"127.0.0.1:0\"\n\
-             metrics_listen = \"127.0.0.1:0\"\ncapacity = \"50GiB\"\n\n[domain]\norganisation = \"organisation-{index}\"\n\
+             metrics_listen = {metrics:?}\ncapacity = \"50GiB\"\n\n[domain]\norganisation = \"organisation-{index}\"\n\
              site = \"site-{index}\"\njurisdiction = \"EU\"\n"
         );
         std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
@@ -254,6 +307,118 @@ pub fn start_node(config: &DevnetConfig, ledger: &str, index: usize) -> anyhow::
         let log = directory.join(format!("node-{index}.log"));
         Process::start(&format!("node-{index}"), command, "strand-node ready", &log)
     }
+}
+
+/// The metrics address of the node configured in `config`: the one it had
+/// (so Prometheus finds a restarted node where it was), or a free port.
+fn metrics_listen(config: &Path) -> anyhow::Result<String> {
+    let before = std::fs::read_to_string(config).unwrap_or_default();
+    let kept = before
+        .lines()
+        .find_map(|line| line.strip_prefix("metrics_listen = "))
+        .map(|value| value.trim().trim_matches('"').to_string())
+        .filter(|address| !address.ends_with(":0"));
+    match kept {
+        Some(address) => Ok(address),
+        None => free_address(),
+    }
+}
+
+/// A loopback address with a port free now.
+pub fn free_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// The `http://.../metrics` URL at the end of a ready line.
+pub fn metrics_url(ready_line: &str) -> Option<String> {
+    ready_line.split_whitespace().skip_while(|word| *word != "metrics").nth(1).map(str::to_string)
+}
+
+/// The Prometheus alert rules shipped in `grafana/alerts`.
+pub const ALERT_RULES: &str = include_str!("../../grafana/alerts/strand.rules.yml");
+
+/// How `strand devnet --monitor` runs Prometheus.
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    /// Where Prometheus serves its UI and API (`127.0.0.1:0`: a free port).
+    pub listen: String,
+    /// Seconds between scrapes and rule evaluations.
+    pub scrape_interval_s: u64,
+}
+
+/// Finds `name` on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|directory| directory.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The Prometheus binary, or an error saying how to install it.
+pub fn prometheus_binary() -> anyhow::Result<PathBuf> {
+    on_path("prometheus").context(
+        "--monitor needs Prometheus, and no `prometheus` program is on PATH: install Debian's `prometheus` package \
+         (`sudo apt-get install prometheus`, which also brings `promtool`)",
+    )
+}
+
+/// The Prometheus configuration scraping the ledger service and `nodes`
+/// (name, metrics URL), with Strand's alert rules.
+pub fn prometheus_config(ledger_metrics: &str, nodes: &[(String, String)], scrape_interval_s: u64) -> String {
+    let target = |url: &str| url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let mut text = format!(
+        "# Written by `strand devnet --monitor`.\nglobal:\n  scrape_interval: {scrape_interval_s}s\n  \
+         evaluation_interval: {scrape_interval_s}s\nrule_files:\n  - strand.rules.yml\nscrape_configs:\n  \
+         - job_name: strand-ledger\n    static_configs:\n      - targets: ['{}']\n        labels:\n          \
+         name: sequencer\n  - job_name: strand-node\n    static_configs:\n",
+        target(ledger_metrics)
+    );
+    for (name, url) in nodes {
+        text.push_str(&format!("      - targets: ['{}']\n        labels:\n          name: {name}\n", target(url)));
+    }
+    text
+}
+
+/// Starts Prometheus in `directory/prometheus`, scraping the ledger
+/// service's metrics at `ledger_metrics` and `nodes` (name, metrics URL),
+/// with Strand's alert rules; ready once it answers `/-/ready`. Returns the
+/// process and its URL.
+pub fn start_prometheus(
+    directory: &Path,
+    ledger_metrics: &str,
+    nodes: &[(String, String)],
+    monitor: &MonitorConfig,
+) -> anyhow::Result<(Process, String)> {
+    let binary = prometheus_binary()?;
+    let home = directory.join("prometheus");
+    std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    let config = home.join("prometheus.yml");
+    std::fs::write(&config, prometheus_config(ledger_metrics, nodes, monitor.scrape_interval_s))
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    std::fs::write(home.join("strand.rules.yml"), ALERT_RULES)?;
+    let listen = if monitor.listen.ends_with(":0") { free_address()? } else { monitor.listen.clone() };
+    let mut command = Command::new(binary);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", home.join("data").display()))
+        .arg(format!("--web.listen-address={listen}"));
+    let ready = || http_status(&listen, "/-/ready") == Some(200);
+    let process = Process::start_polled("prometheus", command, &directory.join("prometheus.log"), ready)?;
+    Ok((process, format!("http://{listen}")))
+}
+
+/// The status code of `GET path` at `address`, if it answers.
+fn http_status(address: &str, path: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let address: std::net::SocketAddr = address.parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// Processes that exited since the last call (each reported once): name,
@@ -315,6 +480,30 @@ mod tests {
         assert!(error.contains("stopped before it was ready"), "{error}");
         assert!(error.contains("Error: cannot open the ledger Caused by: bad snapshot"), "{error}");
         assert!(!error.contains("0: x"), "no backtrace: {error}");
+    }
+
+    #[test]
+    fn the_prometheus_configuration_scrapes_the_ledger_and_every_node_with_the_rules() {
+        let nodes = [("node-1".to_string(), "http://127.0.0.1:4001/metrics".to_string())];
+        let text = prometheus_config("http://127.0.0.1:7401/metrics", &nodes, 2);
+        assert!(text.contains("scrape_interval: 2s") && text.contains("rule_files:\n  - strand.rules.yml"), "{text}");
+        assert!(text.contains("job_name: strand-ledger\n    static_configs:\n      - targets: ['127.0.0.1:7401']"));
+        assert!(text.contains("- targets: ['127.0.0.1:4001']\n        labels:\n          name: node-1"), "{text}");
+        assert!(ALERT_RULES.contains("groups:"), "the shipped rules are embedded");
+    }
+
+    #[test]
+    fn a_node_keeps_its_metrics_port_across_restarts() {
+        let directory = tempfile::tempdir().expect("directory");
+        let config = directory.path().join("node-1.toml");
+        let first = metrics_listen(&config).expect("a free port");
+        assert!(first.starts_with("127.0.0.1:") && !first.ends_with(":0"), "{first}");
+        std::fs::write(&config, format!("ledger = \"x\"\nmetrics_listen = {first:?}\n")).expect("write");
+        assert_eq!(metrics_listen(&config).expect("kept"), first);
+        assert_eq!(
+            metrics_url("strand-node ready account a metrics http://127.0.0.1:9/metrics").as_deref(),
+            Some("http://127.0.0.1:9/metrics")
+        );
     }
 
     #[test]

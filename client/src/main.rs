@@ -184,6 +184,16 @@ enum Command {
         /// Size of the demo's sample file.
         #[arg(long, default_value = "16MiB")]
         demo_size: String,
+        /// Also start Prometheus (Debian package `prometheus`) scraping the ledger service and every node,
+        /// with Strand's alert rules; prints its URL and how to point Grafana at it.
+        #[arg(long)]
+        monitor: bool,
+        /// Where Prometheus listens with --monitor (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        prometheus_listen: String,
+        /// Seconds between Prometheus's scrapes and rule evaluations with --monitor.
+        #[arg(long, default_value_t = 5)]
+        scrape_interval: u64,
     },
     /// Load test: many clients at once upload random files and download them back, for a while.
     ///
@@ -423,14 +433,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let value = runtime()?.block_on(netcmd::proofs(&network.ledger, &upload))?;
             print(json, &value, print_proofs)
         }
-        Command::Devnet { nodes, dir, block_interval_ms, epoch_blocks, demo, demo_size } => {
+        Command::Devnet {
+            nodes,
+            dir,
+            block_interval_ms,
+            epoch_blocks,
+            demo,
+            demo_size,
+            monitor,
+            prometheus_listen,
+            scrape_interval,
+        } => {
             let directory = dir.unwrap_or_else(|| keyfile::strand_home().join("devnet"));
+            let monitor = monitor.then(|| strand_client::devnet::MonitorConfig {
+                listen: prometheus_listen,
+                scrape_interval_s: scrape_interval.max(1),
+            });
             devnet_command(
                 &directory,
                 nodes,
                 block_interval_ms,
                 epoch_blocks,
                 demo.then(|| units::parse_size(&demo_size)).transpose()?,
+                monitor,
                 json,
             )
         }
@@ -493,9 +518,14 @@ fn devnet_command(
     block_interval_ms: u64,
     epoch_blocks: u64,
     demo: Option<u64>,
+    monitor: Option<strand_client::devnet::MonitorConfig>,
     json: bool,
 ) -> anyhow::Result<()> {
     use strand_client::devnet;
+    if monitor.is_some() {
+        // Before anything starts: say at once what is missing.
+        devnet::prometheus_binary()?;
+    }
     eprintln!("starting a sequencer and {nodes} storage nodes in {} ...", directory.display());
     let config = devnet::DevnetConfig {
         directory: directory.to_path_buf(),
@@ -505,7 +535,20 @@ fn devnet_command(
         epoch_blocks,
     };
     let mut network = devnet::start(&config)?;
-    let outcome = devnet_running(&mut network, directory, demo, json);
+    let mut prometheus = None;
+    if let Some(monitor) = &monitor {
+        match devnet::start_prometheus(directory, &network.ledger_metrics, &network.node_metrics(), monitor) {
+            Ok((process, url)) => {
+                network.processes.push(process);
+                prometheus = Some(url);
+            }
+            Err(error) => {
+                devnet::stop(network);
+                return Err(error);
+            }
+        }
+    }
+    let outcome = devnet_running(&mut network, directory, demo, prometheus.as_deref(), json);
     eprintln!("stopping the devnet ...");
     devnet::stop(network);
     outcome
@@ -516,10 +559,12 @@ fn devnet_running(
     network: &mut strand_client::devnet::Devnet,
     directory: &Path,
     demo: Option<u64>,
+    prometheus: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
     let nodes_info: Vec<serde_json::Value> = network.processes[1..]
         .iter()
+        .filter(|process| process.name.starts_with("node-"))
         .map(|process| {
             let words: Vec<&str> = process.ready_line.split_whitespace().collect();
             let field = |name: &str| {
@@ -528,7 +573,13 @@ fn devnet_running(
             serde_json::json!({ "name": process.name, "account": field("account"), "metrics": field("metrics") })
         })
         .collect();
-    let summary = serde_json::json!({ "ledger": network.ledger, "directory": directory, "nodes": nodes_info });
+    let summary = serde_json::json!({
+        "ledger": network.ledger,
+        "ledger_metrics": network.ledger_metrics,
+        "directory": directory,
+        "nodes": nodes_info,
+        "prometheus": prometheus,
+    });
     if json {
         out!("{summary}")?;
     } else {
@@ -546,6 +597,14 @@ fn devnet_running(
                 &account[..12.min(account.len())],
                 node["metrics"].as_str().unwrap_or("")
             )?;
+        }
+        out!("  ledger metrics {}", network.ledger_metrics)?;
+        if let Some(url) = prometheus {
+            out!(
+                "prometheus {url} scrapes the ledger service and every node, with Strand's alert rules ({url}/alerts)"
+            )?;
+            out!("  grafana: add a Prometheus data source at {url} and import grafana/dashboards/*.json, or start")?;
+            out!("  grafana-server with grafana/provisioning (see grafana/README.md)")?;
         }
         out!("use it from another terminal:")?;
         out!("  export STRAND_LEDGER={}", network.ledger)?;

@@ -14,7 +14,8 @@ use strand_tests::{ChildGuard, binary};
 
 fn start(data_dir: &std::path::Path) -> (ChildGuard, String) {
     let mut command = Command::new(binary("strand-ledger-service", "strand-sequencer"));
-    command.args(["--listen", "127.0.0.1:0", "--block-interval-ms", "100", "--data-dir"]).arg(data_dir);
+    command.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--block-interval-ms", "100"]);
+    command.arg("--data-dir").arg(data_dir);
     let (child, line) = ChildGuard::spawn_and_wait_for(command, "listening on", Duration::from_secs(60));
     let address = line.split_whitespace().nth(3).expect("address in the listening line").to_string();
     (child, address)

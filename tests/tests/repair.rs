@@ -131,10 +131,12 @@ fn a_killed_provider_is_repaired_onto_another_node_and_the_upload_survives_two_m
             && read["credential"].is_null()),
         "{repair_reads:#?}"
     );
-    // Ledger-wide counts, from any node's replica.
-    // (counted every 10 s: the upload's six contracts are there by now)
-    assert!(metric(&metrics, "strand_ledger_contracts{status=\"active\"}") >= 6.0, "{metrics}");
-    assert!(metrics.contains("strand_ledger_repairs{state=\"orders_open\"}"), "{metrics}");
+    // Ledger-wide counts, from the ledger service: the contracts, and the
+    // order that ended with the move.
+    let ledger = network.ledger_metrics();
+    assert!(metric(&ledger, "strand_ledger_contracts{status=\"active\"}") >= 6.0, "{ledger}");
+    assert_eq!(metric(&ledger, "strand_ledger_repair_orders_total{outcome=\"completed\"}"), 1.0, "{ledger}");
+    assert!(ledger.contains("strand_ledger_repair_orders_open"), "{ledger}");
 
     // A provider that drains moves its contract without any strike: to
     // the other free node (the first holds the upload now).

@@ -125,6 +125,12 @@ impl Network {
         http_get(url)
     }
 
+    /// The ledger service's metrics.
+    pub fn ledger_metrics(&self) -> String {
+        let url = self.sequencer.ready_line.split_whitespace().last().expect("metrics url");
+        http_get(url)
+    }
+
     pub fn node_account(&self, index: usize) -> [u8; 32] {
         let line = &self.nodes[index].as_ref().expect("node running").ready_line;
         let account = line.split_whitespace().nth(3).expect("account");
