@@ -162,3 +162,90 @@ fn a_second_devnet_names_the_first_and_a_closed_pipe_stops_a_devnet_quietly() {
     assert!(!said.contains("panicked"), "{said}");
     assert!(processes_under(&directory).is_empty(), "no process is left behind");
 }
+
+/// The body of `GET url` (HTTP/1.0, so never chunked), if it answers.
+fn get(url: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+#[test]
+fn devnet_monitor_starts_prometheus_scraping_every_process_and_ctrl_c_stops_it_too() {
+    let home = tempfile::tempdir().expect("home");
+    let directory = home.path().join("devnet");
+    // Without Prometheus on PATH: refused at once, naming the package,
+    // before anything starts.
+    let missing = Command::new(binary("strand-client", "strand"))
+        .args(["devnet", "--nodes", "2", "--monitor"])
+        .env("STRAND_HOME", home.path())
+        .env("PATH", home.path())
+        .output()
+        .expect("strand runs");
+    assert!(!missing.status.success());
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(message.contains("apt-get install prometheus") && message.contains("`prometheus` package"), "{message}");
+    assert!(processes_under(&directory).is_empty(), "nothing started");
+
+    let mut devnet = Command::new(binary("strand-client", "strand"))
+        .args(["devnet", "--nodes", "2", "--block-interval-ms", "200", "--monitor"])
+        .args(["--prometheus-listen", "127.0.0.1:0", "--scrape-interval", "1"])
+        .env("STRAND_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strand devnet starts");
+    let stdout = devnet.stdout.take().expect("piped");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (line, _) = wait_for_line(&lines, |line| line.starts_with("prometheus http://"), Duration::from_secs(180));
+    let url = line.split_whitespace().nth(1).expect("the URL").to_string();
+    wait_for_line(&lines, |line| line.contains("press Ctrl-C"), Duration::from_secs(30));
+    assert_eq!(processes_under(&directory).len(), 4, "a sequencer, two nodes and Prometheus");
+
+    // It scrapes the ledger service and both nodes, with the rules loaded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = get(&format!("{url}/api/v1/query?query=sum%20by%20(job)%20(up)")).unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_str(&up).unwrap_or_default();
+        let by_job: Vec<(String, String)> = answer["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|series| {
+                (
+                    series["metric"]["job"].as_str().unwrap_or("").to_string(),
+                    series["value"][1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        if by_job.contains(&("strand-ledger".into(), "1".into()))
+            && by_job.contains(&("strand-node".into(), "2".into()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus does not see every process up: {up}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let rules = get(&format!("{url}/api/v1/rules")).expect("rules");
+    assert!(rules.contains("StrandNodeDown") && rules.contains("StrandProofsMissed"), "{rules}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(devnet.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("Ctrl-C");
+    let status = wait_exit(&mut devnet, Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    let left = processes_under(&directory);
+    assert!(left.is_empty(), "no process is left behind, Prometheus included: {left:?}");
+}
