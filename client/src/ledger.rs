@@ -79,7 +79,7 @@ pub async fn block(client: &mut LedgerClient, height: u64) -> anyhow::Result<Val
             other => json!({ "status": format!("{other:?}") }),
         };
         let kind = strand_contracts::Transaction::from_bytes(bytes)
-            .map_or("undecodable".to_string(), |transaction| body_kind(&transaction.body).to_string());
+            .map_or("undecodable".to_string(), |transaction| transaction.body.kind().replace('_', "-"));
         transactions.push(json!({ "hash": hash.to_string(), "kind": kind, "outcome": outcome }));
     }
     let header = &block.header;
@@ -93,22 +93,6 @@ pub async fn block(client: &mut LedgerClient, height: u64) -> anyhow::Result<Val
         "signatures": block.signatures.len(),
         "transactions": transactions,
     }))
-}
-
-fn body_kind(body: &strand_contracts::Body) -> &'static str {
-    use strand_contracts::Body;
-    match body {
-        Body::RegisterProvider(_) => "register-provider",
-        Body::OpenContract { .. } => "open-contract",
-        Body::CloseContract { .. } => "close-contract",
-        Body::GrantCredential(_) => "grant-credential",
-        Body::RevokeCredential { .. } => "revoke-credential",
-        Body::SubmitProofs { .. } => "submit-proofs",
-        Body::RecordRepair { .. } => "record-repair",
-        Body::ReportBadSibling { .. } => "report-bad-sibling",
-        Body::AccessReceipts { .. } => "access-receipts",
-        Body::Drain => "drain",
-    }
 }
 
 /// What became of a transaction, as JSON.

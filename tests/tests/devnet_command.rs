@@ -44,13 +44,13 @@ fn wait_for_line(
     }
 }
 
-#[test]
-fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
-    let home = tempfile::tempdir().expect("home");
-    let directory = home.path().join("devnet");
+/// `strand devnet ARGUMENTS` with `home` as its `STRAND_HOME`, and the lines
+/// it prints.
+fn devnet(home: &Path, arguments: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
     let mut devnet = Command::new(binary("strand-client", "strand"))
-        .args(["devnet", "--demo", "--block-interval-ms", "200"])
-        .env("STRAND_HOME", home.path())
+        .arg("devnet")
+        .args(arguments)
+        .env("STRAND_HOME", home)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -64,6 +64,14 @@ fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
             }
         }
     });
+    (devnet, lines)
+}
+
+#[test]
+fn devnet_demo_checks_reports_a_dead_node_and_stops_everything_on_ctrl_c() {
+    let home = tempfile::tempdir().expect("home");
+    let directory = home.path().join("devnet");
+    let (mut devnet, lines) = devnet(home.path(), &["--demo", "--block-interval-ms", "200"]);
 
     let (check, before) = wait_for_line(&lines, |line| line.starts_with("check"), Duration::from_secs(180));
     assert!(before.iter().any(|line| line.contains("node-6") && line.contains("/metrics")), "{before:?}");
@@ -193,23 +201,8 @@ fn devnet_monitor_starts_prometheus_scraping_every_process_and_ctrl_c_stops_it_t
     assert!(message.contains("apt-get install prometheus") && message.contains("`prometheus` package"), "{message}");
     assert!(processes_under(&directory).is_empty(), "nothing started");
 
-    let mut devnet = Command::new(binary("strand-client", "strand"))
-        .args(["devnet", "--nodes", "2", "--block-interval-ms", "200", "--monitor"])
-        .args(["--prometheus-listen", "127.0.0.1:0", "--scrape-interval", "1"])
-        .env("STRAND_HOME", home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("strand devnet starts");
-    let stdout = devnet.stdout.take().expect("piped");
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let monitor = ["--nodes", "2", "--block-interval-ms", "200", "--monitor", "--prometheus-listen", "127.0.0.1:0"];
+    let (mut devnet, lines) = devnet(home.path(), &[&monitor[..], &["--scrape-interval", "1"]].concat());
     let (line, _) = wait_for_line(&lines, |line| line.starts_with("prometheus http://"), Duration::from_secs(180));
     let url = line.split_whitespace().nth(1).expect("the URL").to_string();
     wait_for_line(&lines, |line| line.contains("press Ctrl-C"), Duration::from_secs(30));
