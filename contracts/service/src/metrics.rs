@@ -230,7 +230,7 @@ impl LedgerMetrics {
         self.block_transactions.observe(block.transactions.len() as f64);
         self.block_bytes.observe(block.transactions.iter().map(Vec::len).sum::<usize>() as f64);
         for (bytes, receipt) in block.transactions.iter().zip(receipts) {
-            let kind = Transaction::from_bytes(bytes).map_or("invalid", |transaction| transaction.body.kind());
+            let kind = Transaction::kind_of(bytes);
             match &receipt.outcome {
                 Outcome::Accepted => self.transactions.with_label_values(&[kind, "accepted"]).inc(),
                 Outcome::Rejected(rejection) => {
@@ -315,11 +315,6 @@ impl LedgerMetrics {
             *states.entry(kind).or_default() += 1;
             let label = hex::encode(account.0);
             let Some(last) = provider.liveness.last_closed_epoch else { continue };
-            if provider.roster.contracts == 0 {
-                // Owes no proofs now (its contracts ended or moved away):
-                // its silence is no longer news; its counters stay.
-                let _ = self.provider_epochs_since_proof.remove_label_values(&[&label]);
-            }
             if first {
                 // Start from the ledger's own totals (failures are not
                 // totalled there: counted from now on).
@@ -341,12 +336,15 @@ impl LedgerMetrics {
                     }
                 }
             }
-            let since = (0..64u64)
-                .find(|back| last.checked_sub(*back).is_some_and(|epoch| !provider.liveness.missed_in(epoch)))
-                .unwrap_or(64)
-                + closed.saturating_sub(last);
-            if provider.roster.contracts > 0 {
-                self.provider_epochs_since_proof.with_label_values(&[&label]).set(since as i64);
+            if last == closed {
+                // It owed proofs for the closed epoch: its run of misses.
+                let since = i64::from(provider.liveness.missed_in_row);
+                self.provider_epochs_since_proof.with_label_values(&[&label]).set(since);
+            } else {
+                // It owed none (no contracts at the close): its silence is
+                // no news, so no series (a provider whose first contract
+                // just arrived is not "behind"); its counters stay.
+                let _ = self.provider_epochs_since_proof.remove_label_values(&[&label]);
             }
         }
         for (name, count) in states {

@@ -152,9 +152,14 @@ fn uploads_that_lose_as_many_contracts_as_their_parity_are_at_risk() {
     assert!(
         value(&text, "strand_ledger_repair_orders_open") + value(&text, "strand_ledger_repair_queued_contracts") >= 3.0
     );
-    // The silent providers no longer owe proofs: no epochs-since series.
+    // Declared lost at this close, the silent providers owe nothing from
+    // the next: no epochs-since series then.
     let silent = hex::encode(account(&a).0);
-    assert!(!text.contains(&format!("strand_ledger_provider_epochs_since_proof{{provider=\"{silent}\"}}")), "{text}");
+    let since = format!("strand_ledger_provider_epochs_since_proof{{provider=\"{silent}\"}}");
+    assert_eq!(value(&text, &since), 3.0, "three missed in a row: {text}");
+    watched.enter_epoch(5);
+    let text = watched.text();
+    assert!(!text.contains(&since), "{text}");
     assert!(
         value(&text, &format!("strand_ledger_provider_proof_epochs_total{{outcome=\"missed\",provider=\"{silent}\"}}"))
             >= 3.0
