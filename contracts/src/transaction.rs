@@ -331,6 +331,26 @@ impl Transaction {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncodingError> {
         encoding::decode(bytes, TRANSACTION_BYTES_MAX)
     }
+
+    /// The [`Body::kind`] of transaction `bytes`, read from their first 73
+    /// bytes without decoding the body (metrics count every finalised
+    /// transaction; a decode would repeat the state machine's): `invalid`
+    /// when that prefix is not a transaction's.
+    pub fn kind_of(bytes: &[u8]) -> &'static str {
+        /// The fields before the body, then the body's variant tag.
+        #[derive(BorshDeserialize)]
+        struct Prefix {
+            _chain: Digest,
+            _sender: AccountId,
+            _nonce: u64,
+            tag: u8,
+        }
+        Prefix::deserialize(&mut &bytes[..])
+            .ok()
+            .and_then(|prefix| Body::KINDS.get(usize::from(prefix.tag)))
+            .copied()
+            .unwrap_or("invalid")
+    }
 }
 
 fn signing_message(chain: &Digest, sender: &AccountId, nonce: u64, body: &Body) -> Vec<u8> {
@@ -341,4 +361,66 @@ fn signing_message(chain: &Digest, sender: &AccountId, nonce: u64, body: &Body) 
 /// The hash of transaction bytes.
 pub fn transaction_hash(bytes: &[u8]) -> Digest {
     Digest::of("strand transaction hash v1", &[bytes])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind read from the bytes' prefix is the decoded body's, for
+    /// every kind ([`Body::KINDS`] is in the enum's declaration order).
+    #[test]
+    fn the_kind_read_from_the_prefix_is_the_bodys() {
+        let (digest, account) = (Digest([3; 32]), AccountId([4; 32]));
+        let terms = ContractTerms {
+            upload: [1; 16],
+            owner: account,
+            provider: account,
+            fragment_root: digest,
+            fragment_count: 1,
+            fragment_size: 1,
+            data_shards: 4,
+            parity_shards: 2,
+            stripe_count: 1,
+            stripes_root: digest,
+            term_epochs: 1,
+            proof_policy: ProofPolicy { challenges_per_epoch: 1, strikes_max: 1 },
+        };
+        let bodies = [
+            Body::RegisterProvider(ProviderRegistration {
+                endpoints: vec!["a".into()],
+                capacity_bytes: 1,
+                domain: FailureDomain { organisation: "o".into(), site: "s".into(), jurisdiction: "j".into() },
+            }),
+            Body::OpenContract { terms, provider_signature: Signature([5; 64]) },
+            Body::CloseContract { contract: digest },
+            Body::GrantCredential(CredentialGrant {
+                upload: [1; 16],
+                grantee: account,
+                scope: Scope::Upload,
+                expires_at_height: 9,
+                purpose: "p".into(),
+                sealed_key_material: vec![1],
+            }),
+            Body::RevokeCredential { credential: digest },
+            Body::SubmitProofs { epoch: 1, proofs: vec![ContractProof { contract: digest, answers: vec![1, 2] }] },
+            Body::RecordRepair { order: digest, contract: digest },
+            Body::ReportBadSibling { order: digest, contract: digest, fragment: 1, chunk: 2 },
+            Body::AccessReceipts { epoch: 1, receipts: Vec::new() },
+            Body::Drain,
+        ];
+        let identity = Identity::from_secret_bytes(&[7; 32]);
+        let kinds: Vec<&str> = bodies
+            .into_iter()
+            .map(|body| {
+                let kind = body.kind();
+                let bytes = Transaction::sign(digest, &identity, 1, body).to_bytes();
+                assert_eq!(Transaction::kind_of(&bytes), kind);
+                kind
+            })
+            .collect();
+        assert_eq!(kinds, Body::KINDS, "every kind, in order");
+        assert_eq!(Transaction::kind_of(&[0; 72]), "invalid", "too short");
+        assert_eq!(Transaction::kind_of(&[0xff; 80]), "invalid", "no such tag");
+    }
 }
