@@ -47,16 +47,20 @@ fn last_error(log: &Path) -> Option<String> {
     Some(said.join(" "))
 }
 
+/// A process's log, appended to (a restarted process keeps its earlier log).
+fn open_log(log: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))
+}
+
 impl Process {
     /// Starts `command`, logging its standard error to `log`, and waits for a
     /// standard-output line containing `marker`.
     pub fn start(name: &str, mut command: Command, marker: &str, log: &Path) -> anyhow::Result<Self> {
-        // Appended to, so a restarted process keeps its earlier log.
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
+        let log_file = open_log(log)?;
         command.stdout(Stdio::piped()).stderr(Stdio::from(log_file)).stdin(Stdio::null());
         let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
         let stdout = child.stdout.take().context("piped stdout")?;
@@ -97,11 +101,7 @@ impl Process {
         log: &Path,
         ready: impl Fn() -> bool,
     ) -> anyhow::Result<Self> {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
+        let log_file = open_log(log)?;
         command.stdout(Stdio::from(log_file.try_clone()?)).stderr(Stdio::from(log_file)).stdin(Stdio::null());
         let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
@@ -348,7 +348,7 @@ pub struct MonitorConfig {
 }
 
 /// Finds `name` on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
@@ -405,7 +405,10 @@ pub fn start_prometheus(
         .arg(format!("--storage.tsdb.path={}", home.join("data").display()))
         .arg(format!("--web.listen-address={listen}"));
     let ready = || http_status(&listen, "/-/ready") == Some(200);
-    let process = Process::start_polled("prometheus", command, &directory.join("prometheus.log"), ready)?;
+    let process =
+        Process::start_polled("prometheus", command, &directory.join("prometheus.log"), ready).with_context(|| {
+            format!("Prometheus did not start on {listen} (if the port is taken, pass --prometheus-listen)")
+        })?;
     Ok((process, format!("http://{listen}")))
 }
 

@@ -119,3 +119,17 @@ impl Drop for ChildGuard {
         let _ = self.child.wait();
     }
 }
+
+/// The body of `GET url` (`http://host:port/path`), if it answers: HTTP/1.0,
+/// so the answer is never chunked.
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}

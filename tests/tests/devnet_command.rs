@@ -171,19 +171,6 @@ fn a_second_devnet_names_the_first_and_a_closed_pipe_stops_a_devnet_quietly() {
     assert!(processes_under(&directory).is_empty(), "no process is left behind");
 }
 
-/// The body of `GET url` (HTTP/1.0, so never chunked), if it answers.
-fn get(url: &str) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut stream = std::net::TcpStream::connect(host).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-}
-
 #[test]
 fn devnet_monitor_starts_prometheus_scraping_every_process_and_ctrl_c_stops_it_too() {
     let home = tempfile::tempdir().expect("home");
@@ -211,7 +198,8 @@ fn devnet_monitor_starts_prometheus_scraping_every_process_and_ctrl_c_stops_it_t
     // It scrapes the ledger service and both nodes, with the rules loaded.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let up = get(&format!("{url}/api/v1/query?query=sum%20by%20(job)%20(up)")).unwrap_or_default();
+        let up =
+            strand_tests::http_get(&format!("{url}/api/v1/query?query=sum%20by%20(job)%20(up)")).unwrap_or_default();
         let answer: serde_json::Value = serde_json::from_str(&up).unwrap_or_default();
         let by_job: Vec<(String, String)> = answer["data"]["result"]
             .as_array()
@@ -232,7 +220,7 @@ fn devnet_monitor_starts_prometheus_scraping_every_process_and_ctrl_c_stops_it_t
         assert!(Instant::now() < deadline, "Prometheus does not see every process up: {up}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let rules = get(&format!("{url}/api/v1/rules")).expect("rules");
+    let rules = strand_tests::http_get(&format!("{url}/api/v1/rules")).expect("rules");
     assert!(rules.contains("StrandNodeDown") && rules.contains("StrandProofsMissed"), "{rules}");
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(devnet.id() as i32), nix::sys::signal::Signal::SIGINT)

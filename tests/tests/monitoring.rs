@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,17 +27,12 @@ fn grafana() -> PathBuf {
 
 /// `name` on PATH, or a failure saying how to install it.
 fn tool(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not installed: these tests need Debian's `prometheus` package (prometheus and promtool): \
-                 `sudo apt-get install --no-install-recommends prometheus` (.ci/run installs it)"
-            )
-        })
+    devnet::on_path(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not installed: these tests need Debian's `prometheus` package (prometheus and promtool): \
+             `sudo apt-get install --no-install-recommends prometheus` (.ci/run installs it)"
+        )
+    })
 }
 
 /// The alert names of the rule file, in order.
@@ -199,17 +193,11 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// `GET path` at Prometheus, parsed (HTTP/1.0: no chunked answers).
+/// `GET path` at Prometheus, parsed.
 fn api(prometheus: &str, path: &str) -> Value {
-    let host = prometheus.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect to Prometheus");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
-    serde_json::from_str(body)
-        .unwrap_or_else(|error| panic!("Prometheus answered {path} with non-JSON ({error}): {response}"))
+    let body = strand_tests::http_get(&format!("{prometheus}{path}")).unwrap_or_else(|| panic!("no answer to {path}"));
+    serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("Prometheus answered {path} with non-JSON ({error}): {body}"))
 }
 
 /// The result of an instant query.

@@ -135,14 +135,21 @@ impl Connections {
 /// bounded per remote key ([`CONNECTIONS_PER_REMOTE_MAX`]) and in all
 /// ([`CONNECTIONS_MAX`]).
 pub fn serve(endpoint: Endpoint, store: Store, gate: Gate) -> Router {
-    serve_timed(endpoint, store, gate, Arc::new(|_, _| {}))
+    serve_with(endpoint, store, gate, None)
 }
 
 /// [`serve`], telling `done` how long each allowed get took to transfer.
+/// The cost: iroh-blobs then sends a progress event per payload write of
+/// every get, which a task per get reads until the transfer ends.
 pub fn serve_timed(endpoint: Endpoint, store: Store, gate: Gate, done: GetDone) -> Router {
+    serve_with(endpoint, store, gate, Some(done))
+}
+
+fn serve_with(endpoint: Endpoint, store: Store, gate: Gate, done: Option<GetDone>) -> Router {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
-        get: RequestMode::InterceptLog,
+        // Transfer events only when someone times the gets.
+        get: if done.is_some() { RequestMode::InterceptLog } else { RequestMode::Intercept },
         get_many: RequestMode::Intercept,
         push: RequestMode::Intercept,
         observe: ObserveMode::Intercept,
@@ -173,10 +180,10 @@ pub fn serve_timed(endpoint: Endpoint, store: Store, gate: Gate, done: GetDone) 
                             decide(&gate, Operation::Get, remote, message.request.hash, extent)
                         });
                     message.tx.send(if allowed { Ok(()) } else { Err(AbortReason::Permission) }).await.ok();
-                    if allowed {
+                    if let (true, Some(done)) = (allowed, &done) {
                         // The transfer's end, timed without holding up the
                         // next decision.
-                        let (mut updates, done) = (message.rx, Arc::clone(&done));
+                        let (mut updates, done) = (message.rx, Arc::clone(done));
                         tokio::spawn(async move {
                             while let Ok(Some(update)) = updates.recv().await {
                                 match update {

@@ -124,9 +124,8 @@ impl Node {
     }
 
     fn refresh_free_bytes(&self) {
-        let core = self.core();
-        let used = core.holdings.committed_bytes().saturating_add(core.staging.reserved_bytes());
-        self.metrics.free_bytes.set(i64::try_from(core.capacity_bytes().saturating_sub(used)).unwrap_or(i64::MAX));
+        let free = self.core().free_bytes();
+        self.metrics.free_bytes.set(i64::try_from(free).unwrap_or(i64::MAX));
     }
 
     /// The metrics, with what is read at scrape time brought up to date:

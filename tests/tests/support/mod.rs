@@ -5,7 +5,6 @@
 
 pub mod hostile;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -183,14 +182,7 @@ impl Drop for Network {
 }
 
 pub fn http_get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').expect("path");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect to metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
+    strand_tests::http_get(url).unwrap_or_else(|| panic!("no answer from {url}"))
 }
 
 pub fn metric(text: &str, name: &str) -> f64 {
