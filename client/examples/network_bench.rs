@@ -73,13 +73,24 @@ fn write_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
 /// A plain iroh-blobs transfer of `file` from one loopback endpoint to
 /// another's file store: the transport's own ceiling on this machine.
 /// Returns the transfer's wall time and the CPU time it took (both ends).
-async fn plain_iroh(file: &Path, directory: &Path) -> anyhow::Result<(f64, f64)> {
+/// `timed`: served as a node serves, with its get timer (iroh-blobs'
+/// per-write transfer events, read until each get ends).
+async fn plain_iroh(file: &Path, directory: &Path, timed: bool) -> anyhow::Result<(f64, f64)> {
     let server_store = iroh_blobs::store::fs::FsStore::load(directory.join("server")).await?;
     let hash = server_store.add_path(file).await?.hash;
     let server = strand_net::blobs::endpoint([1; 32], "127.0.0.1:0".parse()?).await?;
     let client_key = Identity::from_secret_bytes(&[2; 32]);
     let gate: strand_net::blobs::Gate = std::sync::Arc::new(|_, _, _, _| Ok(()));
-    let router = strand_net::blobs::serve(server.clone(), (*server_store).clone(), gate);
+    let router = if timed {
+        // A few atomic adds per get, as a histogram's observe.
+        let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done: strand_net::blobs::GetDone = std::sync::Arc::new(move |elapsed, _| {
+            total.fetch_add(elapsed.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        });
+        strand_net::blobs::serve_timed(server.clone(), (*server_store).clone(), gate, done)
+    } else {
+        strand_net::blobs::serve(server.clone(), (*server_store).clone(), gate)
+    };
     let client = strand_net::blobs::endpoint(*client_key.secret_bytes(), "127.0.0.1:0".parse()?).await?;
     let client_store = iroh_blobs::store::fs::FsStore::load(directory.join("client")).await?;
     let remote = strand_net::blobs::remote_address(*server.id().as_bytes(), &server.bound_sockets())?;
@@ -108,6 +119,8 @@ struct Round {
     download_rss_kib: u64,
     plain_seconds: f64,
     plain_cpu: f64,
+    timed_seconds: f64,
+    timed_cpu: f64,
     identical: bool,
 }
 
@@ -179,7 +192,9 @@ async fn main() -> anyhow::Result<()> {
         let identical = strand_client::offline::hash_file(&copy)? == file_hash;
         std::fs::remove_file(&copy)?;
         let plain_directory = work.path().join(format!("plain-{round}"));
-        let (plain_seconds, plain_cpu) = plain_iroh(&file, &plain_directory).await?;
+        let (plain_seconds, plain_cpu) = plain_iroh(&file, &plain_directory, false).await?;
+        std::fs::remove_dir_all(&plain_directory)?;
+        let (timed_seconds, timed_cpu) = plain_iroh(&file, &plain_directory, true).await?;
         std::fs::remove_dir_all(&plain_directory)?;
         let difference = |before: (f64, f64), after: (f64, f64)| (after.0 - before.0, after.1 - before.1);
         results.push(Round {
@@ -192,6 +207,8 @@ async fn main() -> anyhow::Result<()> {
             download_rss_kib,
             plain_seconds,
             plain_cpu,
+            timed_seconds,
+            timed_cpu,
             identical,
         });
     }
@@ -235,6 +252,13 @@ async fn main() -> anyhow::Result<()> {
     println!("median upload        {upload:.0} MB/s of file bytes = {:.2} x plain iroh-blobs", upload / plain);
     println!("median download      {download:.0} MB/s = {:.2} x plain iroh-blobs", download / plain);
     println!("median plain         {plain:.0} MB/s (iroh-blobs file store to file store, one connection)");
+    let timed = median(results.iter().map(|round| rate(round.timed_seconds)).collect());
+    println!(
+        "median plain, timed  {timed:.0} MB/s = {:.3} x plain (served with the node's get timer); CPU per GiB {:.2} s vs {:.2} s",
+        timed / plain,
+        median(results.iter().map(|round| round.timed_cpu / gib).collect()),
+        median(results.iter().map(|round| round.plain_cpu / gib).collect()),
+    );
     println!(
         "median CPU per GiB moved: upload {:.2} s (1.5 GiB of fragments per GiB, encoding included), \
          download {:.2} s, plain {:.2} s",
