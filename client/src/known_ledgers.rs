@@ -94,7 +94,11 @@ mod tests {
     fn genesis(name: &str) -> Genesis {
         Genesis {
             name: name.into(),
-            validators: ValidatorSet { validators: vec![], quorum: 1 },
+            validators: ValidatorSet {
+                ordering: strand_contracts::block::Ordering::Sequencer,
+                validators: vec![],
+                quorum: 1,
+            },
             epoch_blocks: 10,
             timestamp_ms: 1,
         }

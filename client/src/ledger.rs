@@ -51,7 +51,12 @@ pub async fn status(client: &mut LedgerClient, genesis: &Genesis) -> anyhow::Res
         "epoch": status.epoch,
         "epoch_blocks": genesis.epoch_blocks,
         "mempool": status.mempool,
-        "validators": genesis.validators.validators.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "ordering": format!("{:?}", genesis.validators.ordering).to_lowercase(),
+        "validators": genesis.validators.validators.iter().map(|validator| json!({
+            "account": validator.account.to_string(),
+            "organisation": validator.organisation,
+            "ledger": validator.ledger,
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -90,7 +95,7 @@ pub async fn block(client: &mut LedgerClient, height: u64) -> anyhow::Result<Val
         "timestamp_ms": header.timestamp_ms,
         "state_root": header.state_root.to_string(),
         "proposer": header.proposer.to_string(),
-        "signatures": block.signatures.len(),
+        "signatures": block.finality.signers(),
         "transactions": transactions,
     }))
 }

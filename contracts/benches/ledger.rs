@@ -56,7 +56,7 @@ impl Setup {
         let sequencer = identity(250, 0);
         let genesis = Genesis {
             name: "strand-bench".into(),
-            validators: ValidatorSet { validators: vec![account(&sequencer)], quorum: 1 },
+            validators: ValidatorSet::sequencer(account(&sequencer)),
             epoch_blocks: 1_000_000,
             timestamp_ms: 0,
         };

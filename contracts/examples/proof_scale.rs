@@ -74,7 +74,7 @@ fn open(count: u32) -> (Chain, Opened) {
     let (owner, provider) = (Identity::from_secret_bytes(&[1; 32]), Identity::from_secret_bytes(&[2; 32]));
     let genesis = Genesis {
         name: "proof-scale".into(),
-        validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+        validators: ValidatorSet::sequencer(AccountId::of(&sequencer.public_key())),
         epoch_blocks: EPOCH_BLOCKS,
         timestamp_ms: 0,
     };

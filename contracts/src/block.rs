@@ -2,10 +2,15 @@
 //!
 //! A block carries transactions as raw bytes (so a malformed one gets a
 //! receipt instead of making the block undecodable), commits to them, to
-//! their receipts and to the state after them, and is finalised by
-//! signatures of the validator set over its hash. The single sequencer is a
-//! validator set of one with a quorum of one; a BFT engine replaces who
-//! produces the signatures, not what a follower checks.
+//! their receipts and to the state after them, and carries what finalises
+//! it ([`Finality`]):
+//! - the single sequencer (a validator set of one, quorum one) signs the
+//!   block's hash;
+//! - a consortium's validators finalise it with commonware simplex's
+//!   finalization certificate, which a follower checks here, without the
+//!   engine: each signature is ed25519 over the engine's own message for
+//!   (epoch, view, parent view, block hash), by validators named by their
+//!   index in the set sorted by key, at least `n - (n-1)/3` of them.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use strand_core::Identity;
@@ -53,15 +58,51 @@ impl BlockHeader {
     }
 }
 
-/// A block with its finality signatures.
+/// What finalises a block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Finality {
+    /// Validators' signatures over [`signing_message`] of the header's hash
+    /// (the single sequencer).
+    Signatures(Vec<(AccountId, Signature)>),
+    /// A simplex finalization certificate (a consortium).
+    Certificate(Certificate),
+}
+
+impl Finality {
+    /// How many validators signed.
+    pub fn signers(&self) -> usize {
+        match self {
+            Self::Signatures(signatures) => signatures.len(),
+            Self::Certificate(certificate) => certificate.signers.len(),
+        }
+    }
+}
+
+/// A simplex (commonware) finalization certificate with the ed25519 scheme:
+/// the round and parent view the validators voted on, and their signatures.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Certificate {
+    /// The engine's epoch (not the ledger's).
+    pub epoch: u64,
+    /// The view the block was finalised in (views skip: not the height).
+    pub view: u64,
+    /// The view of the parent block.
+    pub parent_view: u64,
+    /// Who signed, by index in the validator set sorted by key, ascending.
+    pub signers: Vec<u32>,
+    /// Their signatures, in the same order.
+    pub signatures: Vec<Signature>,
+}
+
+/// A block with what finalises it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
     /// The transactions' bytes.
     pub transactions: Vec<Vec<u8>>,
-    /// Validators' signatures over the header's hash.
-    pub signatures: Vec<(AccountId, Signature)>,
+    /// The validators' finality evidence.
+    pub finality: Finality,
 }
 
 impl Block {
@@ -97,12 +138,38 @@ pub fn sign_block(hash: &Digest, validator: &Identity) -> (AccountId, Signature)
     (AccountId::of(&validator.public_key()), Signature(validator.sign(&signing_message(hash))))
 }
 
-/// Who finalises blocks: a quorum of distinct validators' signatures.
+/// One validator: an organisation's key and where it is reached.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Validator {
+    /// Its key.
+    pub account: AccountId,
+    /// The organisation that runs it.
+    pub organisation: String,
+    /// Where its consensus peers reach it (`host:port`; empty for the single
+    /// sequencer).
+    pub p2p: String,
+    /// Where clients and nodes reach its ledger service (`host:port`).
+    pub ledger: String,
+}
+
+/// How a chain's blocks are finalised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Ordering {
+    /// One sequencer signs each block ([`Finality::Signatures`]).
+    Sequencer,
+    /// The validators run simplex ([`Finality::Certificate`]).
+    Simplex,
+}
+
+/// Who finalises blocks, and how.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ValidatorSet {
+    /// How.
+    pub ordering: Ordering,
     /// The validators.
-    pub validators: Vec<AccountId>,
-    /// Signatures needed (1 for the single sequencer; 2f+1 of 3f+1 for BFT).
+    pub validators: Vec<Validator>,
+    /// Signatures needed (1 for the single sequencer; `n - (n-1)/3` for
+    /// simplex).
     pub quorum: u32,
 }
 
@@ -115,6 +182,13 @@ pub enum FinalityError {
     /// A signature that does not verify.
     #[error("bad finality signature by validator {0}")]
     BadSignature(AccountId),
+    /// Evidence of the other kind than this chain's ordering uses.
+    #[error("finality evidence of another kind than this chain's ordering ({0:?})")]
+    WrongKind(Ordering),
+    /// A certificate that names a signer twice, out of order, outside the
+    /// set, or with as many signatures as signers.
+    #[error("malformed finality certificate: {0}")]
+    Malformed(&'static str),
     /// Too few distinct valid signatures.
     #[error("{found} validator signatures, {quorum} needed")]
     NoQuorum {
@@ -126,12 +200,60 @@ pub enum FinalityError {
 }
 
 impl ValidatorSet {
-    /// Checks that `signatures` finalise the block with `hash`.
-    pub fn check(&self, hash: &Digest, signatures: &[(AccountId, Signature)]) -> Result<(), FinalityError> {
+    /// The single sequencer's set: `account`, quorum one.
+    pub fn sequencer(account: AccountId) -> Self {
+        Self {
+            ordering: Ordering::Sequencer,
+            validators: vec![Validator {
+                account,
+                organisation: String::new(),
+                p2p: String::new(),
+                ledger: String::new(),
+            }],
+            quorum: 1,
+        }
+    }
+
+    /// A consortium running simplex: quorum `n - (n-1)/3` (commonware's
+    /// `N3f1`: 3 of 4, 5 of 7).
+    pub fn consortium(validators: Vec<Validator>) -> Self {
+        let n = validators.len() as u32;
+        Self { ordering: Ordering::Simplex, quorum: n - n.saturating_sub(1) / 3, validators }
+    }
+
+    /// The validators' accounts, in genesis order.
+    pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.validators.iter().map(|validator| validator.account)
+    }
+
+    /// Whether `account` is a validator.
+    pub fn contains(&self, account: &AccountId) -> bool {
+        self.accounts().any(|validator| validator == *account)
+    }
+
+    /// The accounts sorted by key: the order simplex's certificates name
+    /// signers in.
+    pub fn sorted(&self) -> Vec<AccountId> {
+        let mut accounts: Vec<AccountId> = self.accounts().collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
+    /// Checks that `finality` finalises the block with `hash` on `chain`.
+    pub fn check(&self, chain: &Digest, hash: &Digest, finality: &Finality) -> Result<(), FinalityError> {
+        match (self.ordering, finality) {
+            (Ordering::Sequencer, Finality::Signatures(signatures)) => self.check_signatures(hash, signatures),
+            (Ordering::Simplex, Finality::Certificate(certificate)) => self.check_certificate(chain, hash, certificate),
+            (ordering, _) => Err(FinalityError::WrongKind(ordering)),
+        }
+    }
+
+    fn check_signatures(&self, hash: &Digest, signatures: &[(AccountId, Signature)]) -> Result<(), FinalityError> {
         let message = signing_message(hash);
         let mut signers: Vec<AccountId> = Vec::new();
         for (signer, signature) in signatures {
-            if !self.validators.contains(signer) {
+            if !self.contains(signer) {
                 return Err(FinalityError::NotAValidator(*signer));
             }
             if !signature.verify(signer, &message) {
@@ -147,6 +269,65 @@ impl ValidatorSet {
         }
         Ok(())
     }
+
+    fn check_certificate(&self, chain: &Digest, hash: &Digest, certificate: &Certificate) -> Result<(), FinalityError> {
+        if certificate.signers.len() != certificate.signatures.len() {
+            return Err(FinalityError::Malformed("signers and signatures differ in number"));
+        }
+        if certificate.signers.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(FinalityError::Malformed("signers not strictly ascending"));
+        }
+        let sorted = self.sorted();
+        let message = finalize_message(chain, certificate.epoch, certificate.view, certificate.parent_view, hash);
+        for (&index, signature) in certificate.signers.iter().zip(&certificate.signatures) {
+            let signer = sorted.get(index as usize).ok_or(FinalityError::Malformed("a signer outside the set"))?;
+            if !signature.verify(signer, &message) {
+                return Err(FinalityError::BadSignature(*signer));
+            }
+        }
+        let found = certificate.signers.len() as u32;
+        if found < self.quorum {
+            return Err(FinalityError::NoQuorum { found, quorum: self.quorum });
+        }
+        Ok(())
+    }
+}
+
+/// The namespace a chain's simplex engine signs under: the chain id binds
+/// every vote to one chain.
+pub fn consensus_namespace(chain: &Digest) -> Vec<u8> {
+    [b"strand consensus v1 ".as_slice(), &chain.0].concat()
+}
+
+/// LEB128, as commonware encodes `u64`s in its varints.
+fn leb128(mut value: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The bytes a simplex validator signs to finalise `hash` in `(epoch,
+/// view)` on top of `parent_view`: commonware's
+/// `union_unique(namespace ‖ "_FINALIZE", proposal)`, where the union
+/// prefixes the namespace with its length as a varint and the proposal is
+/// `varint(epoch) ‖ varint(view) ‖ varint(parent_view) ‖ hash`. Pinned by
+/// a test against the engine's own certificates (strand-consortium).
+pub fn finalize_message(chain: &Digest, epoch: u64, view: u64, parent_view: u64, hash: &Digest) -> Vec<u8> {
+    let namespace = [consensus_namespace(chain).as_slice(), b"_FINALIZE"].concat();
+    let mut message = Vec::with_capacity(namespace.len() + 64);
+    leb128(namespace.len() as u64, &mut message);
+    message.extend_from_slice(&namespace);
+    leb128(epoch, &mut message);
+    leb128(view, &mut message);
+    leb128(parent_view, &mut message);
+    message.extend_from_slice(&hash.0);
+    message
 }
 
 /// The configuration a chain starts from; its hash is the chain id.
@@ -190,6 +371,16 @@ impl Genesis {
         };
         let mut state = state;
         state.head = header.hash();
-        (Block { header, transactions: Vec::new(), signatures: Vec::new() }, state)
+        let finality = match self.validators.ordering {
+            Ordering::Sequencer => Finality::Signatures(Vec::new()),
+            Ordering::Simplex => Finality::Certificate(Certificate {
+                epoch: 0,
+                view: 0,
+                parent_view: 0,
+                signers: Vec::new(),
+                signatures: Vec::new(),
+            }),
+        };
+        (Block { header, transactions: Vec::new(), finality }, state)
     }
 }

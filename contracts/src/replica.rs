@@ -4,7 +4,7 @@
 
 use crate::apply::{Receipt, apply_transaction};
 use crate::block::{
-    BLOCK_VERSION, Block, BlockHeader, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
+    BLOCK_VERSION, Block, BlockHeader, Finality, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
     transactions_root,
 };
 use crate::encoding::{self, BLOCK_BYTES_MAX};
@@ -128,6 +128,38 @@ impl Replica {
         (state, receipts)
     }
 
+    /// The validators that finalise this replica's blocks.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// Builds and applies the next block's header over `transactions`,
+    /// without finality evidence (a consortium proposer's path: the
+    /// certificate comes after the validators vote on the header's hash).
+    pub fn build(
+        &mut self,
+        timestamp_ms: u64,
+        transactions: &[Vec<u8>],
+        proposer: AccountId,
+    ) -> (BlockHeader, Vec<Receipt>) {
+        let (mut state, receipts) = self.execute(transactions);
+        let header = BlockHeader {
+            version: BLOCK_VERSION,
+            chain: state.params.chain,
+            height: self.head.height + 1,
+            parent: self.head.hash(),
+            timestamp_ms: timestamp_ms.max(self.head.timestamp_ms),
+            transactions_root: transactions_root(transactions),
+            receipts_root: receipts_root(&receipts),
+            state_root: state.root(),
+            proposer,
+        };
+        state.head = header.hash();
+        self.state = state;
+        self.head = header.clone();
+        (header, receipts)
+    }
+
     /// Builds, signs and applies the next block (the sequencer's path).
     pub fn propose(
         &mut self,
@@ -135,30 +167,33 @@ impl Replica {
         transactions: Vec<Vec<u8>>,
         proposer: &Identity,
     ) -> (Block, Vec<Receipt>) {
-        let (mut state, receipts) = self.execute(&transactions);
-        let header = BlockHeader {
-            version: BLOCK_VERSION,
-            chain: state.params.chain,
-            height: self.head.height + 1,
-            parent: self.head.hash(),
-            timestamp_ms: timestamp_ms.max(self.head.timestamp_ms),
-            transactions_root: transactions_root(&transactions),
-            receipts_root: receipts_root(&receipts),
-            state_root: state.root(),
-            proposer: AccountId::of(&proposer.public_key()),
-        };
-        let hash = header.hash();
-        let block = Block { header: header.clone(), transactions, signatures: vec![sign_block(&hash, proposer)] };
-        state.head = hash;
-        self.state = state;
-        self.head = header;
-        (block, receipts)
+        let (header, receipts) = self.build(timestamp_ms, &transactions, AccountId::of(&proposer.public_key()));
+        let finality = Finality::Signatures(vec![sign_block(&header.hash(), proposer)]);
+        (Block { header, transactions, finality }, receipts)
     }
 
-    /// Checks `block` against this replica and applies it (a follower's
-    /// path). On any error the replica is unchanged.
+    /// Checks `block` against this replica, finality included, and applies
+    /// it (a follower's path). On any error the replica is unchanged.
     pub fn apply(&mut self, block: &Block) -> Result<Vec<Receipt>, BlockRejection> {
-        let header = &block.header;
+        if block.header.height == self.head.height + 1 {
+            self.validators.check(&self.state.params.chain, &block.header.hash(), &block.finality)?;
+        }
+        let bytes = encoding::encode(block).len();
+        if bytes > BLOCK_BYTES_MAX {
+            return Err(BlockRejection::Oversized { bytes });
+        }
+        self.apply_unfinalised(&block.header, &block.transactions)
+    }
+
+    /// Checks a proposed block (header and transactions) against this
+    /// replica and applies it, everything but finality: what a consortium
+    /// validator checks before voting. On any error the replica is
+    /// unchanged.
+    pub fn apply_unfinalised(
+        &mut self,
+        header: &BlockHeader,
+        transactions: &[Vec<u8>],
+    ) -> Result<Vec<Receipt>, BlockRejection> {
         let expected_height = self.head.height + 1;
         if header.height != expected_height {
             return Err(BlockRejection::WrongHeight { expected: expected_height, found: header.height });
@@ -181,15 +216,10 @@ impl Replica {
             });
         }
         let hash = header.hash();
-        self.validators.check(&hash, &block.signatures)?;
-        let bytes = encoding::encode(block).len();
-        if bytes > BLOCK_BYTES_MAX {
-            return Err(BlockRejection::Oversized { bytes });
-        }
-        if transactions_root(&block.transactions) != header.transactions_root {
+        if transactions_root(transactions) != header.transactions_root {
             return Err(BlockRejection::TransactionsRoot);
         }
-        let (mut state, receipts) = self.execute(&block.transactions);
+        let (mut state, receipts) = self.execute(transactions);
         let computed = state.root();
         if computed != header.state_root {
             return Err(BlockRejection::StateRoot { claimed: header.state_root, computed });

@@ -4,7 +4,7 @@
 mod support;
 
 use proptest::prelude::*;
-use strand_contracts::block::{BlockHeader, sign_block};
+use strand_contracts::block::{BlockHeader, Finality, sign_block};
 use strand_contracts::mempool::{AdmissionError, Mempool, MempoolLimits};
 use strand_contracts::replica::BlockRejection;
 use strand_contracts::state::LedgerState;
@@ -35,7 +35,7 @@ fn follower_one_behind(chain: &Chain) -> Replica {
 }
 
 fn resign(mut block: Block, signer: &strand_core::Identity) -> Block {
-    block.signatures = vec![sign_block(&block.header.hash(), signer)];
+    block.finality = Finality::Signatures(vec![sign_block(&block.header.hash(), signer)]);
     block
 }
 
@@ -58,11 +58,12 @@ fn followers_refuse_forged_blocks_and_keep_their_state() {
     assert_refused(&mut follower, &stranger, |e| matches!(e, BlockRejection::Finality(_)));
     // The right key, a damaged signature.
     let mut damaged = honest.clone();
-    damaged.signatures[0].1.0[3] ^= 1;
+    let Finality::Signatures(signatures) = &mut damaged.finality else { panic!("a sequencer's block") };
+    signatures[0].1.0[3] ^= 1;
     assert_refused(&mut follower, &damaged, |e| matches!(e, BlockRejection::Finality(_)));
     // No signature at all.
     let mut unsigned = honest.clone();
-    unsigned.signatures.clear();
+    unsigned.finality = Finality::Signatures(Vec::new());
     assert_refused(&mut follower, &unsigned, |e| matches!(e, BlockRejection::Finality(_)));
     // A wrong parent, even validly signed by the sequencer.
     let mut orphan = honest.clone();
@@ -274,15 +275,86 @@ fn formats_match_fixed_vectors() {
     let chain = chain_with_activity();
     let genesis_block = chain.genesis.block().0;
     let header: &BlockHeader = &genesis_block.header;
-    assert_eq!(chain.genesis.chain().to_string(), "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b");
-    assert_eq!(header.hash().to_string(), "ce2fee392fdd649e74e30bf3fba7a36f7bafaf269ea3724c00e7c0f7ff48b81b");
+    assert_eq!(chain.genesis.chain().to_string(), "b8e5f924ad0fd34539c8fb64fa7f92efa18016e23faf60211eda521b56f95ba4");
+    assert_eq!(header.hash().to_string(), "d9be49ad500c0aca0d9a1f8dc157bc49fbebc2034dec730434d0ed8181667ee6");
     let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
     assert_eq!(
         hex::encode(transaction.to_bytes()),
-        "35a5265152249dcc5f862f874b67a62ef46d7b22370660463e136e0bee25cc1b8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c010000000000000000010000000e0000003132372e302e302e313a373030300000000000010000010000006106000000736974652d31020000004555af957794cdc0ab588a4ddd34e7b09934d17bffd2bb88fb67c6bc11d04d4775d1554984778eca930c073dab982e1b96db929d71c913cfebc0a0936eed42de2104"
+        "b8e5f924ad0fd34539c8fb64fa7f92efa18016e23faf60211eda521b56f95ba48a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c010000000000000000010000000e0000003132372e302e302e313a373030300000000000010000010000006106000000736974652d3102000000455532535086865f3c5828f6273f3ed45a6da4e758b05437289fba1e5d4466c8e8fa0ad78f25bf8b26790a486bdcbed368de7077451c6fcbbabce777403e9ea34904"
     );
     assert_eq!(
         terms(&identity(1), &identity(2), 1).id().to_string(),
         "fe5909a96c22f694095c3c3b358750446480b5969327cce575f39669ec442fcb"
     );
+}
+
+/// A consortium of four: the certificate a follower accepts is the quorum's
+/// signatures over the engine's finalize message, signers by sorted index.
+#[test]
+fn consortium_certificates_are_checked_without_the_engine() {
+    use strand_contracts::block::{Certificate, FinalityError, Validator, finalize_message};
+    let validators: Vec<strand_core::Identity> = (1..=4).map(|seed| identity(100 + seed)).collect();
+    let set = strand_contracts::ValidatorSet::consortium(
+        validators
+            .iter()
+            .enumerate()
+            .map(|(index, validator)| Validator {
+                account: account(validator),
+                organisation: format!("org-{index}"),
+                p2p: format!("127.0.0.1:{}", 9000 + index),
+                ledger: format!("127.0.0.1:{}", 9100 + index),
+            })
+            .collect(),
+    );
+    assert_eq!(set.quorum, 3, "3 of 4");
+    assert_eq!(strand_contracts::ValidatorSet::consortium(vec![set.validators[0].clone(); 7]).quorum, 5, "5 of 7");
+    let genesis = strand_contracts::Genesis {
+        name: "consortium".into(),
+        validators: set.clone(),
+        epoch_blocks: 4,
+        timestamp_ms: 1,
+    };
+    let chain = genesis.chain();
+    let mut proposer = Replica::new(&genesis);
+    let (header, _) = proposer.build(2, &[], account(&validators[2]));
+    let hash = header.hash();
+    let sorted = set.sorted();
+    let by_index = |index: u32| {
+        // An index outside the set signs with the first key.
+        let signer = sorted.get(index as usize).unwrap_or(&sorted[0]);
+        validators.iter().find(|validator| account(validator) == *signer).expect("a validator")
+    };
+    let certify = |signers: &[u32], view: u64| {
+        let message = finalize_message(&chain, 0, view, 0, &hash);
+        Finality::Certificate(Certificate {
+            epoch: 0,
+            view,
+            parent_view: 0,
+            signers: signers.to_vec(),
+            signatures: signers
+                .iter()
+                .map(|&index| strand_contracts::Signature(by_index(index).sign(&message)))
+                .collect(),
+        })
+    };
+    let block = |finality| Block { header: header.clone(), transactions: Vec::new(), finality };
+    let mut follower = Replica::new(&genesis);
+
+    let check = |follower: &mut Replica, finality, expected: FinalityError| {
+        assert_refused(follower, &block(finality), |error| *error == BlockRejection::Finality(expected.clone()));
+    };
+    check(&mut follower, certify(&[0, 1], 3), FinalityError::NoQuorum { found: 2, quorum: 3 });
+    check(&mut follower, certify(&[1, 0, 2], 3), FinalityError::Malformed("signers not strictly ascending"));
+    check(&mut follower, certify(&[0, 0, 1], 3), FinalityError::Malformed("signers not strictly ascending"));
+    check(&mut follower, certify(&[0, 1, 4], 3), FinalityError::Malformed("a signer outside the set"));
+    // Signatures for another view, presented as this one's.
+    let Finality::Certificate(mut moved) = certify(&[0, 1, 2], 3) else { unreachable!() };
+    moved.view = 4;
+    check(&mut follower, Finality::Certificate(moved), FinalityError::BadSignature(sorted[0]));
+    // A sequencer's kind of evidence on a consortium chain.
+    let signed = Finality::Signatures(vec![sign_block(&hash, &validators[0])]);
+    check(&mut follower, signed, FinalityError::WrongKind(strand_contracts::block::Ordering::Simplex));
+
+    follower.apply(&block(certify(&[0, 2, 3], 3))).expect("a quorum's certificate finalises the block");
+    assert_eq!(follower.state().root(), proposer.state().root());
 }

@@ -45,7 +45,8 @@ fn grantee(upload: u32) -> AccountId {
 }
 
 fn benches(c: &mut Criterion) {
-    let validators = ValidatorSet { validators: vec![], quorum: 0 };
+    let validators =
+        ValidatorSet { ordering: strand_contracts::block::Ordering::Sequencer, validators: vec![], quorum: 0 };
     let mut state: LedgerState =
         Genesis { name: "bench".into(), validators, epoch_blocks: 60, timestamp_ms: 0 }.block().1;
     state.height = 500;

@@ -68,12 +68,12 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         Some(genesis) => genesis,
         None => Genesis {
             name: arguments.name.clone(),
-            validators: ValidatorSet { validators: vec![AccountId::of(&identity.public_key())], quorum: 1 },
+            validators: ValidatorSet::sequencer(AccountId::of(&identity.public_key())),
             epoch_blocks: arguments.epoch_blocks,
             timestamp_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64),
         },
     };
-    if !genesis.validators.validators.contains(&AccountId::of(&identity.public_key())) {
+    if !genesis.validators.contains(&AccountId::of(&identity.public_key())) {
         anyhow::bail!(
             "key {} is not this chain's sequencer: use the key the chain was created with",
             identity.public_key()

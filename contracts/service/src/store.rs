@@ -307,7 +307,7 @@ mod tests {
         let sequencer = Identity::from_secret_bytes(&[9; 32]);
         let genesis = Genesis {
             name: "store-test".into(),
-            validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+            validators: ValidatorSet::sequencer(AccountId::of(&sequencer.public_key())),
             epoch_blocks: 5,
             timestamp_ms: 0,
         };

@@ -21,7 +21,7 @@ fn identity(seed: u8) -> Identity {
 fn genesis(sequencer: &Identity) -> Genesis {
     Genesis {
         name: "strand-service-test".into(),
-        validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+        validators: ValidatorSet::sequencer(AccountId::of(&sequencer.public_key())),
         epoch_blocks: 5,
         timestamp_ms: 1_700_000_000_000,
     }
@@ -98,7 +98,10 @@ fn a_follower_refuses_a_forged_block_and_keeps_its_state() {
     let mut chain = Replica::new(&genesis);
     let (block, _) = chain.propose(1_700_000_001_000, vec![register(&genesis, &identity(1), 1, "a")], &sequencer_key);
     let mut forged = block.clone();
-    forged.signatures = vec![strand_contracts::block::sign_block(&forged.header.hash(), &identity(7))];
+    forged.finality = strand_contracts::block::Finality::Signatures(vec![strand_contracts::block::sign_block(
+        &forged.header.hash(),
+        &identity(7),
+    )]);
     let mut follower = Follower::new(Replica::new(&genesis), None);
     let error = follower.ingest(&[forged.to_bytes()]).expect_err("forged");
     assert!(matches!(error, FollowError::Refused { height: 1, .. }), "{error}");

@@ -25,7 +25,7 @@ pub fn account(identity: &Identity) -> AccountId {
 pub fn genesis(sequencer: &Identity) -> Genesis {
     Genesis {
         name: "strand-test".into(),
-        validators: ValidatorSet { validators: vec![account(sequencer)], quorum: 1 },
+        validators: ValidatorSet::sequencer(account(sequencer)),
         epoch_blocks: EPOCH_BLOCKS,
         timestamp_ms: 1_700_000_000_000,
     }

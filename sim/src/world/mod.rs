@@ -212,7 +212,7 @@ impl World {
         let sequencer = identity(&mut rng);
         let genesis = Genesis {
             name: format!("strand-sim-{}", scenario.name),
-            validators: ValidatorSet { validators: vec![AccountId::of(&sequencer.public_key())], quorum: 1 },
+            validators: ValidatorSet::sequencer(AccountId::of(&sequencer.public_key())),
             epoch_blocks: scenario.epoch_blocks,
             timestamp_ms: 0,
         };

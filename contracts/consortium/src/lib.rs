@@ -1,0 +1,1 @@
+//! Strand's consortium ledger (work in progress).
