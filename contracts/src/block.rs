@@ -66,6 +66,12 @@ pub enum Finality {
     Signatures(Vec<(AccountId, Signature)>),
     /// A simplex finalization certificate (a consortium).
     Certificate(Certificate),
+    /// Final because a later block that descends from it carries a
+    /// certificate (simplex finalises a block's ancestors with it; a view
+    /// notarized but not finalised on its own has no certificate). A
+    /// follower applies such blocks only together with that descendant
+    /// ([`crate::Replica::apply_run`]).
+    Descendant,
 }
 
 impl Finality {
@@ -74,6 +80,7 @@ impl Finality {
         match self {
             Self::Signatures(signatures) => signatures.len(),
             Self::Certificate(certificate) => certificate.signers.len(),
+            Self::Descendant => 0,
         }
     }
 }
@@ -182,6 +189,9 @@ pub enum FinalityError {
     /// A signature that does not verify.
     #[error("bad finality signature by validator {0}")]
     BadSignature(AccountId),
+    /// Final only through a descendant that was not given with it.
+    #[error("block is final only through a later block's certificate, which did not come with it")]
+    NoDescendant,
     /// Evidence of the other kind than this chain's ordering uses.
     #[error("finality evidence of another kind than this chain's ordering ({0:?})")]
     WrongKind(Ordering),
@@ -245,6 +255,7 @@ impl ValidatorSet {
         match (self.ordering, finality) {
             (Ordering::Sequencer, Finality::Signatures(signatures)) => self.check_signatures(hash, signatures),
             (Ordering::Simplex, Finality::Certificate(certificate)) => self.check_certificate(chain, hash, certificate),
+            (Ordering::Simplex, Finality::Descendant) => Err(FinalityError::NoDescendant),
             (ordering, _) => Err(FinalityError::WrongKind(ordering)),
         }
     }

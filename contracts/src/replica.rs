@@ -185,6 +185,41 @@ impl Replica {
         self.apply_unfinalised(&block.header, &block.transactions)
     }
 
+    /// Applies a run of blocks of which only the last carries its own
+    /// finality evidence and every earlier one is [`Finality::Descendant`]:
+    /// the last block's certificate finalises its ancestors through the hash
+    /// chain. All or nothing: on an error the replica is unchanged, and the
+    /// error names the height of the block that failed. Returns each block's
+    /// receipts and the state after it (cloning a state is O(1)).
+    #[allow(clippy::type_complexity)]
+    pub fn apply_run(&mut self, blocks: &[Block]) -> Result<Vec<(Vec<Receipt>, LedgerState)>, (u64, BlockRejection)> {
+        let Some((last, earlier)) = blocks.split_last() else { return Ok(Vec::new()) };
+        let mut next = self.clone();
+        let mut receipts = Vec::with_capacity(blocks.len());
+        for block in earlier {
+            let height = block.header.height;
+            if block.finality != Finality::Descendant {
+                return Err((
+                    height,
+                    BlockRejection::Finality(FinalityError::Malformed("a certified block inside a run")),
+                ));
+            }
+            let bytes = encoding::encode(block).len();
+            if bytes > BLOCK_BYTES_MAX {
+                return Err((height, BlockRejection::Oversized { bytes }));
+            }
+            let block_receipts =
+                next.apply_unfinalised(&block.header, &block.transactions).map_err(|error| (height, error))?;
+            receipts.push((block_receipts, next.state.clone()));
+        }
+        // The parent links were checked block by block; the last block's
+        // evidence now finalises them all.
+        let block_receipts = next.apply(last).map_err(|error| (last.header.height, error))?;
+        receipts.push((block_receipts, next.state.clone()));
+        *self = next;
+        Ok(receipts)
+    }
+
     /// Checks a proposed block (header and transactions) against this
     /// replica and applies it, everything but finality: what a consortium
     /// validator checks before voting. On any error the replica is

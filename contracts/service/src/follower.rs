@@ -3,6 +3,7 @@
 //! process, the TCP service, later gossipsub), optionally persisted in its
 //! own store. A forged block is refused with its reason and changes nothing.
 
+use strand_contracts::block::Finality;
 use strand_contracts::{Block, BlockRejection, Receipt, Replica};
 
 use crate::client::{ClientError, LedgerClient};
@@ -10,6 +11,10 @@ use crate::store::{LedgerStore, StoreError};
 
 /// Blocks asked for per request while catching up.
 const CATCH_UP_BATCH_BLOCKS: u32 = 128;
+/// Most blocks held waiting for a descendant's certificate (a consortium
+/// finalises a run of views at once only after timeouts; hundreds in a row
+/// would mean the chain stalled for minutes).
+pub const RUN_BLOCKS_MAX: usize = 1024;
 
 /// Why a follower stopped ingesting.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +22,9 @@ pub enum FollowError {
     /// Bytes that are not a block.
     #[error("received bytes that are not a block: {0}")]
     Undecodable(strand_contracts::encoding::EncodingError),
+    /// Too many blocks in a row waiting for a certificate.
+    #[error("{RUN_BLOCKS_MAX} blocks in a row without a finality certificate")]
+    RunTooLong,
     /// A block that does not check out against the replica.
     #[error("refused block {height}: {reason}")]
     Refused {
@@ -37,12 +45,14 @@ pub enum FollowError {
 pub struct Follower {
     replica: Replica,
     store: Option<LedgerStore>,
+    /// Blocks final only through a descendant not yet received.
+    run: Vec<Block>,
 }
 
 impl Follower {
     /// A follower of `replica`'s chain, persisting to `store` if given.
     pub fn new(replica: Replica, store: Option<LedgerStore>) -> Self {
-        Self { replica, store }
+        Self { replica, store, run: Vec::new() }
     }
 
     /// The replica.
@@ -59,11 +69,16 @@ impl Follower {
         Ok(())
     }
 
+    /// The next height to ask for (after the blocks held for a certificate).
+    pub fn next_height(&self) -> u64 {
+        self.replica.height() + 1 + self.run.len() as u64
+    }
+
     /// Fetches and applies every block the service has beyond this
     /// replica's head.
     pub async fn catch_up(&mut self, client: &mut LedgerClient) -> Result<(), FollowError> {
         loop {
-            let blocks = client.blocks(self.replica.height() + 1, CATCH_UP_BATCH_BLOCKS).await?;
+            let blocks = client.blocks(self.next_height(), CATCH_UP_BATCH_BLOCKS).await?;
             if blocks.is_empty() {
                 return Ok(());
             }
@@ -72,19 +87,37 @@ impl Follower {
     }
 
     /// Checks and applies encoded blocks in order; stops at the first that
-    /// does not check out (the replica keeps everything before it).
+    /// does not check out (the replica keeps everything before it). Blocks
+    /// final only through a later block's certificate wait for it (across
+    /// calls) and are applied with it.
     pub fn ingest(&mut self, blocks: &[Vec<u8>]) -> Result<Vec<Receipt>, FollowError> {
         let mut receipts = Vec::new();
         for bytes in blocks {
             let block = Block::from_bytes(bytes).map_err(FollowError::Undecodable)?;
+            let expected = self.next_height();
+            if block.header.height != expected {
+                let reason = BlockRejection::WrongHeight { expected, found: block.header.height };
+                return Err(FollowError::Refused { height: block.header.height, reason });
+            }
+            if block.finality == Finality::Descendant {
+                if self.run.len() >= RUN_BLOCKS_MAX {
+                    self.run.clear();
+                    return Err(FollowError::RunTooLong);
+                }
+                self.run.push(block);
+                continue;
+            }
+            let mut run = std::mem::take(&mut self.run);
+            run.push(block);
             let mut next = self.replica.clone();
-            let block_receipts =
-                next.apply(&block).map_err(|reason| FollowError::Refused { height: block.header.height, reason })?;
+            let applied = next.apply_run(&run).map_err(|(height, reason)| FollowError::Refused { height, reason })?;
             if let Some(store) = &self.store {
-                store.commit_block(&block, &block_receipts, next.state())?;
+                for (block, (block_receipts, state)) in run.iter().zip(&applied) {
+                    store.commit_block(block, block_receipts, state)?;
+                }
             }
             self.replica = next;
-            receipts.extend(block_receipts);
+            receipts.extend(applied.into_iter().flat_map(|(block_receipts, _)| block_receipts));
         }
         Ok(receipts)
     }

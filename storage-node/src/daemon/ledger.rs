@@ -136,7 +136,7 @@ pub(super) async fn follow(
     let Following { mut follower, mut client, address, mut gossiped } = following;
     let mut service_height = follower.replica().height();
     loop {
-        let next = follower.replica().height() + 1;
+        let next = follower.next_height();
         tokio::select! {
             _ = stopped.changed() => break,
             Some(bytes) = gossiped.recv() => {
@@ -185,7 +185,7 @@ pub(super) async fn follow(
 
 /// New blocks from the service, applied; returns their bytes for gossip.
 async fn fetch_new_blocks(follower: &mut Follower, client: &mut LedgerClient) -> anyhow::Result<Vec<Vec<u8>>> {
-    let blocks = client.blocks(follower.replica().height() + 1, 128).await?;
+    let blocks = client.blocks(follower.next_height(), 128).await?;
     tokio::task::block_in_place(|| follower.ingest(&blocks))?;
     Ok(blocks)
 }

@@ -1,0 +1,345 @@
+//! Deterministic simulations of a consortium (commonware's simulated runtime
+//! and network, virtual time): n = 4 and 7 validators running the real
+//! engine and the Strand application, with a crash and a restart from disk,
+//! and a partition that leaves no side a quorum, then heals. Every run must
+//! end with every validator's chain identical (block by block, state root by
+//! state root), every certificate checked by a follower that knows only the
+//! genesis, and every submitted transaction finalised with a receipt.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_runtime::{Clock, Handle, Quota, Runner, Spawner, Supervisor as _, deterministic};
+use commonware_utils::ordered::Set;
+use commonware_utils::{NZU32, NZUsize, TryCollect};
+use strand_consortium::app::{App, BlockLimits, Ledger};
+use strand_consortium::block::Candidate;
+use strand_consortium::engine::{self, Channels, EngineConfig, Timeouts};
+use strand_contracts::block::{Finality, Validator, consensus_namespace};
+use strand_contracts::mempool::{Mempool, MempoolLimits};
+use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration};
+use strand_contracts::{Block, Genesis, LedgerState, Receipt, Replica, Transaction, ValidatorSet};
+use strand_core::Identity;
+
+/// A validator's disk: the blocks it committed, which survive a crash.
+#[derive(Clone, Default)]
+struct Disk(Arc<Mutex<Vec<Block>>>);
+
+impl Disk {
+    fn blocks(&self) -> Vec<Block> {
+        self.0.lock().expect("disk").clone()
+    }
+    fn height(&self) -> u64 {
+        self.0.lock().expect("disk").last().map_or(0, |block| block.header.height)
+    }
+}
+
+impl Ledger for Disk {
+    fn commit(&mut self, block: &Block, _: &[Receipt], state: &LedgerState) -> Result<(), String> {
+        assert_eq!(block.header.state_root, state.root(), "the committed state is the header's");
+        let mut blocks = self.0.lock().expect("disk");
+        assert_eq!(block.header.height, blocks.len() as u64 + 1, "blocks arrive in height order, once");
+        blocks.push(block.clone());
+        Ok(())
+    }
+}
+
+/// Replays a disk like a validator restarting from its store.
+fn replica_from(genesis: &Genesis, disk: &Disk) -> Replica {
+    let mut replica = Replica::new(genesis);
+    for block in disk.blocks() {
+        if block.finality == Finality::Descendant {
+            replica.apply_unfinalised(&block.header, &block.transactions).expect("stored block");
+        } else {
+            replica.apply(&block).expect("stored block");
+        }
+    }
+    replica
+}
+
+struct Member {
+    key: ed25519::PrivateKey,
+    disk: Disk,
+    mempool: Arc<Mutex<Mempool>>,
+    handle: Option<Handle<()>>,
+}
+
+struct Consortium {
+    genesis: Genesis,
+    participants: Set<ed25519::PublicKey>,
+    oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
+    validators: Vec<Member>,
+}
+
+fn quota() -> Quota {
+    Quota::per_second(NZU32!(10_000))
+}
+
+fn link() -> Link {
+    Link {
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(2),
+        success_rate: commonware_utils::probability!(1.0),
+    }
+}
+
+impl Consortium {
+    async fn new(context: &deterministic::Context, n: u64) -> Self {
+        let keys: Vec<ed25519::PrivateKey> = (0..n).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
+        let participants: Set<ed25519::PublicKey> =
+            keys.iter().map(|key| key.public_key()).try_collect().expect("distinct keys");
+        let genesis = Genesis {
+            name: "simulated-consortium".into(),
+            validators: ValidatorSet::consortium(
+                keys.iter()
+                    .enumerate()
+                    .map(|(index, key)| Validator {
+                        account: strand_consortium::app::account(&key.public_key()),
+                        organisation: format!("org-{index}"),
+                        p2p: String::new(),
+                        ledger: String::new(),
+                    })
+                    .collect(),
+            ),
+            epoch_blocks: 5,
+            timestamp_ms: 0,
+        };
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: 1 << 20,
+                max_peers_per_set: NZUsize!(16),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            participants.iter().cloned().collect::<Vec<_>>(),
+        )
+        .await;
+        network.start();
+        for a in participants.iter() {
+            for b in participants.iter() {
+                if a != b {
+                    oracle.add_link(a.clone(), b.clone(), link()).await.expect("link");
+                }
+            }
+        }
+        let validators = keys
+            .into_iter()
+            .map(|key| Member {
+                key,
+                disk: Disk::default(),
+                mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits::default()))),
+                handle: None,
+            })
+            .collect();
+        let mut consortium = Self { genesis, participants, oracle, validators };
+        for index in 0..n as usize {
+            consortium.start(context, index).await;
+        }
+        consortium
+    }
+
+    /// Starts (or restarts, from its disk) validator `index`.
+    async fn start(&mut self, context: &deterministic::Context, index: usize) {
+        let validator = &self.validators[index];
+        let key = validator.key.clone();
+        let public_key = key.public_key();
+        let replica = replica_from(&self.genesis, &validator.disk);
+        let (app, finalised) = App::new(
+            replica,
+            Box::new(validator.disk.clone()),
+            Arc::clone(&validator.mempool),
+            strand_consortium::app::account(&public_key),
+            BlockLimits::default(),
+        );
+        let (genesis_block, _) = self.genesis.block();
+        let config = EngineConfig {
+            namespace: consensus_namespace(&self.genesis.chain()),
+            participants: self.participants.clone(),
+            key,
+            genesis: Candidate::new(genesis_block.header, Vec::new()),
+            partition: format!("validator-{index}"),
+            timeouts: Timeouts::default(),
+        };
+        let oracle = self.oracle.clone();
+        let handle = context.child("validator").with_attribute("index", index).spawn(move |context| async move {
+            let control = oracle.control(public_key.clone());
+            let mut pairs = Vec::new();
+            for channel in engine::CHANNELS {
+                pairs.push(control.register(channel, quota()).await.expect("channel"));
+            }
+            let mut pairs = pairs.into_iter();
+            let mut next = || pairs.next().expect("five channels");
+            let channels =
+                Channels { votes: next(), certificates: next(), resolver: next(), backfill: next(), blocks: next() };
+            engine::run(context, config, app, finalised, oracle.manager(), oracle.control(public_key), channels).await;
+        });
+        self.validators[index].handle = Some(handle);
+    }
+
+    fn crash(&mut self, index: usize) {
+        if let Some(handle) = self.validators[index].handle.take() {
+            handle.abort();
+        }
+    }
+
+    fn heights(&self) -> Vec<u64> {
+        self.validators.iter().map(|validator| validator.disk.height()).collect()
+    }
+
+    async fn wait_for(&self, context: &deterministic::Context, height: u64, who: &[usize]) {
+        while !who.iter().all(|&index| self.validators[index].disk.height() >= height) {
+            context.sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Offers transactions to the live validators' mempools (as gossip
+    /// would), each checked against that validator's finalised state.
+    fn submit(&self, transactions: &[Vec<u8>], live: &[usize]) {
+        for &index in live {
+            let validator = &self.validators[index];
+            let replica = replica_from(&self.genesis, &validator.disk);
+            let mut mempool = validator.mempool.lock().expect("mempool");
+            for bytes in transactions {
+                mempool.admit(replica.state(), bytes.clone()).expect("admitted");
+            }
+        }
+    }
+
+    async fn partition(&self, sides: (&[usize], &[usize]), connected: bool) {
+        for &a in sides.0 {
+            for &b in sides.1 {
+                for (from, to) in [(a, b), (b, a)] {
+                    let (from, to) = (self.participants[from].clone(), self.participants[to].clone());
+                    if connected {
+                        self.oracle.add_link(from, to, link()).await.expect("link");
+                    } else {
+                        self.oracle.remove_link(from, to).await.expect("unlink");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn registrations(chain: strand_contracts::Digest, from: u8, count: u8) -> Vec<Vec<u8>> {
+    (from..from + count)
+        .map(|seed| {
+            let provider = Identity::from_secret_bytes(&[seed; 32]);
+            let body = Body::RegisterProvider(ProviderRegistration {
+                endpoints: vec!["127.0.0.1:7000".into()],
+                capacity_bytes: 1 << 40,
+                domain: FailureDomain { organisation: format!("o{seed}"), site: "s".into(), jurisdiction: "EU".into() },
+            });
+            Transaction::sign(chain, &provider, 1, body).to_bytes()
+        })
+        .collect()
+}
+
+/// Every validator's chain is the same block by block; a follower that knows
+/// only the genesis accepts each chain, checking every certificate; every
+/// submitted transaction is in it, accepted.
+fn check_agreement(consortium: &Consortium, submitted: &[Vec<u8>]) -> u64 {
+    let chains: Vec<Vec<Block>> = consortium.validators.iter().map(|validator| validator.disk.blocks()).collect();
+    let common = chains.iter().map(Vec::len).min().expect("validators");
+    for height in 0..common {
+        let first = &chains[0][height].header;
+        for chain in &chains[1..] {
+            assert_eq!(chain[height].header, *first, "validators disagree at height {}", height + 1);
+        }
+    }
+    let mut certified = 0;
+    for chain in &chains {
+        let mut follower = strand_ledger_follower(&consortium.genesis);
+        let mut run = Vec::new();
+        for block in chain {
+            run.push(block.clone());
+            if block.finality != Finality::Descendant {
+                certified += 1;
+                follower.apply_run(&run).expect("a follower accepts the finalised chain");
+                run.clear();
+            }
+        }
+        assert!(run.len() < 3, "at most a short run awaits its certificate at the end");
+    }
+    assert!(certified > 0);
+    let included: HashSet<strand_contracts::Digest> = chains[0][..common]
+        .iter()
+        .flat_map(|block| block.transactions.iter().map(|bytes| strand_contracts::transaction::transaction_hash(bytes)))
+        .collect();
+    for bytes in submitted {
+        assert!(
+            included.contains(&strand_contracts::transaction::transaction_hash(bytes)),
+            "a submitted transaction was never finalised"
+        );
+    }
+    let state =
+        replica_from(&consortium.genesis, &Disk(Arc::new(Mutex::new(chains[0][..common].to_vec())))).state().clone();
+    assert_eq!(state.root(), chains[0][common - 1].header.state_root);
+    common as u64
+}
+
+fn strand_ledger_follower(genesis: &Genesis) -> Replica {
+    Replica::new(genesis)
+}
+
+fn run(n: u64, seed: u64) {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let mut consortium = Consortium::new(&context, n).await;
+        let all: Vec<usize> = (0..n as usize).collect();
+        let last = n as usize - 1;
+        let chain = consortium.genesis.chain();
+        let mut submitted = registrations(chain, 1, 20);
+        consortium.submit(&submitted, &all);
+        consortium.wait_for(&context, 10, &all).await;
+
+        // A validator crashes: the rest keep finalising, and take new work.
+        consortium.crash(last);
+        // Aborting a validator's task tree takes effect within a tick of
+        // simulated time.
+        context.sleep(Duration::from_millis(100)).await;
+        let crashed_at = consortium.heights()[last];
+        let more = registrations(chain, 21, 20);
+        consortium.submit(&more, &all[..last]);
+        submitted.extend(more);
+        let target = consortium.heights()[0] + 10;
+        consortium.wait_for(&context, target, &all[..last]).await;
+        assert_eq!(consortium.heights()[last], crashed_at, "a crashed validator commits nothing");
+
+        // It restarts from its disk and catches up.
+        consortium.start(&context, last).await;
+        let target = *consortium.heights().iter().max().expect("heights") + 5;
+        consortium.wait_for(&context, target, &all).await;
+
+        // A partition that leaves neither side a quorum: finality stops.
+        let half = n as usize / 2;
+        consortium.partition((&all[..half], &all[half..]), false).await;
+        context.sleep(Duration::from_secs(5)).await;
+        let stalled = consortium.heights();
+        context.sleep(Duration::from_secs(20)).await;
+        assert_eq!(consortium.heights(), stalled, "no block finalised without a quorum");
+
+        // Healed: finality resumes, and every replica agrees.
+        consortium.partition((&all[..half], &all[half..]), true).await;
+        let target = *stalled.iter().max().expect("heights") + 10;
+        consortium.wait_for(&context, target, &all).await;
+        let common = check_agreement(&consortium, &submitted);
+        println!("n={n}: {common} blocks in common, heights {:?}, t={:?}", consortium.heights(), context.current());
+    });
+}
+
+#[test]
+fn four_validators_survive_a_crash_and_a_partition_and_agree() {
+    run(4, 1);
+}
+
+#[test]
+fn seven_validators_survive_a_crash_and_a_partition_and_agree() {
+    run(7, 2);
+}
