@@ -145,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         nodes: 6,
         block_interval_ms: 200,
         epoch_blocks: 600,
+        validators: 0,
     };
     let network = devnet::start(&config)?;
     let owner = Identity::generate(&mut rand::rng());

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         nodes: 6,
         block_interval_ms: 200,
         epoch_blocks: 15,
+        validators: 0,
     };
     let network = devnet::start(&config)?;
     let urls: Vec<String> = network.processes[1..]

@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         nodes: 6,
         block_interval_ms: block_ms,
         epoch_blocks: 600,
+        validators: 0,
     };
     let network = devnet::start(&config)?;
     let (owner, grantee) = (Identity::generate(&mut rand::rng()), Identity::generate(&mut rand::rng()));

@@ -1,7 +1,8 @@
-//! `strand devnet`: a whole local network in one command: a sequencer and N
-//! storage nodes as separate processes on loopback, each with its own data
-//! directory; stopped cleanly (SIGTERM, then SIGKILL after a grace period)
-//! on Ctrl-C.
+//! `strand devnet`: a whole local network in one command: a sequencer (or,
+//! with `--validators N`, a consortium of N validators, one organisation
+//! each) and N storage nodes as separate processes on loopback, each with
+//! its own data directory; stopped cleanly (SIGTERM, then SIGKILL after a
+//! grace period) on Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
+use strand_contracts::block::{Genesis, SignedGenesis, Validator};
+use strand_contracts::{AccountId, ValidatorSet};
+use strand_core::keyfile;
 
 /// How long a process may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -257,13 +261,106 @@ pub struct DevnetConfig {
     pub block_interval_ms: u64,
     /// Blocks per epoch.
     pub epoch_blocks: u64,
+    /// Consortium validators (one organisation each) instead of the single
+    /// sequencer; 0 for the sequencer.
+    pub validators: usize,
 }
 
-/// Starts a sequencer and the nodes.
+/// The consortium genesis of a devnet directory: the one already there (a
+/// restarted devnet keeps its chain and addresses), or a new one with
+/// `count` validators on free loopback ports, each key in its own data
+/// directory, signed by every validator.
+pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> anyhow::Result<SignedGenesis> {
+    let path = directory.join(GENESIS_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        let genesis = SignedGenesis::from_bytes(&bytes).with_context(|| format!("{} is damaged", path.display()))?;
+        ensure!(
+            genesis.genesis.validators.validators.len() == count,
+            "{} is a chain of {} validators, not {count}: give --validators {} or another --dir",
+            directory.display(),
+            genesis.genesis.validators.validators.len(),
+            genesis.genesis.validators.validators.len()
+        );
+        return Ok(genesis);
+    }
+    ensure!(
+        count >= 4,
+        "a consortium tolerates a faulty validator only from 4 validators (3f+1): give --validators 4 or more"
+    );
+    let mut identities = Vec::new();
+    let mut validators = Vec::new();
+    for index in 1..=count {
+        let data_dir = directory.join(format!("validator-{index}"));
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let identity = keyfile::load_or_create(&data_dir.join("identity.pem"), &mut rand::rng())?;
+        validators.push(Validator {
+            account: AccountId::of(&identity.public_key()),
+            organisation: format!("organisation-v{index}"),
+            p2p: free_address()?,
+            ledger: free_address()?,
+        });
+        identities.push(identity);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64);
+    let mut genesis = SignedGenesis {
+        genesis: Genesis {
+            name: "strand-devnet-consortium".into(),
+            validators: ValidatorSet::consortium(validators),
+            epoch_blocks,
+            timestamp_ms: now,
+        },
+        signatures: Vec::new(),
+    };
+    for identity in &identities {
+        genesis.sign(identity);
+    }
+    genesis.verify()?;
+    std::fs::write(&path, genesis.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(genesis)
+}
+
+/// Where a devnet keeps its consortium's genesis.
+pub const GENESIS_FILE: &str = "genesis.strand";
+
+/// Starts (or restarts, with its data) validator `index` (from 1).
+pub fn start_validator(config: &DevnetConfig, index: usize) -> anyhow::Result<Process> {
+    let directory = &config.directory;
+    let mut command = Command::new(sibling_binary(&config.binaries, "strand-validator")?);
+    command
+        .arg("run")
+        .arg("--genesis")
+        .arg(directory.join(GENESIS_FILE))
+        .arg("--data-dir")
+        .arg(directory.join(format!("validator-{index}")))
+        .args(["--metrics-listen", "127.0.0.1:0", "--block-interval-ms", &config.block_interval_ms.to_string()]);
+    let name = format!("validator-{index}");
+    Process::start(&name, command, "listening on", &directory.join(format!("{name}.log")))
+}
+
+/// Starts the ledger (a sequencer, or the validators) and the nodes.
 pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
     let directory = &config.directory;
     std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
     let lock = lock(directory)?;
+    if config.validators > 0 {
+        let genesis = consortium_genesis(directory, config.validators, config.epoch_blocks)?;
+        let ledger: Vec<String> = genesis.genesis.validators.validators.iter().map(|v| v.ledger.clone()).collect();
+        let mut devnet =
+            Devnet { ledger: ledger.join(","), ledger_metrics: String::new(), processes: Vec::new(), _lock: lock };
+        for index in 1..=config.validators {
+            match start_validator(config, index) {
+                Ok(process) => devnet.processes.push(process),
+                Err(error) => {
+                    stop(devnet);
+                    return Err(error);
+                }
+            }
+        }
+        devnet.ledger_metrics = metrics_url(&devnet.processes[0].ready_line).unwrap_or_default();
+        return start_nodes(config, devnet);
+    }
     let (block_interval_ms, epoch_blocks) = (config.block_interval_ms, config.epoch_blocks);
     let mut command = Command::new(sibling_binary(&config.binaries, "strand-sequencer")?);
     command
@@ -275,7 +372,10 @@ pub fn start(config: &DevnetConfig) -> anyhow::Result<Devnet> {
     let ledger =
         sequencer.ready_line.split_whitespace().nth(3).context("no address in the sequencer's ready line")?.to_string();
     let ledger_metrics = metrics_url(&sequencer.ready_line).context("no metrics URL in the sequencer's ready line")?;
-    let mut devnet = Devnet { ledger, ledger_metrics, processes: vec![sequencer], _lock: lock };
+    start_nodes(config, Devnet { ledger, ledger_metrics, processes: vec![sequencer], _lock: lock })
+}
+
+fn start_nodes(config: &DevnetConfig, mut devnet: Devnet) -> anyhow::Result<Devnet> {
     for index in 1..=config.nodes {
         match start_node(config, &devnet.ledger, index) {
             Ok(process) => devnet.processes.push(process),
@@ -455,7 +555,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Stops every process: SIGTERM to all, then wait (nodes first, sequencer last).
+/// Stops every process: SIGTERM to all, then wait (nodes first, the ledger
+/// last).
 pub fn stop(devnet: Devnet) {
     for process in devnet.processes.iter().rev() {
         process.terminate();

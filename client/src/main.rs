@@ -169,6 +169,10 @@ enum Command {
         /// Storage nodes to start.
         #[arg(long, default_value_t = 6)]
         nodes: usize,
+        /// Order the ledger by a consortium of this many validators (one organisation each, BFT: at least 4)
+        /// instead of the single sequencer.
+        #[arg(long, default_value_t = 0)]
+        validators: usize,
         /// Where the processes keep their data and logs [default: $STRAND_HOME/devnet].
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -435,6 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Devnet {
             nodes,
+            validators,
             dir,
             block_interval_ms,
             epoch_blocks,
@@ -445,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scrape_interval,
         } => {
             let directory = dir.unwrap_or_else(|| keyfile::strand_home().join("devnet"));
+            let ledger = (validators, block_interval_ms, epoch_blocks);
             let monitor = monitor.then(|| strand_client::devnet::MonitorConfig {
                 listen: prometheus_listen,
                 scrape_interval_s: scrape_interval.max(1),
@@ -452,8 +458,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             devnet_command(
                 &directory,
                 nodes,
-                block_interval_ms,
-                epoch_blocks,
+                ledger,
                 demo.then(|| units::parse_size(&demo_size)).transpose()?,
                 monitor,
                 json,
@@ -515,8 +520,7 @@ fn load_command(
 fn devnet_command(
     directory: &Path,
     nodes: usize,
-    block_interval_ms: u64,
-    epoch_blocks: u64,
+    (validators, block_interval_ms, epoch_blocks): (usize, u64, u64),
     demo: Option<u64>,
     monitor: Option<strand_client::devnet::MonitorConfig>,
     json: bool,
@@ -526,13 +530,15 @@ fn devnet_command(
         // Before anything starts: say at once what is missing.
         devnet::prometheus_binary()?;
     }
-    eprintln!("starting a sequencer and {nodes} storage nodes in {} ...", directory.display());
+    let ledger = if validators > 0 { format!("{validators} validators") } else { "a sequencer".to_string() };
+    eprintln!("starting {ledger} and {nodes} storage nodes in {} ...", directory.display());
     let config = devnet::DevnetConfig {
         directory: directory.to_path_buf(),
         binaries: devnet::own_directory()?,
         nodes,
         block_interval_ms,
         epoch_blocks,
+        validators,
     };
     let mut network = devnet::start(&config)?;
     let mut prometheus = None;

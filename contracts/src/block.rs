@@ -395,3 +395,96 @@ impl Genesis {
         (Block { header, transactions: Vec::new(), finality }, state)
     }
 }
+
+/// Domain string of genesis signatures.
+pub const GENESIS_SIGNATURE_DOMAIN: &[u8] = b"strand genesis signature v1";
+
+/// A consortium's genesis with each member organisation's signature over
+/// its chain id: the organisations' agreement to run this chain with these
+/// validators. A validator starts only from a genesis every listed
+/// validator has signed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedGenesis {
+    /// The configuration.
+    pub genesis: Genesis,
+    /// Validators' signatures over [`GENESIS_SIGNATURE_DOMAIN`] ‖ chain id.
+    pub signatures: Vec<(AccountId, Signature)>,
+}
+
+/// Why a signed genesis is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// A validator has not signed.
+    #[error("validator {0} has not signed the genesis")]
+    Unsigned(AccountId),
+    /// A signature that does not verify, or by someone not listed.
+    #[error("bad genesis signature by {0}")]
+    BadSignature(AccountId),
+    /// The same key listed twice.
+    #[error("validator {0} is listed twice")]
+    Duplicate(AccountId),
+    /// A consortium needs a quorum that tolerates a fault: at least 4.
+    #[error("a consortium of {0} validators tolerates no fault: list at least 4")]
+    TooFew(usize),
+    /// Not a consortium's genesis.
+    #[error("this genesis is for a single sequencer, not a consortium")]
+    NotConsortium,
+}
+
+impl SignedGenesis {
+    /// The message validators sign.
+    pub fn message(&self) -> Vec<u8> {
+        [GENESIS_SIGNATURE_DOMAIN, &self.genesis.chain().0].concat()
+    }
+
+    /// Adds (or replaces) `validator`'s signature.
+    pub fn sign(&mut self, validator: &Identity) {
+        let account = AccountId::of(&validator.public_key());
+        let signature = Signature(validator.sign(&self.message()));
+        self.signatures.retain(|(signer, _)| *signer != account);
+        self.signatures.push((account, signature));
+    }
+
+    /// Checks that it is a consortium of at least four distinct validators,
+    /// each of which signed it, and no one else.
+    pub fn verify(&self) -> Result<(), GenesisError> {
+        let set = &self.genesis.validators;
+        if set.ordering != Ordering::Simplex {
+            return Err(GenesisError::NotConsortium);
+        }
+        if set.sorted().len() != set.validators.len() {
+            let mut seen = Vec::new();
+            for account in set.accounts() {
+                if seen.contains(&account) {
+                    return Err(GenesisError::Duplicate(account));
+                }
+                seen.push(account);
+            }
+        }
+        if set.validators.len() < 4 {
+            return Err(GenesisError::TooFew(set.validators.len()));
+        }
+        let message = self.message();
+        for (signer, signature) in &self.signatures {
+            if !set.contains(signer) || !signature.verify(signer, &message) {
+                return Err(GenesisError::BadSignature(*signer));
+            }
+        }
+        for account in set.accounts() {
+            if !self.signatures.iter().any(|(signer, _)| *signer == account) {
+                return Err(GenesisError::Unsigned(account));
+            }
+        }
+        Ok(())
+    }
+
+    /// Canonical bytes (the genesis file).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes a genesis file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncodingError> {
+        encoding::decode(bytes, 1 << 20)
+    }
+}

@@ -46,18 +46,23 @@ pub trait Ledger: Send + 'static {
     fn dropped(&mut self, _stale: &[strand_contracts::Digest]) {}
 }
 
-/// How large a proposal may be.
+/// How large and how frequent proposals are.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockLimits {
     /// Most transactions.
     pub transactions_max: usize,
     /// Most transaction bytes.
     pub bytes_max: usize,
+    /// Least time between a block's timestamp and its parent's: a leader
+    /// waits this long after its parent before proposing, so an idle chain
+    /// does not spin (and epochs, counted in blocks, keep their length in
+    /// time). Keep the leader timeout well above it.
+    pub interval: Duration,
 }
 
 impl Default for BlockLimits {
     fn default() -> Self {
-        Self { transactions_max: 5_000, bytes_max: 8 << 20 }
+        Self { transactions_max: 5_000, bytes_max: 8 << 20, interval: Duration::from_millis(500) }
     }
 }
 
@@ -255,6 +260,11 @@ impl<E: Clock + Send + 'static> Application<E> for App {
         _: (),
     ) -> Option<Digested<Candidate>> {
         let parent = ancestry.next().await?;
+        let due = parent.inner().header.timestamp_ms.saturating_add(self.limits.interval.as_millis() as u64);
+        let now = now_ms(&clock);
+        if now < due {
+            clock.sleep(Duration::from_millis(due - now)).await;
+        }
         let mut replica = self.after(parent, &mut ancestry).await?;
         let transactions = {
             let shared = self.lock();

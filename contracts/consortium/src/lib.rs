@@ -17,3 +17,4 @@
 pub mod app;
 pub mod block;
 pub mod engine;
+pub mod validator;

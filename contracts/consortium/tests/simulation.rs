@@ -153,7 +153,7 @@ impl Consortium {
             Box::new(validator.disk.clone()),
             Arc::clone(&validator.mempool),
             strand_consortium::app::account(&public_key),
-            BlockLimits::default(),
+            BlockLimits { interval: Duration::from_millis(100), ..BlockLimits::default() },
         );
         let (genesis_block, _) = self.genesis.block();
         let config = EngineConfig {

@@ -45,9 +45,16 @@ pub enum ClientError {
 /// between sending and reading its answer (a `select!` that took another
 /// branch) leaves that answer on the connection: the next request opens a
 /// fresh one rather than read it as its own.
+///
+/// Several addresses (a consortium's validators, comma-separated) fail
+/// over: a connection that fails or times out is replaced by one to the
+/// next address that answers. Every validator serves the same finalised
+/// chain, so any of them answers any request.
 pub struct LedgerClient {
     stream: TcpStream,
-    address: String,
+    addresses: Vec<String>,
+    /// The address `stream` is connected to.
+    current: usize,
     /// A request was sent and its answer not read.
     unread: bool,
 }
@@ -59,9 +66,53 @@ pub const SUBMISSIONS_IN_FLIGHT: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl LedgerClient {
-    /// Connects to `address` (`host:port`).
-    pub async fn connect(address: &str) -> Result<Self, ClientError> {
-        Ok(Self { stream: Self::open(address).await?, address: address.to_string(), unread: false })
+    /// Connects to `addresses` (`host:port`, or several separated by
+    /// commas: the first that answers).
+    pub async fn connect(addresses: &str) -> Result<Self, ClientError> {
+        let addresses: Vec<String> =
+            addresses.split(',').map(str::trim).filter(|address| !address.is_empty()).map(str::to_string).collect();
+        if addresses.is_empty() {
+            return Err(ClientError::Connect {
+                address: String::new(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no ledger address given"),
+            });
+        }
+        let (stream, current) = Self::open_from(&addresses, 0).await?;
+        Ok(Self { stream, addresses, current, unread: false })
+    }
+
+    /// The address this client is connected to now.
+    pub fn address(&self) -> &str {
+        &self.addresses[self.current]
+    }
+
+    /// Opens a connection to the first address that answers, trying each
+    /// once starting at `first`.
+    async fn open_from(addresses: &[String], first: usize) -> Result<(TcpStream, usize), ClientError> {
+        let mut last = None;
+        for offset in 0..addresses.len() {
+            let index = (first + offset) % addresses.len();
+            match Self::open(&addresses[index]).await {
+                Ok(stream) => {
+                    if offset > 0 {
+                        tracing::info!(address = %addresses[index], "ledger.client failed over");
+                    }
+                    return Ok((stream, index));
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    /// Replaces the connection after a failure: the same address first
+    /// when `same_first` (a connection the service closed), else the next.
+    async fn reopen(&mut self, same_first: bool) -> Result<(), ClientError> {
+        let first = if same_first { self.current } else { self.current + 1 };
+        let (stream, current) = Self::open_from(&self.addresses, first).await?;
+        self.stream = stream;
+        self.current = current;
+        Ok(())
     }
 
     async fn open(address: &str) -> Result<TcpStream, ClientError> {
@@ -74,15 +125,25 @@ impl LedgerClient {
 
     async fn request(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
         if self.unread {
-            self.stream = Self::open(&self.address).await?;
+            self.reopen(true).await?;
             self.unread = false;
         }
         match self.exchange(request, timeout).await {
             // The service closed the connection (idle, or restarted): once
-            // more on a fresh one.
+            // more on a fresh one (another service's, if this one is gone).
             Err(ClientError::Frame(FrameError::Io(_))) => {
-                self.stream = Self::open(&self.address).await?;
+                self.reopen(true).await?;
                 self.exchange(request, timeout).await
+            }
+            // A service that does not answer: once more at the next
+            // address, if there is another.
+            Err(ClientError::Timeout(elapsed)) if self.addresses.len() > 1 => {
+                self.reopen(false).await?;
+                self.unread = false;
+                match self.exchange(request, timeout).await {
+                    Err(ClientError::Timeout(_)) => Err(ClientError::Timeout(elapsed)),
+                    other => other,
+                }
             }
             other => other,
         }
@@ -139,7 +200,7 @@ impl LedgerClient {
     /// and releases them in nonce order.
     pub async fn submit_all(&mut self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, String>>, ClientError> {
         use futures::StreamExt as _;
-        let address = self.address.clone();
+        let address = self.addresses.join(",");
         let answers: Vec<Result<Result<Digest, String>, ClientError>> = futures::stream::iter(transactions)
             .map(|bytes| {
                 let address = address.clone();
@@ -208,6 +269,30 @@ mod tests {
         // The first connection's answer (height 1) is never read as this one's.
         let status = client.status().await.expect("answered on a fresh connection");
         assert_eq!(status.height, 2);
+    }
+
+    #[tokio::test]
+    async fn several_addresses_fail_over_to_one_that_answers() {
+        // Nothing listens at the first address.
+        let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let dead_address = dead.local_addr().expect("address").to_string();
+        drop(dead);
+        let live = one_answer_per_connection().await;
+        let mut client =
+            LedgerClient::connect(&format!("{dead_address}, {live}")).await.expect("connects to the second");
+        assert_eq!(client.address(), live);
+        assert_eq!(client.status().await.expect("answered").height, 1);
+        // A service that accepts and never answers: the request times out
+        // there and is asked again of the next address.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let silent_address = silent.local_addr().expect("address").to_string();
+        let mut client = LedgerClient::connect(&format!("{silent_address},{live}")).await.expect("connects");
+        assert_eq!(client.address(), silent_address);
+        let status = client.request(&Request::Status, Duration::from_millis(300)).await.expect("failed over");
+        assert!(matches!(status, Response::Status(_)));
+        assert_eq!(client.address(), live);
+        drop(silent);
+        assert!(LedgerClient::connect(" , ").await.is_err(), "no address at all is an error");
     }
 
     #[tokio::test]

@@ -45,6 +45,7 @@ impl Network {
             nodes,
             block_interval_ms: 200,
             epoch_blocks,
+            validators: 0,
         };
         let mut devnet = devnet::start(&config).expect("the devnet starts");
         let sequencer = devnet.processes.remove(0);
