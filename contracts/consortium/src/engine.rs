@@ -107,7 +107,6 @@ const MAILBOX: NonZeroUsize = NZUsize!(1024);
 
 /// Starts one validator's engine and the task that applies finalised
 /// blocks; runs until the context's task is aborted.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<E, P, B, S, R>(
     context: E,
     config: EngineConfig,
@@ -118,6 +117,37 @@ pub async fn run<E, P, B, S, R>(
     channels: Channels<S, R>,
 ) where
     E: CryptoRng + Spawner + Metrics + Clock + Storage + commonware_runtime::Supervisor,
+    P: Provider<PublicKey = ed25519::PublicKey> + Clone,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let application = app.clone();
+    run_with(context, config, app, application, finalised, provider, blocker, channels).await;
+}
+
+/// [`run`] with another application proposing and verifying for the engine
+/// than the one applying finalised blocks: a test's hostile validator
+/// (one that proposes invalid blocks) wraps the honest [`App`].
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with<E, A, P, B, S, R>(
+    context: E,
+    config: EngineConfig,
+    app: App,
+    application: A,
+    finalised: Finalised,
+    provider: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) where
+    E: CryptoRng + Spawner + Metrics + Clock + Storage + commonware_runtime::Supervisor,
+    A: commonware_consensus::Application<
+            E,
+            SigningScheme = Scheme,
+            Context = crate::app::Ctx,
+            Block = Candidate,
+            Input = (),
+        >,
     P: Provider<PublicKey = ed25519::PublicKey> + Clone,
     B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
     S: Sender<PublicKey = ed25519::PublicKey>,
@@ -212,7 +242,8 @@ pub async fn run<E, P, B, S, R>(
             })
             .await;
     });
-    let inline = Inline::new(context.child("inline"), app, marshal_mailbox, FixedEpocher::new(NZU64!(u64::MAX)));
+    let inline =
+        Inline::new(context.child("inline"), application, marshal_mailbox, FixedEpocher::new(NZU64!(u64::MAX)));
     let engine = simplex::Engine::new(
         context.child("engine"),
         simplex::Config {

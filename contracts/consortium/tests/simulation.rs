@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use commonware_cryptography::{Signer as _, ed25519};
+use commonware_consensus::Application;
+use commonware_consensus::marshal::ancestry::Ancestry;
+use commonware_cryptography::{Digested, Signer as _, ed25519};
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_runtime::{Clock, Handle, Quota, Runner, Spawner, Supervisor as _, deterministic};
 use commonware_utils::ordered::Set;
@@ -67,7 +69,39 @@ struct Member {
     handle: Option<Handle<()>>,
 }
 
+/// A hostile validator: it votes like the others but every block it
+/// proposes lies about the state after it (a wrong state root).
+#[derive(Clone)]
+struct Forger(App);
+
+impl<E: Clock + Send + 'static> Application<E> for Forger {
+    type SigningScheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
+    type Context = strand_consortium::app::Ctx;
+    type Block = Candidate;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        context: (E, strand_consortium::app::Ctx),
+        ancestry: impl Ancestry<Candidate>,
+        input: (),
+    ) -> Option<Digested<Candidate>> {
+        let honest = <App as Application<E>>::propose(&mut self.0, context, ancestry, input).await?;
+        let mut header = honest.inner().header.clone();
+        header.state_root = strand_contracts::Digest([0xee; 32]);
+        let forged = Candidate::new(header, honest.inner().transactions.clone());
+        let digest = strand_consortium::block::digest(&forged.hash());
+        Some(Digested::precomputed(forged, digest))
+    }
+
+    async fn verify(&mut self, context: (E, strand_consortium::app::Ctx), ancestry: impl Ancestry<Candidate>) -> bool {
+        <App as Application<E>>::verify(&mut self.0, context, ancestry).await
+    }
+}
+
 struct Consortium {
+    /// The validator that proposes forged blocks, if any.
+    forger: Option<usize>,
     genesis: Genesis,
     participants: Set<ed25519::PublicKey>,
     oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
@@ -87,7 +121,7 @@ fn link() -> Link {
 }
 
 impl Consortium {
-    async fn new(context: &deterministic::Context, n: u64) -> Self {
+    async fn new(context: &deterministic::Context, n: u64, forger: Option<usize>) -> Self {
         let keys: Vec<ed25519::PrivateKey> = (0..n).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
         let participants: Set<ed25519::PublicKey> =
             keys.iter().map(|key| key.public_key()).try_collect().expect("distinct keys");
@@ -135,7 +169,7 @@ impl Consortium {
                 handle: None,
             })
             .collect();
-        let mut consortium = Self { genesis, participants, oracle, validators };
+        let mut consortium = Self { forger, genesis, participants, oracle, validators };
         for index in 0..n as usize {
             consortium.start(context, index).await;
         }
@@ -165,6 +199,7 @@ impl Consortium {
             timeouts: Timeouts::default(),
         };
         let oracle = self.oracle.clone();
+        let forger = self.forger == Some(index);
         let handle = context.child("validator").with_attribute("index", index).spawn(move |context| async move {
             let control = oracle.control(public_key.clone());
             let mut pairs = Vec::new();
@@ -175,7 +210,13 @@ impl Consortium {
             let mut next = || pairs.next().expect("five channels");
             let channels =
                 Channels { votes: next(), certificates: next(), resolver: next(), backfill: next(), blocks: next() };
-            engine::run(context, config, app, finalised, oracle.manager(), oracle.control(public_key), channels).await;
+            let (provider, blocker) = (oracle.manager(), oracle.control(public_key));
+            if forger {
+                let forged = Forger(app.clone());
+                engine::run_with(context, config, app, forged, finalised, provider, blocker, channels).await;
+            } else {
+                engine::run(context, config, app, finalised, provider, blocker, channels).await;
+            }
         });
         self.validators[index].handle = Some(handle);
     }
@@ -291,7 +332,7 @@ fn run(n: u64, seed: u64) {
         deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(600))),
     );
     runner.start(|context| async move {
-        let mut consortium = Consortium::new(&context, n).await;
+        let mut consortium = Consortium::new(&context, n, None).await;
         let all: Vec<usize> = (0..n as usize).collect();
         let last = n as usize - 1;
         let chain = consortium.genesis.chain();
@@ -342,4 +383,29 @@ fn four_validators_survive_a_crash_and_a_partition_and_agree() {
 #[test]
 fn seven_validators_survive_a_crash_and_a_partition_and_agree() {
     run(7, 2);
+}
+
+/// A validator that proposes only blocks lying about their state root: the
+/// honest three (a quorum) refuse every one of them, keep finalising, and
+/// agree; none of the forger's blocks is ever final.
+#[test]
+fn a_validator_proposing_invalid_blocks_causes_no_fork_and_no_invalid_state() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(3).with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let consortium = Consortium::new(&context, 4, Some(0)).await;
+        let all: Vec<usize> = (0..4).collect();
+        let submitted = registrations(consortium.genesis.chain(), 1, 30);
+        consortium.submit(&submitted, &all);
+        consortium.wait_for(&context, 30, &all).await;
+        check_agreement(&consortium, &submitted);
+        let forger = strand_consortium::app::account(&consortium.validators[0].key.public_key());
+        let blocks = consortium.validators[1].disk.blocks();
+        let proposers: HashSet<strand_contracts::AccountId> =
+            blocks.iter().map(|block| block.header.proposer).collect();
+        assert!(!proposers.contains(&forger), "a forged block was finalised");
+        assert_eq!(proposers.len(), 3, "every honest validator's proposals were finalised");
+        println!("forger: {} blocks finalised by the honest three, t={:?}", blocks.len(), context.current());
+    });
 }
