@@ -2,7 +2,10 @@
 //! first refusal of a get by the grantee at a node, for a grantee that had
 //! presented the credential (and was being served) before.
 //!
-//! `cargo run --release -p strand-client --example revocation_bench -- [ROUNDS] [BLOCK_MS]`
+//! `cargo run --release -p strand-client --example revocation_bench -- [ROUNDS] [BLOCK_MS] [VALIDATORS]`
+//!
+//! VALIDATORS 0 (the default) orders the ledger with the single sequencer,
+//! 4 or more with a consortium of that many validators.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -36,6 +39,7 @@ async fn get(who: &Identity, holder: [u8; 32], sockets: &[std::net::SocketAddr],
 async fn main() -> anyhow::Result<()> {
     let rounds: usize = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(10);
     let block_ms: u64 = std::env::args().nth(2).and_then(|text| text.parse().ok()).unwrap_or(200);
+    let validators: usize = std::env::args().nth(3).and_then(|text| text.parse().ok()).unwrap_or(0);
     let work = tempfile::Builder::new().prefix("strand-revocation-bench-").tempdir()?;
     let file = work.path().join("sample.bin");
     std::fs::write(&file, vec![7u8; 300_000])?;
@@ -45,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         nodes: 6,
         block_interval_ms: block_ms,
         epoch_blocks: 600,
-        validators: 0,
+        validators,
     };
     let network = devnet::start(&config)?;
     let (owner, grantee) = (Identity::generate(&mut rand::rng()), Identity::generate(&mut rand::rng()));
@@ -100,7 +104,8 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort_by(f64::total_cmp);
     let median = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
-    println!("revocation latency over {rounds} rounds, {block_ms} ms blocks, 6 nodes:");
+    let ledger = if validators > 0 { format!("{validators} validators") } else { "the sequencer".into() };
+    println!("revocation latency over {rounds} rounds, {block_ms} ms blocks, 6 nodes, ordered by {ledger}:");
     println!(
         "  median {median:.0} ms = {:.2} block intervals; max {max:.0} ms = {:.2} block intervals",
         median / block_ms as f64,

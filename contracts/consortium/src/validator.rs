@@ -151,9 +151,7 @@ impl OrderingService for ValidatorHandle {
     }
 
     async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
-        let mut status = self.status.clone();
-        let _ = tokio::time::timeout(timeout, status.wait_for(|status| status.height >= height)).await;
-        self.status()
+        strand_ledger_service::ordering::wait_for_height(&self.status, height, timeout).await
     }
 
     fn finalised_blocks(&self, from: u64, count: usize, bytes_max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -161,17 +159,7 @@ impl OrderingService for ValidatorHandle {
     }
 
     fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
-        if let Some(place) = self.store.transaction(hash)? {
-            return Ok(TransactionStatus::Finalised {
-                height: place.height,
-                index: place.index,
-                outcome: place.receipt.outcome,
-            });
-        }
-        if let Some(reason) = self.store.dropped(hash)? {
-            return Ok(TransactionStatus::Dropped(reason));
-        }
-        Ok(if self.store.in_mempool(hash)? { TransactionStatus::Pending } else { TransactionStatus::Unknown })
+        strand_ledger_service::ordering::transaction_status(&self.store, hash)
     }
 }
 

@@ -19,8 +19,10 @@ use std::time::Duration;
 
 use strand_contracts::Digest;
 
+use tokio::sync::watch;
+
 use crate::protocol::{Status, TransactionStatus};
-use crate::store::StoreError;
+use crate::store::{LedgerStore, StoreError};
 
 /// Orders transactions into finalised blocks.
 pub trait OrderingService: Clone + Send + Sync + 'static {
@@ -40,4 +42,39 @@ pub trait OrderingService: Clone + Send + Sync + 'static {
 
     /// What became of a transaction.
     fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError>;
+}
+
+/// What became of a transaction, from an ordering service's store: in a
+/// finalised block, dropped with its reason, waiting, or never seen.
+pub fn transaction_status(store: &LedgerStore, hash: &Digest) -> Result<TransactionStatus, StoreError> {
+    if let Some(place) = store.transaction(hash)? {
+        return Ok(TransactionStatus::Finalised {
+            height: place.height,
+            index: place.index,
+            outcome: place.receipt.outcome,
+        });
+    }
+    if let Some(reason) = store.dropped(hash)? {
+        return Ok(TransactionStatus::Dropped(reason));
+    }
+    Ok(if store.in_mempool(hash)? { TransactionStatus::Pending } else { TransactionStatus::Unknown })
+}
+
+/// Waits until the status reaches `height` or `timeout` passes; the status
+/// then.
+pub async fn wait_for_height(status: &watch::Receiver<Status>, height: u64, timeout: Duration) -> Status {
+    let mut status = status.clone();
+    let _ = tokio::time::timeout(timeout, status.wait_for(|status| status.height >= height)).await;
+    let now = status.borrow().clone();
+    now
+}
+
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise, in colour on a
+/// terminal: the ledger processes' one logging set-up.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

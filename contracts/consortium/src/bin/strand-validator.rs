@@ -141,11 +141,7 @@ fn load_key(path: &Path) -> anyhow::Result<Identity> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    strand_ledger_service::ordering::init_logging();
     match Arguments::parse().command {
         Command::Run {
             genesis,

@@ -1,0 +1,165 @@
+//! Finalised transactions per second and time to finality: a consortium of
+//! four `strand-validator` processes against the single `strand-sequencer`,
+//! measured in the same run on this machine (no storage nodes: the ledger
+//! alone).
+//!
+//! `cargo run --release -p strand-client --example consortium_bench -- [TRANSACTIONS] [BLOCK_MS] [SAMPLES]`
+//!
+//! Throughput: TRANSACTIONS provider registrations from as many fresh
+//! accounts (signed before the clock starts), submitted over 32 connections
+//! spread across the ledger's addresses; the clock runs from the first
+//! submission until a block holding the last of them is final. Finality:
+//! SAMPLES single transactions on an idle chain, each from its submission
+//! until the ledger reports it finalised (polled every 5 ms).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use strand_client::devnet::{self, DevnetConfig};
+use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration, transaction_hash};
+use strand_contracts::{Block, Digest, Transaction};
+use strand_core::Identity;
+use strand_ledger_service::client::LedgerClient;
+use strand_ledger_service::protocol::TransactionStatus;
+
+const CONNECTIONS: usize = 32;
+
+fn registration(chain: Digest, seed: u64) -> Vec<u8> {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&seed.to_le_bytes());
+    secret[8] = 1;
+    let who = Identity::from_secret_bytes(&secret);
+    let body = Body::RegisterProvider(ProviderRegistration {
+        endpoints: vec!["127.0.0.1:7000".into()],
+        capacity_bytes: 1 << 40,
+        domain: FailureDomain { organisation: format!("o{seed}"), site: "s".into(), jurisdiction: "EU".into() },
+    });
+    Transaction::sign(chain, &who, 1, body).to_bytes()
+}
+
+struct Figures {
+    transactions_per_second: f64,
+    blocks: u64,
+    finality_ms: Vec<f64>,
+}
+
+async fn measure(ledger: &str, transactions: u64, samples: usize, seed_base: u64) -> anyhow::Result<Figures> {
+    let addresses: Vec<String> = ledger.split(',').map(str::to_string).collect();
+    let mut client = LedgerClient::connect(ledger).await?;
+    let chain = client.genesis().await?.chain();
+    let batch: Vec<Vec<u8>> = (0..transactions).map(|index| registration(chain, seed_base + index)).collect();
+    let hashes: std::collections::HashSet<Digest> = batch.iter().map(|bytes| transaction_hash(bytes)).collect();
+    let start_height = client.status().await?.height;
+
+    // Throughput.
+    let started = Instant::now();
+    let chunks: Vec<Vec<Vec<u8>>> = batch.chunks(batch.len().div_ceil(CONNECTIONS)).map(<[Vec<u8>]>::to_vec).collect();
+    let submitters = futures::stream::iter(chunks.into_iter().enumerate())
+        .map(|(index, chunk)| {
+            let address = addresses[index % addresses.len()].clone();
+            async move {
+                let mut client = LedgerClient::connect(&address).await?;
+                for bytes in chunk {
+                    loop {
+                        match client.submit(bytes.clone()).await? {
+                            Ok(_) => break,
+                            Err(reason) if reason.contains("busy") || reason.contains("full") => {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            Err(reason) => anyhow::bail!("refused: {reason}"),
+                        }
+                    }
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONNECTIONS)
+        .collect::<Vec<_>>();
+    let mut seen = 0usize;
+    let mut next = start_height + 1;
+    let (results, ()) = tokio::join!(submitters, async {
+        while seen < hashes.len() && started.elapsed() < Duration::from_secs(600) {
+            let Ok(blocks) = client.blocks(next, 64).await else { continue };
+            if blocks.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            for bytes in &blocks {
+                if let Ok(block) = Block::from_bytes(bytes) {
+                    seen += block.transactions.iter().filter(|bytes| hashes.contains(&transaction_hash(bytes))).count();
+                    next = block.header.height + 1;
+                }
+            }
+        }
+    });
+    for result in results {
+        result?;
+    }
+    let elapsed = started.elapsed();
+    anyhow::ensure!(seen == hashes.len(), "only {seen} of {} transactions were finalised", hashes.len());
+    let transactions_per_second = hashes.len() as f64 / elapsed.as_secs_f64();
+
+    // Time to finality on an idle chain.
+    let mut finality_ms = Vec::new();
+    for sample in 0..samples {
+        tokio::time::sleep(Duration::from_millis(137)).await; // not in step with the blocks
+        let bytes = registration(chain, seed_base + transactions + sample as u64);
+        let hash = transaction_hash(&bytes);
+        let submitted = Instant::now();
+        client.submit(bytes).await?.map_err(|reason| anyhow::anyhow!("refused: {reason}"))?;
+        loop {
+            if let TransactionStatus::Finalised { .. } = client.transaction(hash).await? {
+                break;
+            }
+            anyhow::ensure!(submitted.elapsed() < Duration::from_secs(60), "a transaction was not finalised in 60 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        finality_ms.push(submitted.elapsed().as_secs_f64() * 1000.0);
+    }
+    finality_ms.sort_by(f64::total_cmp);
+    Ok(Figures { transactions_per_second, blocks: next - start_height - 1, finality_ms })
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let transactions: u64 = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(20_000);
+    let block_ms: u64 = std::env::args().nth(2).and_then(|text| text.parse().ok()).unwrap_or(200);
+    let samples: usize = std::env::args().nth(3).and_then(|text| text.parse().ok()).unwrap_or(20);
+    let work = tempfile::Builder::new().prefix("strand-consortium-bench-").tempdir()?;
+    let mut rows = Vec::new();
+    for (name, validators) in [("consortium of 4 validators", 4), ("single sequencer", 0)] {
+        let config = DevnetConfig {
+            directory: work.path().join(name.replace(' ', "-")),
+            binaries: devnet::own_directory()?.parent().map(Path::to_path_buf).unwrap_or_default(),
+            nodes: 0,
+            block_interval_ms: block_ms,
+            epoch_blocks: 600,
+            validators,
+        };
+        let network = devnet::start(&config)?;
+        let figures =
+            measure(&network.ledger, transactions, samples, if validators > 0 { 1 << 32 } else { 2 << 32 }).await;
+        devnet::stop(network);
+        let figures = figures?;
+        println!(
+            "{name}: {:.0} tx/s finalised ({transactions} transactions in {} blocks); time to finality median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+            figures.transactions_per_second,
+            figures.blocks,
+            percentile(&figures.finality_ms, 0.5),
+            percentile(&figures.finality_ms, 0.9),
+            figures.finality_ms.last().copied().unwrap_or(0.0)
+        );
+        rows.push(figures);
+    }
+    println!(
+        "ratio consortium / sequencer: throughput {:.2}, median finality {:.2}",
+        rows[0].transactions_per_second / rows[1].transactions_per_second,
+        percentile(&rows[0].finality_ms, 0.5) / percentile(&rows[1].finality_ms, 0.5)
+    );
+    Ok(())
+}
