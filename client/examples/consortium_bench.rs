@@ -38,13 +38,34 @@ fn registration(chain: Digest, seed: u64) -> Vec<u8> {
     Transaction::sign(chain, &who, 1, body).to_bytes()
 }
 
+/// CPU seconds (user + system, all threads) the processes have used, from
+/// `/proc/<pid>/stat` (USER_HZ is 100 on Linux).
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .sum()
+}
+
 struct Figures {
     transactions_per_second: f64,
+    /// CPU seconds the ledger processes spent per 1,000 finalised
+    /// transactions, per process.
+    cpu_per_thousand: f64,
     blocks: u64,
     finality_ms: Vec<f64>,
 }
 
-async fn measure(ledger: &str, transactions: u64, samples: usize, seed_base: u64) -> anyhow::Result<Figures> {
+async fn measure(
+    ledger: &str,
+    pids: &[u32],
+    transactions: u64,
+    samples: usize,
+    seed_base: u64,
+) -> anyhow::Result<Figures> {
     let addresses: Vec<String> = ledger.split(',').map(str::to_string).collect();
     let mut client = LedgerClient::connect(ledger).await?;
     let chain = client.genesis().await?.chain();
@@ -53,6 +74,7 @@ async fn measure(ledger: &str, transactions: u64, samples: usize, seed_base: u64
     let start_height = client.status().await?.height;
 
     // Throughput.
+    let cpu_before = cpu_seconds(pids);
     let started = Instant::now();
     let chunks: Vec<Vec<Vec<u8>>> = batch.chunks(batch.len().div_ceil(CONNECTIONS)).map(<[Vec<u8>]>::to_vec).collect();
     let submitters = futures::stream::iter(chunks.into_iter().enumerate())
@@ -99,6 +121,7 @@ async fn measure(ledger: &str, transactions: u64, samples: usize, seed_base: u64
     let elapsed = started.elapsed();
     anyhow::ensure!(seen == hashes.len(), "only {seen} of {} transactions were finalised", hashes.len());
     let transactions_per_second = hashes.len() as f64 / elapsed.as_secs_f64();
+    let cpu_per_thousand = (cpu_seconds(pids) - cpu_before) / pids.len().max(1) as f64 / (hashes.len() as f64 / 1000.0);
 
     // Time to finality on an idle chain.
     let mut finality_ms = Vec::new();
@@ -118,7 +141,7 @@ async fn measure(ledger: &str, transactions: u64, samples: usize, seed_base: u64
         finality_ms.push(submitted.elapsed().as_secs_f64() * 1000.0);
     }
     finality_ms.sort_by(f64::total_cmp);
-    Ok(Figures { transactions_per_second, blocks: next - start_height - 1, finality_ms })
+    Ok(Figures { transactions_per_second, cpu_per_thousand, blocks: next - start_height - 1, finality_ms })
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -142,14 +165,16 @@ async fn main() -> anyhow::Result<()> {
             validators,
         };
         let network = devnet::start(&config)?;
-        let figures =
-            measure(&network.ledger, transactions, samples, if validators > 0 { 1 << 32 } else { 2 << 32 }).await;
+        let pids: Vec<u32> = network.processes.iter().map(devnet::Process::id).collect();
+        let seed_base = if validators > 0 { 1 << 32 } else { 2 << 32 };
+        let figures = measure(&network.ledger, &pids, transactions, samples, seed_base).await;
         devnet::stop(network);
         let figures = figures?;
         println!(
-            "{name}: {:.0} tx/s finalised ({transactions} transactions in {} blocks); time to finality median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+            "{name}: {:.0} tx/s finalised ({transactions} transactions in {} blocks, {:.2} CPU s per 1,000 per process); time to finality median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
             figures.transactions_per_second,
             figures.blocks,
+            figures.cpu_per_thousand,
             percentile(&figures.finality_ms, 0.5),
             percentile(&figures.finality_ms, 0.9),
             figures.finality_ms.last().copied().unwrap_or(0.0)
