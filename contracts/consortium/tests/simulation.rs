@@ -99,9 +99,19 @@ impl<E: Clock + Send + 'static> Application<E> for Forger {
     }
 }
 
+/// How a hostile validator misbehaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hostile {
+    /// Votes honestly, proposes blocks with forged state roots (ours).
+    Forger,
+    /// As leader, sends two different proposals to different validators
+    /// (commonware's own Byzantine mock); it keeps no chain.
+    Equivocator,
+}
+
 struct Consortium {
-    /// The validator that proposes forged blocks, if any.
-    forger: Option<usize>,
+    /// The hostile validator, if any, and how.
+    hostile: Option<(usize, Hostile)>,
     genesis: Genesis,
     participants: Set<ed25519::PublicKey>,
     oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
@@ -121,7 +131,7 @@ fn link() -> Link {
 }
 
 impl Consortium {
-    async fn new(context: &deterministic::Context, n: u64, forger: Option<usize>) -> Self {
+    async fn new(context: &deterministic::Context, n: u64, hostile: Option<(usize, Hostile)>) -> Self {
         let keys: Vec<ed25519::PrivateKey> = (0..n).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
         let participants: Set<ed25519::PublicKey> =
             keys.iter().map(|key| key.public_key()).try_collect().expect("distinct keys");
@@ -169,7 +179,7 @@ impl Consortium {
                 handle: None,
             })
             .collect();
-        let mut consortium = Self { forger, genesis, participants, oracle, validators };
+        let mut consortium = Self { hostile, genesis, participants, oracle, validators };
         for index in 0..n as usize {
             consortium.start(context, index).await;
         }
@@ -199,7 +209,7 @@ impl Consortium {
             timeouts: Timeouts::default(),
         };
         let oracle = self.oracle.clone();
-        let forger = self.forger == Some(index);
+        let role = self.hostile.filter(|(hostile, _)| *hostile == index).map(|(_, role)| role);
         let handle = context.child("validator").with_attribute("index", index).spawn(move |context| async move {
             let control = oracle.control(public_key.clone());
             let mut pairs = Vec::new();
@@ -211,7 +221,30 @@ impl Consortium {
             let channels =
                 Channels { votes: next(), certificates: next(), resolver: next(), backfill: next(), blocks: next() };
             let (provider, blocker) = (oracle.manager(), oracle.control(public_key));
-            if forger {
+            if role == Some(Hostile::Equivocator) {
+                use commonware_consensus::simplex::mocks::{equivocator, relay};
+                let scheme = commonware_consensus::simplex::scheme::ed25519::Scheme::signer(
+                    &config.namespace,
+                    config.participants.clone(),
+                    config.key.clone(),
+                )
+                .expect("a validator");
+                let equivocator =
+                    equivocator::Equivocator::<_, _, _, commonware_cryptography::Sha256>::new(
+                        context.child("equivocator"),
+                        equivocator::Config {
+                            scheme,
+                            elector: commonware_consensus::simplex::elector::RoundRobin::<
+                                commonware_cryptography::Sha256,
+                            >::default(),
+                            epoch: commonware_consensus::types::Epoch::zero(),
+                            relay: Arc::new(relay::Relay::default()),
+                        },
+                    );
+                let _ = (provider, blocker, app, finalised);
+                let _unused = (channels.resolver, channels.backfill, channels.blocks);
+                let _ = equivocator.start(channels.votes, channels.certificates).await;
+            } else if role == Some(Hostile::Forger) {
                 let forged = Forger(app.clone());
                 engine::run_with(context, config, app, forged, finalised, provider, blocker, channels).await;
             } else {
@@ -284,7 +317,11 @@ fn registrations(chain: strand_contracts::Digest, from: u8, count: u8) -> Vec<Ve
 /// only the genesis accepts each chain, checking every certificate; every
 /// submitted transaction is in it, accepted.
 fn check_agreement(consortium: &Consortium, submitted: &[Vec<u8>]) -> u64 {
-    let chains: Vec<Vec<Block>> = consortium.validators.iter().map(|validator| validator.disk.blocks()).collect();
+    // An equivocator keeps no chain of its own.
+    let chains: Vec<Vec<Block>> = (0..consortium.validators.len())
+        .filter(|index| consortium.hostile != Some((*index, Hostile::Equivocator)))
+        .map(|index| consortium.validators[index].disk.blocks())
+        .collect();
     let common = chains.iter().map(Vec::len).min().expect("validators");
     for height in 0..common {
         let first = &chains[0][height].header;
@@ -394,7 +431,7 @@ fn a_validator_proposing_invalid_blocks_causes_no_fork_and_no_invalid_state() {
         deterministic::Config::new().with_seed(3).with_timeout(Some(Duration::from_secs(600))),
     );
     runner.start(|context| async move {
-        let consortium = Consortium::new(&context, 4, Some(0)).await;
+        let consortium = Consortium::new(&context, 4, Some((0, Hostile::Forger))).await;
         let all: Vec<usize> = (0..4).collect();
         let submitted = registrations(consortium.genesis.chain(), 1, 30);
         consortium.submit(&submitted, &all);
@@ -407,5 +444,29 @@ fn a_validator_proposing_invalid_blocks_causes_no_fork_and_no_invalid_state() {
         assert!(!proposers.contains(&forger), "a forged block was finalised");
         assert_eq!(proposers.len(), 3, "every honest validator's proposals were finalised");
         println!("forger: {} blocks finalised by the honest three, t={:?}", blocks.len(), context.current());
+    });
+}
+
+/// A leader that equivocates (commonware's Byzantine mock: two different
+/// proposals, each notarized toward a different part of the validators):
+/// the honest three finalise without it, agree block by block, and none
+/// of the blocks they finalise is its.
+#[test]
+fn an_equivocating_validator_causes_no_fork() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(4).with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let consortium = Consortium::new(&context, 4, Some((3, Hostile::Equivocator))).await;
+        let honest: Vec<usize> = (0..3).collect();
+        let submitted = registrations(consortium.genesis.chain(), 1, 30);
+        consortium.submit(&submitted, &honest);
+        consortium.wait_for(&context, 30, &honest).await;
+        check_agreement(&consortium, &submitted);
+        let equivocator = strand_consortium::app::account(&consortium.validators[3].key.public_key());
+        let blocks = consortium.validators[0].disk.blocks();
+        assert!(blocks.iter().all(|block| block.header.proposer != equivocator));
+        assert_eq!(consortium.validators[3].disk.height(), 0, "the equivocator finalised nothing of its own");
+        println!("equivocator: {} blocks finalised by the honest three, t={:?}", blocks.len(), context.current());
     });
 }

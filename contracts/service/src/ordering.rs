@@ -65,8 +65,7 @@ pub fn transaction_status(store: &LedgerStore, hash: &Digest) -> Result<Transact
 pub async fn wait_for_height(status: &watch::Receiver<Status>, height: u64, timeout: Duration) -> Status {
     let mut status = status.clone();
     let _ = tokio::time::timeout(timeout, status.wait_for(|status| status.height >= height)).await;
-    let now = status.borrow().clone();
-    now
+    status.borrow().clone()
 }
 
 /// Logs to stderr, `info` unless `RUST_LOG` says otherwise, in colour on a
