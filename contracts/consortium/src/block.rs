@@ -28,7 +28,9 @@ pub struct Candidate {
     hash: strand_contracts::Digest,
 }
 
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+/// The encoded body: borsh of the header, then the transactions (the same
+/// bytes as a struct of the two; encoded from references, without copies).
+#[derive(borsh::BorshDeserialize)]
 struct Body {
     header: BlockHeader,
     transactions: Vec<Vec<u8>>,
@@ -47,9 +49,7 @@ impl Candidate {
     }
 
     fn body_bytes(&self) -> Vec<u8> {
-        // One copy per encode; the engine encodes a block to gossip and to
-        // store it, about twice per block.
-        encoding::encode(&Body { header: self.header.clone(), transactions: self.transactions.clone() })
+        encoding::encode(&(&self.header, &self.transactions))
     }
 }
 

@@ -106,31 +106,11 @@ fn archive<C>(prefix: &str, name: &str, page_cache: &CacheRef, codec_config: C) 
 const MAILBOX: NonZeroUsize = NZUsize!(1024);
 
 /// Starts one validator's engine and the task that applies finalised
-/// blocks; runs until the context's task is aborted.
-pub async fn run<E, P, B, S, R>(
-    context: E,
-    config: EngineConfig,
-    app: App,
-    finalised: Finalised,
-    provider: P,
-    blocker: B,
-    channels: Channels<S, R>,
-) where
-    E: CryptoRng + Spawner + Metrics + Clock + Storage + commonware_runtime::Supervisor,
-    P: Provider<PublicKey = ed25519::PublicKey> + Clone,
-    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
-    S: Sender<PublicKey = ed25519::PublicKey>,
-    R: Receiver<PublicKey = ed25519::PublicKey>,
-{
-    let application = app.clone();
-    run_with(context, config, app, application, finalised, provider, blocker, channels).await;
-}
-
-/// [`run`] with another application proposing and verifying for the engine
-/// than the one applying finalised blocks: a test's hostile validator
-/// (one that proposes invalid blocks) wraps the honest [`App`].
+/// blocks; runs until the context's task is aborted. `application`
+/// proposes and verifies for the engine: the validator's [`App`] itself (a
+/// clone), or, in tests, a hostile validator wrapping it.
 #[allow(clippy::too_many_arguments)]
-pub async fn run_with<E, A, P, B, S, R>(
+pub async fn run<E, A, P, B, S, R>(
     context: E,
     config: EngineConfig,
     app: App,

@@ -48,6 +48,8 @@ pub const MESSAGE_BYTES_MAX: u32 = (strand_contracts::encoding::BLOCK_BYTES_MAX 
 /// Most submissions waiting for admission; beyond it clients are told to
 /// retry.
 const SUBMISSIONS_QUEUED_MAX: usize = 4096;
+/// Most admitted batches waiting to be gossiped.
+const GOSSIP_BATCHES_QUEUED_MAX: usize = 64;
 
 /// How to run a validator.
 pub struct ValidatorOptions {
@@ -315,8 +317,10 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
     // Submissions: admitted in batches, durable before acknowledged, then
     // gossiped to every validator so any leader can include them.
     let (submissions, mut incoming) = mpsc::channel::<Submission>(SUBMISSIONS_QUEUED_MAX);
-    let (gossip, mut to_gossip) = mpsc::unbounded_channel::<Vec<Vec<u8>>>();
-    let _ = gossip.send(resubmit);
+    // Bounded: a full queue holds the admission task (and so, through its
+    // own bounded queue, the clients) until the p2p sender catches up.
+    let (gossip, mut to_gossip) = mpsc::channel::<Vec<Vec<u8>>>(GOSSIP_BATCHES_QUEUED_MAX);
+    let _ = gossip.send(resubmit).await;
     {
         let (store, app, mempool, metrics) = (Arc::clone(&store), app.clone(), Arc::clone(&mempool), metrics.clone());
         let gossip = gossip.clone();
@@ -334,7 +338,7 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
                     .filter(|(_, answer)| answer.is_ok())
                     .map(|(bytes, _)| bytes)
                     .collect();
-                let _ = gossip.send(accepted);
+                let _ = gossip.send(accepted).await;
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
@@ -393,9 +397,10 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         timeouts,
     };
     let channels = Channels { votes, certificates, resolver, backfill, blocks };
-    let engine = context
-        .child("engine")
-        .spawn(move |context| engine::run(context, engine_config, app, finalised, oracle.clone(), oracle, channels));
+    let engine = context.child("engine").spawn(move |context| {
+        let application = app.clone();
+        engine::run(context, engine_config, app, application, finalised, oracle.clone(), oracle, channels)
+    });
     // One line on stdout that scripts and tests wait for.
     println!(
         "strand-validator {} ({}) listening on {address} p2p {listen} chain {} height {height} metrics http://{metrics_address}/metrics",

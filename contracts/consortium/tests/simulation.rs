@@ -246,9 +246,10 @@ impl Consortium {
                 let _ = equivocator.start(channels.votes, channels.certificates).await;
             } else if role == Some(Hostile::Forger) {
                 let forged = Forger(app.clone());
-                engine::run_with(context, config, app, forged, finalised, provider, blocker, channels).await;
+                engine::run(context, config, app, forged, finalised, provider, blocker, channels).await;
             } else {
-                engine::run(context, config, app, finalised, provider, blocker, channels).await;
+                let application = app.clone();
+                engine::run(context, config, app, application, finalised, provider, blocker, channels).await;
             }
         });
         self.validators[index].handle = Some(handle);
