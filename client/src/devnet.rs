@@ -304,10 +304,15 @@ pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64);
+    // The devnet deals the beacon key itself (a real consortium's
+    // organisations do it with `strand-validator genesis new`).
+    let mut seed = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
+    let (beacon_key, shares) = strand_contracts::beacon::deal(count as u32, seed);
     let mut genesis = SignedGenesis {
         genesis: Genesis {
             name: "strand-devnet-consortium".into(),
-            validators: ValidatorSet::consortium(validators),
+            validators: ValidatorSet::consortium(validators, beacon_key),
             epoch_blocks,
             timestamp_ms: now,
         },
@@ -317,6 +322,16 @@ pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> 
         genesis.sign(identity);
     }
     genesis.verify()?;
+    let sorted = genesis.genesis.validators.sorted();
+    for (index, validator) in genesis.genesis.validators.validators.iter().enumerate() {
+        let position = sorted.iter().position(|account| *account == validator.account).context("a validator")?;
+        let share_path = directory.join(format!("validator-{}", index + 1)).join("beacon.share");
+        keyfile::write_secret(
+            &share_path,
+            strand_contracts::beacon::share_file_text(&shares[position]).as_bytes(),
+            true,
+        )?;
+    }
     std::fs::write(&path, genesis.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(genesis)
 }

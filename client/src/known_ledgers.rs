@@ -98,6 +98,7 @@ mod tests {
                 ordering: strand_contracts::block::Ordering::Sequencer,
                 validators: vec![],
                 quorum: 1,
+                beacon_key: None,
             },
             epoch_blocks: 10,
             timestamp_ms: 1,

@@ -16,14 +16,16 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use strand_core::Identity;
 
 use crate::apply::Receipt;
+use crate::beacon::{BeaconError, BeaconSignature};
 use crate::encoding::{self, BLOCK_BYTES_MAX, EncodingError};
 use crate::state::{ChainParams, LedgerState};
 use crate::transaction::transaction_hash;
 use crate::types::{AccountId, Digest, Signature};
 
 /// Version of the block format and of the rules its transactions are
-/// applied under (2: per-provider bounded proof schedules; 3: repair).
-pub const BLOCK_VERSION: u16 = 3;
+/// applied under (2: per-provider bounded proof schedules; 3: repair; 4: a
+/// consortium's threshold beacon).
+pub const BLOCK_VERSION: u16 = 4;
 /// Domain string of finality signatures.
 pub const BLOCK_SIGNATURE_DOMAIN: &[u8] = b"strand block signature v1";
 
@@ -49,6 +51,10 @@ pub struct BlockHeader {
     pub state_root: Digest,
     /// Who proposed it.
     pub proposer: AccountId,
+    /// A consortium chain's beacon for the current epoch, when it is due
+    /// and the proposer has it ([`crate::beacon`]); always `None` on a
+    /// sequencer's chain.
+    pub beacon: Option<BeaconSignature>,
 }
 
 impl BlockHeader {
@@ -178,6 +184,11 @@ pub struct ValidatorSet {
     /// Signatures needed (1 for the single sequencer; `n - (n-1)/3` for
     /// simplex).
     pub quorum: u32,
+    /// A consortium's beacon key: the public polynomial of the validators'
+    /// BLS shares, threshold `quorum` (commonware's encoding; see
+    /// [`crate::beacon`]). `None` for the single sequencer, whose beacon is
+    /// the hash of the block closing the previous epoch.
+    pub beacon_key: Option<Vec<u8>>,
 }
 
 /// Why finality signatures do not finalise a block.
@@ -221,14 +232,32 @@ impl ValidatorSet {
                 ledger: String::new(),
             }],
             quorum: 1,
+            beacon_key: None,
         }
     }
 
     /// A consortium running simplex: quorum `n - (n-1)/3` (commonware's
-    /// `N3f1`: 3 of 4, 5 of 7).
-    pub fn consortium(validators: Vec<Validator>) -> Self {
+    /// `N3f1`: 3 of 4, 5 of 7), with the beacon key its validators' shares
+    /// belong to ([`crate::beacon::encode_key`]).
+    pub fn consortium(validators: Vec<Validator>, beacon_key: Vec<u8>) -> Self {
         let n = validators.len() as u32;
-        Self { ordering: Ordering::Simplex, quorum: n - n.saturating_sub(1) / 3, validators }
+        Self {
+            ordering: Ordering::Simplex,
+            quorum: n - n.saturating_sub(1) / 3,
+            validators,
+            beacon_key: Some(beacon_key),
+        }
+    }
+
+    /// The beacon key, decoded (`Ok(None)` on a sequencer's chain).
+    pub fn beacon_key(
+        &self,
+    ) -> Result<Option<commonware_cryptography::bls12381::primitives::sharing::Sharing<crate::beacon::Bls>>, BeaconError>
+    {
+        self.beacon_key
+            .as_deref()
+            .map(|bytes| crate::beacon::decode_key(bytes, self.validators.len() as u32, self.quorum))
+            .transpose()
     }
 
     /// The validators' accounts, in genesis order.
@@ -379,6 +408,7 @@ impl Genesis {
             receipts_root: receipts_root(&[]),
             state_root: state.root(),
             proposer: AccountId([0; 32]),
+            beacon: None,
         };
         let mut state = state;
         state.head = header.hash();
@@ -429,6 +459,9 @@ pub enum GenesisError {
     /// Not a consortium's genesis.
     #[error("this genesis is for a single sequencer, not a consortium")]
     NotConsortium,
+    /// No beacon key, or one that does not fit the set.
+    #[error("{0}")]
+    BeaconKey(BeaconError),
 }
 
 impl SignedGenesis {
@@ -463,6 +496,11 @@ impl SignedGenesis {
         }
         if set.validators.len() < 4 {
             return Err(GenesisError::TooFew(set.validators.len()));
+        }
+        match set.beacon_key() {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(GenesisError::BeaconKey(BeaconError::Key("the genesis has no beacon key".into()))),
+            Err(error) => return Err(GenesisError::BeaconKey(error)),
         }
         let message = self.message();
         for (signer, signature) in &self.signatures {

@@ -41,16 +41,34 @@ pub fn release(state: &mut LedgerState, contract: &Contract) {
     });
 }
 
-/// The boundary work for `epoch` (see the module documentation).
-pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
-    state.beacons.insert(epoch, beacon);
+/// The boundary work for `epoch` (see the module documentation), with its
+/// beacon, or (a consortium) with the beacon still to come from a later
+/// block: `closing` is then the hash its signature must be over, and
+/// repair orders wait for [`set_beacon`].
+pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Option<Digest>, closing: Digest) {
+    match beacon {
+        Some(beacon) => {
+            state.beacons.insert(epoch, beacon);
+            state.beacon_due = None;
+        }
+        // An earlier epoch's beacon that never came is no longer due.
+        None => state.beacon_due = Some((epoch, closing)),
+    }
     let Some(previous) = epoch.checked_sub(1) else { return };
     close_epoch(state, epoch, previous);
     sweep_unresponsive(state, epoch);
     expire(state, epoch);
-    crate::repair::begin_epoch(state, epoch, &beacon);
+    crate::repair::begin_epoch(state, epoch, beacon.as_ref());
     change_rosters(state, epoch);
     prune(state, epoch);
+}
+
+/// A consortium's beacon for `epoch`, arriving after its first block:
+/// challenges can now be derived, and the epoch's repair orders issued.
+pub fn set_beacon(state: &mut LedgerState, epoch: u64, beacon: Digest) {
+    state.beacons.insert(epoch, beacon);
+    state.beacon_due = None;
+    crate::repair::issue_orders(state, epoch, &beacon);
 }
 
 /// Liveness and rotation of every provider holding contracts for the epoch
@@ -58,8 +76,10 @@ pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Digest) {
 fn close_epoch(state: &mut LedgerState, epoch: u64, previous: u64) {
     let holding: Vec<AccountId> =
         state.providers.iter().filter(|(_, provider)| provider.roster.contracts > 0).map(|(id, _)| *id).collect();
+    // An epoch that had no beacon had no challenges: nobody owed proofs.
+    let owed = state.beacons.get(&previous).is_some();
     for provider in holding {
-        let submitted = crate::proofs::submitted(state, &provider, previous);
+        let submitted = !owed || crate::proofs::submitted(state, &provider, previous);
         if !submitted {
             state.proof_slots.insert((previous, provider), ProofSlot::Missed);
         }

@@ -25,6 +25,7 @@
 //! the filesystem). Persistence and transport live in `contracts/service`.
 
 pub mod apply;
+pub mod beacon;
 pub mod block;
 pub mod encoding;
 pub mod epoch;

@@ -370,11 +370,15 @@ pub fn opened(state: &mut LedgerState, upload: &UploadKey, holder: &AccountId) {
 /// Work at the first block of `epoch`: reported contracts move, late orders
 /// go back to the queue, draining providers' contracts are queued, and new
 /// orders are issued (module docs for the bounds).
-pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: &Digest) {
+/// Orders wait for the beacon when it comes after the epoch's first block
+/// (`None`: a consortium's, [`crate::epoch::set_beacon`]).
+pub fn begin_epoch(state: &mut LedgerState, epoch: u64, beacon: Option<&Digest>) {
     move_reported(state, epoch);
     reassign_late(state, epoch);
     queue_draining(state, epoch);
-    issue_orders(state, epoch, beacon);
+    if let Some(beacon) = beacon {
+        issue_orders(state, epoch, beacon);
+    }
 }
 
 fn move_reported(state: &mut LedgerState, epoch: u64) {
@@ -452,7 +456,7 @@ fn queue_draining(state: &mut LedgerState, epoch: u64) {
     }
 }
 
-fn issue_orders(state: &mut LedgerState, epoch: u64, beacon: &Digest) {
+pub(crate) fn issue_orders(state: &mut LedgerState, epoch: u64, beacon: &Digest) {
     let mut orders = 0;
     let mut draws = 0;
     let uploads = state.repair_uploads.keys_in(.., REPAIR_DRAWS_PER_EPOCH_MAX);

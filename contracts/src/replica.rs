@@ -3,12 +3,13 @@
 //! and applying someone else's (a follower).
 
 use crate::apply::{Receipt, apply_transaction};
+use crate::beacon::{BeaconError, BeaconSignature};
 use crate::block::{
     BLOCK_VERSION, Block, BlockHeader, Finality, FinalityError, Genesis, ValidatorSet, receipts_root, sign_block,
     transactions_root,
 };
 use crate::encoding::{self, BLOCK_BYTES_MAX};
-use crate::epoch::begin_epoch;
+use crate::epoch::{begin_epoch, set_beacon};
 use crate::state::LedgerState;
 use crate::types::{AccountId, Digest};
 use strand_core::Identity;
@@ -68,6 +69,9 @@ pub enum BlockRejection {
     /// Re-applying gives different receipts than the header commits to.
     #[error("block's receipts root differs from the re-executed receipts")]
     ReceiptsRoot,
+    /// A beacon that is not due or does not verify.
+    #[error("block's beacon: {0}")]
+    Beacon(#[from] BeaconError),
     /// Re-applying gives a different state.
     #[error("block's state root {claimed} differs from the re-executed {computed}")]
     StateRoot {
@@ -113,19 +117,48 @@ impl Replica {
         self.head.height
     }
 
-    /// Executes `transactions` as the next block on a copy of the state.
-    fn execute(&self, transactions: &[Vec<u8>]) -> (LedgerState, Vec<Receipt>) {
+    /// Executes `transactions` as the next block on a copy of the state,
+    /// after the epoch boundary's work and the beacon the block carries.
+    fn execute(
+        &self,
+        transactions: &[Vec<u8>],
+        beacon: Option<&BeaconSignature>,
+    ) -> Result<(LedgerState, Vec<Receipt>), BeaconError> {
         let mut state = self.state.clone();
         let height = self.head.height + 1;
         state.height = height;
         let epoch = state.params.epoch_of(height);
+        let closing = self.head.hash();
         if epoch != state.params.epoch_of(self.head.height) {
-            // The beacon is the hash of the block that closed the previous
-            // epoch: unknown to anyone until that block existed.
-            begin_epoch(&mut state, epoch, self.head.hash());
+            // The sequencer's beacon is the hash of the block that closed the
+            // previous epoch: unknown to anyone until that block existed,
+            // chosen by the sequencer, which the chain trusts anyway. A
+            // consortium's is the validators' threshold signature over that
+            // hash, carried by a later block.
+            let sequencer_beacon = self.validators.beacon_key.is_none().then_some(closing);
+            begin_epoch(&mut state, epoch, sequencer_beacon, closing);
+        }
+        if let Some(signature) = beacon {
+            let key = self.validators.beacon_key()?.ok_or(BeaconError::NoKey)?;
+            let (due_epoch, due_closing) = state.beacon_due.ok_or(BeaconError::NotDue)?;
+            let value = crate::beacon::verify(&key, &state.params.chain, due_epoch, &due_closing, signature)?;
+            set_beacon(&mut state, due_epoch, value);
         }
         let receipts = transactions.iter().map(|bytes| apply_transaction(&mut state, bytes)).collect();
-        (state, receipts)
+        Ok((state, receipts))
+    }
+
+    /// The beacon the next block may carry: (epoch, hash of the block that
+    /// closed the epoch before), whose threshold signature it is. `None` on
+    /// a sequencer's chain or when the current epoch has its beacon.
+    pub fn beacon_due(&self) -> Option<(u64, Digest)> {
+        self.validators.beacon_key.as_ref()?;
+        let params = &self.state.params;
+        let next = params.epoch_of(self.head.height + 1);
+        if next != params.epoch_of(self.head.height) {
+            return Some((next, self.head.hash()));
+        }
+        self.state.beacon_due
     }
 
     /// The validators that finalise this replica's blocks.
@@ -135,14 +168,21 @@ impl Replica {
 
     /// Builds and applies the next block's header over `transactions`,
     /// without finality evidence (a consortium proposer's path: the
-    /// certificate comes after the validators vote on the header's hash).
+    /// certificate comes after the validators vote on the header's hash),
+    /// carrying `beacon` if it checks out as the one due (otherwise
+    /// without: the next block can carry it).
     pub fn build(
         &mut self,
         timestamp_ms: u64,
         transactions: &[Vec<u8>],
         proposer: AccountId,
+        beacon: Option<BeaconSignature>,
     ) -> (BlockHeader, Vec<Receipt>) {
-        let (mut state, receipts) = self.execute(transactions);
+        let (beacon, (mut state, receipts)) =
+            match beacon.and_then(|b| Some((b, self.execute(transactions, Some(&b)).ok()?))) {
+                Some((beacon, executed)) => (Some(beacon), executed),
+                None => (None, self.execute(transactions, None).expect("a block without a beacon always executes")),
+            };
         let header = BlockHeader {
             version: BLOCK_VERSION,
             chain: state.params.chain,
@@ -153,6 +193,7 @@ impl Replica {
             receipts_root: receipts_root(&receipts),
             state_root: state.root(),
             proposer,
+            beacon,
         };
         state.head = header.hash();
         self.state = state;
@@ -167,7 +208,7 @@ impl Replica {
         transactions: Vec<Vec<u8>>,
         proposer: &Identity,
     ) -> (Block, Vec<Receipt>) {
-        let (header, receipts) = self.build(timestamp_ms, &transactions, AccountId::of(&proposer.public_key()));
+        let (header, receipts) = self.build(timestamp_ms, &transactions, AccountId::of(&proposer.public_key()), None);
         let finality = Finality::Signatures(vec![sign_block(&header.hash(), proposer)]);
         (Block { header, transactions, finality }, receipts)
     }
@@ -254,7 +295,7 @@ impl Replica {
         if transactions_root(transactions) != header.transactions_root {
             return Err(BlockRejection::TransactionsRoot);
         }
-        let (mut state, receipts) = self.execute(transactions);
+        let (mut state, receipts) = self.execute(transactions, header.beacon.as_ref())?;
         let computed = state.root();
         if computed != header.state_root {
             return Err(BlockRejection::StateRoot { claimed: header.state_root, computed });

@@ -508,9 +508,14 @@ pub struct LedgerState {
     pub access: Table<(u64, AccountId), AccessBatch>,
     /// Per (upload, reader, authority): reads older than the full history.
     pub access_totals: Table<AccessTotalKey, AccessTotal>,
-    /// Per epoch: the beacon challenges derive from (hash of the block that
-    /// closed the previous epoch); the current and previous epoch's.
+    /// Per epoch: the beacon challenges derive from (the single sequencer:
+    /// hash of the block that closed the previous epoch; a consortium: its
+    /// threshold signature, [`crate::beacon`]); the current and previous
+    /// epoch's.
     pub beacons: Table<u64, Digest>,
+    /// A consortium's beacon not yet carried by a block: (epoch, hash of
+    /// the block that closed the epoch before).
+    pub beacon_due: Option<(u64, Digest)>,
     /// Per (provider, slot 1..): its contracts owing proofs.
     pub roster: Table<(AccountId, u32), RosterSlot>,
     /// Per (provider, contract): contracts whose last check failed or that
@@ -563,6 +568,7 @@ struct Snapshot {
     access: Vec<((u64, AccountId), AccessBatch)>,
     access_totals: Vec<(AccessTotalKey, AccessTotal)>,
     beacons: Vec<(u64, Digest)>,
+    beacon_due: Option<(u64, Digest)>,
     roster: Vec<((AccountId, u32), RosterSlot)>,
     suspects: Vec<((AccountId, Digest), Suspect)>,
     roster_changes: Vec<((u64, Digest), ())>,
@@ -578,9 +584,9 @@ struct Snapshot {
     contract_counts: Vec<(u8, u64)>,
 }
 
-/// Version of the snapshot encoding (3: repair; the rules of block
-/// version 3).
-pub const SNAPSHOT_VERSION: u16 = 3;
+/// Version of the snapshot encoding (3: repair; 4: the beacon due; the
+/// rules of block version 4).
+pub const SNAPSHOT_VERSION: u16 = 4;
 
 /// Epochs a failed or unanswered check is kept in the state with its reason
 /// (a week of one-hour epochs); it lives on in the contract's tally and in
@@ -607,6 +613,7 @@ impl LedgerState {
             access: Table::default(),
             access_totals: Table::default(),
             beacons: Table::default(),
+            beacon_due: None,
             roster: Table::default(),
             suspects: Table::default(),
             roster_changes: Table::default(),
@@ -673,7 +680,7 @@ impl LedgerState {
         ];
         // Not `head`: the state root goes into the header whose hash becomes
         // the head, so it cannot commit to it.
-        let header = encoding::encode(&(&self.params, self.height));
+        let header = encoding::encode(&(&self.params, self.height, &self.beacon_due));
         Digest::of("strand state root v1", &[&header, roots.as_flattened()])
     }
 
@@ -694,6 +701,7 @@ impl LedgerState {
             access: self.access.to_entries(),
             access_totals: self.access_totals.to_entries(),
             beacons: self.beacons.to_entries(),
+            beacon_due: self.beacon_due,
             roster: self.roster.to_entries(),
             suspects: self.suspects.to_entries(),
             roster_changes: self.roster_changes.to_entries(),
@@ -734,6 +742,7 @@ impl LedgerState {
             access: Table::from_entries(snapshot.access),
             access_totals: Table::from_entries(snapshot.access_totals),
             beacons: Table::from_entries(snapshot.beacons),
+            beacon_due: snapshot.beacon_due,
             roster: Table::from_entries(snapshot.roster),
             suspects: Table::from_entries(snapshot.suspects),
             roster_changes: Table::from_entries(snapshot.roster_changes),

@@ -275,12 +275,12 @@ fn formats_match_fixed_vectors() {
     let chain = chain_with_activity();
     let genesis_block = chain.genesis.block().0;
     let header: &BlockHeader = &genesis_block.header;
-    assert_eq!(chain.genesis.chain().to_string(), "b8e5f924ad0fd34539c8fb64fa7f92efa18016e23faf60211eda521b56f95ba4");
-    assert_eq!(header.hash().to_string(), "d9be49ad500c0aca0d9a1f8dc157bc49fbebc2034dec730434d0ed8181667ee6");
+    assert_eq!(chain.genesis.chain().to_string(), "08e1aa4cfb34117d325fb8d673a467912c400c016f2027b119bea99b593d9d44");
+    assert_eq!(header.hash().to_string(), "e53359aca2fd7dd5663515034e860c982c48c840fb5e314452ed78d8e2bb850a");
     let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
     assert_eq!(
         hex::encode(transaction.to_bytes()),
-        "b8e5f924ad0fd34539c8fb64fa7f92efa18016e23faf60211eda521b56f95ba48a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c010000000000000000010000000e0000003132372e302e302e313a373030300000000000010000010000006106000000736974652d3102000000455532535086865f3c5828f6273f3ed45a6da4e758b05437289fba1e5d4466c8e8fa0ad78f25bf8b26790a486bdcbed368de7077451c6fcbbabce777403e9ea34904"
+        "08e1aa4cfb34117d325fb8d673a467912c400c016f2027b119bea99b593d9d448a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c010000000000000000010000000e0000003132372e302e302e313a373030300000000000010000010000006106000000736974652d3102000000455551f451a16f7b44d97ccfd095ec3714ac850bfb7e22ac3638c39aff2b1c4459b44fbf542cea3e8786e5723efcfabf71deb2c5dcd03202cdb4a8b1c073268ad30f"
     );
     assert_eq!(
         terms(&identity(1), &identity(2), 1).id().to_string(),
@@ -288,26 +288,136 @@ fn formats_match_fixed_vectors() {
     );
 }
 
-/// A consortium of four: the certificate a follower accepts is the quorum's
-/// signatures over the engine's finalize message, signers by sorted index.
-#[test]
-fn consortium_certificates_are_checked_without_the_engine() {
-    use strand_contracts::block::{Certificate, FinalityError, Validator, finalize_message};
-    let validators: Vec<strand_core::Identity> = (1..=4).map(|seed| identity(100 + seed)).collect();
-    let set = strand_contracts::ValidatorSet::consortium(
+fn consortium_set(validators: &[strand_core::Identity], beacon_key: Vec<u8>) -> strand_contracts::ValidatorSet {
+    strand_contracts::ValidatorSet::consortium(
         validators
             .iter()
             .enumerate()
-            .map(|(index, validator)| Validator {
+            .map(|(index, validator)| strand_contracts::block::Validator {
                 account: account(validator),
                 organisation: format!("org-{index}"),
                 p2p: format!("127.0.0.1:{}", 9000 + index),
                 ledger: format!("127.0.0.1:{}", 9100 + index),
             })
             .collect(),
+        beacon_key,
+    )
+}
+
+/// A consortium's beacon: due from an epoch's first block, carried once by
+/// a block, checked by every replica against the genesis's key; a forged
+/// one, a second one, or one on a sequencer's chain makes the block
+/// invalid; an epoch that closes without one owes no proofs.
+#[test]
+fn a_consortium_beacon_is_the_validators_threshold_signature_and_nothing_else() {
+    use commonware_codec::{DecodeExt as _, Encode as _};
+    use commonware_cryptography::bls12381::primitives::group::Share;
+    use commonware_cryptography::bls12381::primitives::ops::threshold;
+    use strand_contracts::beacon::{BEACON_NAMESPACE, BeaconError, BeaconSignature, Bls, beacon_of, deal, message};
+    let validators: Vec<strand_core::Identity> = (1..=4).map(|seed| identity(100 + seed)).collect();
+    let (key, shares) = deal(4, [3; 32]);
+    let genesis = strand_contracts::Genesis {
+        name: "consortium".into(),
+        validators: consortium_set(&validators, key),
+        epoch_blocks: 4,
+        timestamp_ms: 1,
+    };
+    let chain = genesis.chain();
+    let sharing = genesis.validators.beacon_key().expect("key").expect("consortium");
+    let sign = |which: &[usize], epoch: u64, closing: &strand_contracts::Digest| {
+        let partials: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let share = Share::decode(shares[i].clone()).expect("share");
+                threshold::sign_message::<Bls>(&share, BEACON_NAMESPACE, &message(&chain, epoch, closing))
+            })
+            .collect();
+        let point = threshold::recover::<Bls, _>(&sharing, partials.iter(), &commonware_parallel::Sequential)
+            .expect("recovers");
+        BeaconSignature(point.encode().to_vec().try_into().expect("48 bytes"))
+    };
+    let proposer = account(&validators[0]);
+    let mut replica = Replica::new(&genesis);
+    for timestamp in 2..=4 {
+        assert_eq!(replica.beacon_due(), None, "epoch 0 has the genesis's");
+        replica.build(timestamp, &[], proposer, None);
+    }
+    // Height 3 closes epoch 0: the next block opens epoch 1, whose beacon
+    // signs height 3's hash.
+    let closing = replica.head().hash();
+    assert_eq!(replica.beacon_due(), Some((1, closing)));
+    let good = sign(&[0, 2, 3], 1, &closing);
+    assert_eq!(sign(&[1, 2, 3], 1, &closing), good, "any quorum, one signature");
+    let before = replica.clone();
+
+    // A block that carries a forged beacon (signed for another closing
+    // block, or by too few shares) is refused by a follower.
+    let forged = sign(&[0, 1, 2], 1, &strand_contracts::Digest([9; 32]));
+    let mut proposer_replica = before.clone();
+    let (opening, _) = proposer_replica.build(5, &[], proposer, None);
+    let mut follower = before.clone();
+    let mut bad = opening.clone();
+    bad.beacon = Some(forged);
+    assert_eq!(
+        follower.apply_unfinalised(&bad, &[]),
+        Err(BlockRejection::Beacon(BeaconError::BadSignature { epoch: 1 }))
     );
+    // `build` drops a beacon that does not check out instead of making an
+    // invalid block.
+    let mut builder = before.clone();
+    assert_eq!(builder.build(5, &[], proposer, Some(forged)).0.beacon, None);
+
+    // The opening block without it: still due; the epoch's first proofs
+    // wait for it.
+    follower.apply_unfinalised(&opening, &[]).expect("a block without the beacon is valid");
+    assert_eq!(follower.beacon_due(), Some((1, closing)));
+    assert!(follower.state().beacons.get(&1).is_none());
+    // The next block carries it: applied, no longer due.
+    let mut carrier = follower.clone();
+    let (header, _) = carrier.build(6, &[], proposer, Some(good));
+    assert_eq!(header.beacon, Some(good));
+    follower.apply_unfinalised(&header, &[]).expect("the validators' signature is accepted");
+    assert_eq!(follower.state().beacons.get(&1), Some(&beacon_of(&good)));
+    assert_eq!(follower.beacon_due(), None);
+    assert_eq!(follower.state().root(), carrier.state().root());
+    // A second beacon in the same epoch is not due.
+    let mut again = follower.clone();
+    let (mut second, _) = again.build(7, &[], proposer, None);
+    second.beacon = Some(good);
+    assert_eq!(follower.clone().apply_unfinalised(&second, &[]), Err(BlockRejection::Beacon(BeaconError::NotDue)));
+
+    // On a sequencer's chain a header beacon is refused; its beacon is
+    // the closing block's hash, as before.
+    let sequencer = strand_contracts::Genesis {
+        validators: strand_contracts::ValidatorSet::sequencer(proposer),
+        ..genesis.clone()
+    };
+    let mut replica = Replica::new(&sequencer);
+    for timestamp in 2..=4 {
+        replica.build(timestamp, &[], proposer, None);
+    }
+    assert_eq!(replica.beacon_due(), None);
+    let closing = replica.head().hash();
+    let (mut header, _) = replica.clone().build(5, &[], proposer, None);
+    header.beacon = Some(good);
+    assert_eq!(replica.clone().apply_unfinalised(&header, &[]), Err(BlockRejection::Beacon(BeaconError::NoKey)));
+    replica.build(5, &[], proposer, None);
+    assert_eq!(replica.state().beacons.get(&1), Some(&closing));
+}
+
+/// A consortium of four: the certificate a follower accepts is the quorum's
+/// signatures over the engine's finalize message, signers by sorted index.
+#[test]
+fn consortium_certificates_are_checked_without_the_engine() {
+    use strand_contracts::block::{Certificate, FinalityError, finalize_message};
+    let validators: Vec<strand_core::Identity> = (1..=4).map(|seed| identity(100 + seed)).collect();
+    let set = consortium_set(&validators, strand_contracts::beacon::deal(4, [1; 32]).0);
     assert_eq!(set.quorum, 3, "3 of 4");
-    assert_eq!(strand_contracts::ValidatorSet::consortium(vec![set.validators[0].clone(); 7]).quorum, 5, "5 of 7");
+    assert_eq!(
+        strand_contracts::ValidatorSet::consortium(vec![set.validators[0].clone(); 7], Vec::new()).quorum,
+        5,
+        "5 of 7"
+    );
     let genesis = strand_contracts::Genesis {
         name: "consortium".into(),
         validators: set.clone(),
@@ -316,7 +426,7 @@ fn consortium_certificates_are_checked_without_the_engine() {
     };
     let chain = genesis.chain();
     let mut proposer = Replica::new(&genesis);
-    let (header, _) = proposer.build(2, &[], account(&validators[2]));
+    let (header, _) = proposer.build(2, &[], account(&validators[2]), None);
     let hash = header.hash();
     let sorted = set.sorted();
     let by_index = |index: u32| {

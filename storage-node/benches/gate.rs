@@ -45,8 +45,12 @@ fn grantee(upload: u32) -> AccountId {
 }
 
 fn benches(c: &mut Criterion) {
-    let validators =
-        ValidatorSet { ordering: strand_contracts::block::Ordering::Sequencer, validators: vec![], quorum: 0 };
+    let validators = ValidatorSet {
+        ordering: strand_contracts::block::Ordering::Sequencer,
+        validators: vec![],
+        quorum: 0,
+        beacon_key: None,
+    };
     let mut state: LedgerState =
         Genesis { name: "bench".into(), validators, epoch_blocks: 60, timestamp_ms: 0 }.block().1;
     state.height = 500;

@@ -252,7 +252,26 @@ fn a_consortium_of_four_survives_crashes_without_forking() {
             Some(reference) => assert!(*reference == headers, "validator {index} serves another chain"),
         }
     }
+    // The beacon: epochs that ran while a quorum was up got the validators'
+    // threshold signature from a block inside the epoch (the followers
+    // above checked each one against the genesis's key).
+    let blocks = consortium.blocks(2, height);
+    let params = Replica::new(&genesis).state().params.clone();
+    let carried: Vec<u64> = blocks
+        .iter()
+        .map(|bytes| Block::from_bytes(bytes).expect("a block").header)
+        .filter(|header| header.beacon.is_some())
+        .map(|header| params.epoch_of(header.height))
+        .collect();
+    let epochs = params.epoch_of(height);
+    assert!(carried.windows(2).all(|pair| pair[0] < pair[1]), "at most one beacon per epoch: {carried:?}");
+    assert!(
+        carried.len() as u64 + 1 >= epochs,
+        "{} beacons in {epochs} closed epochs (one may have spanned the stall): {carried:?}",
+        carried.len()
+    );
     println!(
-        "{height} blocks identical on all {VALIDATORS} validators (killed at {killed_at}, stalled at {stalled_at})"
+        "{height} blocks identical on all {VALIDATORS} validators (killed at {killed_at}, stalled at {stalled_at}); \
+         beacons for epochs {carried:?}"
     );
 }

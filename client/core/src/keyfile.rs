@@ -68,6 +68,12 @@ pub fn default_key_path() -> PathBuf {
 /// Writes `identity` to `path` with mode 0600, never replacing an existing
 /// file unless `force`.
 pub fn write(path: &Path, identity: &Identity, force: bool) -> Result<(), KeyFileError> {
+    write_secret(path, identity.to_pem().as_bytes(), force)
+}
+
+/// Writes secret `bytes` (a key, a share) to `path` with mode 0600, synced,
+/// never replacing an existing file unless `force`.
+pub fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io)?;
@@ -87,7 +93,7 @@ pub fn write(path: &Path, identity: &Identity, force: bool) -> Result<(), KeyFil
         std::io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: path.to_path_buf() },
         _ => io(error),
     })?;
-    file.write_all(identity.to_pem().as_bytes()).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)
 }
 

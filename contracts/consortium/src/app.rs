@@ -20,13 +20,20 @@ use commonware_consensus::{Application, Block as _, Reporter};
 use commonware_cryptography::{Digested, Digestible as _, ed25519};
 use commonware_runtime::Clock;
 use commonware_utils::Acknowledgement as _;
-use futures::StreamExt as _;
 use futures::channel::mpsc;
+use futures::{FutureExt as _, StreamExt as _};
 use strand_contracts::block::{Certificate, Finality};
 use strand_contracts::mempool::Mempool;
 use strand_contracts::{AccountId, Block, LedgerState, Receipt, Replica, Signature};
 
+use crate::beacon::Beacons;
 use crate::block::{Candidate, Digest};
+
+/// How often the beacon exchange looks at the finalised replica.
+pub const BEACON_POLL: Duration = Duration::from_millis(100);
+/// How often a validator sends its beacon share again while the beacon is
+/// due (peers that restarted or were cut off get it).
+pub const BEACON_RESEND: Duration = Duration::from_secs(1);
 
 /// The engine's proposal context.
 pub type Ctx = Context<Digest, ed25519::PublicKey>;
@@ -78,6 +85,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct App {
     shared: Arc<Mutex<Shared>>,
+    beacons: Arc<Mutex<Beacons>>,
     account: AccountId,
     limits: BlockLimits,
     finalised: mpsc::UnboundedSender<(Digested<Candidate>, commonware_utils::acknowledgement::Exact)>,
@@ -121,17 +129,70 @@ fn now_ms(clock: &impl Clock) -> u64 {
 
 impl App {
     /// An application over `finalised` (the replica loaded from the store),
-    /// proposing as `account` from `mempool`.
+    /// proposing as `account` from `mempool`, with this validator's beacon
+    /// share.
     pub fn new(
         finalised: Replica,
         ledger: Box<dyn Ledger>,
         mempool: Arc<Mutex<Mempool>>,
         account: AccountId,
         limits: BlockLimits,
+        beacons: Beacons,
     ) -> (Self, Finalised) {
         let (sender, receiver) = mpsc::unbounded();
         let shared = Shared { finalised, pending: HashMap::new(), mempool, ledger };
-        (Self { shared: Arc::new(Mutex::new(shared)), account, limits, finalised: sender }, Finalised(receiver))
+        let app = Self {
+            shared: Arc::new(Mutex::new(shared)),
+            beacons: Arc::new(Mutex::new(beacons)),
+            account,
+            limits,
+            finalised: sender,
+        };
+        (app, Finalised(receiver))
+    }
+
+    /// The beacon shares and signatures.
+    pub fn beacons(&self) -> MutexGuard<'_, Beacons> {
+        self.beacons.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the beacon's exchange until the channel closes: signs this
+    /// validator's share once the finalised replica shows a beacon due (its
+    /// head closed an epoch, or a block since has not carried the beacon),
+    /// sends it to every validator and again every
+    /// [`BEACON_RESEND`] while it is due, and keeps the valid shares peers
+    /// send.
+    pub async fn exchange_beacon<E, S, R>(&self, clock: E, (mut sender, mut receiver): (S, R))
+    where
+        E: Clock,
+        S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+        R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        let mut sent: Option<((u64, strand_contracts::Digest), std::time::SystemTime)> = None;
+        loop {
+            let replica = self.finalised();
+            let epoch = replica.state().epoch();
+            if let Some(due) = replica.beacon_due() {
+                let now = clock.current();
+                let stale = sent.is_none_or(|(last, at)| {
+                    last != due || now.duration_since(at).unwrap_or_default() >= BEACON_RESEND
+                });
+                if stale {
+                    let message = self.beacons().sign(due.0, due.1);
+                    let _ = sender.send(commonware_p2p::Recipients::All, message, false);
+                    sent = Some((due, now));
+                }
+            }
+            futures::select_biased! {
+                received = receiver.recv().fuse() => {
+                    let Ok((peer, bytes)) = received else { return };
+                    if let Err(rejection) = self.beacons().receive(&account(&peer), bytes.as_ref(), epoch) {
+                        tracing::debug!(%peer, %rejection, "consortium.beacon share refused");
+                    }
+                }
+                _ = clock.sleep(BEACON_POLL).fuse() => {}
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -271,7 +332,10 @@ impl<E: Clock + Send + 'static> Application<E> for App {
             let mempool = shared.mempool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             mempool.select(replica.state(), self.limits.transactions_max, self.limits.bytes_max)
         };
-        let (header, _) = replica.build(now_ms(&clock), &transactions, self.account);
+        // The beacon, if one is due and this validator has recovered it
+        // (otherwise a later block carries it).
+        let beacon = replica.beacon_due().and_then(|(epoch, closing)| self.beacons().recovered(epoch, &closing));
+        let (header, _) = replica.build(now_ms(&clock), &transactions, self.account, beacon);
         let candidate = Candidate::new(header, transactions);
         let hash = candidate.hash();
         self.lock().pending.insert(hash, replica);

@@ -129,7 +129,7 @@ mod tests {
         };
         let mut replica = strand_contracts::Replica::new(&genesis);
         let transactions = vec![vec![1, 2, 3], vec![4; 300]];
-        let (header, _) = replica.build(6, &transactions, strand_contracts::AccountId([2; 32]));
+        let (header, _) = replica.build(6, &transactions, strand_contracts::AccountId([2; 32]), None);
         Candidate::new(header, transactions)
     }
 

@@ -45,10 +45,13 @@ pub struct Channels<S, R> {
     pub backfill: (S, R),
     /// Whole blocks, broadcast by their proposer.
     pub blocks: (S, R),
+    /// Beacon shares ([`crate::beacon`]).
+    pub beacon: (S, R),
 }
 
-/// Channel numbers, the same in every process.
-pub const CHANNELS: [u64; 5] = [0, 1, 2, 3, 4];
+/// Channel numbers, the same in every process (5 is the validator's
+/// transaction gossip).
+pub const CHANNELS: [u64; 6] = [0, 1, 2, 3, 4, 6];
 
 /// Timing of views.
 #[derive(Clone, Copy, Debug)]
@@ -212,6 +215,11 @@ pub async fn run<E, A, P, B, S, R>(
     )
     .await;
     marshal_actor.start(app.clone(), buffer, resolver);
+    let exchange = app.clone();
+    let beacon_channel = channels.beacon;
+    context
+        .child("beacon")
+        .spawn(move |context| async move { exchange.exchange_beacon(context, beacon_channel).await });
     let applier = app.clone();
     let mailbox = marshal_mailbox.clone();
     context.child("apply").spawn(move |_| async move {

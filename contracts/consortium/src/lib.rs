@@ -15,6 +15,7 @@
 //! ([`strand_contracts::ValidatorSet::check`]).
 
 pub mod app;
+pub mod beacon;
 pub mod block;
 pub mod engine;
 pub mod validator;

@@ -59,6 +59,8 @@ pub struct ValidatorOptions {
     pub genesis: SignedGenesis,
     /// Its key (one of the genesis validators).
     pub identity: Identity,
+    /// Its share of the beacon key ([`crate::beacon`]).
+    pub beacon_share: commonware_cryptography::bls12381::primitives::group::Share,
     /// Where to serve the ledger protocol [default: its genesis entry].
     pub ledger_listen: Option<String>,
     /// Where to serve Prometheus metrics.
@@ -213,7 +215,8 @@ fn socket(address: &str) -> anyhow::Result<SocketAddr> {
 }
 
 async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOptions) -> anyhow::Result<()> {
-    let ValidatorOptions { data_dir, genesis, identity, ledger_listen, metrics_listen, timeouts, limits } = options;
+    let ValidatorOptions { data_dir, genesis, identity, beacon_share, ledger_listen, metrics_listen, timeouts, limits } =
+        options;
     let SignedGenesis { genesis, .. } = genesis;
     let account = AccountId::of(&identity.public_key());
     let me = genesis
@@ -251,7 +254,10 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         metrics: metrics.clone(),
         observer,
     };
-    let (app, finalised) = App::new(replica, Box::new(ledger), Arc::clone(&mempool), account, limits);
+    let beacon_key = genesis.validators.beacon_key()?.context("the genesis has no beacon key")?;
+    let beacons =
+        crate::beacon::Beacons::new(genesis.chain(), beacon_key, beacon_share, genesis.validators.sorted(), &account)?;
+    let (app, finalised) = App::new(replica, Box::new(ledger), Arc::clone(&mempool), account, limits, beacons);
 
     // Authenticated p2p to every validator's genesis address.
     let participants: Set<ed25519::PublicKey> = genesis
@@ -311,6 +317,7 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
     let resolver = network.register(engine::CHANNELS[2], quota);
     let backfill = network.register(engine::CHANNELS[3], quota);
     let blocks = network.register(engine::CHANNELS[4], quota);
+    let beacon = network.register(engine::CHANNELS[5], quota);
     let (mut gossip_out, mut gossip_in) = network.register(TRANSACTIONS_CHANNEL, quota);
     network.start();
 
@@ -396,7 +403,7 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         partition: "strand".into(),
         timeouts,
     };
-    let channels = Channels { votes, certificates, resolver, backfill, blocks };
+    let channels = Channels { votes, certificates, resolver, backfill, blocks, beacon };
     let engine = context.child("engine").spawn(move |context| {
         let application = app.clone();
         engine::run(context, engine_config, app, application, finalised, oracle.clone(), oracle, channels)
@@ -428,11 +435,12 @@ pub fn consortium_genesis(
     validators: Vec<strand_contracts::block::Validator>,
     epoch_blocks: u64,
     timestamp_ms: u64,
+    beacon_key: Vec<u8>,
 ) -> SignedGenesis {
     SignedGenesis {
         genesis: Genesis {
             name: name.to_string(),
-            validators: strand_contracts::ValidatorSet::consortium(validators),
+            validators: strand_contracts::ValidatorSet::consortium(validators, beacon_key),
             epoch_blocks,
             timestamp_ms,
         },

@@ -18,6 +18,7 @@ use commonware_runtime::{Clock, Handle, Quota, Runner, Spawner, Supervisor as _,
 use commonware_utils::ordered::Set;
 use commonware_utils::{NZU32, NZUsize, TryCollect};
 use strand_consortium::app::{App, BlockLimits, Ledger};
+use strand_consortium::beacon::Beacons;
 use strand_consortium::block::Candidate;
 use strand_consortium::engine::{self, Channels, EngineConfig, Timeouts};
 use strand_contracts::block::{Finality, Validator, consensus_namespace};
@@ -64,6 +65,8 @@ fn replica_from(genesis: &Genesis, disk: &Disk) -> Replica {
 
 struct Member {
     key: ed25519::PrivateKey,
+    /// Its beacon share (commonware's encoding).
+    share: Vec<u8>,
     disk: Disk,
     mempool: Arc<Mutex<Mempool>>,
     handle: Option<Handle<()>>,
@@ -135,6 +138,7 @@ impl Consortium {
         let keys: Vec<ed25519::PrivateKey> = (0..n).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
         let participants: Set<ed25519::PublicKey> =
             keys.iter().map(|key| key.public_key()).try_collect().expect("distinct keys");
+        let (beacon_key, shares) = strand_contracts::beacon::deal(n as u32, [n as u8; 32]);
         let genesis = Genesis {
             name: "simulated-consortium".into(),
             validators: ValidatorSet::consortium(
@@ -147,6 +151,7 @@ impl Consortium {
                         ledger: String::new(),
                     })
                     .collect(),
+                beacon_key,
             ),
             epoch_blocks: 5,
             timestamp_ms: 0,
@@ -170,9 +175,15 @@ impl Consortium {
                 }
             }
         }
+        let sorted = genesis.validators.sorted();
         let validators = keys
             .into_iter()
             .map(|key| Member {
+                share: shares[sorted
+                    .iter()
+                    .position(|account| *account == strand_consortium::app::account(&key.public_key()))
+                    .expect("a validator")]
+                .clone(),
                 key,
                 disk: Disk::default(),
                 mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits::default()))),
@@ -198,6 +209,14 @@ impl Consortium {
             Arc::clone(&validator.mempool),
             strand_consortium::app::account(&public_key),
             BlockLimits { interval: Duration::from_millis(100), ..BlockLimits::default() },
+            Beacons::new(
+                self.genesis.chain(),
+                self.genesis.validators.beacon_key().expect("key").expect("a consortium"),
+                commonware_codec::DecodeExt::decode(validator.share.clone()).expect("share"),
+                self.genesis.validators.sorted(),
+                &strand_consortium::app::account(&public_key),
+            )
+            .expect("its own share"),
         );
         let (genesis_block, _) = self.genesis.block();
         let config = EngineConfig {
@@ -217,9 +236,15 @@ impl Consortium {
                 pairs.push(control.register(channel, quota()).await.expect("channel"));
             }
             let mut pairs = pairs.into_iter();
-            let mut next = || pairs.next().expect("five channels");
-            let channels =
-                Channels { votes: next(), certificates: next(), resolver: next(), backfill: next(), blocks: next() };
+            let mut next = || pairs.next().expect("six channels");
+            let channels = Channels {
+                votes: next(),
+                certificates: next(),
+                resolver: next(),
+                backfill: next(),
+                blocks: next(),
+                beacon: next(),
+            };
             let (provider, blocker) = (oracle.manager(), oracle.control(public_key));
             if role == Some(Hostile::Equivocator) {
                 use commonware_consensus::simplex::mocks::{equivocator, relay};
@@ -242,7 +267,7 @@ impl Consortium {
                         },
                     );
                 let _ = (provider, blocker, app, finalised);
-                let _unused = (channels.resolver, channels.backfill, channels.blocks);
+                let _unused = (channels.resolver, channels.backfill, channels.blocks, channels.beacon);
                 let _ = equivocator.start(channels.votes, channels.certificates).await;
             } else if role == Some(Hostile::Forger) {
                 let forged = Forger(app.clone());
@@ -358,7 +383,36 @@ fn check_agreement(consortium: &Consortium, submitted: &[Vec<u8>]) -> u64 {
     let state =
         replica_from(&consortium.genesis, &Disk(Arc::new(Mutex::new(chains[0][..common].to_vec())))).state().clone();
     assert_eq!(state.root(), chains[0][common - 1].header.state_root);
+    check_beacons(&chains[0][..common], &state);
     common as u64
+}
+
+/// Every epoch that ran to its end got its threshold beacon from exactly
+/// one block inside it (the follower above checked each signature), and
+/// the last one is the state's.
+fn check_beacons(blocks: &[Block], state: &LedgerState) {
+    let params = &state.params;
+    let mut carried: std::collections::BTreeMap<u64, &Block> = std::collections::BTreeMap::new();
+    for block in blocks.iter().filter(|block| block.header.beacon.is_some()) {
+        let epoch = params.epoch_of(block.header.height);
+        assert!(carried.insert(epoch, block).is_none(), "two blocks carry epoch {epoch}'s beacon");
+    }
+    let last = blocks.last().expect("blocks").header.height;
+    let complete = (1..params.epoch_of(last)).filter(|&epoch| params.epoch_of(last + 1) > epoch);
+    for epoch in complete {
+        assert!(carried.contains_key(&epoch), "epoch {epoch} ran to its end without a beacon");
+    }
+    let (&epoch, block) = carried.last_key_value().expect("at least one beacon");
+    let signature = block.header.beacon.expect("carried");
+    if let Some(beacon) = state.beacons.get(&epoch) {
+        assert_eq!(*beacon, strand_contracts::beacon::beacon_of(&signature));
+    }
+    let closing = &blocks.iter().find(|b| params.epoch_of(b.header.height) == epoch).expect("first block").header;
+    assert_ne!(
+        state.beacons.get(&epoch).copied(),
+        Some(closing.parent),
+        "a consortium's beacon is not the closing block's hash"
+    );
 }
 
 fn strand_ledger_follower(genesis: &Genesis) -> Replica {

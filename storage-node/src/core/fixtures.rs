@@ -40,7 +40,11 @@ pub(crate) fn with_stripe_map(terms: &mut ContractTerms, ids: &[[u8; 32]]) -> St
 
 /// The state of an empty chain.
 pub(crate) fn empty_ledger() -> LedgerState {
-    let validators =
-        ValidatorSet { ordering: strand_contracts::block::Ordering::Sequencer, validators: vec![], quorum: 0 };
+    let validators = ValidatorSet {
+        ordering: strand_contracts::block::Ordering::Sequencer,
+        validators: vec![],
+        quorum: 0,
+        beacon_key: None,
+    };
     Genesis { name: "node-core-test".into(), validators, epoch_blocks: 10, timestamp_ms: 0 }.block().1
 }

@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! strand-validator key --key v.pem                      # the account to list in the genesis
-//! strand-validator genesis new --out genesis.strand --name gene-banks \
+//! strand-validator genesis new --out genesis.strand --name gene-banks --shares-dir shares \
 //!     --validator <account>,<organisation>,<p2p host:port>,<ledger host:port>   (one per member, ≥ 4)
+//!     # also deals the beacon key: shares/<account>.beacon-share, one per member, to hand over
 //! strand-validator genesis sign --genesis genesis.strand --key v.pem   # each member, in turn
 //! strand-validator genesis show --genesis genesis.strand
-//! strand-validator run --genesis genesis.strand --data-dir v --key v.pem
+//! strand-validator run --genesis genesis.strand --data-dir v --key v.pem   # share in v/beacon.share
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ enum Command {
         /// The validator's key [default: <data dir>/identity.pem].
         #[arg(long)]
         key: Option<PathBuf>,
+        /// The validator's beacon share, from `genesis new` [default: <data dir>/beacon.share].
+        #[arg(long)]
+        beacon_share: Option<PathBuf>,
         /// Where to serve the ledger protocol [default: the genesis entry's ledger address].
         #[arg(long)]
         ledger_listen: Option<String>,
@@ -90,6 +94,10 @@ enum GenesisCommand {
         /// A member: `<account>,<organisation>,<p2p host:port>,<ledger host:port>` (at least 4).
         #[arg(long = "validator", required = true)]
         validators: Vec<String>,
+        /// Where to write each member's beacon share (`<account>.beacon-share`): hand each to its
+        /// member alone, then delete them (whoever holds a quorum of shares can compute every beacon).
+        #[arg(long)]
+        shares_dir: PathBuf,
     },
     /// Adds this key's signature (every validator must sign before any runs).
     Sign {
@@ -147,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             genesis,
             data_dir,
             key,
+            beacon_share,
             ledger_listen,
             metrics_listen,
             block_interval_ms,
@@ -156,6 +165,12 @@ fn main() -> anyhow::Result<()> {
             let genesis = read_genesis(&genesis)?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
             let identity = load_key(&key.unwrap_or_else(|| data_dir.join("identity.pem")))?;
+            let share_path = beacon_share.unwrap_or_else(|| data_dir.join("beacon.share"));
+            let share_text = std::fs::read_to_string(&share_path).with_context(|| {
+                format!("cannot read the beacon share {} (written by `genesis new --shares-dir`)", share_path.display())
+            })?;
+            let beacon_share = strand_consortium::beacon::decode_share(&share_text)
+                .with_context(|| format!("{} is not a beacon share", share_path.display()))?;
             let interval = Duration::from_millis(block_interval_ms);
             let leader = Duration::from_millis(leader_timeout_ms.unwrap_or(block_interval_ms + 1000).max(50));
             anyhow::ensure!(leader > interval, "--leader-timeout-ms must exceed --block-interval-ms");
@@ -164,6 +179,7 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 genesis,
                 identity,
+                beacon_share,
                 ledger_listen,
                 metrics_listen,
                 timeouts,
@@ -175,10 +191,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", AccountId::of(&load_key(&key)?.public_key()));
             Ok(())
         }
-        Command::Genesis(GenesisCommand::New { out, name, epoch_blocks, validators }) => {
+        Command::Genesis(GenesisCommand::New { out, name, epoch_blocks, validators, shares_dir }) => {
             let validators = validators.iter().map(|text| parse_validator(text)).collect::<anyhow::Result<Vec<_>>>()?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
-            let genesis = consortium_genesis(&name, validators, epoch_blocks, now);
+            let mut seed = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
+            let (beacon_key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
+            let genesis = consortium_genesis(&name, validators, epoch_blocks, now, beacon_key);
             if let Err(
                 error @ (strand_contracts::block::GenesisError::Duplicate(_)
                 | strand_contracts::block::GenesisError::TooFew(_)),
@@ -186,8 +205,32 @@ fn main() -> anyhow::Result<()> {
             {
                 anyhow::bail!("{error}");
             }
+            std::fs::create_dir_all(&shares_dir).with_context(|| format!("cannot create {}", shares_dir.display()))?;
+            let paths: Vec<PathBuf> = genesis
+                .genesis
+                .validators
+                .sorted()
+                .iter()
+                .map(|account| shares_dir.join(format!("{account}.beacon-share")))
+                .collect();
+            if let Some(existing) = paths.iter().find(|path| path.exists()) {
+                anyhow::bail!(
+                    "{} exists (a share of an earlier genesis?): give another --shares-dir, or remove it",
+                    existing.display()
+                );
+            }
+            for (path, share) in paths.iter().zip(&shares) {
+                keyfile::write_secret(path, strand_contracts::beacon::share_file_text(share).as_bytes(), false)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             write_genesis(&out, &genesis)?;
-            println!("chain {} written to {}: each validator now signs it", genesis.genesis.chain(), out.display());
+            println!(
+                "chain {} written to {}: each validator now signs it; beacon shares in {} (give each member its own \
+                 as <data dir>/beacon.share, then delete them here)",
+                genesis.genesis.chain(),
+                out.display(),
+                shares_dir.display()
+            );
             Ok(())
         }
         Command::Genesis(GenesisCommand::Sign { genesis: path, key }) => {
