@@ -268,8 +268,7 @@ pub struct DevnetConfig {
 
 /// The consortium genesis of a devnet directory: the one already there (a
 /// restarted devnet keeps its chain and addresses), or a new one with
-/// `count` validators on free loopback ports, each key in its own data
-/// directory, signed by every validator.
+/// `count` validators on free loopback ports (see [`new_consortium`]).
 pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> anyhow::Result<SignedGenesis> {
     let path = directory.join(GENESIS_FILE);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -287,28 +286,41 @@ pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> 
         count >= 4,
         "a consortium tolerates a faulty validator only from 4 validators (3f+1): give --validators 4 or more"
     );
+    let addresses = (0..count).map(|_| Ok((free_address()?, free_address()?))).collect::<anyhow::Result<Vec<_>>>()?;
+    new_consortium(directory, &addresses, epoch_blocks)
+}
+
+/// A new consortium in `directory`: one validator per (p2p, ledger)
+/// address pair, each with its key and beacon share in
+/// `validator-<n>/` (n from 1), one organisation each; the genesis, signed
+/// by every validator, in [`GENESIS_FILE`]. The devnet deals the beacon key
+/// itself (a real consortium's organisations do it with `strand-validator
+/// genesis new`).
+pub fn new_consortium(
+    directory: &Path,
+    addresses: &[(String, String)],
+    epoch_blocks: u64,
+) -> anyhow::Result<SignedGenesis> {
     let mut identities = Vec::new();
     let mut validators = Vec::new();
-    for index in 1..=count {
+    for (index, (p2p, ledger)) in (1..).zip(addresses) {
         let data_dir = directory.join(format!("validator-{index}"));
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let identity = keyfile::load_or_create(&data_dir.join("identity.pem"), &mut rand::rng())?;
         validators.push(Validator {
             account: AccountId::of(&identity.public_key()),
             organisation: format!("organisation-v{index}"),
-            p2p: free_address()?,
-            ledger: free_address()?,
+            p2p: p2p.clone(),
+            ledger: ledger.clone(),
         });
         identities.push(identity);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64);
-    // The devnet deals the beacon key itself (a real consortium's
-    // organisations do it with `strand-validator genesis new`).
     let mut seed = [0u8; 32];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
-    let (beacon_key, shares) = strand_contracts::beacon::deal(count as u32, seed);
+    let (beacon_key, shares) = strand_contracts::beacon::deal(addresses.len() as u32, seed);
     let mut genesis = SignedGenesis {
         genesis: Genesis {
             name: "strand-devnet-consortium".into(),
@@ -326,12 +338,10 @@ pub fn consortium_genesis(directory: &Path, count: usize, epoch_blocks: u64) -> 
     for (index, validator) in genesis.genesis.validators.validators.iter().enumerate() {
         let position = sorted.iter().position(|account| *account == validator.account).context("a validator")?;
         let share_path = directory.join(format!("validator-{}", index + 1)).join("beacon.share");
-        keyfile::write_secret(
-            &share_path,
-            strand_contracts::beacon::share_file_text(&shares[position]).as_bytes(),
-            true,
-        )?;
+        let text = strand_contracts::beacon::share_file_text(&shares[position]);
+        keyfile::write_secret(&share_path, text.as_bytes(), true)?;
     }
+    let path = directory.join(GENESIS_FILE);
     std::fs::write(&path, genesis.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(genesis)
 }
@@ -341,8 +351,23 @@ pub const GENESIS_FILE: &str = "genesis.strand";
 
 /// Starts (or restarts, with its data) validator `index` (from 1).
 pub fn start_validator(config: &DevnetConfig, index: usize) -> anyhow::Result<Process> {
+    start_validator_in(config, index, None)
+}
+
+/// Starts validator `index` (from 1) as [`start_validator`] does, inside
+/// network namespace `netns` if given (`ip netns exec`, which becomes the
+/// validator: stopping the process stops it).
+pub fn start_validator_in(config: &DevnetConfig, index: usize, netns: Option<&str>) -> anyhow::Result<Process> {
     let directory = &config.directory;
-    let mut command = Command::new(sibling_binary(&config.binaries, "strand-validator")?);
+    let binary = sibling_binary(&config.binaries, "strand-validator")?;
+    let mut command = match netns {
+        Some(netns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns]).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .arg("run")
         .arg("--genesis")
