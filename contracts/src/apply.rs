@@ -51,20 +51,71 @@ pub fn credential_id(transaction: &Digest) -> Digest {
 /// Applies one transaction's bytes to `state` (whose `height` is the block
 /// being applied), returning its receipt. Never panics on any bytes.
 pub fn apply_transaction(state: &mut LedgerState, bytes: &[u8]) -> Receipt {
+    apply_transaction_with(state, bytes, None)
+}
+
+/// Transactions whose signature this process already checked, by hash of
+/// their bytes (a consortium validator records what its mempool admitted,
+/// so executing a proposal does not verify the same signatures again).
+/// Bounded: the oldest are forgotten first. Only ever a shortcut: a
+/// transaction not in it is verified.
+#[derive(Debug)]
+pub struct VerifiedSignatures {
+    inner: std::sync::Mutex<(std::collections::HashSet<Digest>, std::collections::VecDeque<Digest>)>,
+    capacity: usize,
+}
+
+impl VerifiedSignatures {
+    /// At most `capacity` hashes (32 bytes each, and as much again for the
+    /// set).
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: std::sync::Mutex::new(Default::default()), capacity: capacity.max(1) }
+    }
+
+    /// Records that the transaction with `hash` has a valid signature.
+    pub fn insert(&self, hash: Digest) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (set, order) = &mut *inner;
+        if set.insert(hash) {
+            order.push_back(hash);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether it was recorded.
+    pub fn contains(&self, hash: &Digest) -> bool {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.contains(hash)
+    }
+}
+
+/// [`apply_transaction`], skipping the sender's signature check for a
+/// transaction `verified` holds (the bytes, signature included, hash to the
+/// same digest, so it is the same valid signature).
+pub fn apply_transaction_with(state: &mut LedgerState, bytes: &[u8], verified: Option<&VerifiedSignatures>) -> Receipt {
     let hash = transaction_hash(bytes);
-    let outcome = match check_and_apply(state, bytes, &hash) {
+    let known = verified.is_some_and(|verified| verified.contains(&hash));
+    let outcome = match check_and_apply(state, bytes, &hash, known) {
         Ok(()) => Outcome::Accepted,
         Err(rejection) => Outcome::Rejected(rejection),
     };
     Receipt { transaction: hash, height: state.height, outcome }
 }
 
-fn check_and_apply(state: &mut LedgerState, bytes: &[u8], hash: &Digest) -> Result<(), Rejection> {
+fn check_and_apply(
+    state: &mut LedgerState,
+    bytes: &[u8],
+    hash: &Digest,
+    signature_known: bool,
+) -> Result<(), Rejection> {
     let transaction = Transaction::from_bytes(bytes).map_err(Rejection::Encoding)?;
     if transaction.chain != state.params.chain {
         return Err(Rejection::WrongChain { expected: state.params.chain, found: transaction.chain });
     }
-    if !transaction.signature_valid() {
+    if !signature_known && !transaction.signature_valid() {
         return Err(Rejection::BadSignature);
     }
     let expected = state.accounts.get(&transaction.sender).map_or(0, |account| account.nonce) + 1;
@@ -328,4 +379,20 @@ fn access_receipts(
     let batch = AccessBatch { transaction: *hash, at_height: state.height, receipts: receipts.to_vec() };
     state.access.insert((epoch, *sender), batch);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verified_signatures_are_bounded_oldest_first() {
+        let verified = VerifiedSignatures::new(2);
+        for byte in 1..=3 {
+            verified.insert(Digest([byte; 32]));
+        }
+        verified.insert(Digest([3; 32]));
+        assert!(!verified.contains(&Digest([1; 32])), "the oldest went first");
+        assert!(verified.contains(&Digest([2; 32])) && verified.contains(&Digest([3; 32])));
+    }
 }

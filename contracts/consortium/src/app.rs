@@ -22,12 +22,17 @@ use commonware_runtime::Clock;
 use commonware_utils::Acknowledgement as _;
 use futures::channel::mpsc;
 use futures::{FutureExt as _, StreamExt as _};
+use strand_contracts::apply::VerifiedSignatures;
 use strand_contracts::block::{Certificate, Finality};
 use strand_contracts::mempool::Mempool;
 use strand_contracts::{AccountId, Block, LedgerState, Receipt, Replica, Signature};
 
 use crate::beacon::Beacons;
 use crate::block::{Candidate, Digest};
+
+/// Transaction hashes remembered as signature-checked (about 64 bytes
+/// each).
+pub const VERIFIED_SIGNATURES_MAX: usize = 200_000;
 
 /// How often the beacon exchange looks at the finalised replica.
 pub const BEACON_POLL: Duration = Duration::from_millis(100);
@@ -76,7 +81,9 @@ impl Default for BlockLimits {
 struct Shared {
     finalised: Replica,
     /// Post-states of blocks proposed or verified, not yet final, by hash.
-    pending: HashMap<strand_contracts::Digest, Replica>,
+    /// With the block's receipts: a block that becomes final is committed
+    /// from here, without executing it again.
+    pending: HashMap<strand_contracts::Digest, (Replica, Vec<Receipt>)>,
     mempool: Arc<Mutex<Mempool>>,
     ledger: Box<dyn Ledger>,
 }
@@ -86,6 +93,7 @@ struct Shared {
 pub struct App {
     shared: Arc<Mutex<Shared>>,
     beacons: Arc<Mutex<Beacons>>,
+    verified: Arc<VerifiedSignatures>,
     account: AccountId,
     limits: BlockLimits,
     finalised: mpsc::UnboundedSender<(Digested<Candidate>, commonware_utils::acknowledgement::Exact)>,
@@ -140,15 +148,24 @@ impl App {
         beacons: Beacons,
     ) -> (Self, Finalised) {
         let (sender, receiver) = mpsc::unbounded();
+        let verified = Arc::new(VerifiedSignatures::new(VERIFIED_SIGNATURES_MAX));
+        let finalised = finalised.with_verified_signatures(Arc::clone(&verified));
         let shared = Shared { finalised, pending: HashMap::new(), mempool, ledger };
         let app = Self {
             shared: Arc::new(Mutex::new(shared)),
             beacons: Arc::new(Mutex::new(beacons)),
+            verified,
             account,
             limits,
             finalised: sender,
         };
         (app, Finalised(receiver))
+    }
+
+    /// Signatures this validator checked (its mempool's admissions):
+    /// executing a proposal skips them.
+    pub fn verified_signatures(&self) -> &VerifiedSignatures {
+        &self.verified
     }
 
     /// The beacon shares and signatures.
@@ -220,20 +237,21 @@ impl App {
                     // The finalised head itself.
                     chain.pop();
                     Some(shared.finalised.clone())
-                } else if let Some(replica) = shared.pending.get(&hash) {
+                } else if let Some((replica, _)) = shared.pending.get(&hash) {
                     chain.pop();
                     Some(replica.clone())
                 } else if parent_hash == head {
                     Some(shared.finalised.clone())
                 } else {
-                    shared.pending.get(&parent_hash).cloned()
+                    shared.pending.get(&parent_hash).map(|(replica, _)| replica.clone())
                 };
                 if let Some(mut replica) = known {
                     drop(shared);
                     // Apply the unknown blocks, oldest first.
                     for block in chain.iter().rev() {
-                        replica.apply_unfinalised(&block.inner().header, &block.inner().transactions).ok()?;
-                        self.lock().pending.insert(block.inner().hash(), replica.clone());
+                        let receipts =
+                            replica.apply_unfinalised(&block.inner().header, &block.inner().transactions).ok()?;
+                        self.lock().pending.insert(block.inner().hash(), (replica.clone(), receipts));
                     }
                     return Some(replica);
                 }
@@ -271,13 +289,36 @@ impl App {
             let block =
                 Block { header: candidate.header.clone(), transactions: candidate.transactions.clone(), finality };
             let mut shared = self.lock();
-            let mut next = shared.finalised.clone();
-            let applied = if block.finality == Finality::Descendant {
-                // The engine finalised it through a descendant it already
-                // verified; followers check that descendant's certificate.
-                next.apply_unfinalised(&block.header, &block.transactions)
-            } else {
-                next.apply(&block)
+            let hash = block.header.hash();
+            let executed = shared
+                .pending
+                .get(&hash)
+                .filter(|(replica, _)| {
+                    block.header.parent == shared.finalised.head().hash() && replica.head().hash() == hash
+                })
+                .cloned();
+            let (next, applied) = match executed {
+                // Executed when it was proposed or verified, on this same
+                // parent: only the certificate is left to check.
+                Some((next, receipts)) => {
+                    let checked = match &block.finality {
+                        Finality::Descendant => Ok(()),
+                        finality => next.validators().check(&next.state().params.chain, &hash, finality),
+                    };
+                    (next, checked.map(|()| receipts).map_err(strand_contracts::BlockRejection::from))
+                }
+                None => {
+                    let mut next = shared.finalised.clone();
+                    let applied = if block.finality == Finality::Descendant {
+                        // The engine finalised it through a descendant it
+                        // already verified; followers check that
+                        // descendant's certificate.
+                        next.apply_unfinalised(&block.header, &block.transactions)
+                    } else {
+                        next.apply(&block)
+                    };
+                    (next, applied)
+                }
             };
             let receipts = match applied {
                 Ok(receipts) => receipts,
@@ -300,7 +341,7 @@ impl App {
                 mempool.prune(next.state()).into_iter().filter(|hash| !included.contains(hash)).collect()
             };
             shared.ledger.dropped(&stale);
-            shared.pending.retain(|_, replica| replica.height() > height);
+            shared.pending.retain(|_, (replica, _)| replica.height() > height);
             shared.finalised = next;
             drop(shared);
             acknowledgement.acknowledge();
@@ -335,10 +376,10 @@ impl<E: Clock + Send + 'static> Application<E> for App {
         // The beacon, if one is due and this validator has recovered it
         // (otherwise a later block carries it).
         let beacon = replica.beacon_due().and_then(|(epoch, closing)| self.beacons().recovered(epoch, &closing));
-        let (header, _) = replica.build(now_ms(&clock), &transactions, self.account, beacon);
+        let (header, receipts) = replica.build(now_ms(&clock), &transactions, self.account, beacon);
         let candidate = Candidate::new(header, transactions);
         let hash = candidate.hash();
-        self.lock().pending.insert(hash, replica);
+        self.lock().pending.insert(hash, (replica, receipts));
         Some(Digested::precomputed(candidate, crate::block::digest(&hash)))
     }
 
@@ -355,8 +396,8 @@ impl<E: Clock + Send + 'static> Application<E> for App {
         }
         let Some(mut replica) = self.after(parent, &mut ancestry).await else { return false };
         match replica.apply_unfinalised(header, &candidate.inner().transactions) {
-            Ok(_) => {
-                self.lock().pending.insert(candidate.inner().hash(), replica);
+            Ok(receipts) => {
+                self.lock().pending.insert(candidate.inner().hash(), (replica, receipts));
                 true
             }
             Err(error) => {

@@ -184,6 +184,9 @@ fn admit(
         for bytes in transactions {
             match mempool.admit(finalised.state(), bytes.clone()) {
                 Ok(hash) => {
+                    // Its signature checked out: executing a block with it
+                    // need not check it again.
+                    app.verified_signatures().insert(hash);
                     admitted.push((hash, bytes));
                     answers.push(Ok(hash));
                 }
