@@ -109,7 +109,8 @@ fn archive<C>(prefix: &str, name: &str, page_cache: &CacheRef, codec_config: C) 
 const MAILBOX: NonZeroUsize = NZUsize!(1024);
 
 /// Starts one validator's engine and the task that applies finalised
-/// blocks; runs until the context's task is aborted. `application`
+/// blocks; runs until the context's task is aborted, or returns when a
+/// finalised block cannot be applied or committed. `application`
 /// proposes and verifies for the engine: the validator's [`App`] itself (a
 /// clone), or, in tests, a hostile validator wrapping it.
 #[allow(clippy::too_many_arguments)]
@@ -222,7 +223,7 @@ pub async fn run<E, A, P, B, S, R>(
         .spawn(move |context| async move { exchange.exchange_beacon(context, beacon_channel).await });
     let applier = app.clone();
     let mailbox = marshal_mailbox.clone();
-    context.child("apply").spawn(move |_| async move {
+    let applying = context.child("apply").spawn(move |_| async move {
         applier
             .apply_finalised(finalised, |height| {
                 let mailbox = mailbox.clone();
@@ -263,5 +264,14 @@ pub async fn run<E, A, P, B, S, R>(
             track_historical_votes: false,
         },
     );
-    let _ = engine.start(channels.votes, channels.certificates, channels.resolver).await;
+    let engine = engine.start(channels.votes, channels.certificates, channels.resolver);
+    // Applying finalised blocks stops only when one cannot be applied or
+    // committed (a bug, a full disk): the validator then stops too, so its
+    // operator (or the devnet) sees it, instead of serving a stalled ledger.
+    futures::select! {
+        _ = futures::FutureExt::fuse(engine) => {}
+        _ = futures::FutureExt::fuse(applying) => {
+            tracing::error!("consortium.engine finalised blocks can no longer be applied; stopping this validator");
+        }
+    }
 }

@@ -27,9 +27,10 @@ use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration};
 use strand_contracts::{Block, Genesis, LedgerState, Receipt, Replica, Transaction, ValidatorSet};
 use strand_core::Identity;
 
-/// A validator's disk: the blocks it committed, which survive a crash.
+/// A validator's disk: the blocks it committed, which survive a crash;
+/// full (commits fail) past `full_after` blocks if set.
 #[derive(Clone, Default)]
-struct Disk(Arc<Mutex<Vec<Block>>>);
+struct Disk(Arc<Mutex<Vec<Block>>>, Arc<Mutex<Option<u64>>>);
 
 impl Disk {
     fn blocks(&self) -> Vec<Block> {
@@ -44,6 +45,9 @@ impl Ledger for Disk {
     fn commit(&mut self, block: &Block, _: &[Receipt], state: &LedgerState) -> Result<(), String> {
         assert_eq!(block.header.state_root, state.root(), "the committed state is the header's");
         let mut blocks = self.0.lock().expect("disk");
+        if self.1.lock().expect("disk").is_some_and(|full| blocks.len() as u64 >= full) {
+            return Err("no space left on device".into());
+        }
         assert_eq!(block.header.height, blocks.len() as u64 + 1, "blocks arrive in height order, once");
         blocks.push(block.clone());
         Ok(())
@@ -381,7 +385,9 @@ fn check_agreement(consortium: &Consortium, submitted: &[Vec<u8>]) -> u64 {
         );
     }
     let state =
-        replica_from(&consortium.genesis, &Disk(Arc::new(Mutex::new(chains[0][..common].to_vec())))).state().clone();
+        replica_from(&consortium.genesis, &Disk(Arc::new(Mutex::new(chains[0][..common].to_vec())), Arc::default()))
+            .state()
+            .clone();
     assert_eq!(state.root(), chains[0][common - 1].header.state_root);
     check_beacons(&chains[0][..common], &state);
     common as u64
@@ -499,6 +505,33 @@ fn a_validator_proposing_invalid_blocks_causes_no_fork_and_no_invalid_state() {
         assert!(!proposers.contains(&forger), "a forged block was finalised");
         assert_eq!(proposers.len(), 3, "every honest validator's proposals were finalised");
         println!("forger: {} blocks finalised by the honest three, t={:?}", blocks.len(), context.current());
+    });
+}
+
+/// A validator whose disk fills up cannot commit a finalised block: it
+/// stops (its engine returns, so the process exits and its operator sees
+/// it) instead of serving a stalled ledger; the other three go on.
+#[test]
+fn a_validator_that_cannot_commit_stops_and_the_others_go_on() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(5).with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let mut consortium = Consortium::new(&context, 4, None).await;
+        *consortium.validators[3].disk.1.lock().expect("disk") = Some(8);
+        let all: Vec<usize> = (0..4).collect();
+        let submitted = registrations(consortium.genesis.chain(), 1, 10);
+        consortium.submit(&submitted, &all);
+        consortium.wait_for(&context, 25, &all[..3]).await;
+        assert_eq!(consortium.validators[3].disk.height(), 8, "it committed nothing past the full disk");
+        let handle = consortium.validators[3].handle.take().expect("started");
+        futures::select! {
+            _ = futures::FutureExt::fuse(handle) => {}
+            _ = futures::FutureExt::fuse(context.sleep(Duration::from_secs(1))) => {
+                panic!("the validator that cannot commit is still running");
+            }
+        }
+        check_agreement(&consortium, &submitted);
     });
 }
 
