@@ -65,6 +65,7 @@ async fn measure(
     transactions: u64,
     samples: usize,
     seed_base: u64,
+    block_ms: u64,
 ) -> anyhow::Result<Figures> {
     let addresses: Vec<String> = ledger.split(',').map(str::to_string).collect();
     let mut client = LedgerClient::connect(ledger).await?;
@@ -126,7 +127,11 @@ async fn measure(
     // Time to finality on an idle chain.
     let mut finality_ms = Vec::new();
     for sample in 0..samples {
-        tokio::time::sleep(Duration::from_millis(137)).await; // not in step with the blocks
+        // A pause whose phase against the blocks spreads over a whole
+        // interval (a fixed pause locks into step with the blocks when it
+        // and the finality time add up to a multiple of the interval).
+        let phase = (sample as u64).wrapping_mul(7_919) % block_ms.max(1);
+        tokio::time::sleep(Duration::from_millis(100 + phase)).await;
         let bytes = registration(chain, seed_base + transactions + sample as u64);
         let hash = transaction_hash(&bytes);
         let submitted = Instant::now();
@@ -167,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         let network = devnet::start(&config)?;
         let pids: Vec<u32> = network.processes.iter().map(devnet::Process::id).collect();
         let seed_base = if validators > 0 { 1 << 32 } else { 2 << 32 };
-        let figures = measure(&network.ledger, &pids, transactions, samples, seed_base).await;
+        let figures = measure(&network.ledger, &pids, transactions, samples, seed_base, block_ms).await;
         devnet::stop(network);
         let figures = figures?;
         println!(
