@@ -32,10 +32,10 @@ use strand_contracts::transaction::transaction_hash;
 use strand_contracts::{AccountId, Block, Digest, LedgerState, Receipt};
 use strand_core::Identity;
 use strand_ledger_service::metrics::{LedgerMetrics, Observer};
-use strand_ledger_service::ordering::OrderingService;
-use strand_ledger_service::protocol::{Status, TransactionStatus};
-use strand_ledger_service::store::{LedgerStore, StoreError};
-use tokio::sync::{mpsc, oneshot, watch};
+use strand_ledger_service::ordering::{OrderingHandle, SUBMISSIONS_QUEUED_MAX, Submission};
+use strand_ledger_service::protocol::Status;
+use strand_ledger_service::store::LedgerStore;
+use tokio::sync::{mpsc, watch};
 
 use crate::app::{App, BlockLimits, Ledger};
 use crate::block::Candidate;
@@ -45,9 +45,6 @@ use crate::engine::{self, Channels, EngineConfig, Timeouts};
 pub const TRANSACTIONS_CHANNEL: u64 = 5;
 /// Largest p2p message: a whole block and its framing.
 pub const MESSAGE_BYTES_MAX: u32 = (strand_contracts::encoding::BLOCK_BYTES_MAX + (64 << 10)) as u32;
-/// Most submissions waiting for admission; beyond it clients are told to
-/// retry.
-const SUBMISSIONS_QUEUED_MAX: usize = 4096;
 /// Most admitted batches waiting to be gossiped.
 const GOSSIP_BATCHES_QUEUED_MAX: usize = 64;
 
@@ -126,44 +123,6 @@ impl Ledger for StoreLedger {
         if let Ok(mempool) = self.mempool.lock() {
             self.metrics.mempool(&mempool);
         }
-    }
-}
-
-type Submission = (Vec<u8>, oneshot::Sender<Result<Digest, String>>);
-
-/// The ordering service a validator offers its clients.
-#[derive(Clone)]
-pub struct ValidatorHandle {
-    submissions: mpsc::Sender<Submission>,
-    status: watch::Receiver<Status>,
-    store: Arc<LedgerStore>,
-    metrics: LedgerMetrics,
-}
-
-impl OrderingService for ValidatorHandle {
-    async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
-        let (reply, answer) = oneshot::channel();
-        self.submissions.try_send((bytes, reply)).map_err(|_| {
-            self.metrics.refused("busy");
-            "the validator is busy: retry shortly".to_string()
-        })?;
-        answer.await.map_err(|_| "the validator stopped".to_string())?
-    }
-
-    fn status(&self) -> Status {
-        self.status.borrow().clone()
-    }
-
-    async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
-        strand_ledger_service::ordering::wait_for_height(&self.status, height, timeout).await
-    }
-
-    fn finalised_blocks(&self, from: u64, count: usize, bytes_max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.store.block_bytes_from(from, count, bytes_max)
-    }
-
-    fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
-        strand_ledger_service::ordering::transaction_status(&self.store, hash)
     }
 }
 
@@ -382,7 +341,7 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         });
     }
 
-    let handle = ValidatorHandle { submissions, status, store: Arc::clone(&store), metrics: metrics.clone() };
+    let handle = OrderingHandle::new("validator", submissions, status, Arc::clone(&store), metrics.clone());
     let metrics_listener = tokio::net::TcpListener::bind(&metrics_listen)
         .await
         .with_context(|| format!("cannot listen for metrics on {metrics_listen}"))?;

@@ -6,20 +6,26 @@
 //! service therefore has two duties: take transactions in, and hand out
 //! finalised blocks (each with the signatures that finalise it).
 //!
-//! - The embedded default, [`crate::sequencer::SequencerHandle`], is a
+//! - The embedded default, the sequencer (`crate::sequencer`), is a
 //!   validator set of one with a quorum of one.
-//! - A BFT engine (commonware's simplex is the candidate) implements the same
-//!   trait: `submit` feeds its mempool and broadcasts, proposals are built
+//! - A consortium's validator (`strand-consortium`) runs commonware's
+//!   simplex: `submit` feeds its mempool and gossip, proposals are built
 //!   with the same `Replica`/`Mempool` code, and its finalisations become
-//!   blocks whose `signatures` hold a quorum of the validator set. Nothing in
-//!   `strand-contracts` changes.
+//!   blocks with a finality certificate.
+//!
+//! Both serve clients through one [`OrderingHandle`]: a bounded queue of
+//! submissions into their admission task, their status, and their store.
 
 use std::future::Future;
 use std::time::Duration;
 
 use strand_contracts::Digest;
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::metrics::LedgerMetrics;
 
 use crate::protocol::{Status, TransactionStatus};
 use crate::store::{LedgerStore, StoreError};
@@ -76,4 +82,71 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// A transaction offered for ordering, with where its answer goes.
+pub type Submission = (Vec<u8>, oneshot::Sender<Result<Digest, String>>);
+
+/// Most submissions waiting for admission; beyond it clients are told to
+/// retry (local work before new remote work).
+pub const SUBMISSIONS_QUEUED_MAX: usize = 4096;
+
+/// The ordering service of a sequencer or a validator process: submissions
+/// go into a bounded queue its admission task drains (answering once the
+/// transaction is durable); status, blocks and transactions come from its
+/// store.
+#[derive(Clone)]
+pub struct OrderingHandle {
+    /// "sequencer" or "validator", for answers.
+    role: &'static str,
+    submissions: mpsc::Sender<Submission>,
+    status: watch::Receiver<Status>,
+    store: Arc<LedgerStore>,
+    metrics: LedgerMetrics,
+}
+
+impl OrderingHandle {
+    /// A handle over the admission queue `submissions`, the finalised
+    /// `status`, the `store` and the `metrics` of a `role` process.
+    pub fn new(
+        role: &'static str,
+        submissions: mpsc::Sender<Submission>,
+        status: watch::Receiver<Status>,
+        store: Arc<LedgerStore>,
+        metrics: LedgerMetrics,
+    ) -> Self {
+        Self { role, submissions, status, store, metrics }
+    }
+
+    /// The store (for serving blocks and transactions).
+    pub fn store(&self) -> &Arc<LedgerStore> {
+        &self.store
+    }
+}
+
+impl OrderingService for OrderingHandle {
+    async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
+        let (reply, answer) = oneshot::channel();
+        self.submissions.try_send((bytes, reply)).map_err(|_| {
+            self.metrics.refused("busy");
+            format!("the {} is busy: retry shortly", self.role)
+        })?;
+        answer.await.map_err(|_| format!("the {} stopped", self.role))?
+    }
+
+    fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
+        wait_for_height(&self.status, height, timeout).await
+    }
+
+    fn finalised_blocks(&self, from: u64, count: usize, bytes_max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.block_bytes_from(from, count, bytes_max)
+    }
+
+    fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
+        transaction_status(&self.store, hash)
+    }
 }

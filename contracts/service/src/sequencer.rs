@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strand_contracts::mempool::{Mempool, MempoolLimits};
 use strand_contracts::{Digest, Replica};
 use strand_core::Identity;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::metrics::{LedgerMetrics, Observer};
-use crate::ordering::OrderingService;
-use crate::protocol::{Status, TransactionStatus};
+use crate::ordering::{OrderingHandle, SUBMISSIONS_QUEUED_MAX, Submission};
+use crate::protocol::Status;
 use crate::store::{LedgerStore, StoreError};
 
 /// How the sequencer paces and sizes blocks.
@@ -41,54 +41,9 @@ impl Default for SequencerConfig {
     }
 }
 
-type Submission = (Vec<u8>, oneshot::Sender<Result<Digest, String>>);
-
-/// Most submissions waiting for the sequencer; beyond it clients are told to
-/// retry (local work before new remote work).
-const SUBMISSIONS_QUEUED_MAX: usize = 4096;
-
-/// A running sequencer: submit transactions, read status, stop it.
-#[derive(Clone)]
-pub struct SequencerHandle {
-    submissions: mpsc::Sender<Submission>,
-    metrics: LedgerMetrics,
-    status: watch::Receiver<Status>,
-    store: Arc<LedgerStore>,
-}
-
-impl SequencerHandle {
-    /// The store (for serving blocks and transactions).
-    pub fn store(&self) -> &Arc<LedgerStore> {
-        &self.store
-    }
-}
-
-impl OrderingService for SequencerHandle {
-    async fn submit(&self, bytes: Vec<u8>) -> Result<Digest, String> {
-        let (reply, answer) = oneshot::channel();
-        self.submissions.try_send((bytes, reply)).map_err(|_| {
-            self.metrics.refused("busy");
-            "the sequencer is busy: retry shortly".to_string()
-        })?;
-        answer.await.map_err(|_| "the sequencer stopped".to_string())?
-    }
-
-    fn status(&self) -> Status {
-        self.status.borrow().clone()
-    }
-
-    async fn wait_for_height(&self, height: u64, timeout: Duration) -> Status {
-        crate::ordering::wait_for_height(&self.status, height, timeout).await
-    }
-
-    fn finalised_blocks(&self, from: u64, count: usize, bytes_max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.store.block_bytes_from(from, count, bytes_max)
-    }
-
-    fn transaction(&self, hash: &Digest) -> Result<TransactionStatus, StoreError> {
-        crate::ordering::transaction_status(&self.store, hash)
-    }
-}
+/// A running sequencer: submit transactions, read status, blocks and
+/// transactions.
+pub type SequencerHandle = OrderingHandle;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
@@ -127,7 +82,7 @@ pub fn start(
     }
     let (status_sender, status) = watch::channel(status_of(&replica, &mempool));
     let (submissions, mut incoming) = mpsc::channel::<Submission>(SUBMISSIONS_QUEUED_MAX);
-    let handle = SequencerHandle { submissions, status, store: Arc::clone(&store), metrics: metrics.clone() };
+    let handle = OrderingHandle::new("sequencer", submissions, status, Arc::clone(&store), metrics.clone());
     let mut observer = Observer::after(replica.head().timestamp_ms);
     metrics.state(&mut observer, replica.state());
     metrics.mempool(&mempool);
