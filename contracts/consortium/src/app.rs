@@ -185,30 +185,41 @@ impl App {
         S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
         R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
     {
-        let mut sent: Option<((u64, strand_contracts::Digest), std::time::SystemTime)> = None;
+        // The share sent last (signed once per due beacon), and when.
+        let mut sent: Option<((u64, strand_contracts::Digest), Vec<u8>, std::time::SystemTime)> = None;
+        let mut epoch = self.finalised().state().epoch();
+        let mut poll = clock.current() + BEACON_POLL;
         loop {
-            let replica = self.finalised();
-            let epoch = replica.state().epoch();
-            if let Some(due) = replica.beacon_due() {
-                let now = clock.current();
-                let stale = sent.is_none_or(|(last, at)| {
-                    last != due || now.duration_since(at).unwrap_or_default() >= BEACON_RESEND
-                });
-                if stale {
-                    let message = self.beacons().sign(due.0, due.1);
-                    let _ = sender.send(commonware_p2p::Recipients::All, message, false);
-                    sent = Some((due, now));
-                }
-            }
-            futures::select_biased! {
+            // A fixed deadline, so a stream of peers' messages cannot put
+            // off this validator's own poll.
+            futures::select! {
                 received = receiver.recv().fuse() => {
                     let Ok((peer, bytes)) = received else { return };
                     if let Err(rejection) = self.beacons().receive(&account(&peer), bytes.as_ref(), epoch) {
                         tracing::debug!(%peer, %rejection, "consortium.beacon share refused");
                     }
+                    continue;
                 }
-                _ = clock.sleep(BEACON_POLL).fuse() => {}
+                _ = clock.sleep_until(poll).fuse() => {}
             }
+            poll = clock.current() + BEACON_POLL;
+            // Looked at on the poll only (not once per message a peer sends).
+            let replica = self.finalised();
+            epoch = replica.state().epoch();
+            let Some(due) = replica.beacon_due() else { continue };
+            let now = clock.current();
+            let message = match sent.take() {
+                Some((last, message, at)) if last == due => {
+                    if now.duration_since(at).unwrap_or_default() < BEACON_RESEND {
+                        sent = Some((last, message, at));
+                        continue;
+                    }
+                    message
+                }
+                _ => self.beacons().sign(due.0, due.1),
+            };
+            let _ = sender.send(commonware_p2p::Recipients::All, message.clone(), false);
+            sent = Some((due, message, now));
         }
     }
 
