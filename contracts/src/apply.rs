@@ -148,6 +148,10 @@ fn apply_body(state: &mut LedgerState, sender: &AccountId, body: &Body, hash: &D
         }
         Body::AccessReceipts { epoch, receipts } => access_receipts(state, sender, *epoch, receipts, hash),
         Body::Drain => crate::repair::drain(state, sender),
+        Body::ProposeValidators { set, effective_epoch } => {
+            crate::governance::propose(state, sender, set, *effective_epoch)
+        }
+        Body::ApproveValidators { proposal } => crate::governance::approve(state, sender, proposal),
     }
 }
 

@@ -24,8 +24,14 @@ use crate::types::{AccountId, Digest, Signature};
 
 /// Version of the block format and of the rules its transactions are
 /// applied under (2: per-provider bounded proof schedules; 3: repair; 4: a
-/// consortium's threshold beacon).
-pub const BLOCK_VERSION: u16 = 4;
+/// consortium's threshold beacon; 5: validator governance, and a
+/// certificate's engine epoch is the block's ledger epoch).
+pub const BLOCK_VERSION: u16 = 5;
+
+/// Most validators in a consortium (a certificate check is `O(n)`
+/// signature verifications; the state commits to the set at every block;
+/// a validator's p2p queues are sized for twice this many peers).
+pub const VALIDATORS_MAX: usize = 32;
 /// Domain string of finality signatures.
 pub const BLOCK_SIGNATURE_DOMAIN: &[u8] = b"strand block signature v1";
 
@@ -210,6 +216,14 @@ pub enum FinalityError {
     /// set, or with as many signatures as signers.
     #[error("malformed finality certificate: {0}")]
     Malformed(&'static str),
+    /// A certificate from another epoch's engine instance than the block's.
+    #[error("certificate from engine epoch {found}; the block is in epoch {expected}")]
+    WrongEpoch {
+        /// The certificate's.
+        found: u64,
+        /// The block's.
+        expected: u64,
+    },
     /// Too few distinct valid signatures.
     #[error("{found} validator signatures, {quorum} needed")]
     NoQuorum {
@@ -258,6 +272,42 @@ impl ValidatorSet {
             .as_deref()
             .map(|bytes| crate::beacon::decode_key(bytes, self.validators.len() as u32, self.quorum))
             .transpose()
+    }
+
+    /// Checks that the set can run a consortium: simplex, 4 to
+    /// [`VALIDATORS_MAX`] distinct validators, the quorum `n - (n-1)/3`,
+    /// text fields within [`crate::transaction::TEXT_BYTES_MAX`], and a
+    /// beacon key that fits.
+    pub fn check_consortium(&self) -> Result<(), GenesisError> {
+        if self.ordering != Ordering::Simplex {
+            return Err(GenesisError::NotConsortium);
+        }
+        let n = self.validators.len();
+        if n < 4 {
+            return Err(GenesisError::TooFew(n));
+        }
+        if n > VALIDATORS_MAX {
+            return Err(GenesisError::TooMany(n));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for validator in &self.validators {
+            if !seen.insert(validator.account) {
+                return Err(GenesisError::Duplicate(validator.account));
+            }
+            let fields = [&validator.organisation, &validator.p2p, &validator.ledger];
+            if fields.iter().any(|field| field.len() > crate::transaction::TEXT_BYTES_MAX) {
+                return Err(GenesisError::Field(validator.account));
+            }
+        }
+        let quorum = n as u32 - (n as u32 - 1) / 3;
+        if self.quorum != quorum {
+            return Err(GenesisError::Quorum { found: self.quorum, expected: quorum });
+        }
+        match self.beacon_key() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(GenesisError::BeaconKey(BeaconError::Key("the set has no beacon key".into()))),
+            Err(error) => Err(GenesisError::BeaconKey(error)),
+        }
     }
 
     /// The validators' accounts, in genesis order.
@@ -397,7 +447,8 @@ impl Genesis {
     /// Block 0 and the state after it. Derived, not signed: every replica
     /// computes the same genesis block from the same configuration.
     pub fn block(&self) -> (Block, LedgerState) {
-        let state = LedgerState::new(self.params());
+        let mut state = LedgerState::new(self.params());
+        state.validators = self.validators.clone();
         let header = BlockHeader {
             version: BLOCK_VERSION,
             chain: self.chain(),
@@ -456,6 +507,20 @@ pub enum GenesisError {
     /// A consortium needs a quorum that tolerates a fault: at least 4.
     #[error("a consortium of {0} validators tolerates no fault: list at least 4")]
     TooFew(usize),
+    /// More than [`VALIDATORS_MAX`].
+    #[error("a consortium of {0} validators is more than the {VALIDATORS_MAX} supported")]
+    TooMany(usize),
+    /// An organisation or address longer than a text field may be.
+    #[error("validator {0} has an organisation or address longer than 256 bytes")]
+    Field(AccountId),
+    /// A quorum other than `n - (n-1)/3`.
+    #[error("quorum {found}, where this set's is {expected}")]
+    Quorum {
+        /// Given.
+        found: u32,
+        /// `n - (n-1)/3`.
+        expected: u32,
+    },
     /// Not a consortium's genesis.
     #[error("this genesis is for a single sequencer, not a consortium")]
     NotConsortium,
@@ -482,26 +547,7 @@ impl SignedGenesis {
     /// each of which signed it, and no one else.
     pub fn verify(&self) -> Result<(), GenesisError> {
         let set = &self.genesis.validators;
-        if set.ordering != Ordering::Simplex {
-            return Err(GenesisError::NotConsortium);
-        }
-        if set.sorted().len() != set.validators.len() {
-            let mut seen = Vec::new();
-            for account in set.accounts() {
-                if seen.contains(&account) {
-                    return Err(GenesisError::Duplicate(account));
-                }
-                seen.push(account);
-            }
-        }
-        if set.validators.len() < 4 {
-            return Err(GenesisError::TooFew(set.validators.len()));
-        }
-        match set.beacon_key() {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(GenesisError::BeaconKey(BeaconError::Key("the genesis has no beacon key".into()))),
-            Err(error) => return Err(GenesisError::BeaconKey(error)),
-        }
+        set.check_consortium()?;
         let message = self.message();
         for (signer, signature) in &self.signatures {
             if !set.contains(signer) || !signature.verify(signer, &message) {

@@ -12,6 +12,8 @@
 //!   schedule over its roster of contracts, its one submission per epoch,
 //!   and the boundary work (liveness, expiry, roster changes, pruning).
 //! - [`block`]: blocks, genesis and finality (a validator set and quorum);
+//!   [`governance`]: changing a consortium's validators by a proposal more
+//!   than two thirds of them approve, effective at an epoch's first block;
 //!   [`replica`]: building a block (sequencer) and checking one (follower).
 //! - [`mempool`]: the bounded, deduplicated, nonce-aware queue a proposer
 //!   draws from; [`query`]: what nodes and clients ask their replica.
@@ -29,6 +31,7 @@ pub mod beacon;
 pub mod block;
 pub mod encoding;
 pub mod epoch;
+pub mod governance;
 pub mod mempool;
 pub mod proofs;
 pub mod query;

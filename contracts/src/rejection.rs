@@ -149,12 +149,43 @@ pub enum Rejection {
     /// A bad-sibling report against a contract already under accusation.
     #[error("contract {0} is already accused; its next checks answer the accusation")]
     AlreadyAccused(Digest),
+    /// Governance on a single sequencer's chain.
+    #[error("a single sequencer's chain has no validator governance: its sequencer changes only with a new genesis")]
+    NoGovernance,
+    /// Proposing or approving a change of validators, by someone not among
+    /// the current ones.
+    #[error("{0} is not one of the current validators: only they propose and approve changes of validators")]
+    NotAValidator(AccountId),
+    /// A proposed validator set that cannot run a consortium.
+    #[error("invalid validator set: {0}")]
+    InvalidValidatorSet(String),
+    /// A change's effective epoch too soon or too far.
+    #[error(
+        "effective epoch {found} is outside {earliest}..={latest} (a change is final and prepared before its epoch)"
+    )]
+    EffectiveEpoch {
+        /// Given.
+        found: u64,
+        /// Earliest now.
+        earliest: u64,
+        /// Latest now.
+        latest: u64,
+    },
+    /// A change of validators is already scheduled.
+    #[error("a change of validators is already scheduled for epoch {0}; propose the next one after it")]
+    ValidatorChangePending(u64),
+    /// No such open proposal.
+    #[error("no open validator proposal {0} (never made, replaced, decided, or too late to take effect)")]
+    UnknownProposal(Digest),
+    /// The sender approved already.
+    #[error("validator proposal {0} already has the sender's approval")]
+    AlreadyApproved(Digest),
 }
 
 impl Rejection {
     /// Every [`Self::label`], for metrics that show each reason from the
     /// start (at zero).
-    pub const LABELS: [&'static str; 31] = [
+    pub const LABELS: [&'static str; 38] = [
         "encoding",
         "wrong_chain",
         "bad_signature",
@@ -186,6 +217,13 @@ impl Rejection {
         "provider_draining",
         "not_a_sibling",
         "already_accused",
+        "no_governance",
+        "not_a_validator",
+        "invalid_validator_set",
+        "effective_epoch",
+        "validator_change_pending",
+        "unknown_proposal",
+        "already_approved",
     ];
 
     /// A short fixed name of the reason (the `reason` label of the ledger
@@ -223,6 +261,13 @@ impl Rejection {
             Self::ProviderDraining(_) => "provider_draining",
             Self::NotASibling(_) => "not_a_sibling",
             Self::AlreadyAccused(_) => "already_accused",
+            Self::NoGovernance => "no_governance",
+            Self::NotAValidator(_) => "not_a_validator",
+            Self::InvalidValidatorSet(_) => "invalid_validator_set",
+            Self::EffectiveEpoch { .. } => "effective_epoch",
+            Self::ValidatorChangePending(_) => "validator_change_pending",
+            Self::UnknownProposal(_) => "unknown_proposal",
+            Self::AlreadyApproved(_) => "already_approved",
         }
     }
 
@@ -282,6 +327,13 @@ mod tests {
             Rejection::ProviderDraining(account),
             Rejection::NotASibling(digest),
             Rejection::AlreadyAccused(digest),
+            Rejection::NoGovernance,
+            Rejection::NotAValidator(account),
+            Rejection::InvalidValidatorSet("x".into()),
+            Rejection::EffectiveEpoch { found: 1, earliest: 2, latest: 3 },
+            Rejection::ValidatorChangePending(1),
+            Rejection::UnknownProposal(digest),
+            Rejection::AlreadyApproved(digest),
         ];
         let labels: std::collections::BTreeSet<&str> = all.iter().map(Rejection::label).collect();
         assert_eq!(labels.len(), all.len(), "each reason its own label");

@@ -87,7 +87,6 @@ pub enum BlockRejection {
 pub struct Replica {
     state: LedgerState,
     head: BlockHeader,
-    validators: ValidatorSet,
     verified: Option<std::sync::Arc<VerifiedSignatures>>,
 }
 
@@ -95,12 +94,13 @@ impl Replica {
     /// A replica at genesis.
     pub fn new(genesis: &Genesis) -> Self {
         let (block, state) = genesis.block();
-        Self { state, head: block.header, validators: genesis.validators.clone(), verified: None }
+        Self { state, head: block.header, verified: None }
     }
 
-    /// A replica resumed from a stored state and the header of its block.
-    pub fn resume(genesis: &Genesis, state: LedgerState, head: BlockHeader) -> Self {
-        Self { state, head, validators: genesis.validators.clone(), verified: None }
+    /// A replica resumed from a stored state (which holds its validators)
+    /// and the header of its block.
+    pub fn resume(_genesis: &Genesis, state: LedgerState, head: BlockHeader) -> Self {
+        Self { state, head, verified: None }
     }
 
     /// Skips the signature check of transactions `verified` holds when
@@ -138,16 +138,19 @@ impl Replica {
         let epoch = state.params.epoch_of(height);
         let closing = self.head.hash();
         if epoch != state.params.epoch_of(self.head.height) {
+            // A change of validators takes effect first: the epoch's beacon
+            // is the new set's.
+            crate::governance::begin_epoch(&mut state, epoch);
             // The sequencer's beacon is the hash of the block that closed the
             // previous epoch: unknown to anyone until that block existed,
             // chosen by the sequencer, which the chain trusts anyway. A
             // consortium's is the validators' threshold signature over that
             // hash, carried by a later block.
-            let sequencer_beacon = self.validators.beacon_key.is_none().then_some(closing);
+            let sequencer_beacon = state.validators.beacon_key.is_none().then_some(closing);
             begin_epoch(&mut state, epoch, sequencer_beacon, closing);
         }
         if let Some(signature) = beacon {
-            let key = self.validators.beacon_key()?.ok_or(BeaconError::NoKey)?;
+            let key = state.validators.beacon_key()?.ok_or(BeaconError::NoKey)?;
             let (due_epoch, due_closing) = state.beacon_due.ok_or(BeaconError::NotDue)?;
             let value = crate::beacon::verify(&key, &state.params.chain, due_epoch, &due_closing, signature)?;
             set_beacon(&mut state, due_epoch, value);
@@ -161,7 +164,7 @@ impl Replica {
     /// closed the epoch before), whose threshold signature it is. `None` on
     /// a sequencer's chain or when the current epoch has its beacon.
     pub fn beacon_due(&self) -> Option<(u64, Digest)> {
-        self.validators.beacon_key.as_ref()?;
+        self.validators_next().beacon_key.as_ref()?;
         let params = &self.state.params;
         let next = params.epoch_of(self.head.height + 1);
         if next != params.epoch_of(self.head.height) {
@@ -170,9 +173,17 @@ impl Replica {
         self.state.beacon_due
     }
 
-    /// The validators that finalise this replica's blocks.
+    /// The validators that finalised this replica's last block's epoch
+    /// (the current set; see [`Self::validators_next`]).
     pub fn validators(&self) -> &ValidatorSet {
-        &self.validators
+        &self.state.validators
+    }
+
+    /// The validators that finalise the next block: the current set, or
+    /// the new one when the next block starts the epoch a change takes
+    /// effect in.
+    pub fn validators_next(&self) -> &ValidatorSet {
+        self.state.validators_at(self.head.height + 1)
     }
 
     /// Builds and applies the next block's header over `transactions`,
@@ -222,11 +233,26 @@ impl Replica {
         (Block { header, transactions, finality }, receipts)
     }
 
+    /// Checks that `finality` finalises the next block, whose hash is
+    /// `hash`: by the validators of its epoch, taken from the state before
+    /// it; a consortium's certificate must be from the engine instance of
+    /// that epoch.
+    pub fn check_finality(&self, hash: &Digest, finality: &Finality) -> Result<(), FinalityError> {
+        let height = self.head.height + 1;
+        let epoch = self.state.params.epoch_of(height);
+        if let Finality::Certificate(certificate) = finality
+            && certificate.epoch != epoch
+        {
+            return Err(FinalityError::WrongEpoch { found: certificate.epoch, expected: epoch });
+        }
+        self.validators_next().check(&self.state.params.chain, hash, finality)
+    }
+
     /// Checks `block` against this replica, finality included, and applies
     /// it (a follower's path). On any error the replica is unchanged.
     pub fn apply(&mut self, block: &Block) -> Result<Vec<Receipt>, BlockRejection> {
         if block.header.height == self.head.height + 1 {
-            self.validators.check(&self.state.params.chain, &block.header.hash(), &block.finality)?;
+            self.check_finality(&block.header.hash(), &block.finality)?;
         }
         let bytes = encoding::encode(block).len();
         if bytes > BLOCK_BYTES_MAX {

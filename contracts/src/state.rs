@@ -2,7 +2,9 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
+use crate::block::ValidatorSet;
 use crate::encoding::{self, EncodingError};
+use crate::governance::{ValidatorChange, ValidatorProposal};
 use crate::table::Table;
 use crate::transaction::{AccessReceipt, ContractTerms, CredentialGrant, ProviderRegistration, ReadAuthority};
 use crate::types::{AccountId, Digest, UploadKey};
@@ -546,6 +548,13 @@ pub struct LedgerState {
     /// Contracts per status ([`ContractStatus::code`]): what operators
     /// count, without a pass over the contracts.
     pub contract_counts: Table<u8, u64>,
+    /// The validators finalising blocks in the current epoch: the
+    /// genesis's, until a change takes effect ([`crate::governance`]).
+    pub validators: ValidatorSet,
+    /// An approved change of validators, waiting for its epoch.
+    pub validator_change: Option<ValidatorChange>,
+    /// Open proposals to change the validators, by id.
+    pub validator_proposals: Table<Digest, ValidatorProposal>,
 }
 
 /// Key of an access total: the upload, the reader, and what it read under.
@@ -582,11 +591,14 @@ struct Snapshot {
     upload_holders: Vec<((UploadKey, AccountId), u32)>,
     upload_domains: Vec<((UploadKey, String), u32)>,
     contract_counts: Vec<(u8, u64)>,
+    validators: ValidatorSet,
+    validator_change: Option<ValidatorChange>,
+    validator_proposals: Vec<(Digest, ValidatorProposal)>,
 }
 
-/// Version of the snapshot encoding (3: repair; 4: the beacon due; the
-/// rules of block version 4).
-pub const SNAPSHOT_VERSION: u16 = 4;
+/// Version of the snapshot encoding (3: repair; 4: the beacon due; 5: the
+/// validators and their governance; the rules of block version 5).
+pub const SNAPSHOT_VERSION: u16 = 5;
 
 /// Epochs a failed or unanswered check is kept in the state with its reason
 /// (a week of one-hour epochs); it lives on in the contract's tally and in
@@ -597,7 +609,7 @@ pub const PROOF_HISTORY_EPOCHS: u64 = 168;
 pub const ACCESS_HISTORY_EPOCHS: u64 = 720;
 
 impl LedgerState {
-    /// The empty state of a chain.
+    /// The empty state of a chain, before its genesis names validators.
     pub fn new(params: ChainParams) -> Self {
         Self {
             params,
@@ -627,6 +639,24 @@ impl LedgerState {
             upload_holders: Table::default(),
             upload_domains: Table::default(),
             contract_counts: Table::default(),
+            validators: ValidatorSet {
+                ordering: crate::block::Ordering::Sequencer,
+                validators: Vec::new(),
+                quorum: 1,
+                beacon_key: None,
+            },
+            validator_change: None,
+            validator_proposals: Table::default(),
+        }
+    }
+
+    /// The validators that finalise the block at `height`, the next one or
+    /// a later one in the current epoch or the next: the scheduled change's
+    /// set from its effective epoch on.
+    pub fn validators_at(&self, height: u64) -> &ValidatorSet {
+        match &self.validator_change {
+            Some(change) if self.params.epoch_of(height) >= change.effective_epoch => &change.set,
+            _ => &self.validators,
         }
     }
 
@@ -677,10 +707,12 @@ impl LedgerState {
             self.upload_holders.root("upload_holders"),
             self.upload_domains.root("upload_domains"),
             self.contract_counts.root("contract_counts"),
+            self.validator_proposals.root("validator_proposals"),
         ];
         // Not `head`: the state root goes into the header whose hash becomes
         // the head, so it cannot commit to it.
-        let header = encoding::encode(&(&self.params, self.height, &self.beacon_due));
+        let header =
+            encoding::encode(&(&self.params, self.height, &self.beacon_due, &self.validators, &self.validator_change));
         Digest::of("strand state root v1", &[&header, roots.as_flattened()])
     }
 
@@ -715,6 +747,9 @@ impl LedgerState {
             upload_holders: self.upload_holders.to_entries(),
             upload_domains: self.upload_domains.to_entries(),
             contract_counts: self.contract_counts.to_entries(),
+            validators: self.validators.clone(),
+            validator_change: self.validator_change.clone(),
+            validator_proposals: self.validator_proposals.to_entries(),
         })
     }
 
@@ -756,6 +791,9 @@ impl LedgerState {
             upload_holders: Table::from_entries(snapshot.upload_holders),
             upload_domains: Table::from_entries(snapshot.upload_domains),
             contract_counts: Table::from_entries(snapshot.contract_counts),
+            validators: snapshot.validators,
+            validator_change: snapshot.validator_change,
+            validator_proposals: Table::from_entries(snapshot.validator_proposals),
         })
     }
 }

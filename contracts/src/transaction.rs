@@ -249,11 +249,24 @@ pub enum Body {
     /// from now on; repair moves its contracts to other providers while it
     /// keeps holding and proving them.
     Drain,
+    /// A current validator proposes a new validator set, effective at an
+    /// epoch's first block ([`crate::governance`]); counts as its approval.
+    ProposeValidators {
+        /// The set (keys, organisations, addresses, beacon key).
+        set: crate::block::ValidatorSet,
+        /// The epoch whose first block it finalises.
+        effective_epoch: u64,
+    },
+    /// A current validator approves an open proposal.
+    ApproveValidators {
+        /// The proposal's id ([`crate::governance::proposal_id`]).
+        proposal: Digest,
+    },
 }
 
 impl Body {
     /// Every [`Self::kind`].
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 12] = [
         "register_provider",
         "open_contract",
         "close_contract",
@@ -264,6 +277,8 @@ impl Body {
         "report_bad_sibling",
         "access_receipts",
         "drain",
+        "propose_validators",
+        "approve_validators",
     ];
 
     /// A short fixed name of what the transaction asks for (a metrics
@@ -280,6 +295,8 @@ impl Body {
             Self::ReportBadSibling { .. } => "report_bad_sibling",
             Self::AccessReceipts { .. } => "access_receipts",
             Self::Drain => "drain",
+            Self::ProposeValidators { .. } => "propose_validators",
+            Self::ApproveValidators { .. } => "approve_validators",
         }
     }
 }
@@ -408,6 +425,8 @@ mod tests {
             Body::ReportBadSibling { order: digest, contract: digest, fragment: 1, chunk: 2 },
             Body::AccessReceipts { epoch: 1, receipts: Vec::new() },
             Body::Drain,
+            Body::ProposeValidators { set: crate::block::ValidatorSet::sequencer(account), effective_epoch: 3 },
+            Body::ApproveValidators { proposal: digest },
         ];
         let identity = Identity::from_secret_bytes(&[7; 32]);
         let kinds: Vec<&str> = bodies

@@ -276,7 +276,7 @@ fn formats_match_fixed_vectors() {
     let genesis_block = chain.genesis.block().0;
     let header: &BlockHeader = &genesis_block.header;
     assert_eq!(chain.genesis.chain().to_string(), "08e1aa4cfb34117d325fb8d673a467912c400c016f2027b119bea99b593d9d44");
-    assert_eq!(header.hash().to_string(), "e53359aca2fd7dd5663515034e860c982c48c840fb5e314452ed78d8e2bb850a");
+    assert_eq!(header.hash().to_string(), "808abd5fa7f994212371f0ef25f19fb5abb37b7c3caaf3d72028ca31774b310e");
     let transaction = strand_contracts::Transaction::sign(chain.chain_id(), &identity(1), 1, registration("a"));
     assert_eq!(
         hex::encode(transaction.to_bytes()),

@@ -207,6 +207,14 @@ impl App {
             let replica = self.finalised();
             epoch = replica.state().epoch();
             let Some(due) = replica.beacon_due() else { continue };
+            // The due epoch's validators make its beacon (a change of
+            // validators brings their key).
+            let params = &replica.state().params;
+            let set = replica.state().validators_at(due.0.saturating_mul(params.epoch_blocks));
+            if let Err(error) = self.beacons().follow(set) {
+                tracing::error!(%error, "consortium.beacon the validators' beacon key does not decode");
+                continue;
+            }
             let now = clock.current();
             let message = match sent.take() {
                 Some((last, message, at)) if last == due => {
@@ -216,7 +224,11 @@ impl App {
                     }
                     message
                 }
-                _ => self.beacons().sign(due.0, due.1),
+                _ => match self.beacons().sign(due.0, due.1) {
+                    Some(message) => message,
+                    // No share of this key: others make the beacon.
+                    None => continue,
+                },
             };
             let _ = sender.send(commonware_p2p::Recipients::All, message.clone(), false);
             sent = Some((due, message, now));
@@ -314,7 +326,7 @@ impl App {
                 Some((next, receipts)) => {
                     let checked = match &block.finality {
                         Finality::Descendant => Ok(()),
-                        finality => next.validators().check(&next.state().params.chain, &hash, finality),
+                        finality => shared.finalised.check_finality(&hash, finality),
                     };
                     (next, checked.map(|()| receipts).map_err(strand_contracts::BlockRejection::from))
                 }

@@ -42,7 +42,16 @@ pub fn decode_share(text: &str) -> anyhow::Result<Share> {
 pub struct Beacons {
     chain: Digest,
     key: Sharing<Bls>,
-    share: Share,
+    /// `key`'s encoding, to see when a change of validators brings another.
+    key_bytes: Vec<u8>,
+    me: AccountId,
+    /// This validator's share of `key`, if it holds one.
+    share: Option<Share>,
+    /// Its shares of other keys (dealt for a change of validators).
+    spares: Vec<Share>,
+    /// Where more shares may be put while it runs (read when a new key
+    /// needs a share it does not hold).
+    share_directory: Option<std::path::PathBuf>,
     /// Validators sorted by key: position = share index.
     signers: Vec<AccountId>,
     /// Per epoch, per signer index: the closing hash it signed, and its share.
@@ -103,8 +112,12 @@ impl Beacons {
         );
         Ok(Self {
             chain,
+            key_bytes: key.encode().to_vec(),
             key,
-            share,
+            me: *me,
+            share: Some(share),
+            spares: Vec::new(),
+            share_directory: None,
             signers,
             shares: BTreeMap::new(),
             recovered: BTreeMap::new(),
@@ -113,15 +126,111 @@ impl Beacons {
         })
     }
 
+    /// For a validator that is not (yet) one of `set`'s, or holds its share
+    /// among `shares` (with shares of keys a change of validators brings):
+    /// it signs with the share of the key in use, if it holds one.
+    pub fn following(
+        chain: Digest,
+        set: &strand_contracts::ValidatorSet,
+        me: AccountId,
+        shares: Vec<Share>,
+    ) -> anyhow::Result<Self> {
+        let key = set.beacon_key()?.ok_or_else(|| anyhow::anyhow!("the set has no beacon key"))?;
+        let mut beacons = Self {
+            chain,
+            key,
+            key_bytes: Vec::new(),
+            me,
+            share: None,
+            spares: shares,
+            share_directory: None,
+            signers: set.sorted(),
+            shares: BTreeMap::new(),
+            recovered: BTreeMap::new(),
+            bad: BTreeMap::new(),
+            floor: 0,
+        };
+        beacons.follow(set)?;
+        Ok(beacons)
+    }
+
+    /// This validator's shares of keys a change of validators will bring
+    /// (used from the epoch their key takes effect).
+    pub fn with_spare_shares(mut self, shares: Vec<Share>) -> Self {
+        self.spares.extend(shares);
+        self
+    }
+
+    /// Reads shares put in `directory` (files of
+    /// [`strand_contracts::beacon::share_file_text`]) when a change of
+    /// validators brings a key it holds no share of: an operator hands a
+    /// new share to a running validator by putting it there.
+    pub fn with_share_directory(mut self, directory: std::path::PathBuf) -> Self {
+        self.share_directory = Some(directory);
+        self
+    }
+
+    fn read_share_directory(&self) -> Vec<Share> {
+        let Some(directory) = &self.share_directory else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(directory) else { return Vec::new() };
+        entries
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+            .filter_map(|text| decode_share(&text).ok())
+            .collect()
+    }
+
+    /// Follows `set`'s beacon key (the validators of the epoch whose beacon
+    /// is due): when it is another key than the one in use (a change of
+    /// validators took effect), shares and signatures of the old key are
+    /// dropped, and this validator signs with its share of the new key if
+    /// it holds one. Returns whether the key changed.
+    pub fn follow(&mut self, set: &strand_contracts::ValidatorSet) -> anyhow::Result<bool> {
+        let Some(bytes) = set.beacon_key.as_deref() else { return Ok(false) };
+        if bytes == self.key_bytes.as_slice() {
+            return Ok(false);
+        }
+        let key = set.beacon_key()?.ok_or_else(|| anyhow::anyhow!("the set has no beacon key"))?;
+        self.signers = set.sorted();
+        let position = self.signers.iter().position(|signer| *signer == self.me);
+        let fits = |share: &Share| {
+            position == Some(share.index.get() as usize)
+                && key.partial_public(share.index).is_ok_and(|public| public == share.public::<Bls>())
+        };
+        let mut candidates: Vec<Share> = self.share.take().into_iter().chain(self.spares.drain(..)).collect();
+        if !candidates.iter().any(fits) {
+            candidates.extend(self.read_share_directory());
+        }
+        if let Some(found) = candidates.iter().position(fits) {
+            self.share = Some(candidates.remove(found));
+        }
+        tracing::info!(
+            signs = self.share.is_some(),
+            validators = self.signers.len(),
+            "consortium.beacon a new beacon key is in use"
+        );
+        self.spares = candidates;
+        self.key = key;
+        self.key_bytes = bytes.to_vec();
+        self.shares.clear();
+        self.recovered.clear();
+        self.bad.clear();
+        Ok(true)
+    }
+
+    /// Whether this validator holds a share of the key in use.
+    pub fn signs(&self) -> bool {
+        self.share.is_some()
+    }
+
     /// Signs this validator's share for `epoch` (whose previous epoch was
     /// closed by the final block `closing`), keeps it, and returns the
-    /// message to send.
-    pub fn sign(&mut self, epoch: u64, closing: Digest) -> Vec<u8> {
-        let partial =
-            threshold::sign_message::<Bls>(&self.share, BEACON_NAMESPACE, &message(&self.chain, epoch, &closing));
+    /// message to send; `None` if it holds no share of the key in use.
+    pub fn sign(&mut self, epoch: u64, closing: Digest) -> Option<Vec<u8>> {
+        let share = self.share.as_ref()?;
+        let partial = threshold::sign_message::<Bls>(share, BEACON_NAMESPACE, &message(&self.chain, epoch, &closing));
         let bytes = encode(epoch, &closing, &partial);
         self.keep(epoch, closing, partial);
-        bytes
+        Some(bytes)
     }
 
     /// Takes a share sent by validator `from`; `finalised_epoch` bounds the
@@ -230,14 +339,14 @@ mod tests {
     /// Validator `index`'s share message over `closing` for epoch 3.
     fn beacons_sign(signers: &[AccountId], index: usize, closing: Digest) -> Vec<u8> {
         let (mut beacons, _) = set(signers.len() as u32);
-        beacons[index].sign(3, closing)
+        beacons[index].sign(3, closing).expect("a share")
     }
 
     #[test]
     fn three_of_four_shares_recover_the_beacon_and_peers_cannot_pose_as_others() {
         let (mut beacons, signers) = set(4);
         let closing = Digest([7; 32]);
-        let messages: Vec<Vec<u8>> = beacons.iter_mut().map(|b| b.sign(3, closing)).collect();
+        let messages: Vec<Vec<u8>> = beacons.iter_mut().map(|b| b.sign(3, closing).expect("a share")).collect();
         let me = &mut beacons[0];
         assert_eq!(me.recovered(3, &closing), None);
         assert_eq!(me.receive(&signers[2], &messages[1], 3), Err(ShareRejection::NotSenders));
@@ -258,7 +367,7 @@ mod tests {
         }
         assert_eq!(me.receive(&signers[3], &messages[3], 3), Err(ShareRejection::Flood(3)));
         let (mut beacons, signers) = set(4);
-        let messages: Vec<Vec<u8>> = beacons.iter_mut().map(|b| b.sign(3, closing)).collect();
+        let messages: Vec<Vec<u8>> = beacons.iter_mut().map(|b| b.sign(3, closing).expect("a share")).collect();
         let me = &mut beacons[0];
         me.receive(&signers[1], &messages[1], 3).expect("valid");
         // A second, different valid share from the same validator (another

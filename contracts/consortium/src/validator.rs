@@ -18,14 +18,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use commonware_codec::DecodeExt as _;
-use commonware_cryptography::{Signer as _, ed25519};
-use commonware_p2p::authenticated::{self, lookup};
+use commonware_cryptography::ed25519;
+use commonware_p2p::AddressableTrackedPeers;
+use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager as _, Receiver as _, Recipients, Sender as _};
 use commonware_runtime::{Quota, Spawner as _, Supervisor as _};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
-use commonware_utils::ordered::{Map, Set};
+use commonware_utils::ordered::Map;
 use commonware_utils::{NZU32, NZUsize, TryCollect as _};
+use std::num::NonZeroUsize;
 use strand_contracts::block::{Genesis, SignedGenesis};
 use strand_contracts::mempool::{Mempool, MempoolLimits};
 use strand_contracts::transaction::transaction_hash;
@@ -41,10 +43,17 @@ use crate::app::{App, BlockLimits, Ledger};
 use crate::block::Candidate;
 use crate::engine::{self, Channels, EngineConfig, Timeouts};
 
+/// Where, in its data directory, a validator finds beacon shares of keys
+/// changes of validators bring (read at start, and again when a new key
+/// takes effect).
+pub const BEACON_SHARES_DIRECTORY: &str = "beacon-shares";
+
 /// The channel transactions are gossiped on (after the engine's).
 pub const TRANSACTIONS_CHANNEL: u64 = 5;
 /// Largest p2p message: a whole block and its framing.
 pub const MESSAGE_BYTES_MAX: u32 = (strand_contracts::encoding::BLOCK_BYTES_MAX + (64 << 10)) as u32;
+/// Messages a peer may send at once on a channel (then 10,000 a second).
+const PEER_MESSAGES_BURST: u32 = 256;
 /// Most admitted batches waiting to be gossiped.
 const GOSSIP_BATCHES_QUEUED_MAX: usize = 64;
 
@@ -54,11 +63,18 @@ pub struct ValidatorOptions {
     pub data_dir: PathBuf,
     /// The signed genesis.
     pub genesis: SignedGenesis,
-    /// Its key (one of the genesis validators).
+    /// Its key: one of the genesis validators, or of a validator that
+    /// joins by governance (it follows the chain until its epoch).
     pub identity: Identity,
-    /// Its share of the beacon key ([`crate::beacon`]).
-    pub beacon_share: commonware_cryptography::bls12381::primitives::group::Share,
-    /// Where to serve the ledger protocol [default: its genesis entry].
+    /// Its shares of beacon keys ([`crate::beacon`]): of the genesis's (a
+    /// genesis validator must hold it) and of keys changes of validators
+    /// bring.
+    pub beacon_shares: Vec<commonware_cryptography::bls12381::primitives::group::Share>,
+    /// Where to listen for the other validators [default: its genesis
+    /// entry; required when it is not in the genesis].
+    pub p2p_listen: Option<String>,
+    /// Where to serve the ledger protocol [default: its genesis entry;
+    /// required when it is not in the genesis].
     pub ledger_listen: Option<String>,
     /// Where to serve Prometheus metrics.
     pub metrics_listen: String,
@@ -177,17 +193,34 @@ fn socket(address: &str) -> anyhow::Result<SocketAddr> {
 }
 
 async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOptions) -> anyhow::Result<()> {
-    let ValidatorOptions { data_dir, genesis, identity, beacon_share, ledger_listen, metrics_listen, timeouts, limits } =
-        options;
+    let ValidatorOptions {
+        data_dir,
+        genesis,
+        identity,
+        beacon_shares,
+        p2p_listen,
+        ledger_listen,
+        metrics_listen,
+        timeouts,
+        limits,
+    } = options;
     let SignedGenesis { genesis, .. } = genesis;
     let account = AccountId::of(&identity.public_key());
-    let me = genesis
-        .validators
-        .validators
-        .iter()
-        .find(|validator| validator.account == account)
-        .with_context(|| format!("key {account} is not one of this genesis's validators"))?
-        .clone();
+    let me = match genesis.validators.validators.iter().find(|validator| validator.account == account) {
+        Some(me) => me.clone(),
+        // A validator that joins by governance: it follows the chain until
+        // the epoch a change of validators names it for.
+        None => strand_contracts::block::Validator {
+            account,
+            organisation: "(joining)".into(),
+            p2p: p2p_listen.clone().with_context(|| {
+                format!("key {account} is not one of this genesis's validators: to join later, give --p2p-listen")
+            })?,
+            ledger: ledger_listen.clone().with_context(|| {
+                format!("key {account} is not one of this genesis's validators: to join later, give --ledger-listen")
+            })?,
+        },
+    };
     let key = engine_key(&identity)?;
 
     // The finalised ledger and the durable mempool.
@@ -216,31 +249,34 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         metrics: metrics.clone(),
         observer,
     };
-    let beacon_key = genesis.validators.beacon_key()?.context("the genesis has no beacon key")?;
-    let beacons =
-        crate::beacon::Beacons::new(genesis.chain(), beacon_key, beacon_share, genesis.validators.sorted(), &account)?;
+    let beacons = if genesis.validators.contains(&account) {
+        // A genesis validator must hold its share of the genesis's key.
+        let beacon_key = genesis.validators.beacon_key()?.context("the genesis has no beacon key")?;
+        let mut shares = beacon_shares;
+        anyhow::ensure!(!shares.is_empty(), "no beacon share given (the genesis's, from `genesis new --shares-dir`)");
+        let fits = shares.iter().position(|share| {
+            crate::beacon::Beacons::new(
+                genesis.chain(),
+                beacon_key.clone(),
+                share.clone(),
+                genesis.validators.sorted(),
+                &account,
+            )
+            .is_ok()
+        });
+        let share = shares.remove(fits.unwrap_or(0));
+        crate::beacon::Beacons::new(genesis.chain(), beacon_key, share, genesis.validators.sorted(), &account)?
+            .with_spare_shares(shares)
+    } else {
+        crate::beacon::Beacons::following(genesis.chain(), &genesis.validators, account, beacon_shares)?
+    };
+    let beacons = beacons.with_share_directory(data_dir.join(BEACON_SHARES_DIRECTORY));
     let (app, finalised) = App::new(replica, Box::new(ledger), Arc::clone(&mempool), account, limits, beacons);
 
-    // Authenticated p2p to every validator's genesis address.
-    let participants: Set<ed25519::PublicKey> = genesis
-        .validators
-        .validators
-        .iter()
-        .map(|validator| ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&validator.account.0)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| anyhow::anyhow!("a validator's key is not an ed25519 key: {error}"))?
-        .into_iter()
-        .try_collect()
-        .map_err(|_| anyhow::anyhow!("a validator is listed twice"))?;
-    let mut peers = Vec::new();
-    for validator in &genesis.validators.validators {
-        let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&validator.account.0))
-            .map_err(|error| anyhow::anyhow!("a validator's key is not an ed25519 key: {error}"))?;
-        peers.push((key, Address::Symmetric(socket(&validator.p2p)?)));
-    }
-    let peers: Map<ed25519::PublicKey, Address> =
-        peers.into_iter().try_collect().map_err(|_| anyhow::anyhow!("a validator is listed twice"))?;
-    let listen = socket(&me.p2p)?;
+    // Authenticated p2p to every validator's address, per epoch (the engine
+    // tells the set of each epoch it enters).
+    addressed(&genesis.validators)?;
+    let listen = socket(p2p_listen.as_deref().unwrap_or(&me.p2p))?;
     let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
         Sake {
             signer: key.clone(),
@@ -256,10 +292,16 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
         handshake,
         &p2p_namespace,
         listen,
-        authenticated::peer_set_limit(&participants, &key.public_key()),
+        // An epoch's validators and those of a scheduled change.
+        NonZeroUsize::new(2 * strand_contracts::block::VALIDATORS_MAX).expect("not zero"),
         MESSAGE_BYTES_MAX,
         NZUsize!(1024),
     );
+    // The current epoch's peer set and the one before (for validators still
+    // finishing it). Each channel's inbound queue is preallocated for
+    // (peers per set × sets × burst) messages: these bound it (about 4 MB
+    // a channel).
+    config.tracked_peer_sets = NZUsize!(2);
     // Public addresses in the genesis: refuse private ones as a public
     // deployment should; loopback devnets keep them.
     config.allow_private_ips = genesis.validators.validators.iter().all(|validator| {
@@ -271,9 +313,8 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
                 }
         })
     });
-    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), config);
-    oracle.track(0, peers);
-    let quota = Quota::per_second(NZU32!(10_000));
+    let (mut network, oracle) = lookup::Network::new(context.child("network"), config);
+    let quota = Quota::per_second(NZU32!(10_000)).allow_burst(NZU32!(PEER_MESSAGES_BURST));
     let votes = network.register(engine::CHANNELS[0], quota);
     let certificates = network.register(engine::CHANNELS[1], quota);
     let resolver = network.register(engine::CHANNELS[2], quota);
@@ -359,7 +400,6 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
     let (genesis_block, _) = genesis.block();
     let engine_config = EngineConfig {
         namespace,
-        participants,
         key,
         genesis: Candidate::new(genesis_block.header, Vec::new()),
         partition: "strand".into(),
@@ -368,7 +408,26 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
     let channels = Channels { votes, certificates, resolver, backfill, blocks, beacon };
     let engine = context.child("engine").spawn(move |context| {
         let application = app.clone();
-        engine::run(context, engine_config, app, application, finalised, oracle.clone(), oracle, channels)
+        let mut tracker = oracle.clone();
+        // The epoch's validators, and those of a change already scheduled
+        // (secondary: connected before they take over).
+        let track = move |epoch: u64,
+                          set: &strand_contracts::ValidatorSet,
+                          next: Option<&strand_contracts::ValidatorSet>| {
+            let primary = match addressed(set) {
+                Ok(peers) => peers,
+                Err(error) => {
+                    tracing::error!(epoch, %error, "validator.p2p the epoch's validators have unusable addresses");
+                    return;
+                }
+            };
+            let secondary = next.and_then(|next| addressed(next).ok()).map_or_else(Vec::new, |next| {
+                next.into_iter().filter(|(key, _)| primary.get_value(key).is_none()).collect()
+            });
+            let secondary: Map<ed25519::PublicKey, Address> = secondary.into_iter().try_collect().unwrap_or_default();
+            tracker.track(epoch, AddressableTrackedPeers { primary, secondary });
+        };
+        engine::run(context, engine_config, app, application, finalised, oracle.clone(), oracle, channels, track)
     });
     // One line on stdout that scripts and tests wait for.
     println!(
@@ -388,6 +447,17 @@ async fn run(context: commonware_runtime::tokio::Context, options: ValidatorOpti
     let _ = shutdown_sender.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// The validators' engine keys with their p2p addresses.
+fn addressed(set: &strand_contracts::ValidatorSet) -> anyhow::Result<Map<ed25519::PublicKey, Address>> {
+    let mut peers = Vec::new();
+    for validator in &set.validators {
+        let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&validator.account.0))
+            .map_err(|error| anyhow::anyhow!("a validator's key is not an ed25519 key: {error}"))?;
+        peers.push((key, Address::Symmetric(socket(&validator.p2p)?)));
+    }
+    peers.into_iter().try_collect().map_err(|_| anyhow::anyhow!("a validator is listed twice"))
 }
 
 /// A genesis for a consortium: the validators with their organisation and

@@ -27,6 +27,10 @@ use strand_contracts::transaction::{Body, FailureDomain, ProviderRegistration};
 use strand_contracts::{Block, Genesis, LedgerState, Receipt, Replica, Transaction, ValidatorSet};
 use strand_core::Identity;
 
+/// Blocks per epoch: short, so that every run crosses many epochs (one
+/// engine instance each).
+const EPOCH_BLOCKS: u64 = 5;
+
 /// A validator's disk: the blocks it committed, which survive a crash;
 /// full (commits fail) past `full_after` blocks if set.
 #[derive(Clone, Default)]
@@ -69,8 +73,10 @@ fn replica_from(genesis: &Genesis, disk: &Disk) -> Replica {
 
 struct Member {
     key: ed25519::PrivateKey,
-    /// Its beacon share (commonware's encoding).
-    share: Vec<u8>,
+    /// Its beacon shares (commonware's encoding): of the genesis's key, if
+    /// it is a genesis validator, and of the key a change of validators
+    /// brings, if it is in the new set.
+    shares: Vec<Vec<u8>>,
     disk: Disk,
     mempool: Arc<Mutex<Mempool>>,
     handle: Option<Handle<()>>,
@@ -119,6 +125,11 @@ enum Hostile {
 struct Consortium {
     /// The hostile validator, if any, and how.
     hostile: Option<(usize, Hostile)>,
+    /// Validators governance removed (their chains end there).
+    retired: HashSet<usize>,
+    /// The set a change of validators brings (the genesis validators but
+    /// the last, and the joiner), with its beacon key dealt.
+    next: Option<ValidatorSet>,
     genesis: Genesis,
     participants: Set<ed25519::PublicKey>,
     oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
@@ -139,14 +150,30 @@ fn link() -> Link {
 
 impl Consortium {
     async fn new(context: &deterministic::Context, n: u64, hostile: Option<(usize, Hostile)>) -> Self {
-        let keys: Vec<ed25519::PrivateKey> = (0..n).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
+        Self::with_joiner(context, n, hostile, false).await
+    }
+
+    /// `n` genesis validators and, with `joiner`, one more key (index `n`)
+    /// that a change of validators brings in place of validator `n - 1`:
+    /// the change's beacon key is dealt here, each new member given its
+    /// share.
+    async fn with_joiner(
+        context: &deterministic::Context,
+        n: u64,
+        hostile: Option<(usize, Hostile)>,
+        joiner: bool,
+    ) -> Self {
+        let all = n + u64::from(joiner);
+        let keys: Vec<ed25519::PrivateKey> = (0..all).map(|seed| ed25519::PrivateKey::from_seed(seed + 1)).collect();
         let participants: Set<ed25519::PublicKey> =
             keys.iter().map(|key| key.public_key()).try_collect().expect("distinct keys");
+        let keys_genesis = &keys[..n as usize];
         let (beacon_key, shares) = strand_contracts::beacon::deal(n as u32, [n as u8; 32]);
         let genesis = Genesis {
             name: "simulated-consortium".into(),
             validators: ValidatorSet::consortium(
-                keys.iter()
+                keys_genesis
+                    .iter()
                     .enumerate()
                     .map(|(index, key)| Validator {
                         account: strand_consortium::app::account(&key.public_key()),
@@ -157,7 +184,7 @@ impl Consortium {
                     .collect(),
                 beacon_key,
             ),
-            epoch_blocks: 5,
+            epoch_blocks: EPOCH_BLOCKS,
             timestamp_ms: 0,
         };
         let (network, oracle) = Network::new_with_peers(
@@ -166,7 +193,7 @@ impl Consortium {
                 max_size: 1 << 20,
                 max_peers_per_set: NZUsize!(16),
                 disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
+                tracked_peer_sets: NZUsize!(3),
             },
             participants.iter().cloned().collect::<Vec<_>>(),
         )
@@ -179,23 +206,38 @@ impl Consortium {
                 }
             }
         }
-        let sorted = genesis.validators.sorted();
+        let member = |key: &ed25519::PrivateKey| Validator {
+            account: strand_consortium::app::account(&key.public_key()),
+            organisation: "org".into(),
+            p2p: String::new(),
+            ledger: String::new(),
+        };
+        let next = joiner.then(|| {
+            let (next_key, next_shares) = strand_contracts::beacon::deal(n as u32, [0xee; 32]);
+            let members: Vec<Validator> = keys[..n as usize - 1].iter().chain(keys.last()).map(member).collect();
+            (ValidatorSet::consortium(members, next_key), next_shares)
+        });
+        let share_of = |set: &ValidatorSet, shares: &[Vec<u8>], key: &ed25519::PrivateKey| {
+            let account = strand_consortium::app::account(&key.public_key());
+            set.sorted().iter().position(|member| *member == account).map(|position| shares[position].clone())
+        };
+        let sorted = genesis.validators.clone();
         let validators = keys
             .into_iter()
             .map(|key| Member {
-                share: shares[sorted
-                    .iter()
-                    .position(|account| *account == strand_consortium::app::account(&key.public_key()))
-                    .expect("a validator")]
-                .clone(),
+                shares: share_of(&sorted, &shares, &key)
+                    .into_iter()
+                    .chain(next.as_ref().and_then(|(set, shares)| share_of(set, shares, &key)))
+                    .collect(),
                 key,
                 disk: Disk::default(),
                 mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits::default()))),
                 handle: None,
             })
             .collect();
-        let mut consortium = Self { hostile, genesis, participants, oracle, validators };
-        for index in 0..n as usize {
+        let next = next.map(|(set, _)| set);
+        let mut consortium = Self { hostile, retired: HashSet::new(), next, genesis, participants, oracle, validators };
+        for index in 0..all as usize {
             consortium.start(context, index).await;
         }
         consortium
@@ -213,25 +255,31 @@ impl Consortium {
             Arc::clone(&validator.mempool),
             strand_consortium::app::account(&public_key),
             BlockLimits { interval: Duration::from_millis(100), ..BlockLimits::default() },
-            Beacons::new(
+            Beacons::following(
                 self.genesis.chain(),
-                self.genesis.validators.beacon_key().expect("key").expect("a consortium"),
-                commonware_codec::DecodeExt::decode(validator.share.clone()).expect("share"),
-                self.genesis.validators.sorted(),
-                &strand_consortium::app::account(&public_key),
+                &self.genesis.validators,
+                strand_consortium::app::account(&public_key),
+                validator
+                    .shares
+                    .iter()
+                    .map(|share| commonware_codec::DecodeExt::decode(share.clone()).expect("share"))
+                    .collect(),
             )
-            .expect("its own share"),
+            .expect("the genesis's key"),
         );
         let (genesis_block, _) = self.genesis.block();
         let config = EngineConfig {
             namespace: consensus_namespace(&self.genesis.chain()),
-            participants: self.participants.clone(),
             key,
             genesis: Candidate::new(genesis_block.header, Vec::new()),
             partition: format!("validator-{index}"),
             timeouts: Timeouts::default(),
         };
         let oracle = self.oracle.clone();
+        // An equivocator keeps no chain: it follows the epochs on an honest
+        // validator's disk.
+        let watched = self.validators[(index + 1) % self.validators.len()].disk.clone();
+        let participants = self.participants.clone();
         let role = self.hostile.filter(|(hostile, _)| *hostile == index).map(|(_, role)| role);
         let handle = context.child("validator").with_attribute("index", index).spawn(move |context| async move {
             let control = oracle.control(public_key.clone());
@@ -250,35 +298,32 @@ impl Consortium {
                 beacon: next(),
             };
             let (provider, blocker) = (oracle.manager(), oracle.control(public_key));
+            let mut manager = oracle.manager();
+            // Each epoch's validators (and those of a scheduled change) are
+            // the epoch's peer set.
+            let track = move |epoch: u64, set: &ValidatorSet, next: Option<&ValidatorSet>| {
+                let primary = engine::participants(set).expect("ed25519 keys");
+                let secondary = next
+                    .and_then(engine::participants)
+                    .map(|next| next.iter().filter(|key| primary.position(key).is_none()).cloned().collect::<Vec<_>>())
+                    .unwrap_or_default();
+                let secondary: Set<ed25519::PublicKey> = secondary.into_iter().try_collect().expect("distinct");
+                commonware_p2p::Manager::track(
+                    &mut manager,
+                    epoch,
+                    commonware_p2p::TrackedPeers { primary, secondary },
+                );
+            };
             if role == Some(Hostile::Equivocator) {
-                use commonware_consensus::simplex::mocks::{equivocator, relay};
-                let scheme = commonware_consensus::simplex::scheme::ed25519::Scheme::signer(
-                    &config.namespace,
-                    config.participants.clone(),
-                    config.key.clone(),
-                )
-                .expect("a validator");
-                let equivocator =
-                    equivocator::Equivocator::<_, _, _, commonware_cryptography::Sha256>::new(
-                        context.child("equivocator"),
-                        equivocator::Config {
-                            scheme,
-                            elector: commonware_consensus::simplex::elector::RoundRobin::<
-                                commonware_cryptography::Sha256,
-                            >::default(),
-                            epoch: commonware_consensus::types::Epoch::zero(),
-                            relay: Arc::new(relay::Relay::default()),
-                        },
-                    );
                 let _ = (provider, blocker, app, finalised);
                 let _unused = (channels.resolver, channels.backfill, channels.blocks, channels.beacon);
-                let _ = equivocator.start(channels.votes, channels.certificates).await;
+                equivocate(context, config, channels.votes, channels.certificates, participants, watched).await;
             } else if role == Some(Hostile::Forger) {
                 let forged = Forger(app.clone());
-                engine::run(context, config, app, forged, finalised, provider, blocker, channels).await;
+                engine::run(context, config, app, forged, finalised, provider, blocker, channels, track).await;
             } else {
                 let application = app.clone();
-                engine::run(context, config, app, application, finalised, provider, blocker, channels).await;
+                engine::run(context, config, app, application, finalised, provider, blocker, channels, track).await;
             }
         });
         self.validators[index].handle = Some(handle);
@@ -329,6 +374,60 @@ impl Consortium {
     }
 }
 
+/// commonware's Byzantine mock as a validator: in every epoch (followed on
+/// an honest validator's disk), as leader, it sends two different proposals
+/// to different validators; it keeps no chain.
+async fn equivocate<S, R>(
+    context: deterministic::Context,
+    config: EngineConfig,
+    votes: (S, R),
+    certificates: (S, R),
+    participants: Set<ed25519::PublicKey>,
+    watched: Disk,
+) where
+    S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+{
+    use commonware_consensus::simplex::elector::RoundRobin;
+    use commonware_consensus::simplex::mocks::{equivocator, relay};
+    use commonware_cryptography::Sha256;
+    use commonware_p2p::utils::mux::Muxer;
+    let (votes_mux, mut votes) = Muxer::new(context.child("votes_mux"), votes.0, votes.1);
+    votes_mux.start();
+    let (certificates_mux, mut certificates) =
+        Muxer::new(context.child("certificates_mux"), certificates.0, certificates.1);
+    certificates_mux.start();
+    let epoch_blocks = EPOCH_BLOCKS;
+    loop {
+        let epoch = (watched.height() + 1) / epoch_blocks;
+        let scheme = commonware_consensus::simplex::scheme::ed25519::Scheme::signer(
+            &config.namespace,
+            participants.clone(),
+            config.key.clone(),
+        )
+        .expect("a validator");
+        let equivocator = equivocator::Equivocator::<_, _, _, Sha256>::new(
+            context.child("equivocator").with_attribute("epoch", epoch),
+            equivocator::Config {
+                scheme,
+                elector: RoundRobin::<Sha256>::default(),
+                epoch: commonware_consensus::types::Epoch::new(epoch),
+                relay: Arc::new(relay::Relay::default()),
+            },
+        );
+        let (Ok(vote), Ok(certificate)) = (votes.register(epoch).await, certificates.register(epoch).await) else {
+            return;
+        };
+        let running = context.child("equivocating").spawn(move |_| async move {
+            let _ = equivocator.start(vote, certificate).await;
+        });
+        while (watched.height() + 1) / epoch_blocks == epoch {
+            context.sleep(Duration::from_millis(20)).await;
+        }
+        running.abort();
+    }
+}
+
 fn registrations(chain: strand_contracts::Digest, from: u8, count: u8) -> Vec<Vec<u8>> {
     (from..from + count)
         .map(|seed| {
@@ -350,6 +449,7 @@ fn check_agreement(consortium: &Consortium, submitted: &[Vec<u8>]) -> u64 {
     // An equivocator keeps no chain of its own.
     let chains: Vec<Vec<Block>> = (0..consortium.validators.len())
         .filter(|index| consortium.hostile != Some((*index, Hostile::Equivocator)))
+        .filter(|index| !consortium.retired.contains(index))
         .map(|index| consortium.validators[index].disk.blocks())
         .collect();
     let common = chains.iter().map(Vec::len).min().expect("validators");
@@ -556,5 +656,78 @@ fn an_equivocating_validator_causes_no_fork() {
         assert!(blocks.iter().all(|block| block.header.proposer != equivocator));
         assert_eq!(consortium.validators[3].disk.height(), 0, "the equivocator finalised nothing of its own");
         println!("equivocator: {} blocks finalised by the honest three, t={:?}", blocks.len(), context.current());
+    });
+}
+
+/// The Strand identity of an engine key (the same ed25519 secret).
+fn identity_of(key: &ed25519::PrivateKey) -> Identity {
+    use commonware_codec::Encode as _;
+    Identity::from_secret_bytes(key.encode().as_ref().try_into().expect("32-byte secret"))
+}
+
+/// Governance with the real engine: validator 0 proposes replacing
+/// validator 3 by a new organisation's validator (which started from the
+/// genesis and follows the chain), 1 and 2 approve; at the stated epoch the
+/// new set's engine instance takes over: the removed validator stops, the
+/// new one proposes and signs, the new set's beacon key makes the epoch's
+/// beacon, and a follower that knows only the genesis accepts the whole
+/// chain, each block checked against its epoch's validators.
+#[test]
+fn governance_replaces_a_validator_at_the_stated_epoch() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(6).with_timeout(Some(Duration::from_secs(600))),
+    );
+    runner.start(|context| async move {
+        let mut consortium = Consortium::with_joiner(&context, 4, None, true).await;
+        let (members, joiner, leaving) = (vec![0, 1, 2], 4, 3);
+        let chain = consortium.genesis.chain();
+        consortium.wait_for(&context, 2, &[0, 1, 2, 3]).await;
+        let next = consortium.next.clone().expect("a change");
+        let effective = 3;
+        let proposal = strand_contracts::governance::proposal_id(&next, effective);
+        let identities: Vec<Identity> = (0..3).map(|index| identity_of(&consortium.validators[index].key)).collect();
+        let mut governance = vec![
+            Transaction::sign(chain, &identities[0], 1, Body::ProposeValidators { set: next.clone(), effective_epoch: effective })
+                .to_bytes(),
+        ];
+        for identity in &identities[1..] {
+            governance.push(Transaction::sign(chain, identity, 1, Body::ApproveValidators { proposal }).to_bytes());
+        }
+        // The proposal first, then the approvals (each validator's mempool
+        // checks them against its state).
+        consortium.submit(&governance[..1], &[0, 1, 2, 3]);
+        let height = consortium.heights()[0] + 3;
+        consortium.wait_for(&context, height, &members).await;
+        consortium.submit(&governance[1..], &[0, 1, 2, 3]);
+        let first = effective * EPOCH_BLOCKS;
+        consortium.wait_for(&context, first + 12, &[0, 1, 2, joiner]).await;
+
+        // The removed validator stopped at the change.
+        let handle = consortium.validators[leaving].handle.take().expect("started");
+        futures::select! {
+            _ = futures::FutureExt::fuse(handle) => {}
+            _ = futures::FutureExt::fuse(context.sleep(Duration::from_secs(1))) => {
+                panic!("the removed validator is still running");
+            }
+        }
+        assert!(consortium.validators[leaving].disk.height() < first, "it finalised nothing of the new set's epochs");
+        consortium.retired.insert(leaving);
+        check_agreement(&consortium, &governance);
+
+        let blocks = consortium.validators[joiner].disk.blocks();
+        let replica = replica_from(&consortium.genesis, &consortium.validators[joiner].disk);
+        assert_eq!(replica.validators().sorted(), next.sorted(), "the new set is in effect");
+        let joined = strand_consortium::app::account(&consortium.validators[joiner].key.public_key());
+        let left = strand_consortium::app::account(&consortium.validators[leaving].key.public_key());
+        let after: Vec<&Block> = blocks.iter().filter(|block| block.header.height >= first).collect();
+        assert!(after.iter().any(|block| block.header.proposer == joined), "the new validator proposes");
+        assert!(after.iter().all(|block| block.header.proposer != left), "the removed one no longer does");
+        assert!(blocks.iter().filter(|block| block.header.height < first).all(|block| block.header.proposer != joined));
+        // Its signatures are in the new epochs' certificates.
+        let index = next.sorted().iter().position(|account| *account == joined).expect("a member") as u32;
+        assert!(after.iter().any(|block| matches!(&block.finality,
+            Finality::Certificate(certificate) if certificate.epoch >= effective && certificate.signers.contains(&index))));
+        assert!(replica.state().beacons.get(&effective).is_some() || replica.state().epoch() > effective + 1);
+        println!("governance: {} blocks, new set from height {first}, t={:?}", blocks.len(), context.current());
     });
 }

@@ -8,6 +8,15 @@
 //! strand-validator genesis sign --genesis genesis.strand --key v.pem   # each member, in turn
 //! strand-validator genesis show --genesis genesis.strand
 //! strand-validator run --genesis genesis.strand --data-dir v --key v.pem   # share in v/beacon.share
+//!
+//! # Governance: change the validators from a stated epoch (> 2/3 of the current ones approve)
+//! strand-validator governance propose --genesis genesis.strand --key v.pem --ledger 127.0.0.1:7100 \
+//!     --effective-epoch 12 --shares-dir new-shares --validator <account>,<org>,<p2p>,<ledger> ...
+//! strand-validator governance approve --genesis genesis.strand --key v2.pem --ledger ... --proposal <id>
+//! strand-validator governance show --genesis genesis.strand --ledger 127.0.0.1:7100
+//! # a joining organisation's validator follows the chain from the genesis until its epoch:
+//! strand-validator run --genesis genesis.strand --data-dir v5 --key v5.pem \
+//!     --p2p-listen 127.0.0.1:7005 --ledger-listen 127.0.0.1:7105 --beacon-share new-shares/<account>.beacon-share
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,9 +56,15 @@ enum Command {
         /// The validator's key [default: <data dir>/identity.pem].
         #[arg(long)]
         key: Option<PathBuf>,
-        /// The validator's beacon share, from `genesis new` [default: <data dir>/beacon.share].
+        /// The validator's beacon shares: of the genesis's key (from `genesis new`) and of keys
+        /// a change of validators brings (from `governance propose`); repeat for each
+        /// [default: <data dir>/beacon.share, and every file in <data dir>/beacon-shares/].
         #[arg(long)]
-        beacon_share: Option<PathBuf>,
+        beacon_share: Vec<PathBuf>,
+        /// Where to listen for the other validators [default: the genesis entry's p2p address;
+        /// required for a validator that joins later, which is not in the genesis].
+        #[arg(long)]
+        p2p_listen: Option<String>,
         /// Where to serve the ledger protocol [default: the genesis entry's ledger address].
         #[arg(long)]
         ledger_listen: Option<String>,
@@ -76,6 +91,61 @@ enum Command {
     /// Creates, signs and shows a consortium's genesis.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Changes the validators: a proposal effective at a stated epoch, approved by more than
+    /// two thirds of the current validators.
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
+}
+
+/// Where a governance command reaches the ledger.
+#[derive(clap::Args)]
+struct LedgerArguments {
+    /// The signed genesis file.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// Ledger addresses (`host:port`, comma-separated; tried in turn).
+    #[arg(long)]
+    ledger: String,
+}
+
+#[derive(Subcommand)]
+enum GovernanceCommand {
+    /// Proposes a new validator set (as one of the current validators; counts as its
+    /// approval), and deals the new set's beacon key.
+    Propose {
+        #[command(flatten)]
+        ledger: LedgerArguments,
+        /// The proposing validator's key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The epoch whose first block the new set finalises (at least 2 after the current).
+        #[arg(long)]
+        effective_epoch: u64,
+        /// A member of the new set: `<account>,<organisation>,<p2p host:port>,<ledger host:port>`
+        /// (at least 4; list every member, staying or new).
+        #[arg(long = "validator", required = true)]
+        validators: Vec<String>,
+        /// Where to write each new member's beacon share (`<account>.beacon-share`): hand each
+        /// to its member alone (it passes it to `run --beacon-share`), then delete them.
+        #[arg(long)]
+        shares_dir: PathBuf,
+    },
+    /// Approves an open proposal (as one of the current validators).
+    Approve {
+        #[command(flatten)]
+        ledger: LedgerArguments,
+        /// The approving validator's key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The proposal's id (printed by `propose` and `show`).
+        #[arg(long)]
+        proposal: String,
+    },
+    /// Prints the current validators, the open proposals and a scheduled change.
+    Show {
+        #[command(flatten)]
+        ledger: LedgerArguments,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +226,7 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             key,
             beacon_share,
+            p2p_listen,
             ledger_listen,
             metrics_listen,
             block_interval_ms,
@@ -165,12 +236,34 @@ fn main() -> anyhow::Result<()> {
             let genesis = read_genesis(&genesis)?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
             let identity = load_key(&key.unwrap_or_else(|| data_dir.join("identity.pem")))?;
-            let share_path = beacon_share.unwrap_or_else(|| data_dir.join("beacon.share"));
-            let share_text = std::fs::read_to_string(&share_path).with_context(|| {
-                format!("cannot read the beacon share {} (written by `genesis new --shares-dir`)", share_path.display())
-            })?;
-            let beacon_share = strand_consortium::beacon::decode_share(&share_text)
-                .with_context(|| format!("{} is not a beacon share", share_path.display()))?;
+            let account = AccountId::of(&identity.public_key());
+            let in_genesis = genesis.genesis.validators.contains(&account);
+            let mut share_paths = beacon_share;
+            if share_paths.is_empty() {
+                let default = data_dir.join("beacon.share");
+                if in_genesis || default.exists() {
+                    share_paths.push(default);
+                }
+                if let Ok(entries) = std::fs::read_dir(data_dir.join("beacon-shares")) {
+                    let mut more: Vec<PathBuf> = entries.filter_map(|entry| Some(entry.ok()?.path())).collect();
+                    more.sort();
+                    share_paths.extend(more);
+                }
+            }
+            let mut beacon_shares = Vec::new();
+            for path in &share_paths {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "cannot read the beacon share {} (written by `genesis new` or `governance propose` with \
+                         --shares-dir)",
+                        path.display()
+                    )
+                })?;
+                beacon_shares.push(
+                    strand_consortium::beacon::decode_share(&text)
+                        .with_context(|| format!("{} is not a beacon share", path.display()))?,
+                );
+            }
             let interval = Duration::from_millis(block_interval_ms);
             let leader = Duration::from_millis(leader_timeout_ms.unwrap_or(block_interval_ms + 1000).max(50));
             anyhow::ensure!(leader > interval, "--leader-timeout-ms must exceed --block-interval-ms");
@@ -179,7 +272,8 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 genesis,
                 identity,
-                beacon_share,
+                beacon_shares,
+                p2p_listen,
                 ledger_listen,
                 metrics_listen,
                 timeouts,
@@ -198,31 +292,9 @@ fn main() -> anyhow::Result<()> {
             rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
             let (beacon_key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
             let genesis = consortium_genesis(&name, validators, epoch_blocks, now, beacon_key);
-            if let Err(
-                error @ (strand_contracts::block::GenesisError::Duplicate(_)
-                | strand_contracts::block::GenesisError::TooFew(_)),
-            ) = genesis.verify()
-            {
-                anyhow::bail!("{error}");
-            }
-            std::fs::create_dir_all(&shares_dir).with_context(|| format!("cannot create {}", shares_dir.display()))?;
-            let paths: Vec<PathBuf> = genesis
-                .genesis
-                .validators
-                .sorted()
-                .iter()
-                .map(|account| shares_dir.join(format!("{account}.beacon-share")))
-                .collect();
-            if let Some(existing) = paths.iter().find(|path| path.exists()) {
-                anyhow::bail!(
-                    "{} exists (a share of an earlier genesis?): give another --shares-dir, or remove it",
-                    existing.display()
-                );
-            }
-            for (path, share) in paths.iter().zip(&shares) {
-                keyfile::write_secret(path, strand_contracts::beacon::share_file_text(share).as_bytes(), false)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
+            genesis.genesis.validators.check_consortium()?;
+            anyhow::ensure!(epoch_blocks >= 2, "a consortium's epochs are at least 2 blocks long");
+            write_shares(&shares_dir, &genesis.genesis.validators, &shares)?;
             write_genesis(&out, &genesis)?;
             println!(
                 "chain {} written to {}: each validator now signs it; beacon shares in {} (give each member its own \
@@ -245,6 +317,10 @@ fn main() -> anyhow::Result<()> {
             write_genesis(&path, &genesis)?;
             println!("signed chain {} as {account}", genesis.genesis.chain());
             Ok(())
+        }
+        Command::Governance(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(governance(command))
         }
         Command::Genesis(GenesisCommand::Show { genesis: path }) => {
             let genesis = read_genesis(&path)?;
@@ -272,4 +348,149 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The ledger's state, followed from the genesis (every block and
+/// certificate checked), and a client to submit through.
+async fn follow(
+    arguments: &LedgerArguments,
+) -> anyhow::Result<(SignedGenesis, strand_contracts::Replica, strand_ledger_service::client::LedgerClient)> {
+    let genesis = read_genesis(&arguments.genesis)?;
+    genesis.verify().context("the genesis file is not a consortium genesis every validator signed")?;
+    let mut client = strand_ledger_service::client::LedgerClient::connect(&arguments.ledger)
+        .await
+        .with_context(|| format!("cannot reach the ledger at {}", arguments.ledger))?;
+    let mut follower =
+        strand_ledger_service::follower::Follower::new(strand_contracts::Replica::new(&genesis.genesis), None);
+    follower.catch_up(&mut client).await.context("cannot follow the ledger")?;
+    let replica = follower.replica().clone();
+    Ok((genesis, replica, client))
+}
+
+/// Signs `body` as `identity` with its next nonce, submits it, and waits
+/// (bounded) for its receipt.
+async fn submit(
+    replica: &strand_contracts::Replica,
+    client: &mut strand_ledger_service::client::LedgerClient,
+    identity: &Identity,
+    body: strand_contracts::Body,
+) -> anyhow::Result<()> {
+    use strand_ledger_service::protocol::TransactionStatus;
+    let state = replica.state();
+    let account = AccountId::of(&identity.public_key());
+    let nonce = state.accounts.get(&account).map_or(0, |account| account.nonce) + 1;
+    let transaction = strand_contracts::Transaction::sign(state.params.chain, identity, nonce, body);
+    let hash = match client.submit(transaction.to_bytes()).await? {
+        Ok(hash) => hash,
+        Err(reason) => anyhow::bail!("the ledger refused the transaction: {reason}"),
+    };
+    for _ in 0..120 {
+        match client.transaction(hash).await? {
+            TransactionStatus::Finalised { height, outcome: strand_contracts::Outcome::Accepted, .. } => {
+                println!("accepted at height {height} (transaction {hash})");
+                return Ok(());
+            }
+            TransactionStatus::Finalised { outcome: strand_contracts::Outcome::Rejected(reason), .. } => {
+                anyhow::bail!("rejected: {reason}")
+            }
+            TransactionStatus::Dropped(reason) => anyhow::bail!("dropped: {reason}"),
+            TransactionStatus::Unknown | TransactionStatus::Pending => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+        }
+    }
+    anyhow::bail!("transaction {hash} not finalised within a minute; see `governance show`")
+}
+
+async fn governance(command: GovernanceCommand) -> anyhow::Result<()> {
+    match command {
+        GovernanceCommand::Propose { ledger, key, effective_epoch, validators, shares_dir } => {
+            let identity = load_key(&key)?;
+            let validators = validators.iter().map(|text| parse_validator(text)).collect::<anyhow::Result<Vec<_>>>()?;
+            let (_, replica, mut client) = follow(&ledger).await?;
+            let mut seed = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
+            let (beacon_key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
+            let set = strand_contracts::ValidatorSet::consortium(validators, beacon_key);
+            set.check_consortium()?;
+            let id = strand_contracts::governance::proposal_id(&set, effective_epoch);
+            let paths = write_shares(&shares_dir, &set, &shares)?;
+            println!("proposal {id}: {} validators from epoch {effective_epoch}", set.validators.len());
+            let body = strand_contracts::Body::ProposeValidators { set, effective_epoch };
+            if let Err(error) = submit(&replica, &mut client, &identity, body).await {
+                for path in &paths {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(error);
+            }
+            println!(
+                "beacon shares of the new set in {}: give each member its own (`run --beacon-share`), then delete them",
+                shares_dir.display()
+            );
+            Ok(())
+        }
+        GovernanceCommand::Approve { ledger, key, proposal } => {
+            let identity = load_key(&key)?;
+            let proposal: strand_contracts::Digest =
+                proposal.parse().map_err(|_| anyhow::anyhow!("'{proposal}' is not a proposal id (64 hex digits)"))?;
+            let (_, replica, mut client) = follow(&ledger).await?;
+            submit(&replica, &mut client, &identity, strand_contracts::Body::ApproveValidators { proposal }).await
+        }
+        GovernanceCommand::Show { ledger } => {
+            let (_, replica, _) = follow(&ledger).await?;
+            let state = replica.state();
+            println!("height {} epoch {}", replica.height(), state.epoch());
+            let print = |set: &strand_contracts::ValidatorSet| {
+                for validator in &set.validators {
+                    println!(
+                        "    {} {} p2p {} ledger {}",
+                        validator.account, validator.organisation, validator.p2p, validator.ledger
+                    );
+                }
+            };
+            println!("validators ({}, quorum {}):", state.validators.validators.len(), state.validators.quorum);
+            print(&state.validators);
+            match &state.validator_change {
+                Some(change) => {
+                    println!("scheduled from epoch {} (proposal {}):", change.effective_epoch, change.proposal);
+                    print(&change.set);
+                }
+                None => println!("no change scheduled"),
+            }
+            for (id, proposal) in state.validator_proposals.iter() {
+                println!(
+                    "open proposal {id} by {} for epoch {}, approved by {} of {}:",
+                    proposal.proposer,
+                    proposal.effective_epoch,
+                    proposal.approvals.len(),
+                    state.validators.validators.len()
+                );
+                print(&proposal.set);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes each member's beacon share as `<account>.beacon-share` (mode
+/// 0600, never over an existing file).
+fn write_shares(
+    shares_dir: &Path,
+    set: &strand_contracts::ValidatorSet,
+    shares: &[Vec<u8>],
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(shares_dir).with_context(|| format!("cannot create {}", shares_dir.display()))?;
+    let paths: Vec<PathBuf> =
+        set.sorted().iter().map(|account| shares_dir.join(format!("{account}.beacon-share"))).collect();
+    if let Some(existing) = paths.iter().find(|path| path.exists()) {
+        anyhow::bail!(
+            "{} exists (a share of an earlier key?): give another --shares-dir, or remove it",
+            existing.display()
+        );
+    }
+    for (path, share) in paths.iter().zip(shares) {
+        keyfile::write_secret(path, strand_contracts::beacon::share_file_text(share).as_bytes(), false)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(paths)
 }
