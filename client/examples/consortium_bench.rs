@@ -3,14 +3,17 @@
 //! measured in the same run on this machine (no storage nodes: the ledger
 //! alone).
 //!
-//! `cargo run --release -p strand-client --example consortium_bench -- [TRANSACTIONS] [BLOCK_MS] [SAMPLES]`
+//! `cargo run --release -p strand-client --example consortium_bench -- [TRANSACTIONS] [BLOCK_MS] [SAMPLES] [EPOCH_BLOCKS]`
 //!
 //! Throughput: TRANSACTIONS provider registrations from as many fresh
 //! accounts (signed before the clock starts), submitted over 32 connections
 //! spread across the ledger's addresses; the clock runs from the first
 //! submission until a block holding the last of them is final. Finality:
 //! SAMPLES single transactions on an idle chain, each from its submission
-//! until the ledger reports it finalised (polled every 5 ms).
+//! until the ledger reports it finalised (polled every 5 ms). Epoch
+//! boundaries: the time between each block and its parent (header
+//! timestamps) over the whole run, for the first block of an epoch (a
+//! consortium starts a new engine instance there) and for the others.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,6 +60,9 @@ struct Figures {
     cpu_per_thousand: f64,
     blocks: u64,
     finality_ms: Vec<f64>,
+    /// Parent-to-block times of epochs' first blocks, and of the others.
+    boundary_ms: Vec<f64>,
+    inner_ms: Vec<f64>,
 }
 
 async fn measure(
@@ -66,6 +72,7 @@ async fn measure(
     samples: usize,
     seed_base: u64,
     block_ms: u64,
+    epoch_blocks: u64,
 ) -> anyhow::Result<Figures> {
     let addresses: Vec<String> = ledger.split(',').map(str::to_string).collect();
     let mut client = LedgerClient::connect(ledger).await?;
@@ -146,7 +153,35 @@ async fn measure(
         finality_ms.push(submitted.elapsed().as_secs_f64() * 1000.0);
     }
     finality_ms.sort_by(f64::total_cmp);
-    Ok(Figures { transactions_per_second, cpu_per_thousand, blocks: next - start_height - 1, finality_ms })
+
+    // Block intervals at epoch boundaries and inside epochs, from start.
+    let head = client.status().await?.height;
+    let (mut boundary_ms, mut inner_ms) = (Vec::new(), Vec::new());
+    let mut parent: Option<u64> = None;
+    let mut height = start_height.max(1);
+    while height <= head {
+        let blocks = client.blocks(height, 64).await?;
+        anyhow::ensure!(!blocks.is_empty(), "the ledger serves no block at height {height}");
+        for bytes in &blocks {
+            let header = Block::from_bytes(bytes)?.header;
+            if let Some(parent) = parent {
+                let gap = header.timestamp_ms.saturating_sub(parent) as f64;
+                if header.height % epoch_blocks == 0 { boundary_ms.push(gap) } else { inner_ms.push(gap) }
+            }
+            parent = Some(header.timestamp_ms);
+            height = header.height + 1;
+        }
+    }
+    boundary_ms.sort_by(f64::total_cmp);
+    inner_ms.sort_by(f64::total_cmp);
+    Ok(Figures {
+        transactions_per_second,
+        cpu_per_thousand,
+        blocks: next - start_height - 1,
+        finality_ms,
+        boundary_ms,
+        inner_ms,
+    })
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -158,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
     let transactions: u64 = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(20_000);
     let block_ms: u64 = std::env::args().nth(2).and_then(|text| text.parse().ok()).unwrap_or(200);
     let samples: usize = std::env::args().nth(3).and_then(|text| text.parse().ok()).unwrap_or(20);
+    let epoch_blocks: u64 = std::env::args().nth(4).and_then(|text| text.parse().ok()).unwrap_or(600).max(2);
     let work = tempfile::Builder::new().prefix("strand-consortium-bench-").tempdir()?;
     let mut rows = Vec::new();
     for (name, validators) in [("consortium of 4 validators", 4), ("single sequencer", 0)] {
@@ -166,13 +202,13 @@ async fn main() -> anyhow::Result<()> {
             binaries: devnet::own_directory()?.parent().map(Path::to_path_buf).unwrap_or_default(),
             nodes: 0,
             block_interval_ms: block_ms,
-            epoch_blocks: 600,
+            epoch_blocks,
             validators,
         };
         let network = devnet::start(&config)?;
         let pids: Vec<u32> = network.processes.iter().map(devnet::Process::id).collect();
         let seed_base = if validators > 0 { 1 << 32 } else { 2 << 32 };
-        let figures = measure(&network.ledger, &pids, transactions, samples, seed_base, block_ms).await;
+        let figures = measure(&network.ledger, &pids, transactions, samples, seed_base, block_ms, epoch_blocks).await;
         devnet::stop(network);
         let figures = figures?;
         println!(
@@ -184,6 +220,17 @@ async fn main() -> anyhow::Result<()> {
             percentile(&figures.finality_ms, 0.9),
             figures.finality_ms.last().copied().unwrap_or(0.0)
         );
+        if !figures.boundary_ms.is_empty() && !figures.inner_ms.is_empty() {
+            println!(
+                "{name}: block after its parent, median (max): {:.0} ms ({:.0}) at the {} epochs' first blocks, {:.0} ms ({:.0}) at the {} others",
+                percentile(&figures.boundary_ms, 0.5),
+                figures.boundary_ms.last().copied().unwrap_or(0.0),
+                figures.boundary_ms.len(),
+                percentile(&figures.inner_ms, 0.5),
+                figures.inner_ms.last().copied().unwrap_or(0.0),
+                figures.inner_ms.len()
+            );
+        }
         rows.push(figures);
     }
     println!(
