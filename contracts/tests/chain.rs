@@ -288,22 +288,6 @@ fn formats_match_fixed_vectors() {
     );
 }
 
-fn consortium_set(validators: &[strand_core::Identity], beacon_key: Vec<u8>) -> strand_contracts::ValidatorSet {
-    strand_contracts::ValidatorSet::consortium(
-        validators
-            .iter()
-            .enumerate()
-            .map(|(index, validator)| strand_contracts::block::Validator {
-                account: account(validator),
-                organisation: format!("org-{index}"),
-                p2p: format!("127.0.0.1:{}", 9000 + index),
-                ledger: format!("127.0.0.1:{}", 9100 + index),
-            })
-            .collect(),
-        beacon_key,
-    )
-}
-
 /// A consortium's beacon: due from an epoch's first block, carried once by
 /// a block, checked by every replica against the genesis's key; a forged
 /// one, a second one, or one on a sequencer's chain makes the block

@@ -6,7 +6,7 @@
 mod support;
 
 use strand_contracts::beacon::{BEACON_NAMESPACE, BeaconSignature, Bls, deal, message};
-use strand_contracts::block::{Certificate, Finality, FinalityError, Validator, finalize_message};
+use strand_contracts::block::{Certificate, Finality, FinalityError, finalize_message};
 use strand_contracts::governance::{LEAD_EPOCHS, proposal_id};
 use strand_contracts::transaction::Body;
 use strand_contracts::{Block, BlockRejection, Genesis, Outcome, Rejection, Replica, Transaction, ValidatorSet};
@@ -16,19 +16,7 @@ use support::{account, identity};
 const EPOCH_BLOCKS: u64 = 4;
 
 fn set(validators: &[&Identity], beacon_key: Vec<u8>) -> ValidatorSet {
-    ValidatorSet::consortium(
-        validators
-            .iter()
-            .enumerate()
-            .map(|(index, validator)| Validator {
-                account: account(validator),
-                organisation: format!("org-{index}"),
-                p2p: format!("127.0.0.1:{}", 9000 + index),
-                ledger: format!("127.0.0.1:{}", 9100 + index),
-            })
-            .collect(),
-        beacon_key,
-    )
+    support::consortium_set(validators.iter().copied(), beacon_key)
 }
 
 /// A consortium replica driven block by block, each block certified by the
@@ -43,6 +31,24 @@ struct Consortium {
 }
 
 impl Consortium {
+    /// A consortium of `validators` (the first proposes every block).
+    fn new(validators: &[&Identity], beacon_key: Vec<u8>) -> Self {
+        let genesis = Genesis {
+            name: "governance".into(),
+            validators: set(validators, beacon_key),
+            epoch_blocks: EPOCH_BLOCKS,
+            timestamp_ms: 1,
+        };
+        Self {
+            replica: Replica::new(&genesis),
+            follower: Replica::new(&genesis),
+            genesis,
+            proposer: account(validators[0]),
+            nonces: Default::default(),
+            time: 1,
+        }
+    }
+
     fn transaction(&mut self, sender: &Identity, body: Body) -> Vec<u8> {
         let nonce = self.nonces.entry(account(sender)).or_insert(0);
         *nonce += 1;
@@ -103,20 +109,7 @@ fn more_than_two_thirds_change_the_validators_at_the_stated_epoch() {
     let keys: Vec<Identity> = (1..=6).map(|seed| identity(150 + seed)).collect();
     let (a, b, c, d, e, outsider) = (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4], &keys[5]);
     let (old_key, _) = deal(4, [1; 32]);
-    let genesis = Genesis {
-        name: "governance".into(),
-        validators: set(&[a, b, c, d], old_key),
-        epoch_blocks: EPOCH_BLOCKS,
-        timestamp_ms: 1,
-    };
-    let mut chain = Consortium {
-        replica: Replica::new(&genesis),
-        follower: Replica::new(&genesis),
-        genesis,
-        proposer: account(&keys[0]),
-        nonces: Default::default(),
-        time: 1,
-    };
+    let mut chain = Consortium::new(&[a, b, c, d], old_key);
     // d leaves, e joins, from epoch 2; e's beacon key is dealt to the new
     // set.
     let (new_key, new_shares) = deal(4, [2; 32]);
@@ -234,20 +227,7 @@ fn more_than_two_thirds_change_the_validators_at_the_stated_epoch() {
 fn proposals_are_bounded_and_expire_and_sequencer_chains_have_none() {
     let keys: Vec<Identity> = (1..=5).map(|seed| identity(170 + seed)).collect();
     let (a, b, c, d, e) = (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4]);
-    let genesis = Genesis {
-        name: "governance".into(),
-        validators: set(&[a, b, c, d], deal(4, [1; 32]).0),
-        epoch_blocks: EPOCH_BLOCKS,
-        timestamp_ms: 1,
-    };
-    let mut chain = Consortium {
-        replica: Replica::new(&genesis),
-        follower: Replica::new(&genesis),
-        genesis,
-        proposer: account(&keys[0]),
-        nonces: Default::default(),
-        time: 1,
-    };
+    let mut chain = Consortium::new(&[a, b, c, d], deal(4, [1; 32]).0);
     let first = set(&[a, b, c, e], deal(4, [2; 32]).0);
     let second = set(&[a, b, d, e], deal(4, [3; 32]).0);
     // a's second proposal replaces its first: one open proposal each.

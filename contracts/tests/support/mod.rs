@@ -22,6 +22,24 @@ pub fn account(identity: &Identity) -> AccountId {
     AccountId::of(&identity.public_key())
 }
 
+/// A consortium set of `validators` (organisation `org-<n>`, loopback
+/// addresses) with `beacon_key`.
+pub fn consortium_set<'a>(validators: impl IntoIterator<Item = &'a Identity>, beacon_key: Vec<u8>) -> ValidatorSet {
+    ValidatorSet::consortium(
+        validators
+            .into_iter()
+            .enumerate()
+            .map(|(index, validator)| strand_contracts::block::Validator {
+                account: account(validator),
+                organisation: format!("org-{index}"),
+                p2p: format!("127.0.0.1:{}", 9000 + index),
+                ledger: format!("127.0.0.1:{}", 9100 + index),
+            })
+            .collect(),
+        beacon_key,
+    )
+}
+
 pub fn genesis(sequencer: &Identity) -> Genesis {
     Genesis {
         name: "strand-test".into(),
