@@ -40,9 +40,32 @@ pub async fn sync(client: &mut LedgerClient, genesis: &Genesis, home: &Path) -> 
     Ok(follower)
 }
 
-/// The service's status as JSON.
-pub async fn status(client: &mut LedgerClient, genesis: &Genesis) -> anyhow::Result<Value> {
+/// The service's status as JSON, with the validators of the current epoch
+/// and any scheduled change, from the local replica (brought up to date,
+/// every block checked).
+pub async fn status(client: &mut LedgerClient, genesis: &Genesis, home: &Path) -> anyhow::Result<Value> {
     let status = client.status().await?;
+    let follower = sync(client, genesis, home).await?;
+    let state = follower.replica().state();
+    let members = |set: &strand_contracts::ValidatorSet| {
+        set.validators
+            .iter()
+            .map(|validator| {
+                json!({
+                    "account": validator.account.to_string(),
+                    "organisation": validator.organisation,
+                    "ledger": validator.ledger,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let change = state.validator_change.as_ref().map(|change| {
+        json!({
+            "effective_epoch": change.effective_epoch,
+            "proposal": change.proposal.to_string(),
+            "validators": members(&change.set),
+        })
+    });
     Ok(json!({
         "chain": status.chain.to_string(),
         "name": genesis.name,
@@ -52,11 +75,9 @@ pub async fn status(client: &mut LedgerClient, genesis: &Genesis) -> anyhow::Res
         "epoch_blocks": genesis.epoch_blocks,
         "mempool": status.mempool,
         "ordering": format!("{:?}", genesis.validators.ordering).to_lowercase(),
-        "validators": genesis.validators.validators.iter().map(|validator| json!({
-            "account": validator.account.to_string(),
-            "organisation": validator.organisation,
-            "ledger": validator.ledger,
-        })).collect::<Vec<_>>(),
+        "validators": members(&state.validators),
+        "validator_change": change,
+        "open_validator_proposals": state.validator_proposals.len(),
     }))
 }
 

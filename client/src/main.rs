@@ -703,7 +703,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn ledger_query(address: &str, query: LedgerQuery) -> anyhow::Result<serde_json::Value> {
     let (mut client, genesis) = ledger::connect(address, &keyfile::strand_home()).await?;
     match query {
-        LedgerQuery::Status => ledger::status(&mut client, &genesis).await,
+        LedgerQuery::Status => ledger::status(&mut client, &genesis, &keyfile::strand_home()).await,
         LedgerQuery::Block { height } => ledger::block(&mut client, height).await,
         LedgerQuery::Tx { hash } => ledger::transaction(&mut client, &hash).await,
         LedgerQuery::Account { key, key_file } => {

@@ -217,6 +217,20 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
             .any(|block| state.params.epoch_of(block.header.height) == epoch && block.header.beacon.is_some());
         assert!(carried, "epoch {epoch} got its beacon from the new set's key");
     }
+    // A client's `strand ledger status` names the validators in effect,
+    // from its own replica.
+    let home = tempfile::tempdir().expect("home");
+    let output = Command::new(&strand)
+        .args(["--json", "ledger", "status"])
+        .env("STRAND_HOME", home.path())
+        .env("STRAND_LEDGER", &joiner_ledger)
+        .output()
+        .expect("run strand");
+    assert!(output.status.success(), "{}", describe(&output));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let accounts: Vec<&str> =
+        shown["validators"].as_array().expect("validators").iter().filter_map(|v| v["account"].as_str()).collect();
+    assert!(accounts.contains(&joiner.to_string().as_str()) && !accounts.contains(&leaving.to_string().as_str()));
     // The other members serve the same chain.
     for address in &addresses[..3] {
         let theirs = blocks(&runtime, address, target);
