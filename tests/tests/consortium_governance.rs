@@ -110,8 +110,54 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         .map(|v| format!("{},{},{},{}", v.account, v.organisation, v.p2p, v.ledger))
         .collect();
     members.push(format!("{joiner},organisation-v5,{joiner_p2p},{joiner_ledger}"));
-    let shares = directory.join("new-shares");
     let key_of = |index: usize| data_dir(directory, index).join("identity.pem").to_str().expect("utf-8").to_string();
+    // The new set makes its beacon key together, without a dealer: the
+    // ceremony's four steps, each member in turn (the shared directory
+    // never holds a share in clear).
+    let ceremony = directory.join("ceremony");
+    let ceremony_arg = ceremony.to_str().expect("utf-8").to_string();
+    let round = effective.to_string();
+    let mut new = vec!["dkg", "new", "--dir", &ceremony_arg, "--name", "add-v5", "--round", &round];
+    let accounts: Vec<String> = genesis.genesis.validators.validators[..3]
+        .iter()
+        .map(|v| v.account.to_string())
+        .chain([joiner.to_string()])
+        .collect();
+    for account in &accounts {
+        new.extend(["--member", account.as_str()]);
+    }
+    validator(&new);
+    let keys: Vec<String> = (1..=3).map(key_of).chain([joiner_key.to_str().expect("utf-8").to_string()]).collect();
+    for step in ["deal", "ack", "log"] {
+        for key in &keys {
+            let said = validator(&["dkg", step, "--dir", &ceremony_arg, "--key", key]);
+            assert!(!said.contains("refused") && !said.contains("revealed"), "{said}");
+        }
+    }
+    let mut fingerprints = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let share = if index < 3 {
+            let target = data_dir(directory, index + 1).join("beacon-shares");
+            std::fs::create_dir_all(&target).expect("share directory");
+            target.join("next.beacon-share")
+        } else {
+            joiner_dir.join("beacon.share")
+        };
+        let said = validator(&[
+            "dkg",
+            "finish",
+            "--dir",
+            &ceremony_arg,
+            "--key",
+            key,
+            "--share-out",
+            share.to_str().expect("utf-8"),
+        ]);
+        fingerprints.push(said.split_whitespace().last().expect("the key's fingerprint").to_string());
+    }
+    assert!(fingerprints.windows(2).all(|pair| pair[0] == pair[1]), "every member derives the same key");
+    let observed = validator(&["dkg", "key", "--dir", &ceremony_arg]);
+    assert!(observed.contains(&fingerprints[0]), "anyone derives it from the logs: {observed}");
     let mut propose = vec![
         "governance".to_string(),
         "propose".into(),
@@ -123,8 +169,8 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         key_of(1),
         "--effective-epoch".into(),
         effective.to_string(),
-        "--shares-dir".into(),
-        shares.to_str().expect("utf-8").into(),
+        "--beacon-ceremony".into(),
+        ceremony_arg.clone(),
     ];
     for member in &members {
         propose.push("--validator".into());
@@ -138,14 +184,6 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         .expect("the proposal's id")
         .trim_end_matches(':')
         .to_string();
-    // Each new member's share goes to its data directory (the running
-    // validators read it when the new key takes effect).
-    let share_of = |account: &AccountId| shares.join(format!("{account}.beacon-share"));
-    for (index, member) in genesis.genesis.validators.validators[..3].iter().enumerate() {
-        let target = data_dir(directory, index + 1).join("beacon-shares");
-        std::fs::create_dir_all(&target).expect("share directory");
-        std::fs::copy(share_of(&member.account), target.join("next.beacon-share")).expect("copy the share");
-    }
     let shown = validator(&["governance", "show", "--genesis", genesis_arg, "--ledger", &ledger]);
     assert!(shown.contains(&format!("open proposal {proposal}")), "{shown}");
     assert!(shown.contains("approved by 1 of 4"), "{shown}");
@@ -174,7 +212,7 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         .arg(&joiner_dir)
         .args(["--p2p-listen", &joiner_p2p, "--ledger-listen", &joiner_ledger])
         .arg("--beacon-share")
-        .arg(share_of(&joiner))
+        .arg(joiner_dir.join("beacon.share"))
         .args(["--metrics-listen", "127.0.0.1:0", "--block-interval-ms", "200"]);
     let joining = Process::start("validator-5", command, "listening on", &directory.join("validator-5.log"))
         .expect("the joining validator starts");

@@ -14,7 +14,8 @@
 //! ```text
 //! magic            8   "STRNDSEL"
 //! version          2   1
-//! kind             2   what is inside (1 = recovery index, 2 = upload record)
+//! kind             2   what is inside (1 = recovery index, 2 = upload record,
+//!                      3/4 = grantee records, 5 = a beacon key dealing)
 //! recipient       32   ed25519 public key the record is sealed to
 //! encapsulated    32   HPKE encapsulated key
 //! plaintext len    8
@@ -51,6 +52,9 @@ pub enum SealKind {
     GranteeRecord,
     /// A range grantee's partial index and placement.
     GranteeRange,
+    /// A validator's evaluation of another's polynomial in the beacon key's
+    /// distributed generation (strand-consortium's ceremony).
+    BeaconDealing,
 }
 
 impl SealKind {
@@ -60,6 +64,7 @@ impl SealKind {
             Self::UploadRecord => 2,
             Self::GranteeRecord => 3,
             Self::GranteeRange => 4,
+            Self::BeaconDealing => 5,
         }
     }
 
@@ -69,6 +74,7 @@ impl SealKind {
             Self::UploadRecord => b"strand sealed upload record v1",
             Self::GranteeRecord => b"strand sealed grantee record v1",
             Self::GranteeRange => b"strand sealed grantee range v1",
+            Self::BeaconDealing => b"strand sealed beacon dealing v1",
         }
     }
 }

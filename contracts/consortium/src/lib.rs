@@ -6,6 +6,8 @@
 //! - [`block`]: the block the engine orders (a Strand header and its
 //!   transactions, named by the header's hash) and its codec for bytes from
 //!   any peer.
+//! - [`ceremony`]: the beacon key made by the validators together (a
+//!   distributed key generation over shared files), without a dealer.
 //! - [`app`]: proposing on the post-state of a not yet final parent,
 //!   verifying by re-execution, applying finalised blocks with their
 //!   certificate to the finalised replica and its store.
@@ -17,5 +19,6 @@
 pub mod app;
 pub mod beacon;
 pub mod block;
+pub mod ceremony;
 pub mod engine;
 pub mod validator;

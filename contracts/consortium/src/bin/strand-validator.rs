@@ -5,6 +5,11 @@
 //! strand-validator genesis new --out genesis.strand --name gene-banks --shares-dir shares \
 //!     --validator <account>,<organisation>,<p2p host:port>,<ledger host:port>   (one per member, ≥ 4)
 //!     # also deals the beacon key: shares/<account>.beacon-share, one per member, to hand over
+//! # or, without a dealer: the members make the beacon key together
+//! strand-validator dkg new --dir ceremony --name gene-banks --member <account> ...   (one per member)
+//! strand-validator dkg deal|ack|log --dir ceremony --key v.pem      # each member, step by step
+//! strand-validator dkg finish --dir ceremony --key v.pem --share-out v/beacon.share
+//! strand-validator genesis new ... --beacon-ceremony ceremony     # instead of --shares-dir
 //! strand-validator genesis sign --genesis genesis.strand --key v.pem   # each member, in turn
 //! strand-validator genesis show --genesis genesis.strand
 //! strand-validator run --genesis genesis.strand --data-dir v --key v.pem   # share in v/beacon.share
@@ -95,6 +100,89 @@ enum Command {
     /// two thirds of the current validators.
     #[command(subcommand)]
     Governance(GovernanceCommand),
+    /// Makes a beacon key among the members without a dealer (a distributed key generation
+    /// over files in a directory they share): `new`, then each member `deal`, `ack`, `log`,
+    /// `finish` in turn; `genesis new` or `governance propose` take `--beacon-ceremony <dir>`.
+    #[command(subcommand)]
+    Dkg(DkgCommand),
+}
+
+#[derive(Subcommand)]
+enum DkgCommand {
+    /// Starts a ceremony among the members (every validator of the new genesis or set).
+    New {
+        /// The ceremony's directory, shared by the members (no secret is written there in clear).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The chain's name (or the change's purpose).
+        #[arg(long)]
+        name: String,
+        /// 0 for a genesis; a governance change's effective epoch.
+        #[arg(long, default_value_t = 0)]
+        round: u64,
+        /// A member's account (once per member, at least 4).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    /// Step 1: deals as this member (its evaluations, sealed to each member).
+    Deal {
+        #[arg(long)]
+        dir: PathBuf,
+        /// This member's validator key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to keep this dealer's seed until `log` [default: beside the key].
+        #[arg(long)]
+        secrets: Option<PathBuf>,
+    },
+    /// Step 2: checks and acknowledges every member's dealing.
+    Ack {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Step 3: as dealer, takes the acknowledgements and writes the signed log.
+    Log {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        secrets: Option<PathBuf>,
+    },
+    /// Step 4: derives this member's share from the logs.
+    Finish {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the share (mode 0600): the validator's <data dir>/beacon.share, or a
+        /// file in <data dir>/beacon-shares/ for a change of validators.
+        #[arg(long)]
+        share_out: PathBuf,
+    },
+    /// Prints the fingerprint of the key the ceremony produced (anyone can, from the logs).
+    Key {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Where a new set's beacon key comes from: the members' own ceremony
+/// (`dkg`: nobody ever holds the key), or dealt here (this command sees
+/// every share until it is deleted).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct BeaconKeySource {
+    /// The directory of the members' finished `dkg` ceremony.
+    #[arg(long)]
+    beacon_ceremony: Option<PathBuf>,
+    /// Deal the key here instead, writing each member's share (`<account>.beacon-share`) to this
+    /// directory: hand each to its member alone, then delete them (whoever holds a quorum of
+    /// shares can compute every beacon).
+    #[arg(long)]
+    shares_dir: Option<PathBuf>,
 }
 
 /// Where a governance command reaches the ledger.
@@ -125,10 +213,8 @@ enum GovernanceCommand {
         /// (at least 4; list every member, staying or new).
         #[arg(long = "validator", required = true)]
         validators: Vec<String>,
-        /// Where to write each new member's beacon share (`<account>.beacon-share`): hand each
-        /// to its member alone (it passes it to `run --beacon-share`), then delete them.
-        #[arg(long)]
-        shares_dir: PathBuf,
+        #[command(flatten)]
+        beacon: BeaconKeySource,
     },
     /// Approves an open proposal (as one of the current validators).
     Approve {
@@ -164,10 +250,8 @@ enum GenesisCommand {
         /// A member: `<account>,<organisation>,<p2p host:port>,<ledger host:port>` (at least 4).
         #[arg(long = "validator", required = true)]
         validators: Vec<String>,
-        /// Where to write each member's beacon share (`<account>.beacon-share`): hand each to its
-        /// member alone, then delete them (whoever holds a quorum of shares can compute every beacon).
-        #[arg(long)]
-        shares_dir: PathBuf,
+        #[command(flatten)]
+        beacon: BeaconKeySource,
     },
     /// Adds this key's signature (every validator must sign before any runs).
     Sign {
@@ -285,24 +369,24 @@ fn main() -> anyhow::Result<()> {
             println!("{}", AccountId::of(&load_key(&key)?.public_key()));
             Ok(())
         }
-        Command::Genesis(GenesisCommand::New { out, name, epoch_blocks, validators, shares_dir }) => {
+        Command::Genesis(GenesisCommand::New { out, name, epoch_blocks, validators, beacon }) => {
             let validators = validators.iter().map(|text| parse_validator(text)).collect::<anyhow::Result<Vec<_>>>()?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
-            let mut seed = [0u8; 32];
-            rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
-            let (beacon_key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
+            let (beacon_key, dealt) = beacon_key(&beacon, &validators)?;
             let genesis = consortium_genesis(&name, validators, epoch_blocks, now, beacon_key);
             genesis.genesis.validators.check_consortium()?;
             anyhow::ensure!(epoch_blocks >= 2, "a consortium's epochs are at least 2 blocks long");
-            write_shares(&shares_dir, &genesis.genesis.validators, &shares)?;
+            if let Some((shares_dir, shares)) = &dealt {
+                write_shares(shares_dir, &genesis.genesis.validators, shares)?;
+            }
             write_genesis(&out, &genesis)?;
-            println!(
-                "chain {} written to {}: each validator now signs it; beacon shares in {} (give each member its own \
-                 as <data dir>/beacon.share, then delete them here)",
-                genesis.genesis.chain(),
-                out.display(),
-                shares_dir.display()
-            );
+            println!("chain {} written to {}: each validator now signs it", genesis.genesis.chain(), out.display());
+            if let Some((shares_dir, _)) = dealt {
+                println!(
+                    "beacon shares in {} (give each member its own as <data dir>/beacon.share, then delete them here)",
+                    shares_dir.display()
+                );
+            }
             Ok(())
         }
         Command::Genesis(GenesisCommand::Sign { genesis: path, key }) => {
@@ -322,6 +406,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(governance(command))
         }
+        Command::Dkg(command) => dkg(command),
         Command::Genesis(GenesisCommand::Show { genesis: path }) => {
             let genesis = read_genesis(&path)?;
             println!(
@@ -404,17 +489,18 @@ async fn submit(
 
 async fn governance(command: GovernanceCommand) -> anyhow::Result<()> {
     match command {
-        GovernanceCommand::Propose { ledger, key, effective_epoch, validators, shares_dir } => {
+        GovernanceCommand::Propose { ledger, key, effective_epoch, validators, beacon } => {
             let identity = load_key(&key)?;
             let validators = validators.iter().map(|text| parse_validator(text)).collect::<anyhow::Result<Vec<_>>>()?;
             let (_, replica, mut client) = follow(&ledger).await?;
-            let mut seed = [0u8; 32];
-            rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
-            let (beacon_key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
+            let (beacon_key, dealt) = beacon_key(&beacon, &validators)?;
             let set = strand_contracts::ValidatorSet::consortium(validators, beacon_key);
             set.check_consortium()?;
             let id = strand_contracts::governance::proposal_id(&set, effective_epoch);
-            let paths = write_shares(&shares_dir, &set, &shares)?;
+            let paths = match &dealt {
+                Some((shares_dir, shares)) => write_shares(shares_dir, &set, shares)?,
+                None => Vec::new(),
+            };
             println!("proposal {id}: {} validators from epoch {effective_epoch}", set.validators.len());
             let body = strand_contracts::Body::ProposeValidators { set, effective_epoch };
             if let Err(error) = submit(&replica, &mut client, &identity, body).await {
@@ -423,10 +509,13 @@ async fn governance(command: GovernanceCommand) -> anyhow::Result<()> {
                 }
                 return Err(error);
             }
-            println!(
-                "beacon shares of the new set in {}: give each member its own (`run --beacon-share`), then delete them",
-                shares_dir.display()
-            );
+            if let Some((shares_dir, _)) = dealt {
+                println!(
+                    "beacon shares of the new set in {}: give each member its own (into <data dir>/beacon-shares/), \
+                     then delete them",
+                    shares_dir.display()
+                );
+            }
             Ok(())
         }
         GovernanceCommand::Approve { ledger, key, proposal } => {
@@ -493,4 +582,91 @@ fn write_shares(
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(paths)
+}
+
+/// The beacon key of a set of `validators`: the members' ceremony's (its
+/// members must be exactly these validators), or dealt here (with the
+/// shares and where to write them).
+#[allow(clippy::type_complexity)]
+fn beacon_key(
+    source: &BeaconKeySource,
+    validators: &[Validator],
+) -> anyhow::Result<(Vec<u8>, Option<(PathBuf, Vec<Vec<u8>>)>)> {
+    if let Some(directory) = &source.beacon_ceremony {
+        let ceremony = strand_consortium::ceremony::Ceremony::read(directory)?;
+        let mut accounts: Vec<AccountId> = validators.iter().map(|validator| validator.account).collect();
+        accounts.sort();
+        anyhow::ensure!(
+            ceremony.members == accounts,
+            "the ceremony in {} is among other members than these validators",
+            directory.display()
+        );
+        let key = strand_consortium::ceremony::key(directory)
+            .with_context(|| format!("the ceremony in {} has not produced a key", directory.display()))?;
+        return Ok((key, None));
+    }
+    let shares_dir = source.shares_dir.clone().context("give --beacon-ceremony or --shares-dir")?;
+    let mut seed = [0u8; 32];
+    rand_core::Rng::fill_bytes(&mut rng(), &mut seed);
+    let (key, shares) = strand_contracts::beacon::deal(validators.len() as u32, seed);
+    Ok((key, Some((shares_dir, shares))))
+}
+
+fn dkg(command: DkgCommand) -> anyhow::Result<()> {
+    use strand_consortium::ceremony;
+    match command {
+        DkgCommand::New { dir, name, round, members } => {
+            let members = members
+                .iter()
+                .map(|text| text.parse().map_err(|_| anyhow::anyhow!("'{text}' is not an account (64 hex digits)")))
+                .collect::<anyhow::Result<Vec<AccountId>>>()?;
+            let created = ceremony::Ceremony::create(&dir, &name, round, &members)?;
+            println!(
+                "ceremony '{}' round {} among {} members in {}: each member now runs `dkg deal`",
+                created.name,
+                created.round,
+                created.members.len(),
+                dir.display()
+            );
+        }
+        DkgCommand::Deal { dir, key, secrets } => {
+            let secrets = secrets_dir(&key, secrets);
+            ceremony::deal(&dir, &load_key(&key)?, &secrets)?;
+            println!("dealt (seed kept in {}); when every member has dealt, each runs `dkg ack`", secrets.display());
+        }
+        DkgCommand::Ack { dir, key } => {
+            let refused = ceremony::ack(&dir, &load_key(&key)?)?;
+            for (dealer, reason) in &refused {
+                println!("refused dealer {dealer}: {reason}");
+            }
+            println!("acknowledged; when every member has, each runs `dkg log`");
+        }
+        DkgCommand::Log { dir, key, secrets } => {
+            let revealed = ceremony::log(&dir, &load_key(&key)?, &secrets_dir(&key, secrets))?;
+            for player in &revealed {
+                println!("no acknowledgement from {player}: its evaluation is revealed in the log");
+            }
+            println!("logged; when every member has, each runs `dkg finish`");
+        }
+        DkgCommand::Finish { dir, key, share_out } => {
+            let (share, beacon_key) = ceremony::finish(&dir, &load_key(&key)?)?;
+            keyfile::write_secret(&share_out, strand_contracts::beacon::share_file_text(&share).as_bytes(), false)
+                .with_context(|| format!("cannot write {}", share_out.display()))?;
+            println!(
+                "share written to {}; beacon key {}",
+                share_out.display(),
+                strand_contracts::Digest::of("strand beacon key", &[&beacon_key])
+            );
+        }
+        DkgCommand::Key { dir } => {
+            let beacon_key = ceremony::key(&dir)?;
+            println!("beacon key {}", strand_contracts::Digest::of("strand beacon key", &[&beacon_key]));
+        }
+    }
+    Ok(())
+}
+
+/// Where a member keeps its dealer's seed: `--secrets`, or beside its key.
+fn secrets_dir(key: &Path, secrets: Option<PathBuf>) -> PathBuf {
+    secrets.unwrap_or_else(|| key.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")))
 }
