@@ -212,11 +212,16 @@ pub fn deal(directory: &Path, identity: &Identity, secrets: &Path) -> anyhow::Re
     let ceremony = Ceremony::read(directory)?;
     let me = ceremony.member(identity)?;
     std::fs::create_dir_all(secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
+    let seed_file = seed_path(secrets, &ceremony);
+    anyhow::ensure!(
+        !seed_file.exists() && !dealing_path(directory, &me).exists(),
+        "this member has dealt in this ceremony already (its seed is {}): each member deals once",
+        seed_file.display()
+    );
     let mut seed = [0u8; 32];
     rand_core::Rng::fill_bytes(&mut rand_core::UnwrapErr(getrandom::SysRng), &mut seed);
     let (_, public, private) = dealer(&ceremony, identity, seed)?;
-    keyfile::write_secret(&seed_path(secrets, &ceremony), hex::encode(seed).as_bytes(), false)
-        .context("cannot keep the dealer's seed")?;
+    keyfile::write_secret(&seed_file, hex::encode(seed).as_bytes(), false).context("cannot keep the dealer's seed")?;
     write_new(&dealing_path(directory, &me), &signed(identity, ceremony.round, "commitment", &public.encode()))?;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     for (player, message) in private {
