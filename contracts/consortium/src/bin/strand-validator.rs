@@ -107,6 +107,17 @@ enum Command {
     Dkg(DkgCommand),
 }
 
+/// A member acting in a ceremony.
+#[derive(clap::Args)]
+struct CeremonyMember {
+    /// The ceremony's directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// This member's validator key.
+    #[arg(long)]
+    key: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum DkgCommand {
     /// Starts a ceremony among the members (every validator of the new genesis or set).
@@ -126,37 +137,29 @@ enum DkgCommand {
     },
     /// Step 1: deals as this member (its evaluations, sealed to each member).
     Deal {
-        #[arg(long)]
-        dir: PathBuf,
-        /// This member's validator key.
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        member: CeremonyMember,
         /// Where to keep this dealer's seed until `log` [default: beside the key].
         #[arg(long)]
         secrets: Option<PathBuf>,
     },
     /// Step 2: checks and acknowledges every member's dealing.
     Ack {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        member: CeremonyMember,
     },
     /// Step 3: as dealer, takes the acknowledgements and writes the signed log.
     Log {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        member: CeremonyMember,
+        /// Where this dealer's seed was kept [default: beside the key].
         #[arg(long)]
         secrets: Option<PathBuf>,
     },
     /// Step 4: derives this member's share from the logs.
     Finish {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        member: CeremonyMember,
         /// Where to write the share (mode 0600): the validator's <data dir>/beacon.share, or a
         /// file in <data dir>/beacon-shares/ for a change of validators.
         #[arg(long)]
@@ -629,26 +632,26 @@ fn dkg(command: DkgCommand) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        DkgCommand::Deal { dir, key, secrets } => {
+        DkgCommand::Deal { member: CeremonyMember { dir, key }, secrets } => {
             let secrets = secrets_dir(&key, secrets);
             ceremony::deal(&dir, &load_key(&key)?, &secrets)?;
             println!("dealt (seed kept in {}); when every member has dealt, each runs `dkg ack`", secrets.display());
         }
-        DkgCommand::Ack { dir, key } => {
+        DkgCommand::Ack { member: CeremonyMember { dir, key } } => {
             let refused = ceremony::ack(&dir, &load_key(&key)?)?;
             for (dealer, reason) in &refused {
                 println!("refused dealer {dealer}: {reason}");
             }
             println!("acknowledged; when every member has, each runs `dkg log`");
         }
-        DkgCommand::Log { dir, key, secrets } => {
+        DkgCommand::Log { member: CeremonyMember { dir, key }, secrets } => {
             let revealed = ceremony::log(&dir, &load_key(&key)?, &secrets_dir(&key, secrets))?;
             for player in &revealed {
                 println!("no acknowledgement from {player}: its evaluation is revealed in the log");
             }
             println!("logged; when every member has, each runs `dkg finish`");
         }
-        DkgCommand::Finish { dir, key, share_out } => {
+        DkgCommand::Finish { member: CeremonyMember { dir, key }, share_out } => {
             let (share, beacon_key) = ceremony::finish(&dir, &load_key(&key)?)?;
             keyfile::write_secret(&share_out, strand_contracts::beacon::share_file_text(&share).as_bytes(), false)
                 .with_context(|| format!("cannot write {}", share_out.display()))?;
