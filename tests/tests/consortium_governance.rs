@@ -75,6 +75,8 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
     binary("strand-consortium", "strand-validator");
     let data = tempfile::tempdir().expect("temporary directory");
     let directory = data.path();
+    let clock = Instant::now();
+    let phase = |what: &str| eprintln!("[{:>6.1} s] {what}", clock.elapsed().as_secs_f64());
     let config = DevnetConfig {
         directory: directory.to_path_buf(),
         binaries: strand.parent().expect("binary directory").to_path_buf(),
@@ -102,7 +104,9 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
     let (joiner_p2p, joiner_ledger) =
         (devnet::free_address().expect("address"), devnet::free_address().expect("address"));
 
+    phase("devnet started");
     wait_for_height(&runtime, &addresses[0], 3, Duration::from_secs(60));
+    phase("height 3");
     let epoch = status(&runtime, &addresses[0]).expect("status").epoch;
     let effective = epoch + 3;
     let mut members: Vec<String> = genesis.genesis.validators.validators[..3]
@@ -158,6 +162,7 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
     assert!(fingerprints.windows(2).all(|pair| pair[0] == pair[1]), "every member derives the same key");
     let observed = validator(&["dkg", "key", "--dir", &ceremony_arg]);
     assert!(observed.contains(&fingerprints[0]), "anyone derives it from the logs: {observed}");
+    phase("ceremony done");
     let mut propose = vec![
         "governance".to_string(),
         "propose".into(),
@@ -202,6 +207,7 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         ]);
         assert!(approved.contains("accepted at height"), "{approved}");
     }
+    phase("approved");
     let shown = validator(&["governance", "show", "--genesis", genesis_arg, "--ledger", &ledger]);
     assert!(shown.contains(&format!("scheduled from epoch {effective} (proposal {proposal})")), "{shown}");
 
@@ -217,11 +223,11 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
     let joining = Process::start("validator-5", command, "listening on", &directory.join("validator-5.log"))
         .expect("the joining validator starts");
     processes.push(Some(joining));
+    phase("joiner started");
 
     // The new set finalises its epochs; the removed validator stops.
     let first = effective * EPOCH_BLOCKS;
-    let target = first + 2 * EPOCH_BLOCKS + 5;
-    wait_for_height(&runtime, &joiner_ledger, target, Duration::from_secs(180));
+    wait_for_height(&runtime, &joiner_ledger, first + 2 * EPOCH_BLOCKS, Duration::from_secs(180));
     let started = Instant::now();
     loop {
         if processes[3].as_mut().expect("validator 4").exited().is_some() {
@@ -231,24 +237,49 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         std::thread::sleep(Duration::from_millis(200));
     }
     processes[3] = None;
+    phase("the new set finalised two epochs; the removed validator stopped");
 
-    let chain = blocks(&runtime, &joiner_ledger, target);
-    let mut follower = Follower::new(Replica::new(&genesis.genesis), None);
-    let encoded: Vec<Vec<u8>> = chain.iter().map(Block::to_bytes).collect();
-    follower.ingest(&encoded).expect("a genesis-only follower accepts the chain across the change");
-    let state = follower.replica().state();
+    // The new validator takes part: it proposes blocks and signs
+    // certificates (a validator that joined late, or fell behind, first
+    // catches up; bounded).
+    let leaving = genesis.genesis.validators.validators[3].account;
+    let started = Instant::now();
+    let (chain, state) = loop {
+        let height = status(&runtime, &joiner_ledger).expect("the new validator answers").height;
+        let chain = blocks(&runtime, &joiner_ledger, height);
+        let mut follower = Follower::new(Replica::new(&genesis.genesis), None);
+        let encoded: Vec<Vec<u8>> = chain.iter().map(Block::to_bytes).collect();
+        follower.ingest(&encoded).expect("a genesis-only follower accepts the chain across the change");
+        let state = follower.replica().state().clone();
+        let index = state.validators.sorted().iter().position(|account| *account == joiner).expect("member") as u32;
+        let after: Vec<&Block> = chain.iter().filter(|block| block.header.height >= first).collect();
+        let proposes = after.iter().any(|block| block.header.proposer == joiner);
+        let signs =
+            after.iter().any(|block| matches!(&block.finality, Finality::Certificate(c) if c.signers.contains(&index)));
+        if proposes && signs {
+            break (chain, state);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the new validator did not propose ({proposes}) and sign ({signs}) within 120 s, at height {height}; \
+             its log ends:\n{}",
+            std::fs::read_to_string(directory.join("validator-5.log"))
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    phase("the new validator proposes and signs");
+    let target = chain.len() as u64;
     assert_eq!(state.validators.sorted().len(), 4);
     assert!(state.validators.contains(&joiner), "the new validator is in the set");
-    let leaving = genesis.genesis.validators.validators[3].account;
     assert!(!state.validators.contains(&leaving));
     let after: Vec<&Block> = chain.iter().filter(|block| block.header.height >= first).collect();
-    assert!(after.iter().any(|block| block.header.proposer == joiner), "the new validator proposes");
-    assert!(after.iter().all(|block| block.header.proposer != leaving), "the removed one does not");
-    let index = state.validators.sorted().iter().position(|account| *account == joiner).expect("member") as u32;
-    assert!(
-        after.iter().any(|block| matches!(&block.finality, Finality::Certificate(c) if c.signers.contains(&index))),
-        "the new validator signs certificates"
-    );
+    assert!(after.iter().all(|block| block.header.proposer != leaving), "the removed one does not propose");
     for epoch in effective..=effective + 1 {
         let carried = chain
             .iter()
@@ -274,8 +305,13 @@ fn governance_replaces_a_validator_by_a_new_organisations_at_the_stated_epoch() 
         let theirs = blocks(&runtime, address, target);
         assert!(theirs.iter().zip(&chain).all(|(a, b)| a.header == b.header), "{address} serves another chain");
     }
+    phase("checked");
     for process in processes.into_iter().flatten() {
         process.kill();
     }
     devnet::stop(devnet);
+    // Connections to stopped processes may still be waiting out their
+    // timeouts: do not wait for them.
+    runtime.shutdown_background();
+    phase("stopped");
 }
