@@ -38,18 +38,26 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
     let chain = genesis.chain();
 
     // Four submitters, each with its own accounts, submitting as fast as the
-    // sequencer acknowledges; the sequencer is killed in the middle.
+    // sequencer acknowledges; the sequencer is killed in the middle: once
+    // 100 are acknowledged (not after a fixed time, which a fast machine
+    // outruns), of a burst of 4,000.
+    const BURST: usize = 4 * 5 * 200;
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut submitters = Vec::new();
     for submitter in 0..4u8 {
         let address = address.clone();
+        let counted = std::sync::Arc::clone(&counted);
         submitters.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let Ok(mut client) = LedgerClient::connect(&address).await else { return acknowledged };
-            for nonce in 1..=60u64 {
+            for nonce in 1..=200u64 {
                 for account in 0..5u8 {
                     let who = Identity::from_secret_bytes(&[submitter * 10 + account + 1; 32]);
                     match client.submit(registration(chain, &who, nonce)).await {
-                        Ok(Ok(hash)) => acknowledged.push(hash),
+                        Ok(Ok(hash)) => {
+                            acknowledged.push(hash);
+                            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Ok(Err(reason)) => panic!("refused a valid transaction: {reason}"),
                         Err(_) => return acknowledged, // the sequencer is gone
                     }
@@ -58,18 +66,22 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_transaction() {
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waited = std::time::Instant::now();
+    while counted.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "the burst did not start within 60 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     sequencer.kill();
     let mut acknowledged: Vec<Digest> = Vec::new();
     for submitter in submitters {
         acknowledged.extend(submitter.await.expect("submitter"));
     }
     assert!(
-        acknowledged.len() >= 20,
+        acknowledged.len() >= 100,
         "the burst was under way when the sequencer died ({} acknowledged)",
         acknowledged.len()
     );
-    assert!(acknowledged.len() < 1200, "the kill came before the burst ended");
+    assert!(acknowledged.len() < BURST, "the kill came before the burst ended");
 
     let (_sequencer, address) = start(data.path());
     let mut client = LedgerClient::connect(&address).await.expect("reconnect");
