@@ -268,8 +268,9 @@ fn play(
     let mut player = Player::new(ceremony.info()?, engine_key(identity)?)
         .map_err(|error| anyhow::anyhow!("cannot play: {error:?}"))?;
     let mut acks = Vec::new();
-    for dealer in &ceremony.members {
-        let key = ceremony.keys()?.iter().find(|key| account_of(key) == *dealer).cloned().expect("a member's key");
+    for key in ceremony.keys()?.iter() {
+        let dealer = &account_of(key);
+        let key = key.clone();
         let ack = received(directory, ceremony, identity, dealer).and_then(|(public, private)| {
             match player.dealer_message::<N3f1>(key, public, private) {
                 Ok(Some(ack)) => Ok(ack),

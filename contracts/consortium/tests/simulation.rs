@@ -727,7 +727,9 @@ fn governance_replaces_a_validator_at_the_stated_epoch() {
         let index = next.sorted().iter().position(|account| *account == joined).expect("a member") as u32;
         assert!(after.iter().any(|block| matches!(&block.finality,
             Finality::Certificate(certificate) if certificate.epoch >= effective && certificate.signers.contains(&index))));
-        assert!(replica.state().beacons.get(&effective).is_some() || replica.state().epoch() > effective + 1);
+        // The new set's epochs got their beacons under its key: checked by
+        // check_agreement above (every complete epoch, each signature by a
+        // genesis-only follower).
         println!("governance: {} blocks, new set from height {first}, t={:?}", blocks.len(), context.current());
     });
 }
